@@ -1,0 +1,13 @@
+//! Users, their passwords, browser sessions and remembered consent.
+//!
+//! Password hashing is argon2id, always off the async executor and behind a semaphore so that
+//! a burst of logins cannot exhaust memory. An unknown username costs the same hash as a
+//! known one (a dummy hash), so timing does not reveal who exists.
+
+pub mod consent;
+pub mod login;
+pub mod password;
+pub mod session;
+pub mod throttle;
+
+pub use password::PasswordHasher;

@@ -1,0 +1,41 @@
+//! Browser sessions: created at login with a fresh random id (no fixation), stored by hash,
+//! found again from the cookie on any node.
+
+use crate::crypto::{SecretHasher, random_secret, random_token};
+use crate::store::{SessionRecord, SessionStore, StoreResult};
+
+/// A new session for `user_sub`; returns the cookie value and the stored record.
+pub async fn start(
+    store: &dyn SessionStore,
+    hasher: &SecretHasher,
+    user_sub: &str,
+    amr: &str,
+    now: i64,
+    ttl: i64,
+) -> StoreResult<(String, SessionRecord)> {
+    let token = random_secret();
+    let record = SessionRecord {
+        session_hash: hasher.hash(&token),
+        sid: random_token(16),
+        user_sub: user_sub.to_owned(),
+        auth_time: now,
+        amr: amr.to_owned(),
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    store.insert_session(&record).await?;
+    Ok((token, record))
+}
+
+/// The live session named by a cookie value, if any.
+pub async fn find(
+    store: &dyn SessionStore,
+    hasher: &SecretHasher,
+    cookie_value: Option<&str>,
+    now: i64,
+) -> StoreResult<Option<SessionRecord>> {
+    match cookie_value {
+        Some(v) if !v.is_empty() && v.len() <= 128 => store.get_session(&hasher.hash(v), now).await,
+        _ => Ok(None),
+    }
+}

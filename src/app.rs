@@ -1,0 +1,317 @@
+//! Start-up and the shared state every handler sees.
+//!
+//! `App` is one `Clone` struct of `Arc`s passed through axum's `State`: cheap to clone per
+//! request, and the only place where the backend, keys, caches and clock are chosen. The
+//! background tasks that keep a node in step with the others (cache invalidation, key reload,
+//! expiry housekeeping) are started here too.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::accounts::PasswordHasher;
+use crate::clock::Clock;
+use crate::config::{Config, MasterKeySource};
+use crate::crypto::{Sealer, SecretHasher};
+use crate::keys::{KeyError, Keys};
+use crate::protocol::discovery;
+use crate::store::{
+    self, ChangeVersions, ClientRecord, ConnectOptions, Store, StoreError, StoreResult,
+};
+
+/// How often a node polls the store's change counters. A client change or key rotation made
+/// through any node is seen by every node within this interval (plus one query).
+pub const CHANGE_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often expired rows are purged, and how many per table per round.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+pub const HOUSEKEEPING_BATCH: u32 = 1000;
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("LATCHKEY_MASTER_KEY: {0}")]
+    MasterKey(String),
+    #[error("LATCHKEY_DATABASE_URL: {0}")]
+    Database(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+}
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<Keys>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Arc<SecretHasher>,
+    pub passwords: Arc<PasswordHasher>,
+    pub clients: Arc<ClientCache>,
+    /// Both discovery documents, serialized once at start-up.
+    pub discovery: Arc<discovery::Documents>,
+}
+
+impl App {
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Opens the database (migrating unless told not to), loads or creates the signing keys
+    /// and builds the state. Binds nothing.
+    pub async fn start(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        run_migrations: bool,
+    ) -> Result<App, StartupError> {
+        let master_key = resolve_master_key(&config.master_key)?;
+        let store = open_store(&config).await?;
+        if run_migrations {
+            store.migrate().await?;
+        }
+        let sealer =
+            Sealer::new(&master_key).map_err(|e| StartupError::MasterKey(e.to_string()))?;
+        let keys = Keys::load_or_create(
+            store.as_ref(),
+            sealer,
+            clock.now(),
+            retired_key_publication(&config),
+        )
+        .await?;
+        let passwords = PasswordHasher::new(password_hash_concurrency());
+        let discovery = Arc::new(discovery::Documents::new(&config));
+        Ok(App {
+            hasher: Arc::new(SecretHasher::new(&master_key)),
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+            clock,
+            passwords,
+            clients: Arc::new(ClientCache::default()),
+            discovery,
+        })
+    }
+
+    /// A client by id, from the node's cache when possible.
+    pub async fn client(&self, client_id: &str) -> StoreResult<Option<Arc<ClientRecord>>> {
+        self.clients.get(self.store.as_ref(), client_id).await
+    }
+
+    /// Starts the tasks that keep this node in step with the database. They stop when the
+    /// returned handle is dropped or aborted.
+    pub fn spawn_background_tasks(&self) -> BackgroundTasks {
+        let watcher = tokio::spawn(watch_changes(self.clone()));
+        let housekeeping = tokio::spawn(housekeeping(self.clone()));
+        let metrics = tokio::spawn(metrics_upkeep());
+        BackgroundTasks {
+            handles: vec![watcher, housekeeping, metrics],
+        }
+    }
+}
+
+/// Handles of the background tasks; aborts them when dropped.
+pub struct BackgroundTasks {
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+/// Opens the configured database.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    store::open(
+        &config.database,
+        &ConnectOptions {
+            max_connections: config.database_max_connections,
+            acquire_timeout: Duration::from_millis(config.database_timeout_ms),
+        },
+    )
+    .await
+}
+
+/// A retired key stays in JWKS as long as any token it signed can still be valid.
+pub fn retired_key_publication(config: &Config) -> i64 {
+    config.access_token_ttl.max(config.id_token_ttl) + 60
+}
+
+/// One argon2id hash uses 19 MiB and a whole core for its duration. Half the cores (at least
+/// one) may hash at once: logins then never starve the other requests of CPU, and a burst of
+/// logins costs at most that many work areas of memory (19 MiB each).
+fn password_hash_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).max(1))
+        .unwrap_or(1)
+}
+
+/// Reads the master key, generating the key file for the embedded default when missing.
+pub fn resolve_master_key(source: &MasterKeySource) -> Result<[u8; 32], StartupError> {
+    match source {
+        MasterKeySource::Given(key) => Ok(*key),
+        MasterKeySource::File(path) => read_or_create_key_file(path),
+    }
+}
+
+fn read_or_create_key_file(path: &Path) -> Result<[u8; 32], StartupError> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let err = |what: &str, e: std::io::Error| {
+        StartupError::MasterKey(format!("{what} {}: {e}", path.display()))
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = engine.decode(text.trim()).map_err(|_| {
+                StartupError::MasterKey(format!("{} is not base64", path.display()))
+            })?;
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                StartupError::MasterKey(format!("{} must hold 32 bytes", path.display()))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| err("cannot create the directory of", e))?;
+            }
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            write_private_file(path, engine.encode(key).as_bytes())
+                .map_err(|e| err("cannot write", e))?;
+            Ok(key)
+        }
+        Err(e) => Err(err("cannot read", e)),
+    }
+}
+
+/// Writes a new file readable by its owner only (mode 0600 on Unix).
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Client metadata cached per node; emptied whenever the store's `clients` version moves.
+#[derive(Default)]
+pub struct ClientCache {
+    entries: RwLock<HashMap<String, Arc<ClientRecord>>>,
+}
+
+/// Upper bound on cached clients, so that lookups of random ids cannot grow memory.
+const CLIENT_CACHE_CAPACITY: usize = 10_000;
+
+impl ClientCache {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        client_id: &str,
+    ) -> StoreResult<Option<Arc<ClientRecord>>> {
+        if let Some(hit) = self.read().get(client_id).cloned() {
+            return Ok(Some(hit));
+        }
+        let Some(record) = store.get_client(client_id).await? else {
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        let mut entries = self.write();
+        if entries.len() >= CLIENT_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(client_id.to_owned(), record.clone());
+        Ok(Some(record))
+    }
+
+    pub fn clear(&self) {
+        self.write().clear();
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ClientRecord>>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ClientRecord>>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Polls the change counters; clears the client cache and reloads keys when they move.
+async fn watch_changes(app: App) {
+    let mut seen: Option<ChangeVersions> = None;
+    let mut interval = tokio::time::interval(CHANGE_POLL_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let versions = match app.store.change_versions().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not poll change versions");
+                // Nothing cached can be trusted to be current once polling fails.
+                app.clients.clear();
+                seen = None;
+                continue;
+            }
+        };
+        let previous = seen.unwrap_or_default();
+        if seen.is_none() || versions.clients != previous.clients {
+            app.clients.clear();
+        }
+        if (seen.is_none() || versions.keys != previous.keys)
+            && let Err(e) = app.keys.reload(app.store.as_ref(), app.now()).await
+        {
+            tracing::warn!(error = %e, "could not reload signing keys");
+            continue;
+        }
+        seen = Some(versions);
+    }
+}
+
+/// The Prometheus recorder keeps latency samples until its upkeep folds them into the
+/// histograms; without a scrape they would pile up, so upkeep runs on a timer.
+async fn metrics_upkeep() {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Some(handle) = crate::http::metrics::handle() {
+            handle.run_upkeep();
+        }
+    }
+}
+
+/// Deletes expired rows in bounded batches. Every node may run it: the deletes are
+/// idempotent and each takes only rows that are already dead.
+async fn housekeeping(app: App) {
+    let mut interval = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match app.store.purge_expired(app.now(), HOUSEKEEPING_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        // Retired keys past their publication window are dropped too, and the key set
+        // reloaded so JWKS stops listing them.
+        let cutoff = app.now() - retired_key_publication(&app.config);
+        match app.store.delete_retired_keys(cutoff).await {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Err(e) = app.keys.reload(app.store.as_ref(), app.now()).await {
+                    tracing::warn!(error = %e, "could not reload signing keys");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not delete retired keys"),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The audit log: security events stored in the database (readable through
+//! `GET /admin/events`) and emitted as structured log lines with target `latchkey::audit`.
+//!
+//! Callers pass identifiers only: a user's `sub`, a `client_id`, an IP address, and small
+//! non-secret details. Nothing here ever receives a secret, password, token or code, so none
+//! can end up in an event or a log line.
+
+use std::net::IpAddr;
+
+use crate::app::App;
+use crate::store::AuditEvent;
+
+/// The kinds of security event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    LoginSucceeded,
+    LoginFailed,
+    AccountLocked,
+    ClientAuthFailed,
+    ClientLocked,
+    ConsentGranted,
+    ConsentWithdrawn,
+    CodeReuseDetected,
+    RefreshReuseDetected,
+    ClientCreated,
+    ClientUpdated,
+    ClientDeleted,
+    ClientSecretRotated,
+    KeysRotated,
+    UserCreated,
+    UserUpdated,
+    UserDisabled,
+    UserDeleted,
+    PasswordChanged,
+    AdminAccessDenied,
+    Logout,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::LoginSucceeded => "login_succeeded",
+            Kind::LoginFailed => "login_failed",
+            Kind::AccountLocked => "account_locked",
+            Kind::ClientAuthFailed => "client_auth_failed",
+            Kind::ClientLocked => "client_locked",
+            Kind::ConsentGranted => "consent_granted",
+            Kind::ConsentWithdrawn => "consent_withdrawn",
+            Kind::CodeReuseDetected => "code_reuse_detected",
+            Kind::RefreshReuseDetected => "refresh_reuse_detected",
+            Kind::ClientCreated => "client_created",
+            Kind::ClientUpdated => "client_updated",
+            Kind::ClientDeleted => "client_deleted",
+            Kind::ClientSecretRotated => "client_secret_rotated",
+            Kind::KeysRotated => "keys_rotated",
+            Kind::UserCreated => "user_created",
+            Kind::UserUpdated => "user_updated",
+            Kind::UserDisabled => "user_disabled",
+            Kind::UserDeleted => "user_deleted",
+            Kind::PasswordChanged => "password_changed",
+            Kind::AdminAccessDenied => "admin_access_denied",
+            Kind::Logout => "logout",
+        }
+    }
+}
+
+/// One event to record. Build it with `Event::new(kind)` and the `with_*` setters.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: Kind,
+    pub user_sub: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<IpAddr>,
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Event {
+    pub fn new(kind: Kind) -> Self {
+        Event {
+            kind,
+            user_sub: None,
+            client_id: None,
+            ip: None,
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    pub fn user(mut self, sub: &str) -> Self {
+        self.user_sub = Some(sub.to_owned());
+        self
+    }
+
+    pub fn client(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+
+    pub fn ip(mut self, ip: Option<IpAddr>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    /// A non-secret detail (a grant id, a count, a reason code).
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.detail.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Logs the event and stores it. A storage failure is logged and swallowed: losing an audit
+/// row must not turn a user's successful login into an error.
+pub async fn record(app: &App, event: Event) {
+    let detail = serde_json::Value::Object(event.detail).to_string();
+    let ip = event.ip.map(|ip| ip.to_string());
+    tracing::info!(
+        target: "latchkey::audit",
+        event = event.kind.as_str(),
+        sub = event.user_sub.as_deref(),
+        client_id = event.client_id.as_deref(),
+        ip = ip.as_deref(),
+        detail = %detail,
+        "security event"
+    );
+    let row = AuditEvent {
+        event_id: 0,
+        occurred_at: app.now(),
+        kind: event.kind.as_str().to_owned(),
+        user_sub: event.user_sub,
+        client_id: event.client_id,
+        ip,
+        detail,
+    };
+    if let Err(e) = app.store.record_event(&row).await {
+        tracing::error!(error = %e, "could not store an audit event");
+    }
+}

@@ -1,0 +1,487 @@
+//! The command line: `serve` (the default), `migrate`, and the operator commands `client`,
+//! `user` and `keys`, which do what the admin API does, straight against the database.
+//!
+//! The operator commands open the database exactly as the server does (`App::start`, which
+//! applies pending migrations and loads the signing keys), call the same `manage` operations
+//! as the admin API, and print the same JSON to stdout, so scripts can use either. Notes for
+//! people (such as "save this secret") go to stderr, keeping stdout machine-readable.
+
+use std::io::{BufRead, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::manage::{self, Page};
+use crate::protocol::admin::{parse_client_registration, parse_user_create};
+use crate::protocol::client::SUPPORTED_GRANT_TYPES;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Latchkey: an OAuth 2.0 and OpenID Connect authorization server",
+    long_about = "Latchkey: an OAuth 2.0 and OpenID Connect authorization server.\n\n\
+        Settings come from a TOML file (--config, default config/latchkey.toml when present) \
+        and LATCHKEY_* environment variables, which win. With no subcommand, `serve` runs.\n\n\
+        To get started: `latchkey migrate`, then `latchkey user create` and \
+        `latchkey client create` to add a first user and application, then `latchkey serve`. \
+        Run `latchkey <command> --help` for each command's options."
+)]
+pub struct Cli {
+    /// Path of the TOML configuration file (default: config/latchkey.toml when it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies pending migrations first unless --no-migrate).
+    Serve {
+        /// Do not apply pending database migrations on start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Register and manage applications (OAuth clients) that sign users in through Latchkey.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Create and manage the user accounts that log in on Latchkey's login page.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List or rotate the keys that sign access and ID tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a new client and print it as JSON, with its secret (shown only this once).
+    #[command(after_help = "Examples:\n  \
+        latchkey client create --name \"My web app\" --redirect-uri https://app.example.com/callback \\\n    \
+            --grant-type authorization_code --grant-type refresh_token --scope \"openid profile offline_access\"\n  \
+        latchkey client create --name \"Nightly job\" --grant-type client_credentials --scope api.read\n  \
+        latchkey client create --json client.json")]
+    Create(ClientCreateArgs),
+    /// List registered clients as JSON, 50 at a time (never shows secrets).
+    List(ListArgs),
+    /// Print one client's registered metadata as JSON (never shows its secret).
+    Show {
+        /// The client's id, as printed by `client create` or `client list`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+    /// Delete a client; its refresh tokens stop working and its access tokens are revoked.
+    Delete {
+        /// The client's id, as printed by `client create` or `client list`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+    /// Give a confidential client a new secret (printed once); the old one stops working.
+    RotateSecret {
+        /// The client's id, as printed by `client create` or `client list`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreateArgs {
+    /// Name shown to users on the consent page.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Where users are sent back after signing in: an exact https URL (http only for
+    /// 127.0.0.1, [::1] or localhost), no fragment. Repeat the flag for several.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// A grant type the client may use. Repeat the flag for several. Default:
+    /// authorization_code (users sign in through the browser).
+    #[arg(long = "grant-type", value_name = "GRANT", value_parser = PossibleValuesParser::new(SUPPORTED_GRANT_TYPES))]
+    pub grant_types: Vec<String>,
+    /// Space-separated scopes the client may request, in one quoted argument.
+    /// Default: "openid".
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+    /// How the client authenticates to the token endpoint: client_secret_basic (default) or
+    /// client_secret_post for server-side apps, which get a secret; none for apps that cannot
+    /// keep a secret (single-page and mobile apps), which must use PKCE.
+    #[arg(long = "auth-method", value_name = "METHOD", value_parser = PossibleValuesParser::new(["client_secret_basic", "client_secret_post", "none"]))]
+    pub auth_method: Option<String>,
+    /// Trusted first-party application: users are not asked for consent (unless the app
+    /// itself asks with prompt=consent).
+    #[arg(long)]
+    pub first_party: bool,
+    /// Read the full RFC 7591 client metadata from a JSON file ("-" for stdin) instead of
+    /// the flags above; the same document `POST /admin/clients` takes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "first_party"])]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Start after this id: pass the `next` value printed by the previous page.
+    #[arg(long, value_name = "CURSOR", allow_hyphen_values = true)]
+    pub after: Option<String>,
+    /// How many to print, 1 to 200.
+    #[arg(long, value_name = "N", default_value_t = manage::DEFAULT_PAGE_SIZE)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print it as JSON, including its `sub` (the id other commands take).
+    #[command(after_help = "Examples:\n  \
+        printf '%s\\n' \"$PASSWORD\" | latchkey user create --username alice --password-stdin \\\n    \
+            --email alice@example.com --email-verified --name \"Alice Liddell\"\n  \
+        latchkey user create --json alice.json --password-stdin < password.txt")]
+    Create(UserCreateArgs),
+    /// List users as JSON, 50 at a time (never shows passwords).
+    List(ListArgs),
+    /// Print one user as JSON.
+    Show {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
+    /// Delete a user, ending their sessions and revoking their tokens.
+    Delete {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
+    /// Set a user's password; their browser sessions end at once.
+    SetPassword {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    /// The name the user types on the login page (1 to 256 bytes, no control characters,
+    /// no leading or trailing spaces).
+    #[arg(long, value_name = "NAME", required_unless_present = "json")]
+    pub username: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Email address (released with the `email` scope).
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
+    /// Mark the email address as verified.
+    #[arg(long)]
+    pub email_verified: bool,
+    /// Full name (released with the `profile` scope).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Given (first) name.
+    #[arg(long, value_name = "NAME")]
+    pub given_name: Option<String>,
+    /// Family (last) name.
+    #[arg(long, value_name = "NAME")]
+    pub family_name: Option<String>,
+    /// Phone number, preferably in E.164 form such as +14155550100 (released with the
+    /// `phone` scope).
+    #[arg(long, value_name = "NUMBER")]
+    pub phone_number: Option<String>,
+    /// Create the account disabled: it cannot log in until enabled through the admin API.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Read the user from a JSON file ("-" for stdin) instead of the flags above: the same
+    /// document `POST /admin/users` takes (username, password, OpenID standard claims). A
+    /// password flag, when given, replaces the file's password.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["username", "email", "email_verified", "name", "given_name", "family_name", "phone_number", "disabled"])]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input (recommended).
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// The password itself. WARNING: it lands in your shell history and is visible to other
+    /// local users in the process list; prefer --password-stdin. At least 8 characters.
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the published signing keys (public information only) as JSON.
+    List,
+    /// Make a new signing key for every algorithm. The old keys stop signing at once and stay
+    /// published until every token they signed has expired.
+    Rotate,
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli, config: Config) -> CliResult {
+    match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
+        Command::Serve { no_migrate } => Ok(crate::server::run(config, !no_migrate).await?),
+        Command::Migrate => {
+            let store = crate::app::open_store(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(command) => client(&open(config).await?, command).await,
+        Command::User(command) => user(&open(config).await?, command).await,
+        Command::Keys(command) => keys(&open(config).await?, command).await,
+    }
+}
+
+/// Opens the database as the server would (migrating it, loading or creating the keys).
+async fn open(config: Config) -> Result<App, Box<dyn std::error::Error>> {
+    Ok(App::start(config, Arc::new(SystemClock), true).await?)
+}
+
+fn print_json(value: &impl serde::Serialize) -> CliResult {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn client(app: &App, command: ClientCommand) -> CliResult {
+    match command {
+        ClientCommand::Create(args) => {
+            let document = match &args.json {
+                Some(path) => read_input(path)?,
+                None => serde_json::to_vec(&client_document(args))?,
+            };
+            let registration = parse_client_registration(&document)?;
+            let created = manage::clients::create(app, registration).await?;
+            print_json(&created)?;
+            if created.client_secret.is_some() {
+                eprintln!(
+                    "latchkey: save client_secret now; it is stored only as a hash and cannot be shown again"
+                );
+            }
+            Ok(())
+        }
+        ClientCommand::List(args) => {
+            let page = Page::new(args.after, Some(args.limit))?;
+            print_json(&manage::clients::list(app, &page).await?)
+        }
+        ClientCommand::Show { client_id } => {
+            print_json(&manage::clients::get(app, &client_id).await?)
+        }
+        ClientCommand::Delete { client_id } => {
+            manage::clients::delete(app, &client_id).await?;
+            eprintln!("latchkey: client {client_id} deleted");
+            Ok(())
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            print_json(&manage::clients::rotate_secret(app, &client_id).await?)?;
+            eprintln!("latchkey: save client_secret now; it cannot be shown again");
+            Ok(())
+        }
+    }
+}
+
+/// The RFC 7591 document the flags describe; it then goes through the same parser as the
+/// admin API's bodies, so both refuse the same things in the same words.
+fn client_document(args: ClientCreateArgs) -> Value {
+    let mut doc = Map::new();
+    if let Some(name) = args.name {
+        doc.insert("client_name".into(), Value::String(name));
+    }
+    if !args.redirect_uris.is_empty() {
+        doc.insert("redirect_uris".into(), string_array(args.redirect_uris));
+    }
+    if !args.grant_types.is_empty() {
+        doc.insert("grant_types".into(), string_array(args.grant_types));
+    }
+    if let Some(scope) = args.scope {
+        doc.insert("scope".into(), Value::String(scope));
+    }
+    if let Some(method) = args.auth_method {
+        doc.insert("token_endpoint_auth_method".into(), Value::String(method));
+    }
+    if args.first_party {
+        doc.insert("first_party".into(), Value::Bool(true));
+    }
+    Value::Object(doc)
+}
+
+fn string_array(values: Vec<String>) -> Value {
+    Value::Array(values.into_iter().map(Value::String).collect())
+}
+
+async fn user(app: &App, command: UserCommand) -> CliResult {
+    match command {
+        UserCommand::Create(args) => {
+            let document = user_document(args)?;
+            let request = parse_user_create(&serde_json::to_vec(&document)?)?;
+            print_json(&manage::users::create(app, request).await?)
+        }
+        UserCommand::List(args) => {
+            let page = Page::new(args.after, Some(args.limit))?;
+            print_json(&manage::users::list(app, &page).await?)
+        }
+        UserCommand::Show { sub } => print_json(&manage::users::get(app, &sub).await?),
+        UserCommand::Delete { sub } => {
+            manage::users::delete(app, &sub).await?;
+            eprintln!("latchkey: user {sub} deleted");
+            Ok(())
+        }
+        UserCommand::SetPassword { sub, password } => {
+            let Some(password) = password.read()? else {
+                return Err(NO_PASSWORD.into());
+            };
+            manage::users::set_password(app, &sub, &password).await?;
+            eprintln!("latchkey: password of user {sub} changed; their sessions have ended");
+            Ok(())
+        }
+    }
+}
+
+const NO_PASSWORD: &str = "give the password with --password-stdin (or --password)";
+
+/// The `POST /admin/users` document the flags (or the JSON file) describe.
+fn user_document(args: UserCreateArgs) -> Result<Value, Box<dyn std::error::Error>> {
+    if args.json.as_deref() == Some(std::path::Path::new("-")) && args.password.password_stdin {
+        return Err("--json - and --password-stdin cannot both read standard input".into());
+    }
+    let password = args.password.read()?;
+    let mut doc = match &args.json {
+        Some(path) => match serde_json::from_slice::<Value>(&read_input(path)?) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(format!("{}: must hold a JSON object", path.display()).into()),
+            Err(e) => return Err(format!("{}: not valid JSON: {e}", path.display()).into()),
+        },
+        None => {
+            let mut doc = Map::new();
+            let strings = [
+                ("username", args.username),
+                ("email", args.email),
+                ("name", args.name),
+                ("given_name", args.given_name),
+                ("family_name", args.family_name),
+                ("phone_number", args.phone_number),
+            ];
+            for (key, value) in strings {
+                if let Some(v) = value {
+                    doc.insert(key.into(), Value::String(v));
+                }
+            }
+            if args.email_verified {
+                doc.insert("email_verified".into(), Value::Bool(true));
+            }
+            if args.disabled {
+                doc.insert("disabled".into(), Value::Bool(true));
+            }
+            doc
+        }
+    };
+    match password {
+        Some(p) => {
+            doc.insert("password".into(), Value::String(p));
+        }
+        None if !doc.contains_key("password") => return Err(NO_PASSWORD.into()),
+        None => {}
+    }
+    Ok(Value::Object(doc))
+}
+
+impl PasswordArgs {
+    /// The password from whichever flag was given, or `None` when neither was.
+    fn read(&self) -> Result<Option<String>, Box<dyn std::error::Error>> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        if !self.password_stdin {
+            return Ok(None);
+        }
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line)? == 0 {
+            return Err("--password-stdin: standard input is empty".into());
+        }
+        // One line: the newline that ends it is not part of the password.
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        Ok(Some(password.to_owned()))
+    }
+}
+
+/// The bytes of a file, or of stdin for "-".
+fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    if path == std::path::Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+    }
+}
+
+async fn keys(app: &App, command: KeysCommand) -> CliResult {
+    match command {
+        KeysCommand::List => print_json(&manage::keys::list(app)),
+        KeysCommand::Rotate => print_json(&manage::keys::rotate(app).await?),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod tests {
+    use clap::CommandFactory;
+
+    use clap::Parser;
+
+    use super::{Cli, ClientCommand, Command, UserCommand};
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Ids are base64url and may start with `-`; they must still parse as ids, wherever the
+    /// flags go.
+    #[test]
+    fn ids_may_start_with_a_hyphen() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.command);
+        assert!(matches!(
+            parse(&["latchkey", "client", "show", "-n7hTZ"]),
+            Ok(Some(Command::Client(ClientCommand::Show { client_id }))) if client_id == "-n7hTZ"
+        ));
+        for args in [
+            &[
+                "latchkey",
+                "user",
+                "set-password",
+                "-abc",
+                "--password-stdin",
+            ][..],
+            &[
+                "latchkey",
+                "user",
+                "set-password",
+                "--password-stdin",
+                "-abc",
+            ][..],
+        ] {
+            match parse(args) {
+                Ok(Some(Command::User(UserCommand::SetPassword { sub, password }))) => {
+                    assert_eq!(sub, "-abc", "{args:?}");
+                    assert!(password.password_stdin, "{args:?}");
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(&["latchkey", "client", "list", "--after", "-xyz"]),
+            Ok(Some(Command::Client(ClientCommand::List(list)))) if list.after.as_deref() == Some("-xyz")
+        ));
+    }
+}

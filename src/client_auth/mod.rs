@@ -1,0 +1,271 @@
+//! Client authentication for the token, revocation and introspection endpoints
+//! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for public clients.
+//!
+//! Secrets are server-generated with 256 bits of entropy and stored as a keyed HMAC, so
+//! verification is one HMAC and a constant-time comparison: microseconds, never a password
+//! KDF. Every failure is the same `invalid_client`, whatever went wrong.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::accounts::throttle::{self, AfterFailure};
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::protocol::OAuthError;
+use crate::protocol::form::Params;
+use crate::store::ClientRecord;
+
+/// The credentials a request presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    Basic {
+        client_id: String,
+        secret: String,
+    },
+    Post {
+        client_id: String,
+        secret: String,
+    },
+    /// Only a `client_id`: a public client.
+    IdOnly {
+        client_id: String,
+    },
+}
+
+impl Presented {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Presented::Basic { client_id, .. }
+            | Presented::Post { client_id, .. }
+            | Presented::IdOnly { client_id } => client_id,
+        }
+    }
+
+    pub fn is_basic(&self) -> bool {
+        matches!(self, Presented::Basic { .. })
+    }
+}
+
+pub use crate::protocol::error::TokenEndpointError as ClientAuthError;
+
+/// Parses `Authorization: Basic` (RFC 7617) whose user and password are each
+/// form-urlencoded (RFC 6749 §2.3.1). `None` when the header is not Basic at all.
+pub fn parse_basic(header: &str) -> Option<Result<(String, String), ()>> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    Some(parse_basic_credentials(rest.trim()))
+}
+
+fn parse_basic_credentials(encoded: &str) -> Result<(String, String), ()> {
+    if encoded.len() > 4096 {
+        return Err(());
+    }
+    let decoded = STANDARD.decode(encoded).map_err(|_| ())?;
+    let text = String::from_utf8(decoded).map_err(|_| ())?;
+    let (id, secret) = text.split_once(':').ok_or(())?;
+    let unescape = |s: &str| -> Result<String, ()> {
+        // form-urlencoding: '+' is a space, then percent-decoding.
+        let spaced = s.replace('+', " ");
+        let bytes: Vec<u8> = percent_decode(&spaced)?;
+        String::from_utf8(bytes).map_err(|_| ())
+    };
+    let id = unescape(id)?;
+    if id.is_empty() {
+        return Err(());
+    }
+    Ok((id, unescape(secret)?))
+}
+
+fn percent_decode(s: &str) -> Result<Vec<u8>, ()> {
+    Ok(percent_encoding::percent_decode_str(s).collect())
+}
+
+/// Reads the credentials from the header and the form, refusing more than one method
+/// (RFC 6749 §2.3).
+pub fn presented(
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<Option<Presented>, ClientAuthError> {
+    let basic = authorization.and_then(parse_basic);
+    let fail = |basic_attempted: bool, msg: &'static str| ClientAuthError {
+        error: OAuthError::invalid_client(msg),
+        basic_attempted,
+    };
+    match basic {
+        Some(Err(())) => Err(fail(true, "the Basic credentials are malformed")),
+        Some(Ok((client_id, secret))) => {
+            if params.contains("client_secret") {
+                return Err(ClientAuthError {
+                    error: OAuthError::invalid_request(
+                        "use one client authentication method, not several",
+                    ),
+                    basic_attempted: true,
+                });
+            }
+            if let Some(form_id) = params.get("client_id")
+                && form_id != client_id
+            {
+                return Err(fail(true, "client_id does not match the Basic credentials"));
+            }
+            Ok(Some(Presented::Basic { client_id, secret }))
+        }
+        None => match (params.get("client_id"), params.get("client_secret")) {
+            (Some(id), Some(secret)) => Ok(Some(Presented::Post {
+                client_id: id.to_owned(),
+                secret: secret.to_owned(),
+            })),
+            (Some(id), None) => Ok(Some(Presented::IdOnly {
+                client_id: id.to_owned(),
+            })),
+            (None, Some(_)) => Err(fail(false, "client_secret without client_id")),
+            (None, None) => Ok(None),
+        },
+    }
+}
+
+/// Authenticates the client of a token-family request. Confidential clients must present
+/// their secret (Basic or post; both carry the same secret and are equally strong); public
+/// clients present only their id.
+///
+/// Failures are throttled per client id and per IP (`accounts::throttle`), and the lock is
+/// consulted on the failure path only: a correct 256-bit secret cannot have been guessed, so
+/// the success path stays free of database round trips (the token endpoint's hot path).
+pub async fn authenticate(
+    app: &App,
+    authorization: Option<&str>,
+    params: &Params,
+    ip: Option<IpAddr>,
+) -> Result<Arc<ClientRecord>, ClientAuthError> {
+    let presented = presented(authorization, params)?.ok_or(ClientAuthError {
+        error: OAuthError::invalid_client("client authentication is required"),
+        basic_attempted: false,
+    })?;
+    let basic_attempted = presented.is_basic();
+    // An id no client can have is refused before the lookup: some databases reject such
+    // strings outright (Postgres text cannot hold NUL), which must not become a 500.
+    if !plausible_client_id(presented.client_id()) {
+        return Err(failed(app, presented.client_id(), ip, basic_attempted).await);
+    }
+    let client = app
+        .client(presented.client_id())
+        .await
+        .map_err(|e| ClientAuthError {
+            error: e.into(),
+            basic_attempted,
+        })?;
+    let Some(client) = client else {
+        return Err(failed(app, presented.client_id(), ip, basic_attempted).await);
+    };
+    let verified = match (&presented, client.metadata.is_public(), &client.secret_hash) {
+        (Presented::IdOnly { .. }, true, _) => true,
+        (Presented::Basic { secret, .. } | Presented::Post { secret, .. }, false, Some(hash)) => {
+            app.hasher.verify(secret, hash)
+        }
+        _ => false,
+    };
+    if verified {
+        Ok(client)
+    } else {
+        Err(failed(app, presented.client_id(), ip, basic_attempted).await)
+    }
+}
+
+/// The answer to a failed authentication: 429 while the client id or the address is locked,
+/// else `invalid_client`, with the failure counted and recorded.
+async fn failed(
+    app: &App,
+    client_id: &str,
+    ip: Option<IpAddr>,
+    basic_attempted: bool,
+) -> ClientAuthError {
+    let now = app.now();
+    let client_key = throttle::client_key(client_id);
+    let ip_key = ip.map(|ip| throttle::client_ip_key(&ip.to_string()));
+    let mut keys = vec![client_key.as_str()];
+    if let Some(k) = &ip_key {
+        keys.push(k);
+    }
+    let error = match count_failure(app, &keys, &client_key, ip_key.as_deref(), now).await {
+        Ok(Some(retry_after)) => OAuthError::slow_down(retry_after),
+        Ok(None) => OAuthError::invalid_client("client authentication failed"),
+        Err(e) => {
+            // Throttling state unavailable: still refuse, and say nothing more.
+            tracing::warn!(error = %e, "could not update client authentication throttling");
+            OAuthError::invalid_client("client authentication failed")
+        }
+    };
+    let mut event = Event::new(Kind::ClientAuthFailed).ip(ip);
+    if plausible_client_id(client_id) {
+        event = event.client(client_id);
+    }
+    audit::record(app, event).await;
+    ClientAuthError {
+        error,
+        basic_attempted,
+    }
+}
+
+/// `Some(seconds)` when already locked; otherwise counts the failure and returns `None`.
+async fn count_failure(
+    app: &App,
+    keys: &[&str],
+    client_key: &str,
+    ip_key: Option<&str>,
+    now: i64,
+) -> Result<Option<u64>, crate::store::StoreError> {
+    let store = app.store.as_ref();
+    if let Some(wait) = throttle::retry_after(store, keys, now).await? {
+        return Ok(Some(wait));
+    }
+    let after = throttle::record_failure(store, client_key, throttle::CLIENT, now).await?;
+    if let Some(k) = ip_key {
+        throttle::record_failure(store, k, throttle::CLIENT_IP, now).await?;
+    }
+    if let AfterFailure::LockedOut { until } = after {
+        audit::record(app, Event::new(Kind::ClientLocked).detail("until", until)).await;
+    }
+    Ok(None)
+}
+
+/// Longest client id looked up; generated ids are 22 characters.
+const MAX_CLIENT_ID_LEN: usize = 256;
+
+/// Whether `client_id` could name a client: not overlong, no control characters.
+fn plausible_client_id(client_id: &str) -> bool {
+    client_id.len() <= MAX_CLIENT_ID_LEN && !client_id.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let enc = STANDARD.encode("my%20client:s%3Acret+x");
+        assert_eq!(
+            parse_basic(&format!("Basic {enc}")),
+            Some(Ok(("my client".to_owned(), "s:cret x".to_owned())))
+        );
+        assert_eq!(parse_basic("Bearer abc"), None);
+        assert_eq!(parse_basic("Basic !!!"), Some(Err(())));
+        let no_colon = STANDARD.encode("abc");
+        assert_eq!(parse_basic(&format!("Basic {no_colon}")), Some(Err(())));
+        let empty_id = STANDARD.encode(":secret");
+        assert_eq!(parse_basic(&format!("basic {empty_id}")), Some(Err(())));
+        let bad_utf8 = STANDARD.encode(b"\xff:\xfe");
+        assert_eq!(parse_basic(&format!("Basic {bad_utf8}")), Some(Err(())));
+    }
+
+    #[test]
+    fn implausible_client_ids_are_not_looked_up() {
+        assert!(plausible_client_id("Zx9_-abc"));
+        assert!(!plausible_client_id("a\0b"));
+        assert!(!plausible_client_id("a\nb"));
+        assert!(!plausible_client_id(&"a".repeat(MAX_CLIENT_ID_LEN + 1)));
+    }
+}

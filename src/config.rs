@@ -1,0 +1,534 @@
+//! Configuration: a TOML file plus `LATCHKEY_*` environment variables (environment wins),
+//! parsed raw by figment and then validated into the `Config` the rest of the program sees.
+//!
+//! Validation happens before anything binds a port or touches a database. Every failure is a
+//! `ConfigError` whose `Display` is one line naming the variable and what is wrong with it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::Deserialize;
+
+/// The default configuration file, read when present and no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/latchkey.toml";
+/// Where the embedded SQLite database and its generated master key live by default.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// A setting that failed validation: the variable's name and the reason, on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        Self {
+            variable: env_name(key),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn env_name(key: &str) -> String {
+    if key.is_empty() {
+        "configuration".to_owned()
+    } else {
+        format!("LATCHKEY_{}", key.to_ascii_uppercase())
+    }
+}
+
+/// The settings exactly as the file and environment spell them, before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuer: Option<String>,
+    listen: Option<String>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+    master_key: Option<String>,
+    access_token_ttl: Option<i64>,
+    refresh_token_ttl: Option<i64>,
+    refresh_token_idle_ttl: Option<i64>,
+    code_ttl: Option<i64>,
+    id_token_ttl: Option<i64>,
+    session_ttl: Option<i64>,
+    access_token_alg: Option<String>,
+    enable_password_grant: Option<bool>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    database_max_connections: Option<u32>,
+    database_timeout_ms: Option<u64>,
+    log_format: Option<String>,
+    trusted_proxies: Option<String>,
+}
+
+/// The signing algorithms Latchkey holds keys for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SigningAlg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+            SigningAlg::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "RS256" => Some(SigningAlg::Rs256),
+            "ES256" => Some(SigningAlg::Es256),
+            "EdDSA" => Some(SigningAlg::EdDsa),
+            _ => None,
+        }
+    }
+}
+
+/// Which database backend to use; picked once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    /// Path of the SQLite file; created when missing.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    pub fn is_embedded_default(&self) -> bool {
+        matches!(self, DatabaseUrl::Sqlite(p) if p == &default_sqlite_path())
+    }
+}
+
+fn default_sqlite_path() -> PathBuf {
+    Path::new(DEFAULT_DATA_DIR).join("latchkey.db")
+}
+
+/// Where the master key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    /// Given by `LATCHKEY_MASTER_KEY`.
+    Given([u8; 32]),
+    /// Read from (or generated into) this file, mode 0600; only for SQLite.
+    File(PathBuf),
+}
+
+impl fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MasterKeySource::Given(_) => f.write_str("Given(..)"),
+            MasterKeySource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+/// Output format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration. Handlers see only this.
+#[derive(Clone)]
+pub struct Config {
+    /// The issuer identifier without a trailing slash; every endpoint URL starts with it.
+    pub issuer: String,
+    pub issuer_is_https: bool,
+    pub listen: SocketAddr,
+    pub database: DatabaseUrl,
+    pub admin_token: Option<String>,
+    pub master_key: MasterKeySource,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub refresh_token_idle_ttl: i64,
+    pub code_ttl: i64,
+    pub id_token_ttl: i64,
+    pub session_ttl: i64,
+    pub access_token_alg: SigningAlg,
+    pub enable_password_grant: bool,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub database_max_connections: u32,
+    pub database_timeout_ms: u64,
+    pub log_format: LogFormat,
+    /// Proxies whose `X-Forwarded-For` is believed (exact addresses).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets (admin token, master key, database password) are never printed.
+        f.debug_struct("Config")
+            .field("issuer", &self.issuer)
+            .field("listen", &self.listen)
+            .field("access_token_alg", &self.access_token_alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the file (when present) and the process environment, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(path, &env)
+    }
+
+    /// Like `load`, with the environment given explicitly (tests use this).
+    pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        match path {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(ConfigError {
+                        variable: "--config".into(),
+                        reason: format!("file {} does not exist", p.display()),
+                    });
+                }
+                figment = figment.merge(Toml::file(p));
+            }
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_PATH);
+                if default.exists() {
+                    figment = figment.merge(Toml::file(default));
+                }
+            }
+        }
+        // Values from the environment are taken as strings and converted below, so that a
+        // token made only of digits stays a string and errors name the variable.
+        let mut raw: RawConfig = figment.extract().map_err(figment_error)?;
+        // The last entry for a name wins, as when a later assignment overrides an earlier one.
+        let lookup = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        if raw.database_url.is_none() {
+            raw.database_url = lookup("DATABASE_URL");
+        }
+        apply_env(&mut raw, &lookup)?;
+        validate(raw)
+    }
+}
+
+fn figment_error(err: figment::Error) -> ConfigError {
+    let key = err.path.last().cloned().unwrap_or_default();
+    let reason = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            return ConfigError {
+                variable: field.clone(),
+                reason: "unknown setting in the configuration file".into(),
+            };
+        }
+        kind => kind.to_string(),
+    };
+    ConfigError::new(&key, reason)
+}
+
+fn parse_env<T: std::str::FromStr>(key: &str, value: String) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(key, format!("`{value}` is not a valid value")))
+}
+
+fn apply_env(
+    raw: &mut RawConfig,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    macro_rules! string {
+        ($field:ident) => {
+            if let Some(v) = lookup(&env_name(stringify!($field))) {
+                raw.$field = Some(v);
+            }
+        };
+    }
+    macro_rules! parsed {
+        ($field:ident) => {
+            if let Some(v) = lookup(&env_name(stringify!($field))) {
+                raw.$field = Some(parse_env(stringify!($field), v)?);
+            }
+        };
+    }
+    string!(issuer);
+    string!(listen);
+    string!(database_url);
+    string!(admin_token);
+    string!(master_key);
+    string!(access_token_alg);
+    string!(tls_cert);
+    string!(tls_key);
+    string!(log_format);
+    string!(trusted_proxies);
+    parsed!(access_token_ttl);
+    parsed!(refresh_token_ttl);
+    parsed!(refresh_token_idle_ttl);
+    parsed!(code_ttl);
+    parsed!(id_token_ttl);
+    parsed!(session_ttl);
+    parsed!(enable_password_grant);
+    parsed!(database_max_connections);
+    parsed!(database_timeout_ms);
+    Ok(())
+}
+
+fn positive(key: &str, value: Option<i64>, default: i64) -> Result<i64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if v <= 0 {
+        return Err(ConfigError::new(
+            key,
+            "must be a positive number of seconds",
+        ));
+    }
+    Ok(v)
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let issuer_raw = raw
+        .issuer
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+    let (issuer, issuer_is_https) = validate_issuer(&issuer_raw)?;
+
+    let listen_raw = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+        ConfigError::new(
+            "listen",
+            format!("`{listen_raw}` is not an address like 127.0.0.1:8080"),
+        )
+    })?;
+
+    let database = match raw.database_url {
+        None => DatabaseUrl::Sqlite(default_sqlite_path()),
+        Some(url) => parse_database_url(&url)?,
+    };
+
+    let admin_token = match raw.admin_token {
+        Some(t) if t.trim().is_empty() => None,
+        Some(t) if t.len() < 16 => {
+            return Err(ConfigError::new(
+                "admin_token",
+                "must be at least 16 characters long",
+            ));
+        }
+        other => other,
+    };
+
+    let master_key = match raw.master_key {
+        Some(encoded) => MasterKeySource::Given(decode_master_key(&encoded)?),
+        None => match &database {
+            DatabaseUrl::Sqlite(_) => {
+                MasterKeySource::File(Path::new(DEFAULT_DATA_DIR).join("master.key"))
+            }
+            DatabaseUrl::Postgres(_) => {
+                return Err(ConfigError::new(
+                    "master_key",
+                    "is required with Postgres (32 random bytes, base64; e.g. `openssl rand -base64 32`)",
+                ));
+            }
+        },
+    };
+
+    let access_token_ttl = positive("access_token_ttl", raw.access_token_ttl, 3600)?;
+    let refresh_token_ttl = positive("refresh_token_ttl", raw.refresh_token_ttl, 2_592_000)?;
+    let refresh_token_idle_ttl = positive(
+        "refresh_token_idle_ttl",
+        raw.refresh_token_idle_ttl,
+        refresh_token_ttl,
+    )?;
+    let code_ttl = positive("code_ttl", raw.code_ttl, 60)?;
+    if code_ttl > 600 {
+        return Err(ConfigError::new(
+            "code_ttl",
+            "must be at most 600 seconds (RFC 6749 §4.1.2)",
+        ));
+    }
+    let id_token_ttl = positive("id_token_ttl", raw.id_token_ttl, 3600)?;
+    let session_ttl = positive("session_ttl", raw.session_ttl, 86_400)?;
+
+    let access_token_alg = match raw.access_token_alg {
+        None => SigningAlg::Es256,
+        Some(a) => SigningAlg::parse(a.trim()).ok_or_else(|| {
+            ConfigError::new(
+                "access_token_alg",
+                format!("`{a}` is not one of ES256, RS256, EdDSA"),
+            )
+        })?,
+    };
+
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            for (name, path) in [("tls_cert", &cert), ("tls_key", &key)] {
+                if !Path::new(path).is_file() {
+                    return Err(ConfigError::new(
+                        name,
+                        format!("file {path} does not exist"),
+                    ));
+                }
+            }
+            Some((PathBuf::from(cert), PathBuf::from(key)))
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "tls_key",
+                "must be set together with LATCHKEY_TLS_CERT",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "tls_cert",
+                "must be set together with LATCHKEY_TLS_KEY",
+            ));
+        }
+    };
+
+    let database_max_connections = raw.database_max_connections.unwrap_or(16);
+    if database_max_connections == 0 {
+        return Err(ConfigError::new(
+            "database_max_connections",
+            "must be at least 1",
+        ));
+    }
+    let database_timeout_ms = raw.database_timeout_ms.unwrap_or(5000);
+    if database_timeout_ms == 0 {
+        return Err(ConfigError::new(
+            "database_timeout_ms",
+            "must be at least 1",
+        ));
+    }
+    let log_format = match raw.log_format.as_deref().map(str::trim) {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "log_format",
+                format!("`{other}` is not text or json"),
+            ));
+        }
+    };
+
+    let mut trusted_proxies = Vec::new();
+    for part in raw.trusted_proxies.as_deref().unwrap_or("").split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        trusted_proxies.push(part.parse().map_err(|_| {
+            ConfigError::new("trusted_proxies", format!("`{part}` is not an IP address"))
+        })?);
+    }
+
+    Ok(Config {
+        issuer,
+        issuer_is_https,
+        listen,
+        database,
+        admin_token,
+        master_key,
+        access_token_ttl,
+        refresh_token_ttl,
+        refresh_token_idle_ttl,
+        code_ttl,
+        id_token_ttl,
+        session_ttl,
+        access_token_alg,
+        enable_password_grant: raw.enable_password_grant.unwrap_or(false),
+        tls,
+        database_max_connections,
+        database_timeout_ms,
+        log_format,
+        trusted_proxies,
+    })
+}
+
+/// The issuer must be an https URL without query or fragment, unless its host is loopback
+/// (OpenID Connect Discovery 1.0 §3; RFC 8414 §2).
+fn validate_issuer(raw: &str) -> Result<(String, bool), ConfigError> {
+    let err = |reason: &str| ConfigError::new("issuer", reason.to_owned());
+    let url = url::Url::parse(raw).map_err(|_| err("is not an absolute URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err("must not carry credentials"));
+    }
+    let is_https = match url.scheme() {
+        "https" => true,
+        "http" => {
+            if !is_loopback_host(&url) {
+                return Err(err(
+                    "must use https unless its host is a loopback address or localhost",
+                ));
+            }
+            false
+        }
+        _ => return Err(err("must be an https URL")),
+    };
+    if url.host().is_none() {
+        return Err(err("has no host"));
+    }
+    Ok((raw.trim_end_matches('/').to_owned(), is_https))
+}
+
+/// True for `localhost`, 127.0.0.0/8 and `[::1]`.
+pub fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(url.to_owned()));
+    }
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(ConfigError::new(
+                "database_url",
+                "sqlite URL has no file path",
+            ));
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    Err(ConfigError::new(
+        "database_url",
+        "must start with postgres:// or sqlite://",
+    ))
+}
+
+fn decode_master_key(encoded: &str) -> Result<[u8; 32], ConfigError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim()))
+        .map_err(|_| ConfigError::new("master_key", "is not valid base64"))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| ConfigError::new("master_key", "must decode to exactly 32 bytes"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,174 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::load_from(Some(Path::new("/dev/null")), &env(pairs))
+}
+
+fn check_error(pairs: &[(&str, &str)], variable: &str) {
+    let err = load(pairs)
+        .err()
+        .unwrap_or_else(|| panic!("{pairs:?} should fail"));
+    assert_eq!(err.variable, variable, "{err}");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn defaults_match_the_interface() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.issuer, "http://127.0.0.1:8080");
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        c.database,
+        DatabaseUrl::Sqlite(PathBuf::from("data/latchkey.db"))
+    );
+    assert!(c.admin_token.is_none());
+    assert_eq!(c.access_token_ttl, 3600);
+    assert_eq!(c.refresh_token_ttl, 2_592_000);
+    assert_eq!(c.code_ttl, 60);
+    assert_eq!(c.access_token_alg, SigningAlg::Es256);
+    assert!(!c.enable_password_grant);
+    assert!(c.tls.is_none());
+    assert_eq!(
+        c.master_key,
+        MasterKeySource::File(PathBuf::from("data/master.key"))
+    );
+}
+
+#[test]
+fn environment_overrides_and_parses() {
+    let c = load(&[
+        ("LATCHKEY_ISSUER", "https://id.example.com/"),
+        ("LATCHKEY_ACCESS_TOKEN_TTL", "600"),
+        ("LATCHKEY_ACCESS_TOKEN_ALG", "EdDSA"),
+        ("LATCHKEY_ENABLE_PASSWORD_GRANT", "true"),
+        ("LATCHKEY_ADMIN_TOKEN", "1234567890123456"),
+        ("DATABASE_URL", "postgres://u@h/db"),
+        (
+            "LATCHKEY_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.issuer, "https://id.example.com");
+    assert!(c.issuer_is_https);
+    assert_eq!(c.access_token_ttl, 600);
+    assert_eq!(c.access_token_alg, SigningAlg::EdDsa);
+    assert!(c.enable_password_grant);
+    assert_eq!(c.admin_token.as_deref(), Some("1234567890123456"));
+    assert_eq!(
+        c.database,
+        DatabaseUrl::Postgres("postgres://u@h/db".into())
+    );
+}
+
+#[test]
+fn latchkey_database_url_wins_over_database_url() {
+    let c = load(&[
+        ("DATABASE_URL", "postgres://a/b"),
+        ("LATCHKEY_DATABASE_URL", "sqlite://x.db"),
+    ])
+    .unwrap();
+    assert_eq!(c.database, DatabaseUrl::Sqlite(PathBuf::from("x.db")));
+}
+
+#[test]
+fn bad_values_name_their_variable() {
+    check_error(
+        &[("LATCHKEY_ISSUER", "http://id.example.com")],
+        "LATCHKEY_ISSUER",
+    );
+    check_error(&[("LATCHKEY_ISSUER", "not a url")], "LATCHKEY_ISSUER");
+    check_error(
+        &[("LATCHKEY_ISSUER", "https://id.example.com/?x=1")],
+        "LATCHKEY_ISSUER",
+    );
+    check_error(
+        &[("LATCHKEY_ISSUER", "ftp://id.example.com")],
+        "LATCHKEY_ISSUER",
+    );
+    check_error(&[("LATCHKEY_LISTEN", "nowhere")], "LATCHKEY_LISTEN");
+    check_error(
+        &[("LATCHKEY_ACCESS_TOKEN_TTL", "soon")],
+        "LATCHKEY_ACCESS_TOKEN_TTL",
+    );
+    check_error(
+        &[("LATCHKEY_ACCESS_TOKEN_TTL", "-5")],
+        "LATCHKEY_ACCESS_TOKEN_TTL",
+    );
+    check_error(&[("LATCHKEY_CODE_TTL", "0")], "LATCHKEY_CODE_TTL");
+    check_error(
+        &[("LATCHKEY_ACCESS_TOKEN_ALG", "HS256")],
+        "LATCHKEY_ACCESS_TOKEN_ALG",
+    );
+    check_error(
+        &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "maybe")],
+        "LATCHKEY_ENABLE_PASSWORD_GRANT",
+    );
+    check_error(
+        &[("LATCHKEY_DATABASE_URL", "mysql://x")],
+        "LATCHKEY_DATABASE_URL",
+    );
+    check_error(
+        &[("LATCHKEY_DATABASE_URL", "postgres://x/y")],
+        "LATCHKEY_MASTER_KEY",
+    );
+    check_error(
+        &[("LATCHKEY_MASTER_KEY", "not base64!")],
+        "LATCHKEY_MASTER_KEY",
+    );
+    check_error(&[("LATCHKEY_MASTER_KEY", "AAAA")], "LATCHKEY_MASTER_KEY");
+    check_error(&[("LATCHKEY_ADMIN_TOKEN", "short")], "LATCHKEY_ADMIN_TOKEN");
+    check_error(
+        &[("LATCHKEY_TLS_CERT", "/etc/hostname")],
+        "LATCHKEY_TLS_KEY",
+    );
+    check_error(
+        &[
+            ("LATCHKEY_TLS_CERT", "/nope.pem"),
+            ("LATCHKEY_TLS_KEY", "/nope.key"),
+        ],
+        "LATCHKEY_TLS_CERT",
+    );
+}
+
+#[test]
+fn loopback_issuers_may_use_http() {
+    for issuer in [
+        "http://localhost:8080",
+        "http://127.0.0.1",
+        "http://127.1.2.3:9",
+        "http://[::1]:8080",
+    ] {
+        assert!(load(&[("LATCHKEY_ISSUER", issuer)]).is_ok(), "{issuer}");
+    }
+}
+
+#[test]
+fn the_file_is_read_and_the_environment_wins() {
+    let dir = std::env::temp_dir().join(format!("latchkey-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("latchkey.toml");
+    std::fs::write(
+        &file,
+        "issuer = \"https://file.example\"\naccess_token_ttl = 120\ncode_ttl = 30\n",
+    )
+    .unwrap();
+    let c = Config::load_from(Some(&file), &env(&[("LATCHKEY_CODE_TTL", "45")])).unwrap();
+    assert_eq!(c.issuer, "https://file.example");
+    assert_eq!(c.access_token_ttl, 120);
+    assert_eq!(c.code_ttl, 45);
+    std::fs::write(&file, "isuer = \"typo\"\n").unwrap();
+    let err = Config::load_from(Some(&file), &[]).err().unwrap();
+    assert!(err.to_string().contains("isuer"), "{err}");
+    std::fs::write(&file, "access_token_ttl = \"soon\"\n").unwrap();
+    let err = Config::load_from(Some(&file), &[]).err().unwrap();
+    assert_eq!(err.variable, "LATCHKEY_ACCESS_TOKEN_TTL", "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

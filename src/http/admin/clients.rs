@@ -1,0 +1,99 @@
+//! `/admin/clients`: RFC 7591 registration and RFC 7592 read, replace and delete, plus
+//! secret rotation. Bad input of any kind is `invalid_client_metadata` (or
+//! `invalid_redirect_uri`), per RFC 7591 §3.2.2.
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{AdminAuth, created, json_body, json_response, no_content, page, path_id};
+use crate::app::App;
+use crate::http::error::AdminError;
+use crate::manage::clients;
+use crate::protocol::ErrorCode;
+use crate::protocol::admin::parse_client_registration;
+
+/// `POST /admin/clients` → 201 with the metadata, the id, and (confidential clients) the
+/// secret, shown this once.
+pub async fn create(
+    _: AdminAuth,
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let body = json_body(&headers, &body, ErrorCode::InvalidClientMetadata)?;
+    let registration = parse_client_registration(body)?;
+    let client = clients::create(&app, registration).await?;
+    Ok(created(
+        &format!("/admin/clients/{}", client.client_id),
+        &client,
+    ))
+}
+
+/// `GET /admin/clients?after=&limit=`.
+pub async fn list(
+    _: AdminAuth,
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AdminError> {
+    let page = page(query.as_deref())?;
+    Ok(json_response(
+        StatusCode::OK,
+        &clients::list(&app, &page).await?,
+    ))
+}
+
+/// `GET /admin/clients/{client_id}` (RFC 7592 §2.1).
+pub async fn show(
+    _: AdminAuth,
+    State(app): State<App>,
+    client_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let client_id = path_id(client_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &clients::get(&app, &client_id).await?,
+    ))
+}
+
+/// `PUT /admin/clients/{client_id}` (RFC 7592 §2.2): full replacement; never returns the
+/// secret.
+pub async fn replace(
+    _: AdminAuth,
+    State(app): State<App>,
+    client_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let client_id = path_id(client_id)?;
+    let body = json_body(&headers, &body, ErrorCode::InvalidClientMetadata)?;
+    let registration = parse_client_registration(body)?;
+    let client = clients::replace(&app, &client_id, registration).await?;
+    Ok(json_response(StatusCode::OK, &client))
+}
+
+/// `DELETE /admin/clients/{client_id}` (RFC 7592 §2.3) → 204.
+pub async fn delete(
+    _: AdminAuth,
+    State(app): State<App>,
+    client_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let client_id = path_id(client_id)?;
+    clients::delete(&app, &client_id).await?;
+    Ok(no_content())
+}
+
+/// `POST /admin/clients/{client_id}/secret` → 200 with the new secret, shown this once.
+pub async fn rotate_secret(
+    _: AdminAuth,
+    State(app): State<App>,
+    client_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let client_id = path_id(client_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &clients::rotate_secret(&app, &client_id).await?,
+    ))
+}

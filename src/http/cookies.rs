@@ -1,0 +1,57 @@
+//! The two browser cookies: the session (after login) and the interaction binding (ties a
+//! pending login or consent to the browser that started it). Both `HttpOnly`,
+//! `SameSite=Lax`, `Path=/`; with an https issuer also `Secure` and `__Host-` prefixed.
+
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+
+use crate::config::Config;
+
+pub fn session_name(config: &Config) -> &'static str {
+    if config.issuer_is_https {
+        "__Host-latchkey_session"
+    } else {
+        "latchkey_session"
+    }
+}
+
+pub fn binding_name(config: &Config) -> &'static str {
+    if config.issuer_is_https {
+        "__Host-latchkey_interaction"
+    } else {
+        "latchkey_interaction"
+    }
+}
+
+fn build(config: &Config, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
+    let mut cookie = Cookie::new(name, value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(config.issuer_is_https);
+    cookie.set_max_age(time_duration(max_age));
+    cookie
+}
+
+fn time_duration(seconds: i64) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(seconds)
+}
+
+pub fn session_cookie(config: &Config, value: String) -> Cookie<'static> {
+    build(config, session_name(config), value, config.session_ttl)
+}
+
+pub fn binding_cookie(config: &Config, value: String) -> Cookie<'static> {
+    build(
+        config,
+        binding_name(config),
+        value,
+        crate::authorize::INTERACTION_TTL,
+    )
+}
+
+/// A cookie value, when present and of sane length.
+pub fn read<'a>(jar: &'a CookieJar, name: &str) -> Option<&'a str> {
+    jar.get(name)
+        .map(|c| c.value())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}

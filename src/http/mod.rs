@@ -1,0 +1,211 @@
+//! HTTP: one route table built from per-audience routers (`oauth`, `oidc`, `ui`, `admin`,
+//! health), wrapped in the layers every response needs (security headers, body limit,
+//! timeout, tracing). Handlers only translate between HTTP and the protocol core.
+
+pub mod admin;
+pub mod client_ip;
+pub mod cookies;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod metrics;
+pub mod oauth;
+pub mod oidc;
+pub mod ui;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::protocol::discovery::paths;
+
+/// Request bodies larger than this are refused with 413 before any handler reads them.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A request that takes longer than this is answered with 503 (the database is the usual
+/// cause, and its own timeout is shorter).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Content-Security-Policy for every response: no script at all, styles only from our own
+/// stylesheet, no framing (the consent button cannot be clickjacked).
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
+/// The whole application.
+pub fn router(app: App) -> Router {
+    // Installed here so that every router (binary and tests) records into it.
+    let _ = metrics::handle();
+    let https = app.config.issuer_is_https;
+    // Browser-based clients (SPAs) call discovery, JWKS, token, revocation, introspection
+    // and userinfo from their own origin; no credentials are allowed, so cookies never ride
+    // along. The authorization endpoint, pages and the admin API get no CORS at all.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600));
+    // Everything that writes to the database runs to completion even when the client hangs
+    // up: axum drops a handler's future on disconnect, and a write dropped half-way (an open
+    // transaction, a consumed code not yet answered) is worse than finishing it.
+    let writes = oauth::authorization_router()
+        // The JSON 405 is set before the CORS layer so that it wraps it too: a preflight
+        // (OPTIONS) reaches the method-not-allowed fallback and must still get CORS headers.
+        .merge(
+            oauth::token_router()
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(cors.clone()),
+        )
+        .route(paths::LOGIN, get(ui::login::show).post(ui::login::submit))
+        .route(
+            paths::CONSENT,
+            get(ui::consent::show).post(ui::consent::submit),
+        )
+        .route(
+            paths::END_SESSION,
+            get(ui::logout::show).post(ui::logout::submit),
+        )
+        .route("/password", post(ui::password::submit))
+        .route(ui::account::PATH, get(ui::account::show))
+        .route(ui::account::LOGIN_PATH, post(ui::account::login))
+        .route(ui::account::CONSENTS_PATH, post(ui::account::withdraw))
+        .nest("/admin", admin::router())
+        .route_layer(axum::middleware::from_fn(run_to_completion));
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut router = Router::new()
+        .merge(writes)
+        .merge(
+            oidc::router()
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(cors),
+        )
+        .route("/static/latchkey.css", get(stylesheet))
+        .route("/metrics", get(metrics::render))
+        .merge(health::router())
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // A last resort against requests that take too long. The database answers 503 well
+        // before this (its own timeout), so what is left is a client that stalls while
+        // sending its body: 408, the client's problem, not the server's.
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP));
+    if https {
+        router = router.layer(header_layer(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    // Outermost: every request gets an id (kept when a trusted load balancer set one), echoed
+    // in the response and recorded on the request's log span. Spans carry the path only:
+    // query strings can hold hints and tokens, which must never reach a log.
+    // axum sets `Allow` as the innermost router finishes a response, after its layers ran;
+    // wrapping the whole router as the fallback of an outer one lets a layer see it.
+    Router::new()
+        .fallback_service(router)
+        .layer(axum::middleware::map_response(hide_allow_header))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            // The static documents (discovery, JWKS) log nothing; skipping their span keeps
+            // the hottest, cheapest answers cheap.
+            let path = request.uri().path();
+            if path == paths::JWKS || path.starts_with("/.well-known/") {
+                return tracing::Span::none();
+            }
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}
+
+/// Runs the rest of the request on its own task, so that dropping this future (the client
+/// went away) does not cancel the handler.
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Request ids: 96 random bits, base64url. They need to be unique, not secret, so the
+/// thread-local generator serves (no system call per request).
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut bytes = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/latchkey.css"),
+    )
+}
+
+/// axum adds `Allow` to every answer of a method-not-allowed fallback, including the 401 an
+/// unauthenticated caller gets from the admin API's; only a real 405 may list methods, so a
+/// stranger cannot map the admin paths.
+async fn hide_allow_header(mut response: axum::response::Response) -> axum::response::Response {
+    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().remove(header::ALLOW);
+    }
+    response
+}
+
+async fn method_not_allowed() -> impl axum::response::IntoResponse {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"error":"invalid_request","error_description":"this method is not allowed here"}"#,
+    )
+}
+
+async fn not_found() -> impl axum::response::IntoResponse {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"error":"not_found","error_description":"no such endpoint"}"#,
+    )
+}

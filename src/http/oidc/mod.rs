@@ -1,0 +1,46 @@
+//! The OpenID Connect endpoints: discovery, JWKS, userinfo.
+
+pub mod userinfo;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+use crate::protocol::discovery::paths;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route(paths::OPENID_CONFIGURATION, get(discovery))
+        .route(paths::OAUTH_AUTHORIZATION_SERVER, get(discovery))
+        .route(paths::JWKS, get(jwks))
+        .route(paths::USERINFO, get(userinfo::get).post(userinfo::post))
+}
+
+fn json_bytes(body: axum::body::Bytes, cache: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// Both well-known documents: serialized once at start-up.
+async fn discovery(State(app): State<App>) -> Response {
+    json_bytes(app.discovery.json.clone(), "public, max-age=300")
+}
+
+/// The key set's JWKS bytes, rebuilt only when the keys change. Short caching, so that
+/// clients see a rotation quickly.
+async fn jwks(State(app): State<App>) -> Response {
+    json_bytes(app.keys.current().jwks_json.clone(), "public, max-age=60")
+}

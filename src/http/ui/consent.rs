@@ -1,0 +1,174 @@
+//! `GET /consent` lists the scopes the user has not yet granted this client; `POST /consent`
+//! records Allow (and finishes with a code) or Deny (`access_denied` to the client).
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+use super::login::display_name;
+use super::text::{self, Text};
+use super::{
+    ConsentPage, ScopeLine, csrf_matches, csrf_token, error_page, expired_page, html,
+    render_decision,
+};
+use crate::accounts::{consent, session};
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::authorize::{self, Pending};
+use crate::http::client_ip::ClientIp;
+use crate::http::cookies;
+use crate::http::form::form_params;
+use crate::protocol::discovery::paths;
+use crate::protocol::form::Params;
+use crate::protocol::{OAuthError, Scope};
+use crate::store::SessionRecord;
+
+const PURPOSE: &str = "consent";
+
+/// The pending request, the browser's binding and its session; or the response to send
+/// instead (expired page, or back to login when there is no session).
+async fn load(
+    app: &App,
+    jar: &CookieJar,
+    interaction: &str,
+) -> Result<(Pending, String, SessionRecord), Response> {
+    let binding = cookies::read(jar, cookies::binding_name(&app.config));
+    let pending = match authorize::load_pending(app, interaction, binding).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(expired_page(&text::EN)),
+        Err(e) => return Err(error_page(&text::EN, &e.into())),
+    };
+    let t = text::for_locales(pending.request.ui_locales.as_deref());
+    let session_cookie = cookies::read(jar, cookies::session_name(&app.config));
+    let session =
+        match session::find(app.store.as_ref(), &app.hasher, session_cookie, app.now()).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Err(Redirect::to(&format!(
+                    "{}?interaction={}",
+                    paths::LOGIN,
+                    pending.interaction_id
+                ))
+                .into_response());
+            }
+            Err(e) => return Err(error_page(t, &e.into())),
+        };
+    Ok((pending, binding.unwrap_or_default().to_owned(), session))
+}
+
+pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let (pending, binding, session) =
+        match load(&app, &jar, params.get("interaction").unwrap_or_default()).await {
+            Ok(v) => v,
+            Err(response) => return response,
+        };
+    let t = text::for_locales(pending.request.ui_locales.as_deref());
+    let requested = Scope::parse_lenient(&pending.request.scope);
+    let missing = match consent::missing_scopes(
+        app.store.as_ref(),
+        &session.user_sub,
+        &pending.client.client_id,
+        &requested,
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => return error_page(t, &e.into()),
+    };
+    // prompt=consent asks again even when everything was granted: then show it all.
+    let shown = if missing.is_empty() {
+        requested
+    } else {
+        missing
+    };
+    let username = match app.store.get_user(&session.user_sub).await {
+        Ok(Some(u)) => u.username,
+        Ok(None) => return expired_page(t),
+        Err(e) => return error_page(t, &e.into()),
+    };
+    render(&app, t, &pending, &binding, &session, &username, &shown)
+}
+
+fn render(
+    app: &App,
+    t: &Text,
+    pending: &Pending,
+    binding: &str,
+    session: &SessionRecord,
+    username: &str,
+    scope: &Scope,
+) -> Response {
+    let csrf = csrf_token(app, PURPOSE, &pending.interaction_id, binding, &session.sid);
+    let scopes = scope
+        .iter()
+        .map(|s| ScopeLine {
+            name: s.to_owned(),
+            description: t.describe_scope(s),
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        &ConsentPage {
+            t,
+            client_name: display_name(&pending.client),
+            interaction: &pending.interaction_id,
+            csrf_token: &csrf,
+            username,
+            scopes,
+        },
+    )
+}
+
+pub async fn submit(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match form_params(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return error_page(&text::EN, &e),
+    };
+    let (pending, binding, session) =
+        match load(&app, &jar, params.get("interaction").unwrap_or_default()).await {
+            Ok(v) => v,
+            Err(response) => return response,
+        };
+    let t = text::for_locales(pending.request.ui_locales.as_deref());
+    let expected = csrf_token(
+        &app,
+        PURPOSE,
+        &pending.interaction_id,
+        &binding,
+        &session.sid,
+    );
+    if !csrf_matches(&expected, params.get("csrf_token")) {
+        return expired_page(t);
+    }
+    let allowed = match params.get("decision") {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => {
+            return error_page(
+                t,
+                &OAuthError::invalid_request("decision must be allow or deny"),
+            );
+        }
+    };
+    if allowed {
+        let event = Event::new(Kind::ConsentGranted)
+            .user(&session.user_sub)
+            .client(&pending.client.client_id)
+            .ip(ip)
+            .detail("scope", pending.request.scope.clone());
+        audit::record(&app, event).await;
+    }
+    render_decision(
+        t,
+        authorize::complete_consent(&app, &pending, &session, allowed).await,
+    )
+}

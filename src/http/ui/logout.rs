@@ -1,0 +1,224 @@
+//! `GET|POST /logout`: OpenID Connect RP-Initiated Logout 1.0. A relying party sends the user
+//! here to end the Latchkey session. With a valid `id_token_hint` for the signed-in user the
+//! session ends at once; otherwise the user confirms with a button (so a third-party page
+//! cannot sign people out with an image tag). `post_logout_redirect_uri` must be one the client
+//! registered, matched exactly; without one the user sees a "signed out" page.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+
+use super::text::{self, Text};
+use super::{csrf_matches, csrf_token, error_page, html};
+use crate::accounts::session;
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::http::cookies;
+use crate::http::form::form_params;
+use crate::mint;
+use crate::protocol::OAuthError;
+use crate::protocol::form::Params;
+use crate::store::SessionRecord;
+
+const PURPOSE: &str = "logout";
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    t: &'a Text,
+    done: bool,
+    csrf_token: &'a str,
+    post_logout_redirect_uri: Option<&'a str>,
+    client_id: Option<&'a str>,
+    state: Option<&'a str>,
+    ui_locales: Option<&'a str>,
+}
+
+/// Where to send the browser afterwards, once the client and URI check out.
+struct Target {
+    redirect: Option<String>,
+    client_id: Option<String>,
+}
+
+/// Validates `client_id`, `id_token_hint` and `post_logout_redirect_uri` together. Returns the
+/// target and the hinted subject (when the hint is valid).
+async fn resolve(app: &App, params: &Params) -> Result<(Target, Option<String>), OAuthError> {
+    let mut client_id = params.get("client_id").map(str::to_owned);
+    let mut hinted_sub = None;
+    if let Some(hint) = params.get("id_token_hint") {
+        let keys = app.keys.current();
+        let claims = mint::verify_id_token_hint(&keys, hint, &app.config.issuer).map_err(|_| {
+            OAuthError::invalid_request("id_token_hint is not a valid ID token from this issuer")
+        })?;
+        let audience = match &claims.aud {
+            serde_json::Value::String(a) => Some(a.clone()),
+            serde_json::Value::Array(list) => {
+                list.first().and_then(|v| v.as_str()).map(str::to_owned)
+            }
+            _ => None,
+        };
+        match (&client_id, audience) {
+            (Some(given), Some(aud)) if *given != aud => {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the id_token_hint",
+                ));
+            }
+            (None, aud) => client_id = aud,
+            _ => {}
+        }
+        hinted_sub = Some(claims.sub);
+    }
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let id = client_id.as_deref().ok_or_else(|| {
+                OAuthError::invalid_request(
+                    "post_logout_redirect_uri needs client_id or id_token_hint",
+                )
+            })?;
+            let client = app
+                .client(id)
+                .await?
+                .ok_or_else(|| OAuthError::invalid_request("the application is not registered"))?;
+            if !client
+                .metadata
+                .post_logout_redirect_uris
+                .iter()
+                .any(|r| r == uri)
+            {
+                return Err(OAuthError::invalid_request(
+                    "post_logout_redirect_uri is not registered for this application",
+                ));
+            }
+            let mut url = url::Url::parse(uri)
+                .map_err(|_| OAuthError::invalid_request("bad post_logout_redirect_uri"))?;
+            if let Some(state) = params.get("state") {
+                url.query_pairs_mut().append_pair("state", state);
+            }
+            Some(url.to_string())
+        }
+    };
+    Ok((
+        Target {
+            redirect,
+            client_id,
+        },
+        hinted_sub,
+    ))
+}
+
+async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<SessionRecord>, OAuthError> {
+    let cookie = cookies::read(jar, cookies::session_name(&app.config));
+    Ok(session::find(app.store.as_ref(), &app.hasher, cookie, app.now()).await?)
+}
+
+/// Ends the session (if any) and sends the browser on.
+async fn finish(
+    app: &App,
+    jar: CookieJar,
+    t: &Text,
+    session: Option<SessionRecord>,
+    target: Target,
+) -> Response {
+    if let Some(s) = session {
+        if let Err(e) = app.store.delete_session(&s.session_hash).await {
+            return error_page(t, &e.into());
+        }
+        audit::record(app, Event::new(Kind::Logout).user(&s.user_sub)).await;
+    }
+    let mut removal = Cookie::from(cookies::session_name(&app.config));
+    removal.set_path("/");
+    let jar = jar.remove(removal);
+    match target.redirect {
+        Some(url) => (jar, Redirect::to(&url)).into_response(),
+        None => (
+            jar,
+            html(
+                StatusCode::OK,
+                &LogoutPage {
+                    t,
+                    done: true,
+                    csrf_token: "",
+                    post_logout_redirect_uri: None,
+                    client_id: None,
+                    state: None,
+                    ui_locales: None,
+                },
+            ),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
+    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return error_page(&text::EN, &OAuthError::invalid_request(e.to_string())),
+    };
+    let t = text::for_locales(params.get("ui_locales"));
+    let (target, hinted_sub) = match resolve(&app, &params).await {
+        Ok(v) => v,
+        Err(e) => return error_page(t, &e),
+    };
+    let session = match current_session(&app, &jar).await {
+        Ok(s) => s,
+        Err(e) => return error_page(t, &e),
+    };
+    let confirmed_by_hint = match (&session, &hinted_sub) {
+        (None, _) => true,
+        (Some(s), Some(sub)) => &s.user_sub == sub,
+        (Some(_), None) => false,
+    };
+    if confirmed_by_hint {
+        return finish(&app, jar, t, session, target).await;
+    }
+    let sid = session.as_ref().map(|s| s.sid.as_str()).unwrap_or_default();
+    let csrf = csrf_token(&app, PURPOSE, "", "", sid);
+    html(
+        StatusCode::OK,
+        &LogoutPage {
+            t,
+            done: false,
+            csrf_token: &csrf,
+            post_logout_redirect_uri: params.get("post_logout_redirect_uri"),
+            client_id: target.client_id.as_deref(),
+            state: params.get("state"),
+            ui_locales: params.get("ui_locales"),
+        },
+    )
+}
+
+pub async fn submit(
+    State(app): State<App>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match form_params(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return error_page(&text::EN, &e),
+    };
+    let t = text::for_locales(params.get("ui_locales"));
+    let (target, _) = match resolve(&app, &params).await {
+        Ok(v) => v,
+        Err(e) => return error_page(t, &e),
+    };
+    let session = match current_session(&app, &jar).await {
+        Ok(s) => s,
+        Err(e) => return error_page(t, &e),
+    };
+    let sid = session.as_ref().map(|s| s.sid.as_str()).unwrap_or_default();
+    if !csrf_matches(
+        &csrf_token(&app, PURPOSE, "", "", sid),
+        params.get("csrf_token"),
+    ) {
+        return error_page(
+            t,
+            &OAuthError::invalid_request("the sign-out form expired; try again"),
+        );
+    }
+    finish(&app, jar, t, session, target).await
+}

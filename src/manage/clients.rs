@@ -1,0 +1,204 @@
+//! Client registration and management (RFC 7591 registration, RFC 7592 read, replace and
+//! delete, plus secret rotation).
+//!
+//! A confidential client gets a 256-bit random secret, stored only as its keyed hash; the
+//! plain secret is returned once, in the answer of `create` or `rotate_secret`, and cannot be
+//! recovered afterwards. A public client (`token_endpoint_auth_method: none`) has no secret.
+
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::crypto::{random_secret, random_token};
+use crate::protocol::admin::{ClientResponse, ListResponse};
+use crate::protocol::client::{ClientMetadata, ClientRegistration};
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::ClientRecord;
+
+use super::Page;
+
+/// Bytes of randomness in a client id: 128 bits, 22 base64url characters. Ids are not
+/// secrets, but unguessable ids keep enumeration of the authorize endpoint pointless.
+const CLIENT_ID_BYTES: usize = 16;
+
+fn not_found(client_id: &str) -> OAuthError {
+    OAuthError::new(
+        ErrorCode::NotFound,
+        format!("no client with id `{client_id}`"),
+    )
+}
+
+fn answer(record: ClientRecord, secret: Option<String>) -> ClientResponse {
+    let client_secret_expires_at = secret.as_ref().map(|_| 0);
+    ClientResponse {
+        client_id: record.client_id,
+        client_id_issued_at: record.issued_at,
+        client_secret: secret,
+        client_secret_expires_at,
+        metadata: record.metadata,
+    }
+}
+
+/// The node that made a change answers from fresh data at once; other nodes drop their
+/// cached copy within `CHANGE_POLL_INTERVAL`, when the store's change version moves. Without
+/// this, a rotated-out secret would keep working here until the next poll.
+fn forget_cached(app: &App) {
+    app.clients.clear();
+}
+
+/// RFC 7591 §3.1: validates the metadata and registers a new client. The answer carries the
+/// secret for a confidential client; it is never shown again.
+pub async fn create(
+    app: &App,
+    registration: ClientRegistration,
+) -> Result<ClientResponse, OAuthError> {
+    let metadata = registration.validate()?;
+    let secret = (!metadata.is_public()).then(random_secret);
+    let now = app.now();
+    let record = ClientRecord {
+        client_id: random_token(CLIENT_ID_BYTES),
+        secret_hash: secret.as_deref().map(|s| app.hasher.hash(s)),
+        metadata,
+        issued_at: now,
+        updated_at: now,
+    };
+    // A collision of 128 random bits does not happen; if the store ever reports one, it is
+    // a fault worth a 500, not a retry loop.
+    app.store.insert_client(&record).await?;
+    forget_cached(app);
+    let event = Event::new(Kind::ClientCreated)
+        .client(&record.client_id)
+        .detail("public", record.metadata.is_public());
+    audit::record(app, event).await;
+    Ok(answer(record, secret))
+}
+
+/// One page of clients, ordered by id. Never carries secrets.
+pub async fn list(app: &App, page: &Page) -> Result<ListResponse<ClientResponse>, OAuthError> {
+    let records = app
+        .store
+        .list_clients(page.after.as_deref(), page.limit)
+        .await?;
+    let next = page.next(&records, |r| r.client_id.as_str());
+    Ok(ListResponse {
+        items: records.into_iter().map(|r| answer(r, None)).collect(),
+        next,
+    })
+}
+
+/// RFC 7592 §2.1: the client's current metadata, without its secret.
+pub async fn get(app: &App, client_id: &str) -> Result<ClientResponse, OAuthError> {
+    match app.store.get_client(client_id).await? {
+        Some(record) => Ok(answer(record, None)),
+        None => Err(not_found(client_id)),
+    }
+}
+
+/// RFC 7592 §2.2: replaces the whole metadata, validated as on registration (a field left
+/// out takes its default, as it would on registration). A `client_id` in the body must name
+/// this client; a `client_secret` in the body is ignored, as §2.2 allows, so a secret can
+/// only change through `rotate_secret`.
+///
+/// Switching between a public and a confidential client is refused: making a public client
+/// confidential would need a new secret handed out here, and making a confidential one public
+/// would silently drop client authentication for every token it requests. Register a new
+/// client instead.
+pub async fn replace(
+    app: &App,
+    client_id: &str,
+    registration: ClientRegistration,
+) -> Result<ClientResponse, OAuthError> {
+    if registration
+        .client_id
+        .as_deref()
+        .is_some_and(|given| given != client_id)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "client_id in the body does not match the client being updated (RFC 7592 §2.2)",
+        ));
+    }
+    let metadata = registration.validate()?;
+    let current = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or_else(|| not_found(client_id))?;
+    check_same_kind(&current.metadata, &metadata)?;
+    let now = app.now();
+    if !app
+        .store
+        .update_client_metadata(client_id, &metadata, now)
+        .await?
+    {
+        // Deleted between the read and the write.
+        return Err(not_found(client_id));
+    }
+    forget_cached(app);
+    audit::record(app, Event::new(Kind::ClientUpdated).client(client_id)).await;
+    Ok(answer(
+        ClientRecord {
+            metadata,
+            updated_at: now,
+            ..current
+        },
+        None,
+    ))
+}
+
+fn check_same_kind(current: &ClientMetadata, new: &ClientMetadata) -> Result<(), OAuthError> {
+    match (current.is_public(), new.is_public()) {
+        (true, false) => Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "this is a public client (token_endpoint_auth_method none); it cannot become \
+             confidential. Register a new confidential client instead",
+        )),
+        (false, true) => Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "this is a confidential client; it cannot become public \
+             (token_endpoint_auth_method none). Register a new public client instead",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// RFC 7592 §2.3: deletes the client; the store deletes its codes, refresh tokens and
+/// consents and revokes its grants, so its access tokens stop introspecting as active.
+pub async fn delete(app: &App, client_id: &str) -> Result<(), OAuthError> {
+    if !app.store.delete_client(client_id, app.now()).await? {
+        return Err(not_found(client_id));
+    }
+    forget_cached(app);
+    audit::record(app, Event::new(Kind::ClientDeleted).client(client_id)).await;
+    Ok(())
+}
+
+/// Gives a confidential client a new secret; the old one stops working at once on this node
+/// and within the cache poll interval on the others. Tokens already issued stay valid: a
+/// secret rotation is not a revocation.
+pub async fn rotate_secret(app: &App, client_id: &str) -> Result<ClientResponse, OAuthError> {
+    let current = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or_else(|| not_found(client_id))?;
+    if current.metadata.is_public() {
+        return Err(OAuthError::invalid_request(
+            "this is a public client (token_endpoint_auth_method none); it has no secret to rotate",
+        ));
+    }
+    let secret = random_secret();
+    let hash = app.hasher.hash(&secret);
+    let now = app.now();
+    if !app.store.set_client_secret(client_id, &hash, now).await? {
+        return Err(not_found(client_id));
+    }
+    forget_cached(app);
+    audit::record(app, Event::new(Kind::ClientSecretRotated).client(client_id)).await;
+    Ok(answer(
+        ClientRecord {
+            secret_hash: Some(hash),
+            updated_at: now,
+            ..current
+        },
+        Some(secret),
+    ))
+}

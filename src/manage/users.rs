@@ -1,0 +1,228 @@
+//! User accounts: creation, listing, partial update (including disabling), deletion and
+//! password changes.
+//!
+//! Passwords are checked for length, hashed with argon2id off the async executor, and never
+//! returned or logged. Anything that should end a user's access (disabling, a new password,
+//! deletion) ends it at once: sessions are deleted, and on disabling every refresh-token
+//! family is revoked, which also makes the family's access tokens introspect as inactive.
+
+use crate::accounts::password::check_new_password;
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::crypto::random_token;
+use crate::protocol::admin::{ListResponse, UserCreate, UserPatch, UserResponse, merge_claims};
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::{StoreError, UserRecord};
+
+use super::Page;
+
+/// Bytes of randomness in a `sub`: 128 bits. OpenID Connect Core §2 wants a locally unique
+/// identifier that is never reassigned; random ids also reveal nothing about sign-up order.
+const SUB_BYTES: usize = 16;
+/// Longest username, in bytes: the login form refuses longer input before any lookup
+/// (`accounts::login`), so a longer name could be created but never used.
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+fn not_found(sub: &str) -> OAuthError {
+    OAuthError::new(ErrorCode::NotFound, format!("no user with sub `{sub}`"))
+}
+
+fn answer(record: UserRecord) -> UserResponse {
+    UserResponse {
+        sub: record.sub,
+        username: record.username,
+        claims: record.claims,
+        disabled: record.disabled,
+        password_reset_required: record.password_reset_required,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    }
+}
+
+/// A username the login page can take back: 1 to 256 bytes, no control characters, and no
+/// leading or trailing whitespace (the login form does not trim, so such a name could only
+/// be typed by someone who knew about the space).
+pub fn check_username(username: &str) -> Result<(), OAuthError> {
+    if username.is_empty() {
+        return Err(OAuthError::invalid_request("username must not be empty"));
+    }
+    if username.len() > MAX_USERNAME_BYTES {
+        return Err(OAuthError::invalid_request(
+            "username must be at most 256 bytes long",
+        ));
+    }
+    if username.chars().any(char::is_control) {
+        return Err(OAuthError::invalid_request(
+            "username must not contain control characters",
+        ));
+    }
+    if username.trim() != username {
+        return Err(OAuthError::invalid_request(
+            "username must not start or end with whitespace",
+        ));
+    }
+    Ok(())
+}
+
+fn check_password(password: &str) -> Result<(), OAuthError> {
+    check_new_password(password).map_err(OAuthError::invalid_request)
+}
+
+async fn hash_password(app: &App, password: &str) -> Result<String, OAuthError> {
+    app.passwords
+        .hash(password)
+        .await
+        .map_err(OAuthError::server_error)
+}
+
+/// The store reports a taken username as a unique-constraint conflict; that is the caller's
+/// error (409), anything else is ours.
+fn username_conflict(username: &str) -> impl FnOnce(StoreError) -> OAuthError + '_ {
+    move |e| match e {
+        StoreError::Conflict("username") => OAuthError::new(
+            ErrorCode::Conflict,
+            format!("the username `{username}` is taken"),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Creates a user with a new random `sub`.
+pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAuthError> {
+    check_username(&request.username)?;
+    check_password(&request.password)?;
+    let password_hash = hash_password(app, &request.password).await?;
+    let now = app.now();
+    let record = UserRecord {
+        sub: random_token(SUB_BYTES),
+        username: request.username,
+        password_hash,
+        claims: request.claims,
+        disabled: request.disabled,
+        password_reset_required: request.password_reset_required,
+        created_at: now,
+        updated_at: now,
+    };
+    app.store
+        .insert_user(&record)
+        .await
+        .map_err(username_conflict(&record.username))?;
+    audit::record(app, Event::new(Kind::UserCreated).user(&record.sub)).await;
+    Ok(answer(record))
+}
+
+/// One page of users, ordered by `sub`.
+pub async fn list(app: &App, page: &Page) -> Result<ListResponse<UserResponse>, OAuthError> {
+    let records = app
+        .store
+        .list_users(page.after.as_deref(), page.limit)
+        .await?;
+    let next = page.next(&records, |r| r.sub.as_str());
+    Ok(ListResponse {
+        items: records.into_iter().map(answer).collect(),
+        next,
+    })
+}
+
+pub async fn get(app: &App, sub: &str) -> Result<UserResponse, OAuthError> {
+    match app.store.get_user(sub).await? {
+        Some(record) => Ok(answer(record)),
+        None => Err(not_found(sub)),
+    }
+}
+
+/// Applies a partial update. Everything is validated (and a new password hashed) before
+/// anything is written, so a refused patch changes nothing.
+///
+/// Disabling ends the user's sessions and revokes every refresh-token family at once; the
+/// login check refuses disabled users from then on. A new password ends the sessions too, so
+/// whoever knew the old one is signed out everywhere; refresh tokens, which apps hold rather
+/// than people, are left alone unless the user is also disabled.
+pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserResponse, OAuthError> {
+    let current = app
+        .store
+        .get_user(sub)
+        .await?
+        .ok_or_else(|| not_found(sub))?;
+    if let Some(username) = &patch.username {
+        check_username(username)?;
+    }
+    if let Some(password) = &patch.password {
+        check_password(password)?;
+    }
+    let claims = merge_claims(&current.claims, &patch.claims)?;
+    let new_hash = match &patch.password {
+        Some(password) => Some(hash_password(app, password).await?),
+        None => None,
+    };
+    let now = app.now();
+    let updated = UserRecord {
+        username: patch.username.unwrap_or_else(|| current.username.clone()),
+        claims,
+        disabled: patch.disabled.unwrap_or(current.disabled),
+        password_reset_required: patch
+            .password_reset_required
+            .unwrap_or(current.password_reset_required),
+        updated_at: now,
+        ..current
+    };
+    // The password first: setting one clears password_reset_required, and the update after
+    // it writes the flag this patch asked for (an operator may set a temporary password and
+    // require a new one in the same call).
+    if let Some(hash) = &new_hash
+        && !app.store.set_password(sub, hash, now).await?
+    {
+        return Err(not_found(sub));
+    }
+    let found = app
+        .store
+        .update_user(&updated)
+        .await
+        .map_err(username_conflict(&updated.username))?;
+    if !found {
+        return Err(not_found(sub));
+    }
+    if patch.disabled == Some(true) {
+        end_access(app, sub, true, now).await?;
+        audit::record(app, Event::new(Kind::UserDisabled).user(sub)).await;
+    } else if new_hash.is_some() {
+        end_access(app, sub, false, now).await?;
+    }
+    if new_hash.is_some() {
+        audit::record(app, Event::new(Kind::PasswordChanged).user(sub)).await;
+    }
+    audit::record(app, Event::new(Kind::UserUpdated).user(sub)).await;
+    Ok(answer(updated))
+}
+
+/// Sets a new password and ends the user's sessions.
+pub async fn set_password(app: &App, sub: &str, password: &str) -> Result<(), OAuthError> {
+    check_password(password)?;
+    let hash = hash_password(app, password).await?;
+    let now = app.now();
+    if !app.store.set_password(sub, &hash, now).await? {
+        return Err(not_found(sub));
+    }
+    end_access(app, sub, false, now).await?;
+    audit::record(app, Event::new(Kind::PasswordChanged).user(sub)).await;
+    Ok(())
+}
+
+/// Deletes the user; the store deletes its sessions, codes, refresh tokens and consents and
+/// revokes its grants in the same call.
+pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
+    if !app.store.delete_user(sub, app.now()).await? {
+        return Err(not_found(sub));
+    }
+    audit::record(app, Event::new(Kind::UserDeleted).user(sub)).await;
+    Ok(())
+}
+
+/// Ends the user's browser sessions, and with `revoke_grants` every token family of theirs.
+async fn end_access(app: &App, sub: &str, revoke_grants: bool, now: i64) -> Result<(), OAuthError> {
+    app.store.delete_sessions_for_user(sub).await?;
+    if revoke_grants {
+        app.store.revoke_grants_for_user(sub, None, now).await?;
+    }
+    Ok(())
+}

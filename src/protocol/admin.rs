@@ -1,0 +1,336 @@
+//! Wire types of the admin API (and of the CLI, which prints the same JSON): what it answers
+//! for clients, users and keys, and the parsing of its JSON request bodies.
+//!
+//! Parsing lives here, not in `http/`, so that the admin API and `latchkey client create
+//! --json` refuse exactly the same documents with exactly the same messages. Nothing here
+//! touches the database; `manage` does that.
+//!
+//! Secrets never pass through `serde` error messages: a password is taken out of the body by
+//! hand before the rest is deserialized, so a wrong-typed value cannot be echoed back.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::client::{ClientMetadata, ClientRegistration};
+use super::error::{ErrorCode, OAuthError};
+use super::user::UserClaims;
+use crate::keys::PublishedKey;
+
+/// A client as the admin API answers it: the registered metadata (RFC 7591 §3.2.1) plus its
+/// identifier. The secret appears only in the answers that create it (registration and
+/// rotation), and is never stored in readable form, so it cannot be shown again.
+#[derive(Clone, Serialize)]
+pub struct ClientResponse {
+    pub client_id: String,
+    pub client_id_issued_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Always 0 when present: Latchkey's secrets do not expire (RFC 7591 §3.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
+    #[serde(flatten)]
+    pub metadata: ClientMetadata,
+}
+
+/// A user as the admin API answers it. There is deliberately no field for the password or
+/// its hash: what is not in this type cannot leak through the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserResponse {
+    pub sub: String,
+    pub username: String,
+    #[serde(flatten)]
+    pub claims: UserClaims,
+    pub disabled: bool,
+    pub password_reset_required: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One page of a list. `next` is the cursor to pass as `?after=` for the following page,
+/// or `null` when this page is the last.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListResponse<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The signing keys currently published (active ones and retired ones still in JWKS).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyListResponse {
+    pub keys: Vec<PublishedKey>,
+}
+
+/// A request to create a user: the login name, the password, and the OpenID claims.
+#[derive(Clone)]
+pub struct UserCreate {
+    pub username: String,
+    pub password: String,
+    pub disabled: bool,
+    /// The user must choose a new password at the first login.
+    pub password_reset_required: bool,
+    pub claims: UserClaims,
+}
+
+/// A partial update of a user. Claims follow JSON Merge Patch (RFC 7396): a member replaces
+/// the stored value, `null` removes it, an absent member leaves it alone.
+#[derive(Clone, Default)]
+pub struct UserPatch {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub disabled: Option<bool>,
+    /// `true` forces a password change at the next login.
+    pub password_reset_required: Option<bool>,
+    pub claims: Map<String, Value>,
+}
+
+// Hand-written Debug impls: these types carry secrets, and a stray `{:?}` in a log line must
+// not print them.
+
+impl std::fmt::Debug for ClientResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientResponse")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UserCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCreate")
+            .field("username", &self.username)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPatch")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fields the server assigns; a body that sets them is refused rather than silently
+/// ignored, so that nobody believes they changed a `sub`.
+const READ_ONLY_USER_FIELDS: [&str; 3] = ["sub", "created_at", "updated_at"];
+
+fn client_metadata_error(description: String) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+}
+
+/// RFC 7591 client metadata from a JSON document. Malformed JSON, wrong types and unknown
+/// fields are all `invalid_client_metadata` (RFC 7591 §3.2.2), with serde's description of
+/// what is wrong and where.
+pub fn parse_client_registration(body: &[u8]) -> Result<ClientRegistration, OAuthError> {
+    serde_json::from_slice(body)
+        .map_err(|e| client_metadata_error(format!("invalid client metadata: {e}")))
+}
+
+/// The top-level JSON object of a user request, or `invalid_request`.
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, OAuthError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(OAuthError::invalid_request(
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(OAuthError::invalid_request(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn refuse_read_only(map: &Map<String, Value>) -> Result<(), OAuthError> {
+    for field in READ_ONLY_USER_FIELDS {
+        if map.contains_key(field) {
+            return Err(OAuthError::invalid_request(format!(
+                "`{field}` is assigned by the server and cannot be set"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Takes a string member out of the body. The message never quotes the value, which may be
+/// a password.
+fn take_string(map: &mut Map<String, Value>, field: &str) -> Result<Option<String>, OAuthError> {
+    match map.remove(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(OAuthError::invalid_request(format!(
+            "`{field}` must be a string"
+        ))),
+    }
+}
+
+fn take_disabled(map: &mut Map<String, Value>) -> Result<Option<bool>, OAuthError> {
+    take_bool(map, "disabled")
+}
+
+fn take_bool(map: &mut Map<String, Value>, name: &str) -> Result<Option<bool>, OAuthError> {
+    match map.remove(name) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(_) => Err(OAuthError::invalid_request(format!(
+            "`{name}` must be true or false"
+        ))),
+    }
+}
+
+fn claims_from(map: Map<String, Value>) -> Result<UserClaims, OAuthError> {
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| OAuthError::invalid_request(format!("invalid user claims: {e}")))
+}
+
+/// `POST /admin/users`: `{"username", "password", <OpenID standard claims>}`.
+pub fn parse_user_create(body: &[u8]) -> Result<UserCreate, OAuthError> {
+    let mut map = json_object(body)?;
+    refuse_read_only(&map)?;
+    let username = take_string(&mut map, "username")?
+        .ok_or_else(|| OAuthError::invalid_request("`username` is required"))?;
+    let password = take_string(&mut map, "password")?
+        .ok_or_else(|| OAuthError::invalid_request("`password` is required"))?;
+    // Not a claim: an operator may provision an account disabled and enable it later.
+    let disabled = take_disabled(&mut map)?.unwrap_or(false);
+    let password_reset_required = take_bool(&mut map, "password_reset_required")?.unwrap_or(false);
+    let claims = claims_from(map)?;
+    Ok(UserCreate {
+        username,
+        password,
+        disabled,
+        password_reset_required,
+        claims,
+    })
+}
+
+/// `PATCH /admin/users/{sub}`: any of `username`, `password`, `disabled` and the claims.
+pub fn parse_user_patch(body: &[u8]) -> Result<UserPatch, OAuthError> {
+    let mut map = json_object(body)?;
+    refuse_read_only(&map)?;
+    let username = take_string(&mut map, "username")?;
+    let password = take_string(&mut map, "password")?;
+    let disabled = take_disabled(&mut map)?;
+    let password_reset_required = take_bool(&mut map, "password_reset_required")?;
+    // The claims are checked (types, unknown names) when merged onto the stored ones; check
+    // the patch alone here too, so that a bad name is refused even before the user is read.
+    let without_nulls: Map<String, Value> = map
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    claims_from(without_nulls)?;
+    Ok(UserPatch {
+        username,
+        password,
+        disabled,
+        password_reset_required,
+        claims: map,
+    })
+}
+
+/// Applies a merge patch (RFC 7396) of claims to stored claims. The result is checked like a
+/// new set of claims, so a patch cannot store a wrong type or an unknown claim.
+pub fn merge_claims(
+    current: &UserClaims,
+    patch: &Map<String, Value>,
+) -> Result<UserClaims, OAuthError> {
+    let mut target = serde_json::to_value(current).map_err(OAuthError::server_error)?;
+    merge_patch(&mut target, Value::Object(patch.clone()));
+    match target {
+        Value::Object(map) => claims_from(map),
+        _ => Err(OAuthError::invalid_request(
+            "the claims must be a JSON object",
+        )),
+    }
+}
+
+/// RFC 7396 §2, verbatim in Rust.
+fn merge_patch(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(members) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (name, value) in members {
+                    if value.is_null() {
+                        t.remove(&name);
+                    } else {
+                        merge_patch(t.entry(name).or_insert(Value::Null), value);
+                    }
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_replaces_removes_and_recurses() {
+        let current = UserClaims {
+            name: Some("Old".into()),
+            email: Some("a@example.test".into()),
+            address: Some(super::super::user::Address {
+                locality: Some("Paris".into()),
+                country: Some("FR".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let patch = json!({"name": "New", "email": null, "address": {"locality": "Lyon"}});
+        let Value::Object(patch) = patch else {
+            unreachable!()
+        };
+        let merged = merge_claims(&current, &patch).unwrap();
+        assert_eq!(merged.name.as_deref(), Some("New"));
+        assert_eq!(merged.email, None);
+        let address = merged.address.unwrap();
+        assert_eq!(address.locality.as_deref(), Some("Lyon"));
+        assert_eq!(address.country.as_deref(), Some("FR"));
+    }
+
+    #[test]
+    fn user_bodies_are_checked_without_echoing_passwords() {
+        let err = parse_user_create(br#"{"username": "a", "password": 12345678}"#).unwrap_err();
+        assert!(!err.description.contains("12345678"));
+        assert!(
+            parse_user_create(br#"{"username": "a", "password": "x", "colour": "red"}"#).is_err()
+        );
+        assert!(parse_user_create(br#"{"username": "a", "password": "x", "sub": "s"}"#).is_err());
+        assert!(parse_user_create(br#"["a"]"#).is_err());
+        assert!(parse_user_create(b"{").is_err());
+        let ok =
+            parse_user_create(br#"{"username": "a", "password": "x", "email": "a@b"}"#).unwrap();
+        assert_eq!(ok.claims.email.as_deref(), Some("a@b"));
+        assert!(parse_user_patch(br#"{"disabled": "yes"}"#).is_err());
+        assert!(parse_user_patch(br#"{"nickname": 3}"#).is_err());
+        assert!(parse_user_patch(br#"{"nickname": null}"#).is_ok());
+    }
+}
+
+/// One audit event as `GET /admin/events` answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventResponse {
+    pub event_id: i64,
+    pub occurred_at: i64,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub detail: serde_json::Value,
+}

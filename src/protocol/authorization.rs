@@ -1,0 +1,34 @@
+//! A validated authorization request (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1), as the
+//! authorization endpoint keeps it while the user logs in and consents. Stored as JSON in the
+//! interaction row, so its shape is a compatibility promise between node versions.
+
+use serde::{Deserialize, Serialize};
+
+/// The `prompt` values Latchkey honours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    /// The redirect URI the response goes to (as sent, or the single registered one).
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was sent; then the token request must repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// `sub` of a verified `id_token_hint`.
+    pub id_token_hint_sub: Option<String>,
+    pub ui_locales: Option<String>,
+    pub acr_values: Option<String>,
+    pub resource: Option<String>,
+}

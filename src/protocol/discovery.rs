@@ -1,0 +1,160 @@
+//! Discovery metadata (OpenID Connect Discovery 1.0 §3, RFC 8414 §2), built from the
+//! configuration so that what is advertised is exactly what is served.
+
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// Paths of the protocol endpoints, relative to the issuer. The router uses the same constants.
+pub mod paths {
+    pub const AUTHORIZE: &str = "/authorize";
+    pub const TOKEN: &str = "/token";
+    pub const USERINFO: &str = "/userinfo";
+    pub const JWKS: &str = "/jwks";
+    pub const REVOCATION: &str = "/revoke";
+    pub const INTROSPECTION: &str = "/introspect";
+    pub const LOGIN: &str = "/login";
+    pub const CONSENT: &str = "/consent";
+    pub const END_SESSION: &str = "/logout";
+    pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+    pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+}
+
+/// Languages the login, consent and account pages are translated into (`http::ui::text`
+/// holds one text set per tag), advertised as `ui_locales_supported`.
+pub const UI_LOCALES: [&str; 2] = ["en", "de"];
+
+/// Scopes with a meaning of their own; clients may register any others.
+pub const STANDARD_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
+pub const CLAIMS_SUPPORTED: [&str; 31] = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "sid",
+    "at_hash",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "updated_at",
+];
+
+#[derive(Debug, Serialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub jwks_uri: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub end_session_endpoint: String,
+    pub scopes_supported: Vec<&'static str>,
+    pub response_types_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
+    pub grant_types_supported: Vec<&'static str>,
+    pub subject_types_supported: Vec<&'static str>,
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub claim_types_supported: Vec<&'static str>,
+    pub prompt_values_supported: Vec<&'static str>,
+    pub ui_locales_supported: Vec<&'static str>,
+    pub claims_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl Metadata {
+    pub fn new(config: &Config) -> Self {
+        let url = |path: &str| format!("{}{}", config.issuer, path);
+        let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
+        if config.enable_password_grant {
+            grants.push("password");
+        }
+        Metadata {
+            issuer: config.issuer.clone(),
+            authorization_endpoint: url(paths::AUTHORIZE),
+            token_endpoint: url(paths::TOKEN),
+            userinfo_endpoint: url(paths::USERINFO),
+            jwks_uri: url(paths::JWKS),
+            revocation_endpoint: url(paths::REVOCATION),
+            introspection_endpoint: url(paths::INTROSPECTION),
+            end_session_endpoint: url(paths::END_SESSION),
+            scopes_supported: STANDARD_SCOPES.to_vec(),
+            response_types_supported: vec!["code"],
+            response_modes_supported: vec!["query"],
+            grant_types_supported: grants,
+            subject_types_supported: vec!["public"],
+            id_token_signing_alg_values_supported: vec!["RS256", "ES256", "EdDSA"],
+            token_endpoint_auth_methods_supported: vec![
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            revocation_endpoint_auth_methods_supported: vec![
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            introspection_endpoint_auth_methods_supported: vec![
+                "client_secret_basic",
+                "client_secret_post",
+            ],
+            code_challenge_methods_supported: vec!["S256"],
+            claims_supported: CLAIMS_SUPPORTED.to_vec(),
+            claim_types_supported: vec!["normal"],
+            prompt_values_supported: vec!["none", "login", "consent"],
+            ui_locales_supported: UI_LOCALES.to_vec(),
+            claims_parameter_supported: false,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
+            authorization_response_iss_parameter_supported: true,
+        }
+    }
+}
+
+/// The discovery document, serialized once (both well-known URLs serve the same metadata).
+pub struct Documents {
+    pub json: axum::body::Bytes,
+}
+
+impl Documents {
+    pub fn new(config: &Config) -> Self {
+        let json = serde_json::to_vec(&Metadata::new(config)).unwrap_or_default();
+        Documents { json: json.into() }
+    }
+}

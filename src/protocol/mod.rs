@@ -1,0 +1,15 @@
+//! Wire types: what goes over HTTP as JSON or form parameters, error codes, discovery
+//! metadata. serde lives here and in `config`; nothing here does I/O.
+
+pub mod admin;
+pub mod authorization;
+pub mod client;
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod scope;
+pub mod token;
+pub mod user;
+
+pub use error::{ErrorCode, OAuthError};
+pub use scope::Scope;

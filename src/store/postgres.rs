@@ -1,0 +1,69 @@
+//! The Postgres backend: the connection pool and the dialect-specific settings handed to the
+//! shared SQL implementation in `sql`. Every query lives in `sql`; this file must not grow
+//! its own.
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::sql::{self, impl_sql_store};
+use super::{ConnectOptions, StoreError, StoreResult};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A store on a Postgres database, shared by any number of nodes.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and checks that one connection can be opened. Does not migrate.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        // The parse error is not passed on: it can quote the URL, password included.
+        let connect_options: PgConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::Database("the Postgres URL is not valid".to_owned()))?;
+        let connect_options = with_statement_timeout(connect_options, options.acquire_timeout);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await
+            .map_err(sql::db_err)?;
+        Ok(Self { pool })
+    }
+}
+
+/// Bounds every statement by the same time a request may wait for a connection
+/// (`LATCHKEY_DATABASE_TIMEOUT_MS`). Without it, a statement stuck behind a lock or on an
+/// overloaded server holds its pooled connection for as long as that lasts: the pool runs dry
+/// and every request behind it waits its full acquire timeout, the one stuck request for ever.
+/// With it, Postgres cancels the statement and the request fails in bounded time.
+///
+/// It is sent as a startup parameter, so it holds from the first statement on and costs no
+/// round trip. A `statement_timeout` the operator put in the URL (`?options=-c
+/// statement_timeout=…`) is kept. Migrations run under it too: one that needs longer is run
+/// with `latchkey migrate` and a larger `LATCHKEY_DATABASE_TIMEOUT_MS`.
+fn with_statement_timeout(
+    options: PgConnectOptions,
+    timeout: std::time::Duration,
+) -> PgConnectOptions {
+    if options
+        .get_options()
+        .is_some_and(|o| o.contains("statement_timeout"))
+    {
+        return options;
+    }
+    let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
+    options.options([("statement_timeout", format!("{millis}ms"))])
+}
+
+impl_sql_store! {
+    store: PgStore,
+    database: sqlx::Postgres,
+    // Read committed is enough: every decision is a conditional UPDATE, which Postgres
+    // re-checks against the latest committed row after waiting for a competing writer.
+    begin_write: "BEGIN",
+    purge_lock: " FOR UPDATE SKIP LOCKED",
+    migrator: MIGRATOR,
+}

@@ -1,0 +1,98 @@
+//! Token introspection (RFC 7662) for authenticated confidential clients, typically resource
+//! servers registered as clients. Anything not active answers `{"active": false}` and nothing
+//! else.
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::client_auth;
+use crate::protocol::OAuthError;
+use crate::protocol::error::TokenEndpointError;
+use crate::protocol::form::Params;
+
+#[derive(Debug, Serialize, Default)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+pub async fn introspect(
+    app: &App,
+    authorization: Option<&str>,
+    params: &Params,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Introspection, TokenEndpointError> {
+    let client = client_auth::authenticate(app, authorization, params, ip).await?;
+    if client.metadata.is_public() {
+        return Err(TokenEndpointError {
+            error: OAuthError::invalid_client("introspection needs a confidential client"),
+            basic_attempted: false,
+        });
+    }
+    let token = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    if token.len() > 16 * 1024 {
+        return Ok(Introspection::default());
+    }
+    let looks_like_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
+    if looks_like_jwt {
+        if let Some(claims) = super::access::active_access_token(app, token).await? {
+            return Ok(Introspection {
+                active: true,
+                scope: Some(claims.scope),
+                client_id: Some(claims.client_id),
+                sub: Some(claims.sub),
+                aud: Some(claims.aud),
+                iss: Some(claims.iss),
+                exp: Some(claims.exp),
+                iat: Some(claims.iat),
+                nbf: Some(claims.nbf),
+                jti: Some(claims.jti),
+                token_type: Some("Bearer"),
+            });
+        }
+        return Ok(Introspection::default());
+    }
+    let now = app.now();
+    if let Some(record) = app
+        .store
+        .get_refresh_token(&app.hasher.hash(token), now)
+        .await?
+        && app.client(&record.client_id).await?.is_some()
+    {
+        return Ok(Introspection {
+            active: true,
+            scope: Some(record.scope),
+            client_id: Some(record.client_id),
+            sub: Some(record.user_sub),
+            aud: None,
+            iss: Some(app.config.issuer.clone()),
+            exp: Some(record.idle_expires_at.min(record.expires_at)),
+            iat: Some(record.created_at),
+            nbf: None,
+            jti: None,
+            token_type: Some("refresh_token"),
+        });
+    }
+    Ok(Introspection::default())
+}

@@ -1,0 +1,211 @@
+//! The token endpoint (RFC 6749 §3.2): authenticate the client once, dispatch on the closed
+//! `GrantType` enum, let the grant `validate` into a `GrantOutcome`, then `issue` tokens the
+//! same way for every grant.
+
+pub mod access;
+pub mod grants;
+pub mod introspection;
+pub mod revocation;
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::client_auth;
+use crate::mint::{self, AccessTokenClaims, IdTokenClaims};
+use crate::protocol::error::TokenEndpointError;
+use crate::protocol::form::Params;
+use crate::protocol::token::TokenResponse;
+use crate::protocol::{ErrorCode, OAuthError, Scope};
+use crate::store::{ClientRecord, RefreshTokenRecord};
+
+/// The grants Latchkey implements; parsed from the `grant_type` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+    Password,
+}
+
+impl GrantType {
+    /// Unknown values, and `password` when it is disabled server-wide, are
+    /// `unsupported_grant_type`.
+    pub fn parse(value: Option<&str>, password_enabled: bool) -> Result<GrantType, OAuthError> {
+        match value {
+            None => Err(OAuthError::invalid_request("grant_type is required")),
+            Some("authorization_code") => Ok(GrantType::AuthorizationCode),
+            Some("refresh_token") => Ok(GrantType::RefreshToken),
+            Some("client_credentials") => Ok(GrantType::ClientCredentials),
+            Some("password") if password_enabled => Ok(GrantType::Password),
+            Some(_) => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this grant_type is not supported",
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::Password => "password",
+        }
+    }
+}
+
+/// The end-user side of a grant, when there is a user.
+#[derive(Debug, Clone)]
+pub struct UserContext {
+    pub auth_time: i64,
+    pub sid: String,
+    pub amr: String,
+    pub nonce: Option<String>,
+    pub acr: Option<String>,
+}
+
+/// What to do about refresh tokens.
+#[derive(Debug, Clone)]
+pub enum RefreshPlan {
+    None,
+    /// Start a family: store this first token (its hash is filled in by `issue`).
+    Start(RefreshTokenRecord),
+    /// Rotation already stored this token; just hand it out.
+    Rotated(String),
+}
+
+/// What a grant decided: who, for which client, with what scope and audience.
+#[derive(Debug, Clone)]
+pub struct GrantOutcome {
+    pub client: Arc<ClientRecord>,
+    pub subject: String,
+    pub scope: Scope,
+    pub audience: String,
+    pub grant_id: Option<String>,
+    pub user: Option<UserContext>,
+    pub refresh: RefreshPlan,
+}
+
+/// Handles one token request end to end.
+pub async fn token_request(
+    app: &App,
+    authorization: Option<&str>,
+    params: &Params,
+    ip: Option<std::net::IpAddr>,
+) -> Result<TokenResponse, TokenEndpointError> {
+    let client = client_auth::authenticate(app, authorization, params, ip).await?;
+    let grant_type = GrantType::parse(params.get("grant_type"), app.config.enable_password_grant)?;
+    if !client.metadata.allows_grant(grant_type.as_str()) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not registered for this grant_type",
+        )
+        .into());
+    }
+    let outcome = match grant_type {
+        GrantType::AuthorizationCode => {
+            grants::authorization_code::validate(app, client, params).await?
+        }
+        GrantType::RefreshToken => grants::refresh_token::validate(app, client, params).await?,
+        GrantType::ClientCredentials => grants::client_credentials::validate(app, client, params)?,
+        GrantType::Password => grants::password::validate(app, client, params, ip).await?,
+    };
+    let response = issue(app, outcome).await?;
+    crate::telemetry::token_issued(grant_type.as_str());
+    Ok(response)
+}
+
+/// Whether a grant with this client and scope gets a refresh token (interface.md: the client
+/// registered `refresh_token` and the scope includes `offline_access`).
+pub fn wants_refresh_token(client: &ClientRecord, scope: &Scope) -> bool {
+    client.metadata.allows_grant("refresh_token") && scope.contains("offline_access")
+}
+
+/// Resolves the access token audience (RFC 8707): the requested resource when the client may
+/// ask for it, else the client id.
+pub fn audience(client: &ClientRecord, resource: Option<&str>) -> Result<String, OAuthError> {
+    match resource {
+        None => Ok(client.client_id.clone()),
+        Some(r) => {
+            if client.metadata.allowed_resources.iter().any(|a| a == r) {
+                Ok(r.to_owned())
+            } else {
+                Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "this client may not request that resource",
+                ))
+            }
+        }
+    }
+}
+
+/// Builds and signs the tokens of an outcome, storing a new refresh token when planned.
+pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OAuthError> {
+    let now = app.now();
+    let keys = app.keys.current();
+    let config = &app.config;
+    let scope = outcome.scope.to_string();
+    let access_claims = AccessTokenClaims {
+        iss: config.issuer.clone(),
+        sub: outcome.subject.clone(),
+        aud: outcome.audience.clone(),
+        exp: now + config.access_token_ttl,
+        iat: now,
+        nbf: now,
+        jti: crate::crypto::random_token(16),
+        client_id: outcome.client.client_id.clone(),
+        scope: scope.clone(),
+        auth_time: outcome.user.as_ref().map(|u| u.auth_time),
+        acr: None,
+        sid: outcome.user.as_ref().map(|u| u.sid.clone()),
+        grant_id: outcome.grant_id.clone(),
+    };
+    let access_token = mint::access_token(&keys, config.access_token_alg, &access_claims)?;
+
+    let id_token = match &outcome.user {
+        Some(user) if outcome.scope.contains("openid") => {
+            let alg = outcome.client.metadata.id_token_alg();
+            let claims = IdTokenClaims {
+                iss: config.issuer.clone(),
+                sub: outcome.subject.clone(),
+                aud: outcome.client.client_id.clone(),
+                exp: now + config.id_token_ttl,
+                iat: now,
+                auth_time: user.auth_time,
+                nonce: user.nonce.clone(),
+                at_hash: Some(mint::at_hash(&access_token, alg)),
+                azp: outcome.client.client_id.clone(),
+                sid: user.sid.clone(),
+                acr: user.acr.clone(),
+                amr: user
+                    .amr
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            };
+            Some(mint::id_token(&keys, alg, &claims)?)
+        }
+        _ => None,
+    };
+
+    let refresh_token = match outcome.refresh {
+        RefreshPlan::None => None,
+        RefreshPlan::Rotated(token) => Some(token),
+        RefreshPlan::Start(mut record) => {
+            let token = crate::crypto::random_secret();
+            record.token_hash = app.hasher.hash(&token);
+            app.store.insert_refresh_token(&record).await?;
+            Some(token)
+        }
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: config.access_token_ttl,
+        scope,
+        refresh_token,
+        id_token,
+    })
+}
