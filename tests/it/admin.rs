@@ -1,0 +1,1200 @@
+//! The admin API over HTTP: bearer authentication, client registration and management
+//! (RFC 7591 / RFC 7592), users, and signing keys.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{ADMIN_TOKEN, Backend, PASSWORD, TestApp, spawn_app, spawn_app_with};
+
+/// One admin request; `body` is sent as JSON. Returns (status, headers, body as text).
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut request = app.http.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// An authenticated JSON request; returns (status, parsed body or null).
+async fn admin(app: &TestApp, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let (status, _, text) = call(app, method, path, Some(ADMIN_TOKEN), body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// An authenticated request with a raw body and content type.
+async fn admin_raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(body.to_owned());
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("not a JSON answer ({status}): {text:?}"));
+    (status, headers, value)
+}
+
+/// Every route of the admin API, with a method it answers to.
+fn every_route() -> Vec<(Method, &'static str)> {
+    vec![
+        (Method::POST, "/admin/clients"),
+        (Method::GET, "/admin/clients"),
+        (Method::GET, "/admin/clients/some-id"),
+        (Method::PUT, "/admin/clients/some-id"),
+        (Method::DELETE, "/admin/clients/some-id"),
+        (Method::POST, "/admin/clients/some-id/secret"),
+        (Method::POST, "/admin/users"),
+        (Method::GET, "/admin/users"),
+        (Method::GET, "/admin/users/some-sub"),
+        (Method::PATCH, "/admin/users/some-sub"),
+        (Method::DELETE, "/admin/users/some-sub"),
+        (Method::GET, "/admin/keys"),
+        (Method::POST, "/admin/keys/rotate"),
+        (Method::GET, "/admin/no-such-thing"),
+    ]
+}
+
+fn assert_unauthorized(status: u16, headers: &reqwest::header::HeaderMap, text: &str, what: &str) {
+    assert_eq!(status, 401, "{what}: {text}");
+    let challenge = headers
+        .get("www-authenticate")
+        .unwrap_or_else(|| panic!("{what}: no WWW-Authenticate"))
+        .to_str()
+        .unwrap();
+    assert!(challenge.starts_with("Bearer"), "{what}: {challenge}");
+    let body: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(body["error"], "invalid_token", "{what}");
+}
+
+fn assert_no_secret_fields(value: &Value, what: &str) {
+    assert!(value.get("client_secret").is_none(), "{what}: {value}");
+    assert!(
+        value.get("client_secret_expires_at").is_none(),
+        "{what}: {value}"
+    );
+}
+
+fn assert_no_password(value: &Value, what: &str) {
+    let text = value.to_string();
+    assert!(!text.contains(PASSWORD), "{what}: {text}");
+    assert!(!text.contains("argon2"), "{what}: {text}");
+    // No password field (the `password_reset_required` flag is not one).
+    let without_flag = text.replace("password_reset_required", "");
+    assert!(!without_flag.contains("password"), "{what}: {text}");
+}
+
+async fn token_endpoint(app: &TestApp) -> String {
+    app.discovery().await["token_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `grant_type=client_credentials` with HTTP Basic; returns the status.
+async fn client_credentials(app: &TestApp, client_id: &str, secret: &str) -> u16 {
+    app.http
+        .post(token_endpoint(app).await)
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+both_backends!(
+    wrong_methods_do_not_reveal_admin_routes,
+    every_admin_route_needs_the_admin_token,
+    admin_api_answers_401_when_no_admin_token_is_configured,
+    clients_are_registered_read_replaced_and_deleted,
+    client_lists_are_paginated_with_a_cursor,
+    rotating_a_client_secret_retires_the_old_one,
+    public_clients_get_no_secret,
+    invalid_client_metadata_is_refused_with_rfc7591_errors,
+    replacing_a_client_checks_its_id_and_kind,
+    users_are_created_read_listed_patched_and_deleted,
+    invalid_user_requests_are_refused,
+    disabling_a_user_ends_its_sessions_and_refresh_families,
+    a_new_password_ends_the_users_sessions,
+    signing_keys_are_listed_and_rotated,
+);
+
+async fn every_admin_route_needs_the_admin_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (method, path) in every_route() {
+        let what = format!("{method} {path}");
+        let (status, headers, text) =
+            call(&app, method.clone(), path, None, Some(&json!({}))).await;
+        assert_unauthorized(status, &headers, &text, &format!("{what} without token"));
+        let (status, headers, text) = call(
+            &app,
+            method.clone(),
+            path,
+            Some("wrong-token-wrong-token"),
+            None,
+        )
+        .await;
+        assert_unauthorized(
+            status,
+            &headers,
+            &text,
+            &format!("{what} with a wrong token"),
+        );
+        // A prefix of the right token must not pass either.
+        let (status, headers, text) =
+            call(&app, method.clone(), path, Some(&ADMIN_TOKEN[..10]), None).await;
+        assert_unauthorized(status, &headers, &text, &format!("{what} with a prefix"));
+        let response = app
+            .http
+            .request(method, app.url(path))
+            .basic_auth("admin", Some(ADMIN_TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{what} with Basic");
+    }
+    // Nothing was created by the refused requests.
+    let (status, body) = admin(&app, Method::GET, "/admin/clients", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"], json!([]));
+    // The right token, with the scheme in another case, is accepted (RFC 9110 §11.1).
+    let response = app
+        .http
+        .get(app.url("/admin/keys"))
+        .header("authorization", format!("bearer {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, body) = admin(&app, Method::GET, "/admin/no-such-thing", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "not_found");
+}
+
+async fn admin_api_answers_401_when_no_admin_token_is_configured(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.retain(|(k, _)| k != "LATCHKEY_ADMIN_TOKEN")
+    })
+    .await;
+    assert!(app.app.config.admin_token.is_none());
+    for (method, path) in every_route() {
+        let what = format!("{method} {path}");
+        let (status, headers, text) =
+            call(&app, method.clone(), path, Some(ADMIN_TOKEN), None).await;
+        assert_unauthorized(status, &headers, &text, &what);
+        let (status, headers, text) = call(&app, method, path, None, None).await;
+        assert_unauthorized(status, &headers, &text, &what);
+    }
+}
+
+async fn clients_are_registered_read_replaced_and_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let metadata = json!({
+        "client_name": "Billing",
+        "redirect_uris": ["https://billing.example.test/cb", "http://127.0.0.1:7000/cb"],
+        "post_logout_redirect_uris": ["https://billing.example.test/bye"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_post",
+        "scope": "openid profile offline_access",
+        "id_token_signed_response_alg": "ES256",
+        "first_party": true,
+    });
+    let (status, headers, created) = admin_raw(
+        &app,
+        Method::POST,
+        "/admin/clients",
+        Some("application/json"),
+        &metadata.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        headers["location"],
+        format!("/admin/clients/{client_id}").as_str()
+    );
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43, "a 256-bit secret: {secret}");
+    assert_eq!(created["client_secret_expires_at"], 0);
+    assert!(created["client_id_issued_at"].as_i64().unwrap() > 0);
+    for key in [
+        "client_name",
+        "redirect_uris",
+        "post_logout_redirect_uris",
+        "grant_types",
+        "token_endpoint_auth_method",
+        "scope",
+        "id_token_signed_response_alg",
+        "first_party",
+    ] {
+        assert_eq!(created[key], metadata[key], "{key}");
+    }
+    assert_eq!(created["response_types"], json!(["code"]));
+
+    // Read: the metadata, never the secret.
+    let (status, shown) = admin(
+        &app,
+        Method::GET,
+        &format!("/admin/clients/{client_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_no_secret_fields(&shown, "GET");
+    assert!(!shown.to_string().contains(&secret));
+    assert_eq!(shown["client_id"], client_id.as_str());
+    assert_eq!(shown["client_name"], "Billing");
+    assert_eq!(shown["client_id_issued_at"], created["client_id_issued_at"]);
+
+    let (status, list) = admin(&app, Method::GET, "/admin/clients", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["next"], Value::Null);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["client_id"], client_id.as_str());
+    assert_no_secret_fields(&items[0], "list");
+    assert!(!list.to_string().contains(&secret));
+
+    // Replace (RFC 7592 §2.2): a full replacement; a secret sent back is ignored.
+    let replacement = json!({
+        "client_id": client_id,
+        "client_secret": secret,
+        "client_name": "Billing v2",
+        "redirect_uris": ["https://billing.example.test/callback"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    let (status, replaced) = admin(
+        &app,
+        Method::PUT,
+        &format!("/admin/clients/{client_id}"),
+        Some(&replacement),
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_no_secret_fields(&replaced, "PUT");
+    assert!(!replaced.to_string().contains(&secret));
+    assert_eq!(replaced["client_name"], "Billing v2");
+    assert_eq!(
+        replaced["redirect_uris"],
+        json!(["https://billing.example.test/callback"])
+    );
+    // Fields left out take their registration defaults.
+    assert_eq!(replaced["grant_types"], json!(["authorization_code"]));
+    assert_eq!(replaced["first_party"], false);
+    assert_eq!(replaced["scope"], "openid");
+    let (_, shown) = admin(
+        &app,
+        Method::GET,
+        &format!("/admin/clients/{client_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(shown["client_name"], "Billing v2");
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_basic");
+    // The secret is unchanged by PUT.
+    let stored = app.app.store.get_client(&client_id).await.unwrap().unwrap();
+    assert!(
+        app.app
+            .hasher
+            .verify(&secret, stored.secret_hash.as_deref().unwrap())
+    );
+
+    // Delete: 204, then 404 for everything about it.
+    let (status, _, text) = call(
+        &app,
+        Method::DELETE,
+        &format!("/admin/clients/{client_id}"),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(text.is_empty());
+    for (method, path) in [
+        (Method::GET, format!("/admin/clients/{client_id}")),
+        (Method::DELETE, format!("/admin/clients/{client_id}")),
+        (Method::POST, format!("/admin/clients/{client_id}/secret")),
+    ] {
+        let (status, body) = admin(&app, method, &path, None).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body["error"], "not_found");
+    }
+    let (status, body) = admin(
+        &app,
+        Method::PUT,
+        &format!("/admin/clients/{client_id}"),
+        Some(&json!({"redirect_uris": ["https://a.example.test/cb"]})),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+}
+
+async fn client_lists_are_paginated_with_a_cursor(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let created = app
+            .create_client(json!({"client_name": format!("c{i}"), "redirect_uris": ["https://a.example.test/cb"]}))
+            .await;
+        ids.push(created["client_id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    let (status, first) = admin(&app, Method::GET, "/admin/clients?limit=2", None).await;
+    assert_eq!(status, 200);
+    let first_ids: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first_ids, vec![ids[0].as_str(), ids[1].as_str()]);
+    assert_eq!(first["next"], ids[1].as_str());
+    let (status, second) = admin(
+        &app,
+        Method::GET,
+        &format!("/admin/clients?limit=2&after={}", ids[1]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let second_ids: Vec<&str> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(second_ids, vec![ids[2].as_str()]);
+    assert_eq!(second["next"], Value::Null);
+    // A page that happens to be exactly full points to an empty one.
+    let (_, full) = admin(&app, Method::GET, "/admin/clients?limit=3", None).await;
+    assert_eq!(full["next"], ids[2].as_str());
+    let (_, empty) = admin(
+        &app,
+        Method::GET,
+        &format!("/admin/clients?after={}", ids[2]),
+        None,
+    )
+    .await;
+    assert_eq!(empty, json!({"items": [], "next": null}));
+    // The default page holds all three.
+    let (_, all) = admin(&app, Method::GET, "/admin/clients", None).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    for bad in ["limit=0", "limit=201", "limit=two", "limit=-1"] {
+        let (status, body) = admin(&app, Method::GET, &format!("/admin/clients?{bad}"), None).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(body["error"], "invalid_request", "{bad}");
+    }
+}
+
+async fn rotating_a_client_secret_retires_the_old_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app
+        .create_client(json!({
+            "client_name": "Nightly job",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await;
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let old_secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(client_credentials(&app, &client_id, &old_secret).await, 200);
+
+    let (status, rotated) = admin(
+        &app,
+        Method::POST,
+        &format!("/admin/clients/{client_id}/secret"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_eq!(rotated["client_id"], client_id.as_str());
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(rotated["client_secret_expires_at"], 0);
+
+    assert_eq!(client_credentials(&app, &client_id, &old_secret).await, 401);
+    assert_eq!(client_credentials(&app, &client_id, &new_secret).await, 200);
+    // Reading the client afterwards shows neither secret.
+    let (_, shown) = admin(
+        &app,
+        Method::GET,
+        &format!("/admin/clients/{client_id}"),
+        None,
+    )
+    .await;
+    assert_no_secret_fields(&shown, "GET after rotation");
+    assert!(!shown.to_string().contains(&new_secret));
+
+    let public = app
+        .create_client(json!({"redirect_uris": ["https://spa.example.test/cb"], "token_endpoint_auth_method": "none"}))
+        .await;
+    let (status, body) = admin(
+        &app,
+        Method::POST,
+        &format!(
+            "/admin/clients/{}/secret",
+            public["client_id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+}
+
+async fn public_clients_get_no_secret(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app
+        .create_client(json!({
+            "client_name": "SPA",
+            "redirect_uris": ["https://spa.example.test/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await;
+    assert_no_secret_fields(&created, "public client registration");
+    assert_eq!(created["token_endpoint_auth_method"], "none");
+    let stored = app
+        .app
+        .store
+        .get_client(created["client_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.secret_hash.is_none());
+}
+
+async fn invalid_client_metadata_is_refused_with_rfc7591_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cb = "https://a.example.test/cb";
+    let json_ct = Some("application/json");
+    // (what, content type, body, expected error)
+    let cases: Vec<(&str, Option<&str>, String, &str)> = vec![
+        (
+            "redirect URI with a fragment",
+            json_ct,
+            json!({"redirect_uris": ["https://a.example.test/cb#x"]}).to_string(),
+            "invalid_redirect_uri",
+        ),
+        (
+            "relative redirect URI",
+            json_ct,
+            json!({"redirect_uris": ["/cb"]}).to_string(),
+            "invalid_redirect_uri",
+        ),
+        (
+            "http redirect URI on a public host",
+            json_ct,
+            json!({"redirect_uris": ["http://a.example.test/cb"]}).to_string(),
+            "invalid_redirect_uri",
+        ),
+        (
+            "javascript: redirect URI",
+            json_ct,
+            json!({"redirect_uris": ["javascript:alert(1)"]}).to_string(),
+            "invalid_redirect_uri",
+        ),
+        (
+            "code grant without redirect URI",
+            json_ct,
+            json!({"grant_types": ["authorization_code"]}).to_string(),
+            "invalid_redirect_uri",
+        ),
+        (
+            "unknown grant type",
+            json_ct,
+            json!({"redirect_uris": [cb], "grant_types": ["implicit"]}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "empty grant types",
+            json_ct,
+            json!({"redirect_uris": [cb], "grant_types": []}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "response type token",
+            json_ct,
+            json!({"redirect_uris": [cb], "response_types": ["token"]}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "bad scope characters",
+            json_ct,
+            json!({"redirect_uris": [cb], "scope": "openid \"quoted\""}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "public client with client_credentials",
+            json_ct,
+            json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"})
+                .to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "public client with password",
+            json_ct,
+            json!({"grant_types": ["password"], "token_endpoint_auth_method": "none"}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "unknown auth method",
+            json_ct,
+            json!({"redirect_uris": [cb], "token_endpoint_auth_method": "private_key_jwt_typo"})
+                .to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "unsupported ID token alg",
+            json_ct,
+            json!({"redirect_uris": [cb], "id_token_signed_response_alg": "none"}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "unknown field",
+            json_ct,
+            json!({"redirect_uris": [cb], "redirect_uri": cb}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "malformed JSON",
+            json_ct,
+            "{\"redirect_uris\": [".to_owned(),
+            "invalid_client_metadata",
+        ),
+        (
+            "empty body",
+            json_ct,
+            String::new(),
+            "invalid_client_metadata",
+        ),
+        (
+            "wrong JSON type",
+            json_ct,
+            json!({"redirect_uris": cb}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "JSON array instead of an object",
+            json_ct,
+            json!([cb]).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "wrong type for first_party",
+            json_ct,
+            json!({"redirect_uris": [cb], "first_party": "yes"}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "form content type",
+            Some("application/x-www-form-urlencoded"),
+            json!({"redirect_uris": [cb]}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "text content type",
+            Some("text/plain"),
+            json!({"redirect_uris": [cb]}).to_string(),
+            "invalid_client_metadata",
+        ),
+        (
+            "no content type",
+            None,
+            json!({"redirect_uris": [cb]}).to_string(),
+            "invalid_client_metadata",
+        ),
+    ];
+    for (what, content_type, body, expected) in cases {
+        let (status, headers, answer) =
+            admin_raw(&app, Method::POST, "/admin/clients", content_type, &body).await;
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert_eq!(answer["error"], expected, "{what}: {answer}");
+        assert!(
+            !answer["error_description"].as_str().unwrap().is_empty(),
+            "{what}"
+        );
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{what}"
+        );
+    }
+    let (_, list) = admin(&app, Method::GET, "/admin/clients", None).await;
+    assert_eq!(
+        list["items"],
+        json!([]),
+        "no refused registration was stored"
+    );
+}
+
+async fn replacing_a_client_checks_its_id_and_kind(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let confidential = app
+        .create_client(json!({"redirect_uris": ["https://a.example.test/cb"]}))
+        .await;
+    let id = confidential["client_id"].as_str().unwrap();
+    let path = format!("/admin/clients/{id}");
+    let public = app
+        .create_client(json!({"redirect_uris": ["https://a.example.test/cb"], "token_endpoint_auth_method": "none"}))
+        .await;
+    let public_path = format!("/admin/clients/{}", public["client_id"].as_str().unwrap());
+    let cases = [
+        (
+            "another client's id",
+            &path,
+            json!({"client_id": "someone-else", "redirect_uris": ["https://a.example.test/cb"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            "confidential to public",
+            &path,
+            json!({"redirect_uris": ["https://a.example.test/cb"], "token_endpoint_auth_method": "none"}),
+            "invalid_client_metadata",
+        ),
+        (
+            "public to confidential",
+            &public_path,
+            json!({"redirect_uris": ["https://a.example.test/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
+            "invalid_client_metadata",
+        ),
+        (
+            "bad redirect URI",
+            &path,
+            json!({"redirect_uris": ["https://a.example.test/cb#f"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            "unknown field",
+            &path,
+            json!({"redirect_uris": ["https://a.example.test/cb"], "colour": "red"}),
+            "invalid_client_metadata",
+        ),
+    ];
+    for (what, path, body, expected) in cases {
+        let (status, answer) = admin(&app, Method::PUT, path, Some(&body)).await;
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert_eq!(answer["error"], expected, "{what}: {answer}");
+    }
+    let (status, _, answer) = admin_raw(&app, Method::PUT, &path, Some("text/plain"), "{}").await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"], "invalid_client_metadata");
+    // Nothing changed.
+    let (_, shown) = admin(&app, Method::GET, &path, None).await;
+    assert_eq!(shown["redirect_uris"], json!(["https://a.example.test/cb"]));
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_basic");
+}
+
+async fn users_are_created_read_listed_patched_and_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    assert_no_password(&alice, "create");
+    let sub = alice["sub"].as_str().unwrap().to_owned();
+    assert!(sub.len() >= 16);
+    assert_eq!(alice["username"], "alice");
+    assert_eq!(alice["email"], "alice@example.test");
+    assert_eq!(alice["email_verified"], true);
+    assert_eq!(alice["name"], "alice Example");
+    assert_eq!(alice["phone_number"], "+1 555 0100");
+    assert_eq!(alice["disabled"], false);
+    assert!(alice["created_at"].as_i64().unwrap() > 0);
+    assert_eq!(alice["created_at"], alice["updated_at"]);
+    let stored = app.app.store.get_user(&sub).await.unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$"));
+
+    let (status, shown) = admin(&app, Method::GET, &format!("/admin/users/{sub}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown, alice);
+    let bob = app.create_user("bob").await;
+    let (status, list) = admin(&app, Method::GET, "/admin/users", None).await;
+    assert_eq!(status, 200);
+    assert_no_password(&list, "list");
+    assert_eq!(list["next"], Value::Null);
+    let mut subs: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["sub"].as_str().unwrap())
+        .collect();
+    subs.sort();
+    let mut expected = vec![sub.as_str(), bob["sub"].as_str().unwrap()];
+    expected.sort();
+    assert_eq!(subs, expected);
+    let (_, page) = admin(&app, Method::GET, "/admin/users?limit=1", None).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next"], page["items"][0]["sub"]);
+
+    // PATCH: merge-patch claims (null removes), rename; unspecified fields stay.
+    let (status, patched) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"username": "alice.liddell", "name": "Alice Liddell", "phone_number": null, "locale": "en-GB"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_no_password(&patched, "patch");
+    assert_eq!(patched["username"], "alice.liddell");
+    assert_eq!(patched["name"], "Alice Liddell");
+    assert_eq!(patched["locale"], "en-GB");
+    assert!(patched.get("phone_number").is_none());
+    assert_eq!(patched["email"], "alice@example.test");
+    assert_eq!(patched["sub"], sub.as_str());
+    let (_, shown) = admin(&app, Method::GET, &format!("/admin/users/{sub}"), None).await;
+    assert_eq!(shown, patched);
+    // Renaming onto a taken username is a conflict.
+    let (status, body) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"username": "bob"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+
+    let (status, _, text) = call(
+        &app,
+        Method::DELETE,
+        &format!("/admin/users/{sub}"),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(text.is_empty());
+    for method in [Method::GET, Method::DELETE] {
+        let (status, body) = admin(&app, method, &format!("/admin/users/{sub}"), None).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"], "not_found");
+    }
+    let (status, _) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The name is free again.
+    app.create_user("alice").await;
+}
+
+async fn invalid_user_requests_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let (status, body) = admin(
+        &app,
+        Method::POST,
+        "/admin/users",
+        Some(&json!({"username": "alice", "password": "another long password"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict");
+
+    let json_ct = Some("application/json");
+    let cases: Vec<(&str, Option<&str>, String)> = vec![
+        (
+            "short password",
+            json_ct,
+            json!({"username": "carol", "password": "short"}).to_string(),
+        ),
+        (
+            "missing password",
+            json_ct,
+            json!({"username": "carol"}).to_string(),
+        ),
+        (
+            "missing username",
+            json_ct,
+            json!({"password": PASSWORD}).to_string(),
+        ),
+        (
+            "empty username",
+            json_ct,
+            json!({"username": "", "password": PASSWORD}).to_string(),
+        ),
+        (
+            "username with a control character",
+            json_ct,
+            json!({"username": "car\u{7}ol", "password": PASSWORD}).to_string(),
+        ),
+        (
+            "username too long",
+            json_ct,
+            json!({"username": "c".repeat(257), "password": PASSWORD}).to_string(),
+        ),
+        (
+            "unknown field",
+            json_ct,
+            json!({"username": "carol", "password": PASSWORD, "favourite_colour": "red"})
+                .to_string(),
+        ),
+        (
+            "setting sub",
+            json_ct,
+            json!({"username": "carol", "password": PASSWORD, "sub": "chosen"}).to_string(),
+        ),
+        (
+            "wrong claim type",
+            json_ct,
+            json!({"username": "carol", "password": PASSWORD, "email_verified": "yes"}).to_string(),
+        ),
+        (
+            "password as a number",
+            json_ct,
+            json!({"username": "carol", "password": 1234567890}).to_string(),
+        ),
+        ("malformed JSON", json_ct, "{\"username\": ".to_owned()),
+        ("not an object", json_ct, "[]".to_owned()),
+        (
+            "form content type",
+            Some("application/x-www-form-urlencoded"),
+            json!({"username": "carol", "password": PASSWORD}).to_string(),
+        ),
+        (
+            "no content type",
+            None,
+            json!({"username": "carol", "password": PASSWORD}).to_string(),
+        ),
+    ];
+    for (what, content_type, body) in cases {
+        let (status, _, answer) =
+            admin_raw(&app, Method::POST, "/admin/users", content_type, &body).await;
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert_eq!(answer["error"], "invalid_request", "{what}: {answer}");
+        assert!(
+            !answer.to_string().contains("1234567890"),
+            "{what}: the password is not echoed"
+        );
+    }
+    let sub = alice["sub"].as_str().unwrap();
+    let patches: Vec<(&str, Option<&str>, String)> = vec![
+        (
+            "short password",
+            json_ct,
+            json!({"password": "short"}).to_string(),
+        ),
+        (
+            "disabled not a boolean",
+            json_ct,
+            json!({"disabled": "true"}).to_string(),
+        ),
+        (
+            "unknown claim",
+            json_ct,
+            json!({"shoe_size": 9}).to_string(),
+        ),
+        (
+            "empty username",
+            json_ct,
+            json!({"username": ""}).to_string(),
+        ),
+        ("malformed JSON", json_ct, "{".to_owned()),
+        (
+            "text content type",
+            Some("text/plain"),
+            json!({"name": "x"}).to_string(),
+        ),
+    ];
+    for (what, content_type, body) in patches {
+        let (status, _, answer) = admin_raw(
+            &app,
+            Method::PATCH,
+            &format!("/admin/users/{sub}"),
+            content_type,
+            &body,
+        )
+        .await;
+        assert_eq!(status, 400, "PATCH {what}: {answer}");
+        assert_eq!(answer["error"], "invalid_request", "PATCH {what}: {answer}");
+    }
+    // A refused patch changed nothing.
+    let (_, shown) = admin(&app, Method::GET, &format!("/admin/users/{sub}"), None).await;
+    assert_eq!(shown, alice);
+    let (_, list) = admin(&app, Method::GET, "/admin/users", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+async fn insert_session(app: &TestApp, sub: &str, hash: u8) {
+    let now = app.app.now();
+    app.app
+        .store
+        .insert_session(&latchkey::store::SessionRecord {
+            session_hash: vec![hash; 32],
+            sid: format!("sid-{hash}"),
+            user_sub: sub.to_owned(),
+            auth_time: now,
+            amr: "pwd".into(),
+            created_at: now,
+            expires_at: now + 3600,
+        })
+        .await
+        .unwrap();
+}
+
+async fn session_exists(app: &TestApp, hash: u8) -> bool {
+    app.app
+        .store
+        .get_session(&[hash; 32], app.app.now())
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// Password grant for `username`; returns (status, body).
+async fn password_grant(app: &TestApp, client: &Value, username: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(token_endpoint(app).await)
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", PASSWORD),
+            ("scope", "openid offline_access"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn refresh(app: &TestApp, client: &Value, refresh_token: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(token_endpoint(app).await)
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn disabling_a_user_ends_its_sessions_and_refresh_families(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.push(("LATCHKEY_ENABLE_PASSWORD_GRANT".into(), "true".into()))
+    })
+    .await;
+    let client = app
+        .create_client(json!({
+            "client_name": "Legacy app",
+            "grant_types": ["password", "refresh_token"],
+            "scope": "openid offline_access",
+        }))
+        .await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    let sub = alice["sub"].as_str().unwrap();
+    insert_session(&app, sub, 1).await;
+    insert_session(&app, sub, 2).await;
+    insert_session(&app, bob["sub"].as_str().unwrap(), 3).await;
+    let (status, tokens) = password_grant(&app, &client, "alice").await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (_, bob_tokens) = password_grant(&app, &client, "bob").await;
+
+    let (status, patched) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["disabled"], true);
+    assert!(!session_exists(&app, 1).await);
+    assert!(!session_exists(&app, 2).await);
+    assert!(
+        session_exists(&app, 3).await,
+        "other users keep their sessions"
+    );
+    let (status, body) = refresh(&app, &client, &refresh_token).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    let (status, body) = password_grant(&app, &client, "alice").await;
+    assert_eq!(status, 400, "a disabled user cannot log in: {body}");
+    let (status, _) = refresh(&app, &client, bob_tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "other users keep their tokens");
+
+    // Re-enabled, the user can log in again (the old family stays revoked).
+    let (status, patched) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(patched["disabled"], false);
+    let (status, _) = password_grant(&app, &client, "alice").await;
+    assert_eq!(status, 200);
+    let (status, _) = refresh(&app, &client, &refresh_token).await;
+    assert_eq!(status, 400);
+}
+
+async fn a_new_password_ends_the_users_sessions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let sub = alice["sub"].as_str().unwrap();
+    insert_session(&app, sub, 7).await;
+    let before = app
+        .app
+        .store
+        .get_user(sub)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    let (status, patched) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"password": "a brand new password"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_no_password(&patched, "password patch");
+    assert!(!patched.to_string().contains("a brand new password"));
+    assert!(!session_exists(&app, 7).await);
+    let after = app.app.store.get_user(sub).await.unwrap().unwrap();
+    assert_ne!(after.password_hash, before);
+    assert!(after.password_hash.starts_with("$argon2id$"));
+    assert!(!after.disabled);
+}
+
+async fn signing_keys_are_listed_and_rotated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (status, before) = admin(&app, Method::GET, "/admin/keys", None).await;
+    assert_eq!(status, 200);
+    let keys = before["keys"].as_array().unwrap();
+    let mut algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    algs.sort();
+    assert_eq!(algs, vec!["ES256", "EdDSA", "RS256"]);
+    assert!(
+        keys.iter()
+            .all(|k| k["active"] == true && k["retired_at"].is_null())
+    );
+    assert!(!before.to_string().contains("private"));
+    let old_kids: Vec<String> = keys
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+
+    let (status, after) = admin(&app, Method::POST, "/admin/keys/rotate", None).await;
+    assert_eq!(status, 200, "{after}");
+    let keys = after["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 6, "{after}");
+    for alg in ["ES256", "EdDSA", "RS256"] {
+        let of_alg: Vec<&Value> = keys.iter().filter(|k| k["alg"] == alg).collect();
+        assert_eq!(of_alg.len(), 2, "{alg}");
+        let active: Vec<&&Value> = of_alg.iter().filter(|k| k["active"] == true).collect();
+        assert_eq!(active.len(), 1, "{alg}");
+        assert!(
+            !old_kids.contains(&active[0]["kid"].as_str().unwrap().to_owned()),
+            "{alg}: a new key signs"
+        );
+    }
+    let (_, listed) = admin(&app, Method::GET, "/admin/keys", None).await;
+    assert_eq!(listed, after);
+    // The retired keys stay in JWKS for tokens they signed.
+    let jwks_uri = app.discovery().await["jwks_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks: Value = app
+        .http
+        .get(jwks_uri)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    for kid in &old_kids {
+        assert!(published.contains(&kid.as_str()), "{kid} still in JWKS");
+    }
+}
+
+/// A wrong method on a real admin path is answered like any other unauthenticated request
+/// (401), so the `Allow` header of a 405 cannot map the admin API for a stranger; with the
+/// token it is a JSON 405.
+async fn wrong_methods_do_not_reveal_admin_routes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (method, path) in [
+        ("POST", "/admin/users/x"),
+        ("DELETE", "/admin/keys"),
+        ("PUT", "/admin/events"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app
+            .http
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+        assert!(r.headers().get("allow").is_none());
+        let r = app
+            .http
+            .request(method.clone(), app.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].is_string());
+    }
+    // Outside the admin API a wrong method is a JSON 405 too.
+    let r = app.http.put(app.url("/token")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}

@@ -1,0 +1,27 @@
+//! The integration tests: one binary, one module per endpoint or concern. Every test starts
+//! the real server on a random loopback port over a fresh database, and runs on SQLite and
+//! on Postgres (`both_backends!`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod account;
+mod admin;
+mod audit;
+mod cli;
+mod cluster;
+mod code_flow;
+mod conformance;
+mod discovery;
+mod faults;
+mod hostile;
+mod introspection;
+mod lifecycle;
+mod logout;
+mod nodes;
+mod relying_party;
+mod revocation;
+mod throttling;
+mod tls;
+mod token;
