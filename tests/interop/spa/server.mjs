@@ -1,0 +1,48 @@
+// A tiny static server for the SPA on a loopback port: public/, the two ES modules it
+// imports from node_modules, and /config.js with the issuer and client id.
+//   node server.mjs   (with INTEROP_ISSUER, INTEROP_SPA_CLIENT_ID, INTEROP_SPA_PORT set)
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
+// What may be served from node_modules: the browser ES modules of oidc-client-ts and jwt-decode.
+const MODULE_DIRS = ['/node_modules/oidc-client-ts/dist/esm/', '/node_modules/jwt-decode/build/esm/'];
+
+export function startSpaServer({ port, issuer, clientId }) {
+  const server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    let file;
+    if (path === '/config.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'no-store' });
+      return res.end(`export default ${JSON.stringify({ issuer, clientId })};\n`);
+    } else if (path === '/' ) {
+      res.writeHead(302, { location: '/index.html' });
+      return res.end();
+    } else if (MODULE_DIRS.some((d) => path.startsWith(d))) {
+      file = join(here, path);
+    } else if (!path.includes('..')) {
+      file = join(here, 'public', path);
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { INTEROP_ISSUER: issuer, INTEROP_SPA_CLIENT_ID: clientId, INTEROP_SPA_PORT: port } = process.env;
+  await startSpaServer({ port: Number(port), issuer, clientId });
+  console.log(`SPA on http://127.0.0.1:${port}/index.html`);
+}
