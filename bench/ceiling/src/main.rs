@@ -1,0 +1,199 @@
+//! The benchmark's ceiling: what Latchkey's stack (axum 0.8 on tokio, aws-lc-rs) does per
+//! request with no protocol logic at all.
+//!
+//! ```text
+//! latchkey-bench-ceiling serve PORT NAME=FILE...   # listens on 127.0.0.1:PORT
+//!     GET  /fixed/NAME  the bytes of FILE (read once at start), as application/json
+//!     POST /token       reads the form, signs one ES256 JWT (RFC 9068 claims like
+//!                       Latchkey's) with a key parsed once at start, answers a token response
+//! latchkey-bench-ceiling argon2 PHC PASSWORD N     # verifies N times; prints mean ms
+//! ```
+//!
+//! `serve` prints `ready` once it listens. Only loopback addresses are bound.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+
+struct Ceiling {
+    issuer: String,
+    fixed: HashMap<String, Bytes>,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+    /// base64url of `{"alg":"ES256","kid":"ceiling","typ":"at+jwt"}`, encoded once.
+    header_b64: String,
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: u64,
+    iat: u64,
+    nbf: u64,
+    jti: String,
+    client_id: &'a str,
+    scope: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: String,
+}
+
+async fn fixed_body(State(c): State<Arc<Ceiling>>, Path(name): Path<String>) -> Response {
+    match c.fixed.get(&name) {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// One ES256 JWT per request. The client is "authenticated" by the presence of a Basic
+/// header only: the ceiling measures signing and HTTP, not client lookup.
+async fn token(
+    State(c): State<Arc<Ceiling>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let scope = form.get("scope").map(String::as_str).unwrap_or("api.read");
+    let mut jti = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut jti);
+    let claims = Claims {
+        iss: &c.issuer,
+        sub: "ceiling-client",
+        aud: form.get("resource").map(String::as_str).unwrap_or("ceiling-client"),
+        exp: now + 3600,
+        iat: now,
+        nbf: now,
+        jti: URL_SAFE_NO_PAD.encode(jti),
+        client_id: "ceiling-client",
+        scope,
+    };
+    let Ok(payload) = serde_json::to_vec(&claims) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut jwt = String::with_capacity(c.header_b64.len() + payload.len() * 4 / 3 + 100);
+    jwt.push_str(&c.header_b64);
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut jwt);
+    let Ok(sig) = c.key.sign(&c.rng, jwt.as_bytes()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    jwt.push('.');
+    URL_SAFE_NO_PAD.encode_string(sig.as_ref(), &mut jwt);
+    let mut response = Json(TokenResponse {
+        access_token: jwt,
+        token_type: "Bearer",
+        expires_in: 3600,
+        scope: scope.to_owned(),
+    })
+    .into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let port: u16 = args.first().and_then(|p| p.parse().ok()).ok_or("serve needs a PORT")?;
+    let mut fixed = HashMap::new();
+    for spec in &args[1..] {
+        let (name, path) = spec.split_once('=').ok_or(format!("`{spec}` is not NAME=FILE"))?;
+        let body = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        fixed.insert(name.to_owned(), Bytes::from(body));
+    }
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| "key generation failed")?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| "key parsing failed")?;
+    let ceiling = Arc::new(Ceiling {
+        issuer: format!("http://127.0.0.1:{port}"),
+        fixed,
+        key,
+        rng,
+        header_b64: URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"ceiling","typ":"at+jwt"}"#),
+    });
+    let app = Router::new()
+        .route("/fixed/{name}", get(fixed_body))
+        .route("/token", post(token))
+        .with_state(ceiling);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| e.to_string())?;
+        println!("ready");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Mean wall time of one argon2id verification of PASSWORD against PHC (the hash Latchkey
+/// stored, so the parameters are exactly Latchkey's), over N runs on this thread.
+fn argon2_time(args: &[String]) -> Result<(), String> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let [phc, password, n] = args else {
+        return Err("argon2 needs PHC PASSWORD N".into());
+    };
+    let n: u32 = n.parse().map_err(|_| "N must be a number")?;
+    let parsed = PasswordHash::new(phc).map_err(|e| e.to_string())?;
+    let argon = argon2::Argon2::default();
+    let mut ok = true;
+    let start = Instant::now();
+    for _ in 0..n.max(1) {
+        ok &= argon.verify_password(password.as_bytes(), &parsed).is_ok();
+    }
+    let mean_ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(n.max(1));
+    if !ok {
+        return Err("the password does not match the hash".into());
+    }
+    println!("{{\"argon2_verify_ms\":{mean_ms:.3},\"runs\":{n}}}");
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("argon2") => argon2_time(&args[1..]),
+        _ => Err("usage: latchkey-bench-ceiling serve PORT NAME=FILE... | argon2 PHC PASSWORD N".into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey-bench-ceiling: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,215 @@
+"""Browser-less clients of a running Latchkey, for the benchmark's set-up.
+
+Provisions a client and a user through the admin API, drives the login flow
+(authorize -> login -> consent -> code) the way a browser would, and mints what the load
+scenarios consume: authorization codes, refresh-token families and access tokens.
+
+Standard library only. Every request goes to the base URL given (127.0.0.1), one at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import re
+import urllib.parse
+
+# One PKCE verifier for every code the benchmark mints: the exchange scenario sends it back.
+PKCE_VERIFIER = "latchkey-bench-pkce-verifier-0123456789-abcdefghijklmnopqrstu"
+PKCE_CHALLENGE = (
+    base64.urlsafe_b64encode(hashlib.sha256(PKCE_VERIFIER.encode()).digest()).rstrip(b"=").decode()
+)
+REDIRECT_URI = "http://127.0.0.1:9/callback"  # never called: codes are read from Location
+RESOURCE = "urn:latchkey:bench:api"
+CLIENT_SCOPE = "openid profile email offline_access api.read"
+USERNAME = "bench-user"
+PASSWORD = "bench correct horse battery staple"
+
+_HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+
+
+class HttpError(RuntimeError):
+    pass
+
+
+class Client:
+    """A keep-alive HTTP/1.1 connection with a cookie jar; never follows redirects."""
+
+    def __init__(self, base: str, timeout: float = 30.0):
+        url = urllib.parse.urlsplit(base)
+        if url.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"benchmark traffic stays on loopback, not {url.hostname}")
+        self.host, self.port = url.hostname, url.port or 80
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        self.cookies: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def request(self, method: str, path: str, body=None, headers=None, form=None, js=None):
+        """Returns (status, headers as a lower-cased dict, body text). Stores cookies."""
+        headers = dict(headers or {})
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if js is not None:
+            body = json.dumps(js)
+            headers["Content-Type"] = "application/json"
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        for attempt in range(2):  # one retry on a connection the server closed
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read().decode("utf-8", "replace")
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                if attempt == 1:
+                    raise
+        for name, value in resp.getheaders():
+            if name.lower() == "set-cookie":
+                pair = value.split(";", 1)[0]
+                k, _, v = pair.partition("=")
+                self.cookies[k.strip()] = v.strip()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+
+def basic(client_id: str, secret: str) -> str:
+    quote = lambda s: urllib.parse.quote(s, safe="")  # noqa: E731 (RFC 6749 §2.3.1)
+    raw = f"{quote(client_id)}:{quote(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def provision(base: str, admin_token: str, id_token_alg: str | None = None) -> dict:
+    """Registers the bench client and user; returns their credentials. `id_token_alg`
+    (RS256 when unset, Latchkey's default) is the client's id_token_signed_response_alg."""
+    c = Client(base)
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    extra = {"id_token_signed_response_alg": id_token_alg} if id_token_alg else {}
+    status, _, body = c.request("POST", "/admin/clients", headers=auth, js={
+        **extra,
+        "client_name": "Latchkey bench",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "scope": CLIENT_SCOPE,
+        "allowed_resources": [RESOURCE],
+    })
+    if status != 201:
+        raise HttpError(f"POST /admin/clients: {status} {body[:300]}")
+    client = json.loads(body)
+    status, _, body = c.request("POST", "/admin/users", headers=auth, js={
+        "username": USERNAME, "password": PASSWORD,
+        "email": "bench@example.com", "email_verified": True, "name": "Bench User",
+    })
+    if status != 201:
+        raise HttpError(f"POST /admin/users: {status} {body[:300]}")
+    c.close()
+    return {
+        "client_id": client["client_id"],
+        "client_secret": client["client_secret"],
+        "basic": basic(client["client_id"], client["client_secret"]),
+        "username": USERNAME,
+        "password": PASSWORD,
+    }
+
+
+def authorize_path(client_id: str, scope: str, state: str, prompt: str | None = None) -> str:
+    q = {
+        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
+        "scope": scope, "state": state,
+        "code_challenge": PKCE_CHALLENGE, "code_challenge_method": "S256",
+    }
+    if prompt:
+        q["prompt"] = prompt
+    return "/authorize?" + urllib.parse.urlencode(q, quote_via=urllib.parse.quote)
+
+
+def _location_path(headers: dict) -> str:
+    loc = headers.get("location", "")
+    u = urllib.parse.urlsplit(loc)
+    return u.path + ("?" + u.query if u.query else "")
+
+
+def _code_from(headers: dict) -> str:
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(headers.get("location", "")).query)
+    if "code" not in q:
+        raise HttpError(f"no code in redirect: {headers.get('location')}")
+    return q["code"][0]
+
+
+def login(base: str, creds: dict, scope: str) -> tuple[Client, str]:
+    """The whole browser flow once: authorize, login, consent (allow). Returns the browser
+    (holding the session cookie) and the code."""
+    b = Client(base)
+    status, h, body = b.request("GET", authorize_path(creds["client_id"], scope, "s0"))
+    for step in range(6):  # login page, login post, consent page, consent post: bounded
+        if status == 303 and "code=" in h.get("location", ""):
+            return b, _code_from(h)
+        if status == 303:
+            status, h, body = b.request("GET", _location_path(h))
+            continue
+        if status == 200 and 'name="csrf_token"' in body:
+            fields = dict(_HIDDEN.findall(body))
+            path = "/consent" if 'name="decision"' in body else "/login"
+            form = {"interaction": fields["interaction"], "csrf_token": fields["csrf_token"]}
+            if path == "/login":
+                form.update(username=creds["username"], password=creds["password"])
+            else:
+                form["decision"] = "allow"
+            status, h, body = b.request("POST", path, form=form)
+            continue
+        raise HttpError(f"login flow step {step}: unexpected {status} {body[:300]}")
+    raise HttpError("login flow did not finish in 6 steps")
+
+
+def code_with_session(browser: Client, creds: dict, scope: str, state: str = "s") -> str:
+    """A code from /authorize for an already logged-in, already consented browser."""
+    status, h, body = browser.request("GET", authorize_path(creds["client_id"], scope, state))
+    if status != 303:
+        raise HttpError(f"authorize with session: {status} {body[:300]}")
+    return _code_from(h)
+
+
+def exchange(base_client: Client, creds: dict, code: str) -> dict:
+    status, _, body = base_client.request("POST", "/token", headers={"Authorization": creds["basic"]}, form={
+        "grant_type": "authorization_code", "code": code,
+        "redirect_uri": REDIRECT_URI, "code_verifier": PKCE_VERIFIER,
+    })
+    if status != 200:
+        raise HttpError(f"code exchange: {status} {body[:300]}")
+    return json.loads(body)
+
+
+def mint_refresh_tokens(base: str, creds: dict, browser: Client, n: int) -> list[str]:
+    """`n` independent refresh-token families (one code exchange each)."""
+    api = Client(base)
+    out = []
+    for i in range(n):
+        code = code_with_session(browser, creds, "openid offline_access", f"r{i}")
+        out.append(exchange(api, creds, code)["refresh_token"])
+    api.close()
+    return out
+
+
+def check(base: str, creds: dict, access_token: str) -> None:
+    """Sanity checks before load: the access token is active and userinfo answers."""
+    c = Client(base)
+    status, _, body = c.request("POST", "/introspect", headers={"Authorization": creds["basic"]},
+                                form={"token": access_token})
+    if status != 200 or not json.loads(body).get("active"):
+        raise HttpError(f"introspection of the bench token: {status} {body[:200]}")
+    status, _, body = c.request("GET", "/userinfo", headers={"Authorization": f"Bearer {access_token}"})
+    if status != 200:
+        raise HttpError(f"userinfo: {status} {body[:200]}")
+    status, _, body = c.request("POST", "/token", headers={"Authorization": creds["basic"]}, form={
+        "grant_type": "client_credentials", "scope": "api.read", "resource": RESOURCE})
+    if status != 200:
+        raise HttpError(f"client_credentials: {status} {body[:200]}")
+    c.close()
