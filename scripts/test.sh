@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and contract tests, and the integration tests
+# (real HTTP, SQLite and Postgres), then the contract smoke check against the release binary.
+#
+# Needs Postgres on 127.0.0.1:5432 (trust auth, user postgres) or LATCHKEY_TEST_POSTGRES_URL
+# pointing at a server where the user may create databases. Without it the run fails: the
+# Postgres half of the suite is not optional.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if ! psql "$admin_url" -Atqc 'select 1' >/dev/null 2>&1; then
+    echo "error: Postgres is not reachable at $admin_url; the test suite needs it" >&2
+    exit 1
+fi
+# Databases left by earlier runs (each test makes its own).
+psql "$admin_url" -Atqc "select datname from pg_database where datname like 'latchkey_test_%'" \
+    | while read -r db; do psql "$admin_url" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== unit, contract and integration tests"
+cargo test --all-targets -- --test-threads="${LATCHKEY_TEST_THREADS:-4}"
+echo "== fuzz targets (bounded run on the committed seed corpus; fails on any crash)"
+bash fuzz/run.sh "${LATCHKEY_FUZZ_SECONDS:-15}"
+echo "== contract smoke check (release binary, SQLite then Postgres)"
+cargo build --release --quiet
+smoke="${LATCHKEY_SMOKE:-../shared/contract_smoke.py}"
+python3 "$smoke" target/release/latchkey
+smoke_db="latchkey_test_smoke_$$"
+psql "$admin_url" -qc "create database $smoke_db" >/dev/null
+LATCHKEY_DATABASE_URL="${admin_url%/*}/$smoke_db" python3 "$smoke" target/release/latchkey
+bash tests/interop/run.sh
+echo "== benchmark smoke (every bench/ scenario runs briefly and reports; targets are not checked)"
+bash bench/run.sh --smoke
