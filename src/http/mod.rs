@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod client_ip;
 pub mod cookies;
+mod documents;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -40,6 +41,34 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Content-Security-Policy for every response: no script at all, styles only from our own
 /// stylesheet, no framing (the consent button cannot be clickjacked).
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
+/// The header that carries a request's id, in and out.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The headers every response carries (unless its handler set them itself).
+fn security_header_list(https: bool) -> Vec<(HeaderName, &'static str)> {
+    let mut list = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+    ];
+    if https {
+        list.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    list
+}
+
+/// `security_header_list` as a header map, for answers built outside the layer stack.
+fn security_headers(https: bool) -> axum::http::HeaderMap {
+    security_header_list(https)
+        .into_iter()
+        .map(|(name, value)| (name, HeaderValue::from_static(value)))
+        .collect()
+}
 
 /// The whole application.
 pub fn router(app: App) -> Router {
@@ -80,7 +109,7 @@ pub fn router(app: App) -> Router {
         .route(ui::account::CONSENTS_PATH, post(ui::account::withdraw))
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(REQUEST_ID);
     let mut router = Router::new()
         .merge(writes)
         .merge(
@@ -94,7 +123,7 @@ pub fn router(app: App) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(app)
+        .with_state(app.clone())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // A last resort against requests that take too long. The database answers 503 well
         // before this (its own timeout), so what is left is a client that stalls while
@@ -102,16 +131,9 @@ pub fn router(app: App) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ))
-        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header_layer(header::REFERRER_POLICY, "no-referrer"))
-        .layer(header_layer(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP));
-    if https {
-        router = router.layer(header_layer(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
         ));
+    for (name, value) in security_header_list(https) {
+        router = router.layer(header_layer(name, value));
     }
     // Outermost: every request gets an id (kept when a trusted load balancer set one), echoed
     // in the response and recorded on the request's log span. Spans carry the path only:
@@ -123,20 +145,16 @@ pub fn router(app: App) -> Router {
         .layer(axum::middleware::map_response(hide_allow_header))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            // The static documents (discovery, JWKS) log nothing; skipping their span keeps
-            // the hottest, cheapest answers cheap.
-            let path = request.uri().path();
-            if path == paths::JWKS || path.starts_with("/.well-known/") {
-                return tracing::Span::none();
-            }
             let id = request
                 .headers()
-                .get("x-request-id")
+                .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
         }))
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+        // Before all of it: the static documents, which need none of it (see `documents`).
+        .layer(documents::StaticDocumentsLayer::new(app))
 }
 
 /// Runs the rest of the request on its own task, so that dropping this future (the client
@@ -161,13 +179,29 @@ struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        use base64::Engine;
-        use rand::RngCore;
-        let mut bytes = [0u8; 12];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        Some(RequestId::new(random_request_id()))
     }
+}
+
+fn random_request_id() -> HeaderValue {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let mut id = [0u8; 16];
+    // 12 bytes are exactly 16 base64 characters, all of them valid in a header value.
+    let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_slice(bytes, &mut id);
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// The id a request arrived with (a trusted load balancer's), or a new one: what
+/// `SetRequestIdLayer` does, for answers built outside the layer stack.
+fn request_id<B>(request: &axum::http::Request<B>) -> HeaderValue {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(random_request_id)
 }
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

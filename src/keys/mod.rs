@@ -6,7 +6,9 @@
 //! Private keys leave this module only as sealed bytes; JWKS carries public parts only.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -327,7 +329,9 @@ pub fn build_key_set(
 
 /// The node's keys: the current `KeySet` plus what it takes to reload and rotate it.
 pub struct Keys {
-    current: RwLock<Arc<KeySet>>,
+    /// Read on every token and JWKS answer, replaced only on reload: a lock-free swap, so
+    /// that readers on different cores do not contend on a lock word.
+    current: ArcSwap<KeySet>,
     sealer: Sealer,
     publish_retired_for: i64,
 }
@@ -349,17 +353,19 @@ impl Keys {
         }
         let set = build_key_set(&records, &sealer, now, publish_retired_for)?;
         Ok(Keys {
-            current: RwLock::new(Arc::new(set)),
+            current: ArcSwap::from_pointee(set),
             sealer,
             publish_retired_for,
         })
     }
 
     pub fn current(&self) -> Arc<KeySet> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load_full()
+    }
+
+    /// The published key set, serialised (without taking a reference to the whole set).
+    pub fn jwks_json(&self) -> axum::body::Bytes {
+        self.current.load().jwks_json.clone()
     }
 
     /// Re-reads the keys from the store and swaps the in-memory set.
@@ -371,10 +377,7 @@ impl Keys {
             now,
             self.publish_retired_for,
         )?);
-        match self.current.write() {
-            Ok(mut guard) => *guard = set,
-            Err(poisoned) => *poisoned.into_inner() = set,
-        }
+        self.current.store(set);
         Ok(())
     }
 

@@ -102,3 +102,86 @@ async fn cors_is_offered_to_api_endpoints_and_never_to_the_authorization_endpoin
         );
     }
 }
+
+both_backends!(documents_carry_the_headers_every_answer_carries);
+
+/// Discovery and JWKS are answered ahead of the layer stack (`http::documents`); they must
+/// still carry what the stack adds to every answer, and `HEAD` (which takes the routed path)
+/// must agree with `GET`.
+async fn documents_carry_the_headers_every_answer_carries(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let routed = app.http.get(app.url("/healthz")).send().await.unwrap();
+    for (path, cache) in [
+        ("/.well-known/openid-configuration", "public, max-age=300"),
+        (
+            "/.well-known/oauth-authorization-server",
+            "public, max-age=300",
+        ),
+        ("/jwks", "public, max-age=60"),
+    ] {
+        let get = app
+            .http
+            .get(app.url(path))
+            .header("origin", "https://spa.example.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 200, "{path}");
+        let headers = get.headers().clone();
+        let body = get.bytes().await.unwrap();
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+        for name in [
+            "x-content-type-options",
+            "referrer-policy",
+            "x-frame-options",
+            "content-security-policy",
+        ] {
+            assert_eq!(
+                headers.get(name),
+                routed.headers().get(name),
+                "{path} {name}"
+            );
+            assert!(headers.contains_key(name), "{path} {name}");
+        }
+        assert_eq!(headers["content-type"], "application/json", "{path}");
+        assert_eq!(headers["cache-control"], cache, "{path}");
+        assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
+        assert!(headers.get("access-control-allow-credentials").is_none());
+        assert_eq!(headers["content-length"], body.len().to_string().as_str());
+        // A fresh request id per answer, or the one the request came with.
+        let first = headers["x-request-id"].to_str().unwrap().to_owned();
+        let again = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(again.headers()["x-request-id"].len(), 16, "{path}");
+        assert_ne!(again.headers()["x-request-id"], first.as_str(), "{path}");
+        let echoed = app
+            .http
+            .get(app.url(path))
+            .header("x-request-id", "lb-assigned-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(echoed.headers()["x-request-id"], "lb-assigned-7");
+
+        let head = app.http.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+        for name in [
+            "content-type",
+            "cache-control",
+            "content-length",
+            "content-security-policy",
+        ] {
+            assert_eq!(
+                head.headers().get(name),
+                headers.get(name),
+                "HEAD {path} {name}"
+            );
+        }
+        // Other methods still meet the routes: a JSON 405.
+        let post = app.http.post(app.url(path)).send().await.unwrap();
+        assert_eq!(post.status(), 405, "{path}");
+        assert!(post.headers().contains_key("x-request-id"), "{path}");
+    }
+    // A path that merely starts like a document is not one.
+    let r = app.http.get(app.url("/jwks/extra")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}

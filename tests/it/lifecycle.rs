@@ -117,12 +117,19 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    // The static documents are answered ahead of the metrics middleware and counted there.
+    for path in ["/jwks", "/jwks", "/.well-known/openid-configuration"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
     let r = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     for series in [
         "latchkey_http_requests_total{",
         "endpoint=\"/token\"",
+        "latchkey_http_requests_total{endpoint=\"/jwks\",method=\"GET\",status=\"200\"} 2",
+        "latchkey_http_requests_total{endpoint=\"/.well-known/openid-configuration\",method=\"GET\",status=\"200\"}",
         "status=\"200\"",
         "latchkey_http_request_duration_seconds_bucket",
         "latchkey_tokens_issued_total{grant=\"client_credentials\"} 3",
