@@ -315,3 +315,26 @@ async fn housekeeping(app: App) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated master key file is readable by its owner only, and read back unchanged.
+    #[test]
+    fn a_generated_master_key_file_is_private_and_stable() {
+        let dir = std::env::temp_dir().join(format!("latchkey-key-{}", rand::random::<u64>()));
+        let path = dir.join("nested").join("master.key");
+        let key = read_or_create_key_file(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
+        assert_eq!(read_or_create_key_file(&path).unwrap(), key);
+        std::fs::write(&path, "not base64!").unwrap();
+        assert!(read_or_create_key_file(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

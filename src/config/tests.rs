@@ -103,6 +103,9 @@ fn bad_values_name_their_variable() {
         "LATCHKEY_ACCESS_TOKEN_TTL",
     );
     check_error(&[("LATCHKEY_CODE_TTL", "0")], "LATCHKEY_CODE_TTL");
+    // RFC 6749 §4.1.2: a maximum code lifetime of 10 minutes is RECOMMENDED; we enforce it.
+    check_error(&[("LATCHKEY_CODE_TTL", "601")], "LATCHKEY_CODE_TTL");
+    assert_eq!(load(&[("LATCHKEY_CODE_TTL", "600")]).unwrap().code_ttl, 600);
     check_error(
         &[("LATCHKEY_ACCESS_TOKEN_ALG", "HS256")],
         "LATCHKEY_ACCESS_TOKEN_ALG",

@@ -51,3 +51,63 @@ impl axum::extract::FromRequestParts<crate::app::App> for ClientIp {
         Ok(ClientIp(client_ip(&app.config, peer, &parts.headers)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(trusted: &str) -> Config {
+        let env = [("LATCHKEY_TRUSTED_PROXIES".to_owned(), trusted.to_owned())];
+        Config::load_from(Some(Path::new("/dev/null")), &env).unwrap()
+    }
+
+    fn ip(config: &Config, peer: &str, forwarded: &[&str]) -> Option<IpAddr> {
+        let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
+        let mut headers = HeaderMap::new();
+        for value in forwarded {
+            headers.append("x-forwarded-for", value.parse().unwrap());
+        }
+        client_ip(config, Some(&ConnectInfo(peer)), &headers)
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        let none = config("");
+        assert_eq!(
+            ip(&none, "203.0.113.9", &["198.51.100.1"]),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        let trusted = config("10.0.0.1,10.0.0.2");
+        // From an untrusted peer the header is the client's own claim: ignored.
+        assert_eq!(
+            ip(&trusted, "203.0.113.9", &["198.51.100.1"]),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        // From a trusted proxy: the last address that is not itself a trusted proxy, so a
+        // client cannot slip its own choice in at the front of the list.
+        assert_eq!(
+            ip(
+                &trusted,
+                "10.0.0.1",
+                &["192.0.2.66, 198.51.100.1", "10.0.0.2"]
+            ),
+            Some("198.51.100.1".parse().unwrap())
+        );
+        // Garbage entries are skipped; with nothing usable the proxy itself is the client.
+        assert_eq!(
+            ip(&trusted, "10.0.0.1", &["not-an-ip, 198.51.100.7"]),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        assert_eq!(
+            ip(&trusted, "10.0.0.1", &["garbage"]),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            ip(&trusted, "10.0.0.1", &[]),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(client_ip(&trusted, None, &HeaderMap::new()), None);
+    }
+}

@@ -142,7 +142,7 @@ pub fn router(app: App) -> Router {
     // wrapping the whole router as the fallback of an outer one lets a layer see it.
     Router::new()
         .fallback_service(router)
-        .layer(axum::middleware::map_response(hide_allow_header))
+        .layer(axum::middleware::map_response(finish_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request
@@ -218,15 +218,39 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
     )
 }
 
+/// The last touches every routed answer gets.
+///
 /// axum adds `Allow` to every answer of a method-not-allowed fallback, including the 401 an
 /// unauthenticated caller gets from the admin API's; only a real 405 may list methods, so a
 /// stranger cannot map the admin paths.
-async fn hide_allow_header(mut response: axum::response::Response) -> axum::response::Response {
-    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+///
+/// A body over `MAX_BODY_BYTES` is refused by the body-limit layer, or by the extractor that
+/// hits the limit while reading, each with a plain-text 413; callers get the same JSON error
+/// shape as for any other bad request instead. The rest of such a body is never read, so the
+/// connection cannot carry another request: `Connection: close` tells the client so, instead
+/// of letting it reuse a connection the server is about to close.
+async fn finish_response(mut response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    if status != axum::http::StatusCode::METHOD_NOT_ALLOWED {
         response.headers_mut().remove(header::ALLOW);
+    }
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        *response.body_mut() = axum::body::Body::from(BODY_TOO_LARGE);
     }
     response
 }
+
+const BODY_TOO_LARGE: &str =
+    r#"{"error":"invalid_request","error_description":"the request body is larger than 64 KiB"}"#;
+// The text above names the limit.
+const _: () = assert!(MAX_BODY_BYTES == 64 * 1024);
 
 async fn method_not_allowed() -> impl axum::response::IntoResponse {
     (

@@ -378,6 +378,22 @@ async fn later_errors_are_redirected_with_state_and_iss(backend: Backend) {
             ],
             "invalid_target",
         ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("response_mode", "fragment"),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("response_mode", "form_post"),
+            ],
+            "invalid_request",
+        ),
     ];
     for (extra, expected) in cases {
         let mut params = vec![
@@ -1078,6 +1094,16 @@ async fn userinfo_follows_rfc6750(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(both.status(), 400);
+    // A token in the query string is never accepted (RFC 9700 §4.3.2; RFC 6750 §2.3 is a
+    // MAY we decline): it would end up in logs and Referer headers.
+    let query = app
+        .http
+        .get(app.url("/userinfo"))
+        .query(&[("access_token", &access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 401);
     let none = app.http.get(app.url("/userinfo")).send().await.unwrap();
     assert_eq!(none.status(), 401);
     assert!(

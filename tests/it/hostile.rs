@@ -1156,9 +1156,9 @@ fn case(rng: &mut Rng, ctx: &Ctx) -> Request {
     req
 }
 
-/// Statuses the HTTP layer or the framework answer with before any handler runs.
+/// Statuses hyper answers with, without a body, before the application sees the request.
 fn is_framework_status(status: u16) -> bool {
-    matches!(status, 405 | 413 | 414 | 431)
+    matches!(status, 414 | 431)
 }
 
 /// What is wrong with one answer, if anything.
@@ -1179,9 +1179,9 @@ fn check(request: &Request, outcome: &Outcome) -> Option<String> {
             String::from_utf8_lossy(&response.body)
         ));
     }
-    // Answers from the HTTP layer (unparsable requests, its limits: 414, 431) and the
-    // framework's 405 and 413 carry no application body; every error the application renders
-    // for a JSON endpoint is JSON with an `error` member.
+    // Answers from the HTTP layer (unparsable requests, its limits: 414, 431) carry no
+    // application body; every other error for a JSON endpoint, 405 and 413 included, is JSON
+    // with an `error` member.
     let framework = request.broken_http || is_framework_status(response.status);
     if request.kind == Kind::Json
         && response.status >= 400

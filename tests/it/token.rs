@@ -306,6 +306,7 @@ both_backends!(
     client_credentials_scope_defaults_to_and_stays_within_the_registered_scope,
     client_credentials_tokens_are_rfc9068_jwts_about_the_client_without_refresh_token,
     client_credentials_audience_is_the_requested_resource_only_when_allowed,
+    a_refreshed_access_token_keeps_the_resource_of_its_grant,
     the_password_grant_is_off_unless_enabled_server_wide,
     the_password_grant_works_only_for_clients_that_register_it,
     password_grant_failures_do_not_tell_unknown_users_from_wrong_passwords,
@@ -856,6 +857,65 @@ async fn client_credentials_audience_is_the_requested_resource_only_when_allowed
     assert_error(status, &body, 400, "invalid_target");
 }
 
+/// RFC 8707: the resource named at the authorization request is the audience of every access
+/// token of that grant, the refreshed ones included.
+async fn a_refreshed_access_token_keeps_the_resource_of_its_grant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice").await;
+    let resource = "https://api.example.test/v1";
+    let client = TestClient::from_registration(
+        &app.create_client(json!({
+            "redirect_uris": ["https://app.example.test/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid offline_access api.read",
+            "allowed_resources": [resource],
+        }))
+        .await,
+    );
+    let browser = Browser::new(&app);
+    let (verifier, challenge) = pkce_pair();
+    let query = app
+        .code_flow(
+            &browser,
+            &client,
+            "openid offline_access api.read",
+            Some(&challenge),
+            &[("resource", resource)],
+        )
+        .await;
+    let (status, tokens, _) = app
+        .token(
+            &client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &query["code"]),
+                ("redirect_uri", &client.redirect_uri),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        jwt_part(&field(&tokens, "access_token"), 1)["aud"],
+        resource
+    );
+    let mut refresh_token = field(&tokens, "refresh_token");
+    for _ in 0..2 {
+        let (status, refreshed) = refresh(&app, &client, &refresh_token, None).await;
+        assert_eq!(status, 200, "{refreshed}");
+        assert_eq!(
+            jwt_part(&field(&refreshed, "access_token"), 1)["aud"],
+            resource
+        );
+        // The ID token stays the client's.
+        assert_eq!(
+            jwt_part(&field(&refreshed, "id_token"), 1)["aud"],
+            client.client_id.as_str()
+        );
+        refresh_token = field(&refreshed, "refresh_token");
+    }
+}
+
 /// A confidential client registered for the password grant (and refresh tokens).
 async fn password_client(app: &TestApp) -> TestClient {
     machine_client(
@@ -1351,5 +1411,25 @@ async fn garbage_bodies_get_a_json_4xx_never_a_5xx(backend: Backend) {
                 }
             }
         }
+        // A body over the 64 KiB limit is refused before it is read, with the same shape.
+        let oversized = format!(
+            "grant_type=client_credentials&pad={}",
+            "a".repeat(64 * 1024)
+        );
+        let r = app
+            .http
+            .post(&url)
+            .header("authorization", good_basic.as_str())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(oversized)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{key}");
+        // The unread rest of the body spoils the connection; the client is told not to reuse it.
+        assert_eq!(r.headers()["connection"], "close", "{key}");
+        assert_eq!(r.headers()["content-type"], "application/json", "{key}");
+        let json: Value = r.json().await.unwrap();
+        assert_eq!(json["error"], "invalid_request", "{key}: {json}");
     }
 }
