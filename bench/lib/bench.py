@@ -20,6 +20,7 @@ import argparse
 import base64
 import glob
 import json
+import math
 import os
 import platform
 import re
@@ -240,9 +241,27 @@ class RssSampler(threading.Thread):
 
 # ---------------------------------------------------------------- wrk
 
+def hash_cpu(base: str) -> tuple[float, int] | None:
+    """Latchkey's own account of its password hashing: (CPU seconds, hashes) so far, from
+    the latchkey_password_hash_cpu_seconds histogram at /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        for suffix in ("sum", "count"):
+            prefix = f"latchkey_password_hash_cpu_seconds_{suffix} "
+            if line.startswith(prefix):
+                values[suffix] = float(line[len(prefix):])
+    if "sum" not in values or "count" not in values:
+        return None
+    return values["sum"], int(values["count"])
+
+
 def run_wrk(script: str, url: str, env: dict, duration: float, args) -> dict:
     """One wrk run; returns the BENCH_JSON record the script printed."""
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s",
+    # wrk takes whole seconds only.
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{math.ceil(duration)}s",
            "--timeout", "10s", "-s", os.path.join(WRK_DIR, script), url]
     full_env = dict(os.environ, BENCH_LUA_DIR=WRK_DIR, BENCH_THREADS=str(args.threads), **env)
     r = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=duration + 60)
@@ -465,12 +484,15 @@ class Bench:
         if warmup:
             run_wrk(script, url, env, duration, self.args)
             return None
+        hashing = scenario == "login" and t.name.startswith("latchkey")
+        hash0 = hash_cpu(t.base) if hashing else None
         meter, sampler = CpuMeter(t), RssSampler(t.proc.pid)
         meter.start()
         sampler.start()
         rec = run_wrk(script, url, env, duration, self.args)
         rss_max = sampler.stop()
         server_cpu, pg_cpu = meter.stop()
+        hash1 = hash_cpu(t.base) if hashing else None
         mem = mem_kib(t.proc.pid)
         errors = sum(rec["errors"].values())
         # Counters a script keeps that mean something went wrong are errors too.
@@ -492,6 +514,9 @@ class Bench:
             row["flows_per_s"] = flows / row["duration_s"]
             row["cpu_per_flow_ms"] = 1000 * server_cpu / flows if flows else None
             row["pg_cpu_per_flow_ms"] = 1000 * pg_cpu / flows if flows else None
+            if hash0 and hash1 and flows and hash1[1] > hash0[1]:
+                row["hash_cpu_per_flow_ms"] = 1000 * (hash1[0] - hash0[0]) / flows
+                row["hash_cpu_ms"] = 1000 * (hash1[0] - hash0[0]) / (hash1[1] - hash0[1])
         self.results.append(row)
         status = "" if not errors and not bad_extra else f"  ERRORS {row['error_detail']}"
         log(f"{t.name:20s} {scenario:18s} run {run}: {row['rps']:9.0f} req/s  p50 {row['p50_ms']:7.2f} ms"

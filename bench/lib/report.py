@@ -78,6 +78,8 @@ def aggregate(results: list[dict]) -> dict:
             "rss_max_kib": max(r["rss_max_kib"] for r in rows),
             "flows_per_s": _median(rows, "flows_per_s"),
             "cpu_per_flow_ms": _median(rows, "cpu_per_flow_ms"),
+            "hash_cpu_per_flow_ms": _median(rows, "hash_cpu_per_flow_ms"),
+            "hash_cpu_ms": _median(rows, "hash_cpu_ms"),
             "pg_cpu_per_flow_ms": _median(rows, "pg_cpu_per_flow_ms"),
             "detail": [r["error_detail"] for r in rows if r["errors"] or any(
                 r["error_detail"].get(k) for k in ("exhausted", "lost", "dry", "aborted", "unexpected"))],
@@ -208,13 +210,20 @@ def render(bench) -> tuple[str, list[str]]:
                      "keep state in memory, not Postgres)", None))
     flow_ms = g(lk, "login", "cpu_per_flow_ms")
     pg_flow_ms = g(lk, "login", "pg_cpu_per_flow_ms") or 0.0
-    if flow_ms is not None and bench.argon2_ms:
-        non_hash = flow_ms + pg_flow_ms - bench.argon2_ms
+    hash_flow_ms = g(lk, "login", "hash_cpu_per_flow_ms")
+    hash_ms = g(lk, "login", "hash_cpu_ms")
+    if flow_ms is not None and hash_flow_ms is not None and hash_ms:
+        # The hash CPU is what Latchkey itself measured on its hashing threads during the
+        # runs (latchkey_password_hash_cpu_seconds), so both sides of the ratio come from the
+        # same process under the same load. The isolated figure is shown for reference.
+        non_hash = flow_ms + pg_flow_ms - hash_flow_ms
+        isolated = (f"; alone on an idle core one hash takes {bench.argon2_ms:.1f} ms CPU"
+                    if bench.argon2_ms else "")
         check(f"logins: non-hash work ≤ 25 % of the argon2id hash time — CPU per login flow: "
-              f"Latchkey {flow_ms:.1f} ms + Postgres {pg_flow_ms:.1f} ms, less one hash "
-              f"({bench.argon2_ms:.1f} ms CPU, {bench.argon2_params}) = {non_hash:.1f} ms; "
-              f"{_f(g(lk, 'login', 'flows_per_s'))} logins/s",
-              non_hash / bench.argon2_ms, lambda v: v <= 0.25, "{:.0%}")
+              f"Latchkey {flow_ms:.1f} ms + Postgres {pg_flow_ms:.1f} ms, less its hashing "
+              f"({hash_flow_ms:.1f} ms; {hash_ms:.1f} ms CPU per hash, {bench.argon2_params}) "
+              f"= {non_hash:.1f} ms; {_f(g(lk, 'login', 'flows_per_s'))} logins/s{isolated}",
+              non_hash / hash_ms, lambda v: v <= 0.25, "{:.0%}")
     login_rss = g(lk, "login", "rss_max_kib")
     if login_rss is not None and targets.get(lk):
         # Latchkey allows one hash per CPU at once; each argon2id hash needs m KiB.

@@ -138,7 +138,13 @@ impl PasswordHasher {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop()
                 .unwrap_or_default();
+            let cpu_before = crate::telemetry::thread_cpu_seconds();
             let out = f(&mut mem);
+            if let (Some(before), Some(after)) =
+                (cpu_before, crate::telemetry::thread_cpu_seconds())
+            {
+                crate::telemetry::password_hashed(after - before);
+            }
             this.areas
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

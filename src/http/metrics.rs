@@ -23,6 +23,9 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// CPU per argon2id hash, in seconds: about 15-25 ms with the default parameters.
+const HASH_CPU_BUCKETS: [f64; 8] = [0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25];
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the global recorder (once) and returns its handle.
@@ -33,6 +36,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(
                     Matcher::Suffix("duration_seconds".to_owned()),
                     &LATENCY_BUCKETS,
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("latchkey_password_hash_cpu_seconds".to_owned()),
+                    &HASH_CPU_BUCKETS,
                 )
                 .ok()?
                 .install_recorder()

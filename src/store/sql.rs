@@ -382,6 +382,30 @@ pub(super) mod q {
         " RETURNING ",
         code_columns!()
     );
+    /// Postgres: the grant and its code in one statement (one round trip, atomic without a
+    /// transaction). The grant takes the code's ids, scope and creation time; `$16` is the
+    /// grant's expiry.
+    pub(crate) const INSERT_GRANT_AND_CODE: &str = concat!(
+        "WITH new_grant AS (INSERT INTO auth_grant (",
+        grant_columns!(),
+        ") VALUES ($2, $3, $4, $6, $14, $16, NULL)) INSERT INTO auth_code (",
+        code_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
+    /// Postgres: `CONSUME_CODE` and `EXTEND_GRANT` (to `$3`) of the redeemed code's grant in
+    /// one statement. Of racing calls the row lock on the code lets one through; the others
+    /// see no row and extend nothing.
+    pub(crate) const CONSUME_CODE_AND_EXTEND_GRANT: &str = concat!(
+        "WITH consumed AS (UPDATE auth_code SET consumed_at = $2 \
+         WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND ",
+        live_grant!("auth_code"),
+        " RETURNING ",
+        code_columns!(),
+        "), extended AS (UPDATE auth_grant SET expires_at = $3 \
+         WHERE grant_id IN (SELECT grant_id FROM consumed) AND expires_at < $3) SELECT ",
+        code_columns!(),
+        " FROM consumed"
+    );
     pub(crate) const CODE_STATE: &str =
         "SELECT grant_id, consumed_at FROM auth_code WHERE code_hash = $1";
 
@@ -570,6 +594,7 @@ macro_rules! impl_sql_store {
         database: $db:ty,
         begin_write: $begin_write:literal,
         purge_lock: $purge_lock:literal,
+        one_statement_code_writes: $one_statement_code_writes:literal,
         migrator: $migrator:expr $(,)?
     ) => {
         // An anonymous scope, so that the helpers below do not leak into the backend module.
@@ -1118,6 +1143,29 @@ macro_rules! impl_sql_store {
                     code: &AuthCodeRecord,
                     grant_expires_at: i64,
                 ) -> StoreResult<()> {
+                    if $one_statement_code_writes {
+                        ::sqlx::query(q::INSERT_GRANT_AND_CODE)
+                            .bind(&code.code_hash)
+                            .bind(&code.grant_id)
+                            .bind(&code.client_id)
+                            .bind(&code.user_sub)
+                            .bind(&code.redirect_uri)
+                            .bind(&code.scope)
+                            .bind(code.code_challenge.as_deref())
+                            .bind(code.nonce.as_deref())
+                            .bind(&code.sid)
+                            .bind(code.auth_time)
+                            .bind(&code.amr)
+                            .bind(code.acr.as_deref())
+                            .bind(code.resource.as_deref())
+                            .bind(code.created_at)
+                            .bind(code.expires_at)
+                            .bind(grant_expires_at)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        return Ok(());
+                    }
                     let grant = GrantRecord {
                         grant_id: code.grant_id.clone(),
                         client_id: code.client_id.clone(),
@@ -1157,6 +1205,33 @@ macro_rules! impl_sql_store {
                     now: i64,
                     grant_expires_at: i64,
                 ) -> StoreResult<CodeRedemption> {
+                    if $one_statement_code_writes {
+                        let consumed = ::sqlx::query(q::CONSUME_CODE_AND_EXTEND_GRANT)
+                            .bind(code_hash)
+                            .bind(now)
+                            .bind(grant_expires_at)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        if let Some(row) = consumed {
+                            return Ok(CodeRedemption::Redeemed(code_from_row(&row)?));
+                        }
+                        // Not redeemed: tell a reused code (whose grant the caller revokes)
+                        // from an unknown or expired one.
+                        let state = ::sqlx::query(q::CODE_STATE)
+                            .bind(code_hash)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        return Ok(match state {
+                            Some(row) if col::<Option<i64>>(&row, "consumed_at")?.is_some() => {
+                                CodeRedemption::Reused {
+                                    grant_id: col(&row, "grant_id")?,
+                                }
+                            }
+                            _ => CodeRedemption::Invalid,
+                        });
+                    }
                     let mut tx = begin_write(&self.pool).await?;
                     let consumed = ::sqlx::query(q::CONSUME_CODE)
                         .bind(code_hash)

@@ -62,5 +62,7 @@ impl_sql_store! {
     begin_write: "BEGIN IMMEDIATE",
     // SQLite has one writer at a time, so concurrent purges cannot deadlock.
     purge_lock: "",
+    // SQLite has no data-modifying CTEs; its transactions cost no round trips anyway.
+    one_statement_code_writes: false,
     migrator: MIGRATOR,
 }

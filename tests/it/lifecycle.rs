@@ -117,6 +117,15 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    // Creating a user hashes its password once: the CPU it took is accounted for.
+    let r = http
+        .post(format!("{base}/admin/users"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"username": "metrics-user", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     // The static documents are answered ahead of the metrics middleware and counted there.
     for path in ["/jwks", "/jwks", "/.well-known/openid-configuration"] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
@@ -125,7 +134,16 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
     let r = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
+    let hash_cpu: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("latchkey_password_hash_cpu_seconds_sum "))
+        .unwrap_or_else(|| panic!("no hash CPU sum:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(hash_cpu > 0.001 && hash_cpu < 5.0, "{hash_cpu}");
     for series in [
+        "latchkey_password_hash_cpu_seconds_count 1",
+        "latchkey_password_hash_cpu_seconds_bucket",
         "latchkey_http_requests_total{",
         "endpoint=\"/token\"",
         "latchkey_http_requests_total{endpoint=\"/jwks\",method=\"GET\",status=\"200\"} 2",
