@@ -53,6 +53,20 @@ pub const CLIENT_IP: Policy = Policy {
     lockout: 900,
 };
 
+/// Per client IP at the admin API: wrong admin tokens. An operator mistyping gets ten tries;
+/// a guesser is locked out for a quarter of an hour after fifty.
+pub const ADMIN_IP: Policy = Policy {
+    free: 10,
+    window: 900,
+    max_delay: 60,
+    lockout_after: 50,
+    lockout: 900,
+};
+
+pub fn admin_ip_key(ip: &str) -> String {
+    format!("admin-ip:{ip}")
+}
+
 pub fn login_account_key(username: &str) -> String {
     let normalized: String = username.trim().to_lowercase().chars().take(256).collect();
     format!("login:account:{normalized}")

@@ -166,10 +166,14 @@ async fn every_admin_route_needs_the_admin_token(backend: Backend) {
             &text,
             &format!("{what} with a wrong token"),
         );
+        // Wrong tokens are throttled per address (wrong_admin_tokens_are_throttled_per_address);
+        // waiting out each back-off keeps every answer here a 401.
+        app.clock.advance(61);
         // A prefix of the right token must not pass either.
         let (status, headers, text) =
             call(&app, method.clone(), path, Some(&ADMIN_TOKEN[..10]), None).await;
         assert_unauthorized(status, &headers, &text, &format!("{what} with a prefix"));
+        app.clock.advance(61);
         let response = app
             .http
             .request(method, app.url(path))
@@ -208,6 +212,8 @@ async fn admin_api_answers_401_when_no_admin_token_is_configured(backend: Backen
         let (status, headers, text) =
             call(&app, method.clone(), path, Some(ADMIN_TOKEN), None).await;
         assert_unauthorized(status, &headers, &text, &what);
+        // Every token is a wrong one here; wait out the back-off it costs.
+        app.clock.advance(61);
         let (status, headers, text) = call(&app, method, path, None, None).await;
         assert_unauthorized(status, &headers, &text, &what);
     }
@@ -1197,4 +1203,49 @@ async fn wrong_methods_do_not_reveal_admin_routes(backend: Backend) {
     assert_eq!(r.status(), 405);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
+}
+
+both_backends!(wrong_admin_tokens_are_throttled_per_address);
+
+/// Guessing the admin token: ten wrong tokens are free, then back-offs, and a locked address
+/// waits even with the right token. Requests without a token do not count, and another
+/// address is not affected (addresses told apart through a trusted proxy's X-Forwarded-For).
+async fn wrong_admin_tokens_are_throttled_per_address(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.push(("LATCHKEY_TRUSTED_PROXIES".into(), "127.0.0.1".into()))
+    })
+    .await;
+    let call = |token: Option<&'static str>, from: &'static str| {
+        let mut request = app
+            .http
+            .get(app.url("/admin/clients"))
+            .header("x-forwarded-for", from);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    const GUESSER: &str = "198.51.100.7";
+    const OPERATOR: &str = "192.0.2.10";
+    // No token at all: refused, never counted.
+    for _ in 0..30 {
+        assert_eq!(call(None, GUESSER).await.status(), 401);
+    }
+    assert_eq!(call(Some(ADMIN_TOKEN), GUESSER).await.status(), 200);
+    // Ten free failures, back-offs of 1..8 s waited out, and at the fifteenth 16 s.
+    for i in 0..15 {
+        let r = call(Some("not-the-admin-token-at-all"), GUESSER).await;
+        assert_eq!(r.status(), 401, "guess {i}");
+        app.clock.advance(9);
+    }
+    app.clock.advance(-9);
+    let locked = call(Some(ADMIN_TOKEN), GUESSER).await;
+    assert_eq!(locked.status(), 429, "even the right token waits");
+    assert!(locked.headers().contains_key("retry-after"));
+    let body: Value = locked.json().await.unwrap();
+    assert_eq!(body["error"], "slow_down");
+    // Another address is not held up.
+    assert_eq!(call(Some(ADMIN_TOKEN), OPERATOR).await.status(), 200);
+    app.clock.advance(17);
+    assert_eq!(call(Some(ADMIN_TOKEN), GUESSER).await.status(), 200);
 }

@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 
+use crate::accounts::throttle;
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::constant_time_eq;
@@ -66,6 +67,19 @@ impl FromRequestParts<App> for AdminAuth {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let presented = bearer_token(&parts.headers);
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let ip = client_ip(&app.config, peer, &parts.headers);
+        let throttle_key = ip.map(|ip| throttle::admin_ip_key(&ip.to_string()));
+        // An address that sent too many wrong tokens waits, even with the right one: else
+        // the lock would not stop guessing (a right guess would still get through).
+        if let Some(key) = &throttle_key
+            && let Some(wait) =
+                throttle::retry_after(app.store.as_ref(), &[key.as_str()], app.now())
+                    .await
+                    .map_err(|e| AdminError(e.into()))?
+        {
+            return Err(AdminError(OAuthError::slow_down(wait)));
+        }
         match (&app.config.admin_token, presented) {
             (Some(expected), Some(presented)) if token_matches(expected, presented) => {
                 Ok(AdminAuth(()))
@@ -73,8 +87,6 @@ impl FromRequestParts<App> for AdminAuth {
             // One answer for a missing token, a wrong one, and an admin API switched off
             // (no token configured): the caller learns nothing about which it was.
             _ => {
-                let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-                let ip = client_ip(&app.config, peer, &parts.headers);
                 let event = Event::new(Kind::AdminAccessDenied)
                     .ip(ip)
                     .detail(
@@ -83,6 +95,20 @@ impl FromRequestParts<App> for AdminAuth {
                     )
                     .detail("token_sent", presented.is_some());
                 audit::record(app, event).await;
+                // Only a token sent counts as a guess; a request without one (a probe, a
+                // misconfigured script) cannot find the token, so it does not lock anyone out.
+                if presented.is_some()
+                    && let Some(key) = &throttle_key
+                {
+                    throttle::record_failure(
+                        app.store.as_ref(),
+                        key,
+                        throttle::ADMIN_IP,
+                        app.now(),
+                    )
+                    .await
+                    .map_err(|e| AdminError(e.into()))?;
+                }
                 Err(AdminError(OAuthError::new(
                     ErrorCode::InvalidToken,
                     "the admin API needs Authorization: Bearer <LATCHKEY_ADMIN_TOKEN>",
