@@ -69,7 +69,10 @@ impl FromRequestParts<App> for AdminAuth {
         let presented = bearer_token(&parts.headers);
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         let ip = client_ip(&app.config, peer, &parts.headers);
-        let throttle_key = ip.map(|ip| throttle::admin_ip_key(&ip.to_string()));
+        // With no admin token configured there is nothing to guess: every answer is a 401.
+        let throttle_key = ip
+            .filter(|_| app.config.admin_token.is_some())
+            .map(|ip| throttle::admin_ip_key(&ip.to_string()));
         // An address that sent too many wrong tokens waits, even with the right one: else
         // the lock would not stop guessing (a right guess would still get through).
         if let Some(key) = &throttle_key
