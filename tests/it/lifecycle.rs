@@ -39,10 +39,25 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(backend: Backend) {
         reg["client_id"].as_str().unwrap().to_owned(),
         reg["client_secret"].as_str().unwrap().to_owned(),
     );
-    // Password grants spend an argon2id hash each: slow enough to be in flight at SIGTERM.
-    let requests: Vec<_> = (0..8)
-        .map(|_| {
-            let (http, base, id, secret) = (http.clone(), base.clone(), id.clone(), secret.clone());
+    // Password grants spend an argon2id hash each, one at a time per core pair: sixteen take
+    // a few hundred milliseconds, so some are in flight at SIGTERM however fast the machine.
+    // Each goes over its own connection, opened (and accepted by the server) beforehand: a
+    // connection still in the listen backlog when the listener closes is reset by the
+    // kernel, which says nothing about draining.
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        let r = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        clients.push(client);
+    }
+    let requests: Vec<_> = clients
+        .into_iter()
+        .map(|http| {
+            let (base, id, secret) = (base.clone(), id.clone(), secret.clone());
             tokio::spawn(async move {
                 http.post(format!("{base}/token"))
                     .basic_auth(id, Some(secret))
@@ -59,7 +74,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(backend: Backend) {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let status = tokio::task::spawn_blocking(move || {
         let status = node.terminate(Duration::from_secs(15));
         (status, node.log())
