@@ -721,6 +721,47 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// Binds a code's fifteen columns, in `code_columns!` order, as `$1`..`$15`.
+            fn bind_code<'q>(query: Query<'q>, code: &'q AuthCodeRecord) -> Query<'q> {
+                query
+                    .bind(&code.code_hash)
+                    .bind(&code.grant_id)
+                    .bind(&code.client_id)
+                    .bind(&code.user_sub)
+                    .bind(&code.redirect_uri)
+                    .bind(&code.scope)
+                    .bind(code.code_challenge.as_deref())
+                    .bind(code.nonce.as_deref())
+                    .bind(&code.sid)
+                    .bind(code.auth_time)
+                    .bind(&code.amr)
+                    .bind(code.acr.as_deref())
+                    .bind(code.resource.as_deref())
+                    .bind(code.created_at)
+                    .bind(code.expires_at)
+            }
+
+            /// Why a code was not redeemed: a reused code (whose grant the caller revokes),
+            /// or an unknown or expired one.
+            async fn unredeemed<'c, E>(executor: E, code_hash: &[u8]) -> StoreResult<CodeRedemption>
+            where
+                E: ::sqlx::Executor<'c, Database = $db>,
+            {
+                let state = ::sqlx::query(q::CODE_STATE)
+                    .bind(code_hash)
+                    .fetch_optional(executor)
+                    .await
+                    .map_err(db_err)?;
+                Ok(match state {
+                    Some(row) if col::<Option<i64>>(&row, "consumed_at")?.is_some() => {
+                        CodeRedemption::Reused {
+                            grant_id: col(&row, "grant_id")?,
+                        }
+                    }
+                    _ => CodeRedemption::Invalid,
+                })
+            }
+
             async fn insert_keys_in(tx: &mut Tx, keys: &[SigningKeyRecord]) -> StoreResult<()> {
                 for key in keys {
                     ::sqlx::query(q::INSERT_KEY)
@@ -1144,22 +1185,7 @@ macro_rules! impl_sql_store {
                     grant_expires_at: i64,
                 ) -> StoreResult<()> {
                     if $one_statement_code_writes {
-                        ::sqlx::query(q::INSERT_GRANT_AND_CODE)
-                            .bind(&code.code_hash)
-                            .bind(&code.grant_id)
-                            .bind(&code.client_id)
-                            .bind(&code.user_sub)
-                            .bind(&code.redirect_uri)
-                            .bind(&code.scope)
-                            .bind(code.code_challenge.as_deref())
-                            .bind(code.nonce.as_deref())
-                            .bind(&code.sid)
-                            .bind(code.auth_time)
-                            .bind(&code.amr)
-                            .bind(code.acr.as_deref())
-                            .bind(code.resource.as_deref())
-                            .bind(code.created_at)
-                            .bind(code.expires_at)
+                        bind_code(::sqlx::query(q::INSERT_GRANT_AND_CODE), code)
                             .bind(grant_expires_at)
                             .execute(&self.pool)
                             .await
@@ -1177,22 +1203,7 @@ macro_rules! impl_sql_store {
                     };
                     let mut tx = begin_write(&self.pool).await?;
                     insert_grant_with(&mut *tx, &grant).await?;
-                    ::sqlx::query(q::INSERT_CODE)
-                        .bind(&code.code_hash)
-                        .bind(&code.grant_id)
-                        .bind(&code.client_id)
-                        .bind(&code.user_sub)
-                        .bind(&code.redirect_uri)
-                        .bind(&code.scope)
-                        .bind(code.code_challenge.as_deref())
-                        .bind(code.nonce.as_deref())
-                        .bind(&code.sid)
-                        .bind(code.auth_time)
-                        .bind(&code.amr)
-                        .bind(code.acr.as_deref())
-                        .bind(code.resource.as_deref())
-                        .bind(code.created_at)
-                        .bind(code.expires_at)
+                    bind_code(::sqlx::query(q::INSERT_CODE), code)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
@@ -1216,21 +1227,7 @@ macro_rules! impl_sql_store {
                         if let Some(row) = consumed {
                             return Ok(CodeRedemption::Redeemed(code_from_row(&row)?));
                         }
-                        // Not redeemed: tell a reused code (whose grant the caller revokes)
-                        // from an unknown or expired one.
-                        let state = ::sqlx::query(q::CODE_STATE)
-                            .bind(code_hash)
-                            .fetch_optional(&self.pool)
-                            .await
-                            .map_err(db_err)?;
-                        return Ok(match state {
-                            Some(row) if col::<Option<i64>>(&row, "consumed_at")?.is_some() => {
-                                CodeRedemption::Reused {
-                                    grant_id: col(&row, "grant_id")?,
-                                }
-                            }
-                            _ => CodeRedemption::Invalid,
-                        });
+                        return unredeemed(&self.pool, code_hash).await;
                     }
                     let mut tx = begin_write(&self.pool).await?;
                     let consumed = ::sqlx::query(q::CONSUME_CODE)
@@ -1250,21 +1247,7 @@ macro_rules! impl_sql_store {
                                 .map_err(db_err)?;
                             CodeRedemption::Redeemed(code)
                         }
-                        None => {
-                            let state = ::sqlx::query(q::CODE_STATE)
-                                .bind(code_hash)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(db_err)?;
-                            match state {
-                                Some(row) if col::<Option<i64>>(&row, "consumed_at")?.is_some() => {
-                                    CodeRedemption::Reused {
-                                        grant_id: col(&row, "grant_id")?,
-                                    }
-                                }
-                                _ => CodeRedemption::Invalid,
-                            }
-                        }
+                        None => unredeemed(&mut *tx, code_hash).await?,
                     };
                     commit(tx).await?;
                     Ok(outcome)

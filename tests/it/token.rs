@@ -85,10 +85,20 @@ pub(crate) async fn resource_server(app: &TestApp) -> TestClient {
 /// Signs alice in through the browser, redeems the code (with PKCE), and returns the token
 /// response.
 pub(crate) async fn user_tokens(app: &TestApp, client: &TestClient, scope: &str) -> Value {
+    user_tokens_with(app, client, scope, &[]).await
+}
+
+/// `user_tokens` with extra authorization request parameters.
+pub(crate) async fn user_tokens_with(
+    app: &TestApp,
+    client: &TestClient,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> Value {
     let browser = Browser::new(app);
     let (verifier, challenge) = pkce_pair();
     let query = app
-        .code_flow(&browser, client, scope, Some(&challenge), &[])
+        .code_flow(&browser, client, scope, Some(&challenge), extra)
         .await;
     let (status, body, _) = app
         .token(
@@ -872,29 +882,13 @@ async fn a_refreshed_access_token_keeps_the_resource_of_its_grant(backend: Backe
         }))
         .await,
     );
-    let browser = Browser::new(&app);
-    let (verifier, challenge) = pkce_pair();
-    let query = app
-        .code_flow(
-            &browser,
-            &client,
-            "openid offline_access api.read",
-            Some(&challenge),
-            &[("resource", resource)],
-        )
-        .await;
-    let (status, tokens, _) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &query["code"]),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "{tokens}");
+    let tokens = user_tokens_with(
+        &app,
+        &client,
+        "openid offline_access api.read",
+        &[("resource", resource)],
+    )
+    .await;
     assert_eq!(
         jwt_part(&field(&tokens, "access_token"), 1)["aud"],
         resource
