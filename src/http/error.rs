@@ -27,7 +27,7 @@ pub fn log_cause(err: &OAuthError) {
     }
 }
 
-fn json_body(err: &OAuthError) -> Vec<u8> {
+pub(crate) fn json_body(err: &OAuthError) -> Vec<u8> {
     serde_json::to_vec(&ErrorBody::from(err)).unwrap_or_default()
 }
 

@@ -242,15 +242,14 @@ async fn finish_response(mut response: axum::response::Response) -> axum::respon
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        *response.body_mut() = axum::body::Body::from(BODY_TOO_LARGE);
+        let error = crate::protocol::OAuthError::invalid_request(format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ));
+        *response.body_mut() = axum::body::Body::from(error::json_body(&error));
     }
     response
 }
-
-const BODY_TOO_LARGE: &str =
-    r#"{"error":"invalid_request","error_description":"the request body is larger than 64 KiB"}"#;
-// The text above names the limit.
-const _: () = assert!(MAX_BODY_BYTES == 64 * 1024);
 
 async fn method_not_allowed() -> impl axum::response::IntoResponse {
     (

@@ -185,20 +185,7 @@ async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
         .unwrap()
     );
     let r = browser.get(&authorize).send().await.unwrap();
-    for cookie in r.headers().get_all("set-cookie") {
-        secrets.push(
-            cookie
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .split('=')
-                .nth(1)
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    secrets.extend(cookie_values(&r));
     let login_url = format!("{base}{}", r.headers()["location"].to_str().unwrap());
     let page = browser
         .get(&login_url)
@@ -231,20 +218,7 @@ async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
         .send()
         .await
         .unwrap();
-    for cookie in r.headers().get_all("set-cookie") {
-        secrets.push(
-            cookie
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .split('=')
-                .nth(1)
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    secrets.extend(cookie_values(&r));
     let consent_url = format!("{base}{}", r.headers()["location"].to_str().unwrap());
     let page = browser
         .get(&consent_url)
@@ -410,4 +384,15 @@ async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
         );
     }
     assert!(!log.contains("$argon2"), "no password hash in the log");
+}
+
+/// The values of the cookies a response sets.
+fn cookie_values(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok()?.split(';').next()?.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .collect()
 }

@@ -776,40 +776,23 @@ async fn forms_need_their_csrf_token_and_browser(backend: Backend) {
     let consent_page = browser.get(&consent_url).await;
     let consent_csrf = hidden_field(&consent_page.body, "csrf_token").unwrap();
     assert_ne!(consent_csrf, csrf);
-    let replay = browser
-        .post_form(
-            "/consent",
-            &[
-                ("interaction", &interaction),
-                ("csrf_token", &csrf),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    assert_eq!(replay.status, 400);
+    let allow = async |csrf: &str| {
+        browser
+            .post_form(
+                "/consent",
+                &[
+                    ("interaction", &interaction),
+                    ("csrf_token", csrf),
+                    ("decision", "allow"),
+                ],
+            )
+            .await
+            .status
+    };
+    assert_eq!(allow(&csrf).await, 400);
     // A finished interaction cannot be completed twice.
-    let done = browser
-        .post_form(
-            "/consent",
-            &[
-                ("interaction", &interaction),
-                ("csrf_token", &consent_csrf),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    assert_eq!(done.status, 303);
-    let again = browser
-        .post_form(
-            "/consent",
-            &[
-                ("interaction", &interaction),
-                ("csrf_token", &consent_csrf),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    assert_eq!(again.status, 400);
+    assert_eq!(allow(&consent_csrf).await, 303);
+    assert_eq!(allow(&consent_csrf).await, 400);
     // Wrong content type on a form endpoint.
     let json_body = browser
         .http

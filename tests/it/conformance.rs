@@ -1883,17 +1883,16 @@ async fn fapi2_security_profile_final_par_ensure_pkce_required() {
     assert_error_redirect(&app, &step, &client.redirect_uri, "invalid_request");
 }
 
-/// fapi2-security-profile-final-ensure-response-type-token-fails: `response_type=token`
-/// (implicit) is refused with `unsupported_response_type`; no token in any fragment.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_security_profile_final_ensure_response_type_token_fails() {
+/// An authorization request like the battery's own but with `response_type` replaced is
+/// refused with `unsupported_response_type` at the redirect URI, with nothing in a fragment.
+async fn refuses_response_type(response_type: &'static str) {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
     let params: Vec<_> = auth_params(&client, "openid", &[])
         .into_iter()
         .map(|(k, v)| {
             if k == "response_type" {
-                (k, "token")
+                (k, response_type)
             } else {
                 (k, v)
             }
@@ -1912,33 +1911,18 @@ async fn fapi2_security_profile_final_ensure_response_type_token_fails() {
     );
 }
 
+/// fapi2-security-profile-final-ensure-response-type-token-fails: `response_type=token`
+/// (implicit) is refused with `unsupported_response_type`; no token in any fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fapi2_security_profile_final_ensure_response_type_token_fails() {
+    refuses_response_type("token").await;
+}
+
 /// fapi2-security-profile-final-ensure-response-type-code-idtoken-fails: the hybrid
 /// `response_type=code id_token` is refused with `unsupported_response_type`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fapi2_security_profile_final_ensure_response_type_code_idtoken_fails() {
-    let (app, client) = battery().await;
-    let browser = Browser::new(&app);
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "response_type" {
-                (k, "code id_token")
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    let step = browser.authorize(&params).await;
-    assert_error_redirect(
-        &app,
-        &step,
-        &client.redirect_uri,
-        "unsupported_response_type",
-    );
-    assert!(
-        !step.location.unwrap().contains('#'),
-        "nothing in a fragment"
-    );
+    refuses_response_type("code id_token").await;
 }
 
 /// RFC 9207 `iss` (no module of its own: the FAPI 2.0 plan checks it on every authorization

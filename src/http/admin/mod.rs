@@ -77,9 +77,7 @@ impl FromRequestParts<App> for AdminAuth {
         // the lock would not stop guessing (a right guess would still get through).
         if let Some(key) = &throttle_key
             && let Some(wait) =
-                throttle::retry_after(app.store.as_ref(), &[key.as_str()], app.now())
-                    .await
-                    .map_err(|e| AdminError(e.into()))?
+                throttle::retry_after(app.store.as_ref(), &[key.as_str()], app.now()).await?
         {
             return Err(AdminError(OAuthError::slow_down(wait)));
         }
@@ -109,8 +107,7 @@ impl FromRequestParts<App> for AdminAuth {
                         throttle::ADMIN_IP,
                         app.now(),
                     )
-                    .await
-                    .map_err(|e| AdminError(e.into()))?;
+                    .await?;
                 }
                 Err(AdminError(OAuthError::new(
                     ErrorCode::InvalidToken,

@@ -11,6 +11,8 @@ use axum::routing::get;
 use crate::app::App;
 use crate::protocol::discovery::paths;
 
+use super::documents::Document;
+
 pub fn router() -> Router<App> {
     Router::new()
         .route(paths::OPENID_CONFIGURATION, get(discovery))
@@ -34,20 +36,15 @@ fn json_bytes(body: axum::body::Bytes, cache: &'static str) -> Response {
     response
 }
 
-/// How long clients may cache the discovery documents.
-pub const DISCOVERY_CACHE: &str = "public, max-age=300";
-/// How long clients may cache the JWKS: briefly, so that they see a rotation quickly.
-pub const JWKS_CACHE: &str = "public, max-age=60";
-
 // A `GET` of these documents is answered ahead of the layer stack (`http::documents`); these
 // handlers serve what else reaches the routes (`HEAD`), with the same bytes and headers.
 
-/// Both well-known documents: serialized once at start-up.
 async fn discovery(State(app): State<App>) -> Response {
-    json_bytes(app.discovery.json.clone(), DISCOVERY_CACHE)
+    let (body, cache) = Document::OpenidConfiguration.body(&app);
+    json_bytes(body, cache)
 }
 
-/// The key set's JWKS bytes, rebuilt only when the keys change.
 async fn jwks(State(app): State<App>) -> Response {
-    json_bytes(app.keys.jwks_json(), JWKS_CACHE)
+    let (body, cache) = Document::Jwks.body(&app);
+    json_bytes(body, cache)
 }
