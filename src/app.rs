@@ -50,6 +50,8 @@ pub struct App {
     pub hasher: Arc<SecretHasher>,
     pub passwords: Arc<PasswordHasher>,
     pub clients: Arc<ClientCache>,
+    /// Seals pending interactions (`authorize::interaction`).
+    pub interaction_sealer: Sealer,
     /// Both discovery documents, serialized once at start-up.
     pub discovery: Arc<discovery::Documents>,
 }
@@ -73,6 +75,9 @@ impl App {
         }
         let sealer =
             Sealer::new(&master_key).map_err(|e| StartupError::MasterKey(e.to_string()))?;
+        let interaction_sealer =
+            Sealer::for_purpose(&master_key, crate::authorize::interaction::SEALING_PURPOSE)
+                .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let keys = Keys::load_or_create(
             store.as_ref(),
             sealer,
@@ -90,6 +95,7 @@ impl App {
             clock,
             passwords,
             clients: Arc::new(ClientCache::default()),
+            interaction_sealer,
             discovery,
         })
     }

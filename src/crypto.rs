@@ -94,7 +94,8 @@ fn derive_key(master_key: &[u8; 32], purpose: &[u8]) -> [u8; 32] {
 #[error("sealed data could not be opened with this master key")]
 pub struct SealError;
 
-/// AES-256-GCM under a subkey of the master key; protects private signing keys at rest.
+/// AES-256-GCM under a subkey of the master key; protects private signing keys at rest and
+/// pending interactions in transit.
 /// The output is `nonce || ciphertext || tag`; `aad` binds the ciphertext to its row.
 #[derive(Clone)]
 pub struct Sealer {
@@ -102,8 +103,14 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    /// The sealer of private signing keys.
     pub fn new(master_key: &[u8; 32]) -> Result<Self, SealError> {
-        let derived = derive_key(master_key, b"latchkey key encryption v1");
+        Self::for_purpose(master_key, b"latchkey key encryption v1")
+    }
+
+    /// A sealer under its own subkey: what one purpose seals, no other opens.
+    pub fn for_purpose(master_key: &[u8; 32], purpose: &[u8]) -> Result<Self, SealError> {
+        let derived = derive_key(master_key, purpose);
         let unbound = UnboundKey::new(&AES_256_GCM, &derived).map_err(|_| SealError)?;
         Ok(Self {
             key: std::sync::Arc::new(LessSafeKey::new(unbound)),
@@ -156,6 +163,8 @@ mod tests {
         assert!(sealer.open(&sealed, b"kid-2").is_err());
         let other = Sealer::new(&[8u8; 32]).unwrap();
         assert!(other.open(&sealed, b"kid-1").is_err());
+        let other_purpose = Sealer::for_purpose(&[7u8; 32], b"another purpose").unwrap();
+        assert!(other_purpose.open(&sealed, b"kid-1").is_err());
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;

@@ -2,7 +2,7 @@
 //! (incremental authorization: only the missing scopes are asked for).
 
 use crate::protocol::Scope;
-use crate::store::{ConsentRecord, ConsentStore, StoreResult};
+use crate::store::{ConsentStore, StoreResult};
 
 /// The scopes of `requested` that `sub` has not yet granted to `client_id`.
 pub async fn missing_scopes(
@@ -11,33 +11,23 @@ pub async fn missing_scopes(
     client_id: &str,
     requested: &Scope,
 ) -> StoreResult<Scope> {
-    let granted = store
-        .get_consent(sub, client_id)
-        .await?
-        .map(|c| Scope::parse_lenient(&c.scope))
-        .unwrap_or_default();
-    Ok(requested.difference(&granted))
+    let granted = store.get_consent(sub, client_id).await?;
+    Ok(missing_from(
+        granted.as_ref().map(|c| c.scope.as_str()),
+        requested,
+    ))
 }
 
-/// Adds `scope` to what `sub` granted `client_id`.
-pub async fn grant(
-    store: &dyn ConsentStore,
-    sub: &str,
-    client_id: &str,
-    scope: &Scope,
-    now: i64,
-) -> StoreResult<()> {
-    let existing = store
-        .get_consent(sub, client_id)
-        .await?
-        .map(|c| Scope::parse_lenient(&c.scope))
-        .unwrap_or_default();
-    store
-        .save_consent(&ConsentRecord {
-            user_sub: sub.to_owned(),
-            client_id: client_id.to_owned(),
-            scope: existing.union(scope).to_string(),
-            updated_at: now,
-        })
-        .await
+/// What a user has granted a client once they also grant `scope`, given what they had
+/// granted before (`None`: nothing).
+pub fn granted_with(before: Option<&str>, scope: &Scope) -> Scope {
+    before
+        .map(Scope::parse_lenient)
+        .unwrap_or_default()
+        .union(scope)
+}
+
+/// The scopes of `requested` not in `granted` (what the user granted before, if anything).
+pub fn missing_from(granted: Option<&str>, requested: &Scope) -> Scope {
+    requested.difference(&granted.map(Scope::parse_lenient).unwrap_or_default())
 }

@@ -38,7 +38,8 @@ pub async fn check_credentials(
     if let Some(k) = &ip_key {
         keys.push(k);
     }
-    if let Some(retry_after) = throttle::retry_after(app.store.as_ref(), &keys, now).await? {
+    let standing = throttle::standing(app.store.as_ref(), &keys, now).await?;
+    if let Some(retry_after) = standing.retry_after {
         crate::telemetry::login_failed();
         return Ok(LoginOutcome::Throttled { retry_after });
     }
@@ -59,7 +60,7 @@ pub async fn check_credentials(
     };
     match user {
         Some(u) if matched && !u.disabled => {
-            throttle::record_success(app.store.as_ref(), &account_key).await?;
+            throttle::record_success(app.store.as_ref(), &account_key, &standing).await?;
             audit::record(
                 app,
                 with_client(Event::new(Kind::LoginSucceeded).user(&u.sub).ip(ip)),

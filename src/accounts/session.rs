@@ -2,7 +2,7 @@
 //! found again from the cookie on any node.
 
 use crate::crypto::{SecretHasher, random_secret, random_token};
-use crate::store::{SessionRecord, SessionStore, StoreResult};
+use crate::store::{SessionRecord, SessionStore, SessionView, StoreResult};
 
 /// A new session for `user_sub`; returns the cookie value and the stored record.
 pub async fn start(
@@ -36,6 +36,25 @@ pub async fn find(
 ) -> StoreResult<Option<SessionRecord>> {
     match cookie_value {
         Some(v) if !v.is_empty() && v.len() <= 128 => store.get_session(&hasher.hash(v), now).await,
+        _ => Ok(None),
+    }
+}
+
+/// The live session named by a cookie value, with its user and the scope that user granted
+/// `client_id`: one read. `None` also when the user is gone.
+pub async fn find_view(
+    store: &dyn SessionStore,
+    hasher: &SecretHasher,
+    cookie_value: Option<&str>,
+    now: i64,
+    client_id: &str,
+) -> StoreResult<Option<SessionView>> {
+    match cookie_value {
+        Some(v) if !v.is_empty() && v.len() <= 128 => {
+            store
+                .get_session_view(&hasher.hash(v), now, client_id)
+                .await
+        }
         _ => Ok(None),
     }
 }

@@ -86,16 +86,31 @@ pub fn client_ip_key(ip: &str) -> String {
     format!("client-ip:{ip}")
 }
 
+/// Where `keys` stand before an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Seconds to wait before trying again, when any key is locked.
+    pub retry_after: Option<u64>,
+    /// Whether the first key has failures on record (which a success then clears).
+    pub first_key_recorded: bool,
+}
+
+/// Where `keys` stand: one read.
+pub async fn standing(store: &dyn ThrottleStore, keys: &[&str], now: i64) -> StoreResult<Standing> {
+    let status = store.throttle_status(keys, now).await?;
+    Ok(Standing {
+        retry_after: status.locked_until.map(|until| (until - now).max(1) as u64),
+        first_key_recorded: status.first_key_recorded,
+    })
+}
+
 /// Seconds to wait before `keys` may try again, when any of them is locked.
 pub async fn retry_after(
     store: &dyn ThrottleStore,
     keys: &[&str],
     now: i64,
 ) -> StoreResult<Option<u64>> {
-    Ok(store
-        .locked_until(keys, now)
-        .await?
-        .map(|until| (until - now).max(1) as u64))
+    Ok(standing(store, keys, now).await?.retry_after)
 }
 
 /// What a failure led to.
@@ -137,7 +152,15 @@ pub async fn record_failure(
     Ok(outcome)
 }
 
-/// Forgets the failures of `key` after a success.
-pub async fn record_success(store: &dyn ThrottleStore, key: &str) -> StoreResult<()> {
-    store.clear_failures(key).await
+/// Forgets the failures of `key` after a success; `standing` is what was read before the
+/// attempt, so that the usual success (nothing on record) costs no write.
+pub async fn record_success(
+    store: &dyn ThrottleStore,
+    key: &str,
+    standing: &Standing,
+) -> StoreResult<()> {
+    if standing.first_key_recorded {
+        store.clear_failures(key).await?;
+    }
+    Ok(())
 }

@@ -10,8 +10,10 @@
 //! 4. `issue_code`: a single-use code bound to everything the token request must repeat.
 //!
 //! The login and consent pages resume at step 3 through `continue_after_login` and
-//! `complete_consent`. Nothing here knows HTTP: the caller renders `Decision`.
+//! `complete_consent`; the request they work on travels sealed (`interaction`). Nothing here
+//! knows HTTP: the caller renders `Decision`.
 
+pub mod interaction;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod request;
@@ -24,7 +26,9 @@ use crate::crypto::{random_secret, random_token};
 use crate::protocol::authorization::AuthorizationRequest;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError, Scope};
-use crate::store::{AuthCodeRecord, ClientRecord, InteractionRecord, SessionRecord, StoreError};
+use crate::store::{
+    AuthCodeRecord, ClientRecord, InteractionFinish, SessionRecord, SessionView, StoreError,
+};
 
 /// An error of the authorization endpoint.
 #[derive(Debug)]
@@ -46,9 +50,9 @@ impl From<StoreError> for AuthorizeError {
 pub enum Decision {
     /// Send the browser to this URL (the client's redirect URI with a code or an error).
     Redirect(String),
-    /// The user must log in: an interaction was stored under this id.
+    /// The user must log in; `interaction_id` is the sealed interaction.
     Login { interaction_id: String },
-    /// The user must consent: an interaction was stored under this id.
+    /// The user must consent; `interaction_id` is the sealed interaction.
     Consent { interaction_id: String },
 }
 
@@ -184,7 +188,7 @@ async fn decide(
                 "the user must log in, and prompt=none forbids showing a page",
             ));
         }
-        let interaction_id = store_interaction(app, &request, browser_binding).await?;
+        let interaction_id = interaction::seal(app, &request, browser_binding)?;
         return Ok(Decision::Login { interaction_id });
     }
     let Some(session) = session else {
@@ -199,46 +203,27 @@ async fn decide(
                 "the user has not granted every requested scope, and prompt=none forbids asking",
             ));
         }
-        let interaction_id = store_interaction(app, &request, browser_binding).await?;
+        let interaction_id = interaction::seal(app, &request, browser_binding)?;
         return Ok(Decision::Consent { interaction_id });
     }
-    let url = issue_code(app, &request, &session).await?;
-    Ok(Decision::Redirect(url))
+    let (code, record, grant_expires_at) = new_code(app, &request, &session);
+    app.store.insert_code(&record, grant_expires_at).await?;
+    Ok(Decision::Redirect(success_redirect(app, &request, &code)))
 }
 
-/// How long a user has to finish logging in and consenting.
-pub const INTERACTION_TTL: i64 = 30 * 60;
-
-async fn store_interaction(
-    app: &App,
-    request: &AuthorizationRequest,
-    browser_binding: &str,
-) -> Result<String, OAuthError> {
-    let now = app.now();
-    let interaction_id = random_token(24);
-    let serialized = serde_json::to_string(request)
-        .map_err(|e| OAuthError::server_error(StoreError::Corrupt(e.to_string())))?;
-    app.store
-        .insert_interaction(&InteractionRecord {
-            interaction_id: interaction_id.clone(),
-            binding_hash: app.hasher.hash(browser_binding),
-            request: serialized,
-            created_at: now,
-            expires_at: now + INTERACTION_TTL,
-        })
-        .await?;
-    Ok(interaction_id)
-}
-
-/// A pending interaction, loaded and checked against the browser that started it.
+/// A pending interaction, opened and checked against the browser that started it.
 pub struct Pending {
+    /// The sealed interaction, as the login and consent URLs and forms carry it.
     pub interaction_id: String,
+    /// The id its finish is recorded under, and until when it may finish.
+    pub finish_id: String,
+    pub expires_at: i64,
     pub request: AuthorizationRequest,
     pub client: std::sync::Arc<ClientRecord>,
 }
 
-/// Loads an interaction for the login or consent page. `None` when it is unknown, expired,
-/// or was started in another browser (its binding cookie does not match).
+/// Opens an interaction for the login or consent page. `None` when it is malformed, expired,
+/// was started in another browser (its binding cookie does not match) or its client is gone.
 pub async fn load_pending(
     app: &App,
     interaction_id: &str,
@@ -247,23 +232,17 @@ pub async fn load_pending(
     let Some(binding) = browser_binding else {
         return Ok(None);
     };
-    if interaction_id.len() > 64 {
-        return Ok(None);
-    }
-    let Some(record) = app.store.get_interaction(interaction_id, app.now()).await? else {
+    let Some(opened) = interaction::open(app, interaction_id, binding) else {
         return Ok(None);
     };
-    if !app.hasher.verify(binding, &record.binding_hash) {
-        return Ok(None);
-    }
-    let request: AuthorizationRequest =
-        serde_json::from_str(&record.request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let Some(client) = app.client(&request.client_id).await? else {
+    let Some(client) = app.client(&opened.request.client_id).await? else {
         return Ok(None);
     };
     Ok(Some(Pending {
-        interaction_id: record.interaction_id,
-        request,
+        interaction_id: interaction_id.to_owned(),
+        finish_id: opened.id,
+        expires_at: opened.expires_at,
+        request: opened.request,
         client,
     }))
 }
@@ -280,26 +259,30 @@ pub async fn continue_after_login(
             interaction_id: pending.interaction_id.clone(),
         });
     }
-    finish(app, pending, session).await
+    finish(app, pending, session, None).await
 }
 
-/// The consent page's answer: remember the grant and finish, or tell the client no.
+fn already_finished() -> AuthorizeError {
+    AuthorizeError::Page(OAuthError::invalid_request(
+        "this sign-in request was already completed",
+    ))
+}
+
+/// The consent page's answer: remember the grant and finish, or tell the client no. `view`
+/// is the session, read with the scope its user had already granted this client.
 pub async fn complete_consent(
     app: &App,
     pending: &Pending,
-    session: &SessionRecord,
+    view: &SessionView,
     allowed: bool,
 ) -> Result<Decision, AuthorizeError> {
     if !allowed {
-        if app
+        if !app
             .store
-            .take_interaction(&pending.interaction_id, app.now())
+            .finish_interaction(&pending.finish_id, pending.expires_at)
             .await?
-            .is_none()
         {
-            return Err(AuthorizeError::Page(OAuthError::invalid_request(
-                "this sign-in request was already completed",
-            )));
+            return Err(already_finished());
         }
         let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
         return Ok(Decision::Redirect(error_redirect(
@@ -309,46 +292,47 @@ pub async fn complete_consent(
             &denied,
         )));
     }
-    let scope = Scope::parse_lenient(&pending.request.scope);
-    consent::grant(
-        app.store.as_ref(),
-        &session.user_sub,
-        &pending.client.client_id,
-        &scope,
-        app.now(),
-    )
-    .await?;
-    finish(app, pending, session).await
+    let requested = Scope::parse_lenient(&pending.request.scope);
+    let granted = consent::granted_with(view.consented_scope.as_deref(), &requested);
+    finish(app, pending, &view.session, Some(&granted.to_string())).await
 }
 
-/// Consumes the interaction (so it completes once) and issues the code.
+/// Finishes the interaction (once) and issues the code, saving `consent_scope` as the scope
+/// the user has now granted the client, all in one write.
 async fn finish(
     app: &App,
     pending: &Pending,
     session: &SessionRecord,
+    consent_scope: Option<&str>,
 ) -> Result<Decision, AuthorizeError> {
-    if app
+    let (code, record, grant_expires_at) = new_code(app, &pending.request, session);
+    let finished = app
         .store
-        .take_interaction(&pending.interaction_id, app.now())
-        .await?
-        .is_none()
-    {
-        return Err(AuthorizeError::Page(OAuthError::invalid_request(
-            "this sign-in request was already completed",
-        )));
+        .finish_interaction_with_code(&InteractionFinish {
+            interaction_id: &pending.finish_id,
+            interaction_expires_at: pending.expires_at,
+            consent_scope,
+            code: &record,
+            grant_expires_at,
+        })
+        .await?;
+    if !finished {
+        return Err(already_finished());
     }
-    let url = issue_code(app, &pending.request, session)
-        .await
-        .map_err(AuthorizeError::Page)?;
-    Ok(Decision::Redirect(url))
+    Ok(Decision::Redirect(success_redirect(
+        app,
+        &pending.request,
+        &code,
+    )))
 }
 
-/// Step 4: stores a new code (and its grant) and builds the success redirect.
-async fn issue_code(
+/// Step 4: a new code (and the expiry of the grant it starts), bound to everything the token
+/// request must repeat. Returns the code itself and the record to store.
+fn new_code(
     app: &App,
     request: &AuthorizationRequest,
     session: &SessionRecord,
-) -> Result<String, OAuthError> {
+) -> (String, AuthCodeRecord, i64) {
     let now = app.now();
     let code = random_secret();
     let record = AuthCodeRecord {
@@ -374,11 +358,15 @@ async fn issue_code(
     };
     // The grant row must outlive every access token the code can produce.
     let grant_expires_at = now + app.config.code_ttl + app.config.access_token_ttl;
-    app.store.insert_code(&record, grant_expires_at).await?;
-    let mut pairs = vec![("code", code.as_str())];
+    (code, record, grant_expires_at)
+}
+
+/// The success redirect: the code, `state` and `iss` on the client's redirect URI.
+fn success_redirect(app: &App, request: &AuthorizationRequest, code: &str) -> String {
+    let mut pairs = vec![("code", code)];
     if let Some(s) = &request.state {
         pairs.push(("state", s));
     }
     pairs.push(("iss", app.config.issuer.as_str()));
-    Ok(append_query(&request.redirect_uri, &pairs))
+    append_query(&request.redirect_uri, &pairs)
 }

@@ -45,7 +45,7 @@ pub fn binding_cookie(config: &Config, value: String) -> Cookie<'static> {
         config,
         binding_name(config),
         value,
-        crate::authorize::INTERACTION_TTL,
+        crate::authorize::interaction::INTERACTION_TTL,
     )
 }
 

@@ -41,7 +41,8 @@ contract_tests!(
     clients_round_trip_conflict_page_and_bump_the_version,
     users_round_trip_and_usernames_are_unique,
     sessions_are_found_only_until_they_expire,
-    an_interaction_is_taken_at_most_once,
+    an_interaction_finishes_at_most_once,
+    a_session_view_joins_user_and_consent,
     a_code_is_redeemed_exactly_once_among_racing_requests,
     expired_unknown_and_revoked_codes_are_invalid,
     a_refresh_token_rotates_exactly_once_among_racing_requests,
@@ -118,16 +119,6 @@ fn session(tag: &str, user_sub: &str, expires_at: i64) -> SessionRecord {
         user_sub: user_sub.to_owned(),
         auth_time: NOW,
         amr: "pwd".to_owned(),
-        created_at: NOW,
-        expires_at,
-    }
-}
-
-fn interaction(id: &str, expires_at: i64) -> InteractionRecord {
-    InteractionRecord {
-        interaction_id: id.to_owned(),
-        binding_hash: hash(&format!("binding-{id}")),
-        request: r#"{"client_id":"c","scope":"openid"}"#.to_owned(),
         created_at: NOW,
         expires_at,
     }
@@ -405,33 +396,173 @@ async fn sessions_are_found_only_until_they_expire(store: Arc<dyn Store>) {
     assert!(store.get_session(&hash("s3"), NOW).await.unwrap().is_some());
 }
 
-async fn an_interaction_is_taken_at_most_once(store: Arc<dyn Store>) {
-    let i = interaction("int-1", NOW + 600);
-    store.insert_interaction(&i).await.unwrap();
+async fn a_session_view_joins_user_and_consent(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-v", "vera")).await.unwrap();
+    store
+        .insert_session(&session("sv", "sub-v", NOW + 100))
+        .await
+        .unwrap();
+    let view = store
+        .get_session_view(&hash("sv"), NOW, "client-v")
+        .await
+        .unwrap()
+        .expect("a live session");
+    assert_eq!(view.session, session("sv", "sub-v", NOW + 100));
+    assert_eq!(view.username, "vera");
+    assert!(!view.user_disabled);
+    assert_eq!(view.consented_scope, None, "nothing granted yet");
+    store
+        .save_consent(&ConsentRecord {
+            user_sub: "sub-v".to_owned(),
+            client_id: "client-v".to_owned(),
+            scope: "openid email".to_owned(),
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    let view = store.get_session_view(&hash("sv"), NOW, "client-v").await;
     assert_eq!(
-        store.get_interaction("int-1", NOW).await.unwrap(),
-        Some(i.clone())
+        view.unwrap().unwrap().consented_scope.as_deref(),
+        Some("openid email")
     );
-    assert_eq!(store.take_interaction("int-1", NOW).await.unwrap(), Some(i));
-    assert_eq!(store.take_interaction("int-1", NOW).await.unwrap(), None);
-    assert_eq!(store.get_interaction("int-1", NOW).await.unwrap(), None);
+    let other_client = store.get_session_view(&hash("sv"), NOW, "client-w").await;
+    assert_eq!(other_client.unwrap().unwrap().consented_scope, None);
+    let mut disabled = user("sub-v", "vera");
+    disabled.disabled = true;
+    store.update_user(&disabled).await.unwrap();
+    let view = store.get_session_view(&hash("sv"), NOW, "client-v").await;
+    assert!(view.unwrap().unwrap().user_disabled);
 
+    let expired = store
+        .get_session_view(&hash("sv"), NOW + 100, "client-v")
+        .await;
+    assert_eq!(expired.unwrap(), None);
+    // A session whose user is gone is no session.
     store
-        .insert_interaction(&interaction("int-old", NOW))
+        .insert_session(&session("orphan", "sub-gone", NOW + 100))
         .await
         .unwrap();
-    assert_eq!(store.get_interaction("int-old", NOW).await.unwrap(), None);
-    assert_eq!(store.take_interaction("int-old", NOW).await.unwrap(), None);
+    let orphan = store
+        .get_session_view(&hash("orphan"), NOW, "client-v")
+        .await;
+    assert_eq!(orphan.unwrap(), None);
+}
 
-    store
-        .insert_interaction(&interaction("int-race", NOW + 600))
+fn finish<'a>(
+    interaction_id: &'a str,
+    code: &'a AuthCodeRecord,
+    consent_scope: Option<&'a str>,
+) -> InteractionFinish<'a> {
+    InteractionFinish {
+        interaction_id,
+        interaction_expires_at: NOW + 600,
+        consent_scope,
+        code,
+        grant_expires_at: NOW + 700,
+    }
+}
+
+async fn an_interaction_finishes_at_most_once(store: Arc<dyn Store>) {
+    // Finished with a code: the code, its grant and the consent are stored together.
+    let first = code("fin-1", "g-fin-1", "client-f", "sub-f", NOW + 60);
+    let done = store
+        .finish_interaction_with_code(&finish("i-1", &first, Some("openid offline_access")))
         .await
         .unwrap();
-    let takes = race(&store, |s, _| async move {
-        s.take_interaction("int-race", NOW).await
+    assert!(done);
+    assert_eq!(
+        store.get_grant("g-fin-1").await.unwrap(),
+        Some(grant("g-fin-1", "client-f", "sub-f", NOW + 700))
+    );
+    let consent = store
+        .get_consent("sub-f", "client-f")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(consent.scope, "openid offline_access");
+    assert_eq!(consent.updated_at, NOW);
+    assert!(matches!(
+        store
+            .consume_code(&hash("fin-1"), NOW, NOW + 700)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+
+    // A second finish of the same interaction writes nothing: no code, no grant, no consent.
+    let second = code("fin-2", "g-fin-2", "client-f", "sub-f", NOW + 60);
+    let again = store
+        .finish_interaction_with_code(&finish("i-1", &second, Some("openid")))
+        .await
+        .unwrap();
+    assert!(!again);
+    assert_eq!(store.get_grant("g-fin-2").await.unwrap(), None);
+    assert_eq!(
+        store
+            .consume_code(&hash("fin-2"), NOW, NOW + 700)
+            .await
+            .unwrap(),
+        CodeRedemption::Invalid
+    );
+    let consent = store
+        .get_consent("sub-f", "client-f")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(consent.scope, "openid offline_access", "consent unchanged");
+    assert!(!store.finish_interaction("i-1", NOW + 600).await.unwrap());
+
+    // Finished without a code (denied), then a late finish with one is refused.
+    assert!(store.finish_interaction("i-2", NOW + 600).await.unwrap());
+    assert!(!store.finish_interaction("i-2", NOW + 600).await.unwrap());
+    let late = code("fin-3", "g-fin-3", "client-f", "sub-f", NOW + 60);
+    let refused = store
+        .finish_interaction_with_code(&finish("i-2", &late, None))
+        .await
+        .unwrap();
+    assert!(!refused);
+    assert_eq!(store.get_grant("g-fin-3").await.unwrap(), None);
+
+    // Without consent to save, the remembered consent is left as it is.
+    let plain = code("fin-4", "g-fin-4", "client-f", "sub-f", NOW + 60);
+    let done = store
+        .finish_interaction_with_code(&finish("i-4", &plain, None))
+        .await
+        .unwrap();
+    assert!(done);
+    let consent = store
+        .get_consent("sub-f", "client-f")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(consent.scope, "openid offline_access");
+
+    // Racing finishes of one interaction: exactly one wins, and only its code exists.
+    let wins = race(&store, |s, i| async move {
+        let c = code(
+            &format!("race-{i}"),
+            &format!("g-race-{i}"),
+            "client-f",
+            "sub-f",
+            NOW + 60,
+        );
+        s.finish_interaction_with_code(&finish("i-race", &c, Some("openid")))
+            .await
     })
     .await;
-    assert_eq!(takes.iter().filter(|t| t.is_some()).count(), 1);
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1);
+    let mut stored = 0;
+    for i in 0..RACERS {
+        if store
+            .get_grant(&format!("g-race-{i}"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "only the winner's code and grant are stored");
 }
 
 /// Runs `RACERS` copies of `f` at once on separate tasks and collects their results.
@@ -1008,10 +1139,7 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
             .insert_session(&session(tag, "sub-1", exp))
             .await
             .unwrap();
-        store
-            .insert_interaction(&interaction(tag, exp))
-            .await
-            .unwrap();
+        assert!(store.finish_interaction(tag, exp).await.unwrap());
         store
             .insert_code(&code(tag, &format!("g-code-{tag}"), "c", "sub-1", exp), exp)
             .await
@@ -1034,7 +1162,7 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
         store.insert_refresh_token(t).await.unwrap();
     }
 
-    // 1 code, 1 session, 1 interaction, 2 refresh tokens, 1 grant (g-code-old), 1 jti.
+    // 1 code, 1 session, 1 finished interaction, 2 refresh tokens, 1 grant (g-code-old), 1 jti.
     // g-rt expired too, but a live refresh token still belongs to it.
     assert_eq!(store.purge_expired(NOW, 100).await.unwrap(), 7);
     assert_eq!(store.purge_expired(NOW, 100).await.unwrap(), 0);
@@ -1046,7 +1174,14 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
-    assert!(store.get_interaction("new", NOW).await.unwrap().is_some());
+    assert!(
+        !store.finish_interaction("new", NOW + 1).await.unwrap(),
+        "a live finished mark stays"
+    );
+    assert!(
+        store.finish_interaction("old", NOW + 1).await.unwrap(),
+        "an expired one is gone"
+    );
     assert!(store.get_grant("g-code-new").await.unwrap().is_some());
     assert!(store.get_grant("g-code-old").await.unwrap().is_none());
     assert!(
@@ -1384,8 +1519,12 @@ async fn undecodable_json_is_corrupt_and_not_quoted() {
 async fn throttle_counts_failures_per_window_and_locks(store: Arc<dyn Store>) {
     let key = "login:account:alice";
     assert_eq!(
-        store.locked_until(&[key, "login:ip:1"], NOW).await.unwrap(),
-        None
+        store
+            .throttle_status(&[key, "login:ip:1"], NOW)
+            .await
+            .unwrap(),
+        ThrottleStatus::default(),
+        "nothing on record"
     );
     let counts = race(&store, move |s, _| async move {
         s.record_failure(key, NOW, 60).await
@@ -1398,33 +1537,63 @@ async fn throttle_counts_failures_per_window_and_locks(store: Arc<dyn Store>) {
         (1..=RACERS as i64).collect::<Vec<_>>(),
         "every racing failure counts once"
     );
+    let status = store.throttle_status(&[key], NOW).await.unwrap();
+    assert!(status.first_key_recorded && status.locked_until.is_none());
+    let other_first = store
+        .throttle_status(&["login:ip:1", key], NOW)
+        .await
+        .unwrap();
+    assert!(
+        !other_first.first_key_recorded,
+        "only the first key's failures are reported"
+    );
     store.lock(key, NOW + 30).await.unwrap();
     assert_eq!(
-        store.locked_until(&[key], NOW).await.unwrap(),
+        store
+            .throttle_status(&[key], NOW)
+            .await
+            .unwrap()
+            .locked_until,
         Some(NOW + 30)
     );
     assert_eq!(
         store
-            .locked_until(&["login:ip:1", key], NOW + 10)
+            .throttle_status(&["login:ip:1", key], NOW + 10)
             .await
-            .unwrap(),
+            .unwrap()
+            .locked_until,
         Some(NOW + 30)
     );
     assert_eq!(
-        store.locked_until(&[key], NOW + 30).await.unwrap(),
+        store
+            .throttle_status(&[key], NOW + 30)
+            .await
+            .unwrap()
+            .locked_until,
         None,
         "the lock ends"
     );
     // After the window a failure starts counting again.
     assert_eq!(store.record_failure(key, NOW + 61, 60).await.unwrap(), 1);
     store.clear_failures(key).await.unwrap();
+    assert!(
+        !store
+            .throttle_status(&[key], NOW + 61)
+            .await
+            .unwrap()
+            .first_key_recorded
+    );
     assert_eq!(store.record_failure(key, NOW + 62, 60).await.unwrap(), 1);
     // Purge keeps locked and live rows, drops dead ones.
     store.lock(key, NOW + 500).await.unwrap();
     store.record_failure("other", NOW, 10).await.unwrap();
     store.purge_expired(NOW + 200, 100).await.unwrap();
     assert_eq!(
-        store.locked_until(&[key], NOW + 200).await.unwrap(),
+        store
+            .throttle_status(&[key], NOW + 200)
+            .await
+            .unwrap()
+            .locked_until,
         Some(NOW + 500)
     );
     assert_eq!(

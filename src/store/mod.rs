@@ -102,16 +102,29 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-/// An authorization request waiting for the user (login or consent), kept server-side so any
-/// node can serve the next step. `binding_hash` is the hash of the cookie that ties it to the
-/// browser that started it; `request` is the validated request, serialized by `authorize`.
+/// The end of a login or consent that issues a code: the interaction that finishes (each
+/// finishes once), the consent to remember, and the code with its grant.
+#[derive(Debug, Clone, Copy)]
+pub struct InteractionFinish<'a> {
+    pub interaction_id: &'a str,
+    /// Until when the interaction could still be presented: its finished mark is kept that
+    /// long.
+    pub interaction_expires_at: i64,
+    /// The whole scope `code.user_sub` has now granted `code.client_id` (saved as of
+    /// `code.created_at`), when the user just consented.
+    pub consent_scope: Option<&'a str>,
+    pub code: &'a AuthCodeRecord,
+    pub grant_expires_at: i64,
+}
+
+/// A live session with what the pages ask about its user and one client, read at once.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InteractionRecord {
-    pub interaction_id: String,
-    pub binding_hash: Vec<u8>,
-    pub request: String,
-    pub created_at: i64,
-    pub expires_at: i64,
+pub struct SessionView {
+    pub session: SessionRecord,
+    pub username: String,
+    pub user_disabled: bool,
+    /// The scope the user has granted the client, if any.
+    pub consented_scope: Option<String>,
 }
 
 /// The family of tokens descended from one authorization (one code, or one password grant).
@@ -304,26 +317,33 @@ pub trait SessionStore: Send + Sync {
         session_hash: &[u8],
         now: i64,
     ) -> StoreResult<Option<SessionRecord>>;
+    /// The live session with its user (who must still exist) and the scope that user granted
+    /// `client_id`: one read.
+    async fn get_session_view(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+        client_id: &str,
+    ) -> StoreResult<Option<SessionView>>;
     async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()>;
     /// Ends every session of a user (disable, delete, password change).
     async fn delete_sessions_for_user(&self, sub: &str) -> StoreResult<u64>;
 }
 
+/// Pending interactions travel sealed in the browser (`authorize::interaction`); the store
+/// only remembers which have finished, so that each finishes at most once.
 #[async_trait]
 pub trait InteractionStore: Send + Sync {
-    async fn insert_interaction(&self, interaction: &InteractionRecord) -> StoreResult<()>;
-    /// The interaction, when it exists and `expires_at > now`.
-    async fn get_interaction(
+    /// Marks the interaction finished without a code (the user said no). False when it had
+    /// already finished. Of racing calls exactly one gets true.
+    async fn finish_interaction(&self, interaction_id: &str, expires_at: i64) -> StoreResult<bool>;
+    /// Marks the interaction finished and, all or nothing, saves the consent (when given) and
+    /// stores the code with its grant. False, with nothing written, when it had already
+    /// finished (by either method). Of racing calls exactly one gets true.
+    async fn finish_interaction_with_code(
         &self,
-        interaction_id: &str,
-        now: i64,
-    ) -> StoreResult<Option<InteractionRecord>>;
-    /// Deletes and returns it in one step, so that one interaction completes at most once.
-    async fn take_interaction(
-        &self,
-        interaction_id: &str,
-        now: i64,
-    ) -> StoreResult<Option<InteractionRecord>>;
+        finish: &InteractionFinish<'_>,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -416,10 +436,19 @@ pub trait KeyStore: Send + Sync {
     async fn delete_retired_keys(&self, retired_before: i64) -> StoreResult<u64>;
 }
 
+/// What `ThrottleStore::throttle_status` found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThrottleStatus {
+    pub locked_until: Option<i64>,
+    pub first_key_recorded: bool,
+}
+
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// The latest lock still in force (`locked_until > now`) among `keys`, if any.
-    async fn locked_until(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>>;
+    /// The latest lock still in force (`locked_until > now`) among `keys` (one or two), and
+    /// whether the first key has failures on record, so that a success only clears what
+    /// exists (one statement).
+    async fn throttle_status(&self, keys: &[&str], now: i64) -> StoreResult<ThrottleStatus>;
     /// Counts one failure for `key` in a window of `window` seconds (a failure after the
     /// window has passed starts a new one); returns the failures in the current window. Safe
     /// under concurrency: every call counts.

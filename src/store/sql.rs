@@ -221,11 +221,6 @@ macro_rules! session_columns {
         "session_hash, sid, user_sub, auth_time, amr, created_at, expires_at"
     };
 }
-macro_rules! interaction_columns {
-    () => {
-        "interaction_id, binding_hash, request, created_at, expires_at"
-    };
-}
 macro_rules! grant_columns {
     () => {
         "grant_id, client_id, user_sub, scope, created_at, expires_at, revoked_at"
@@ -329,20 +324,34 @@ pub(super) mod q {
     pub(crate) const DELETE_SESSION: &str = "DELETE FROM session WHERE session_hash = $1";
     pub(crate) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM session WHERE user_sub = $1";
 
-    pub(crate) const INSERT_INTERACTION: &str = concat!(
-        "INSERT INTO interaction (",
-        interaction_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5)"
-    );
-    pub(crate) const GET_INTERACTION: &str = concat!(
-        "SELECT ",
-        interaction_columns!(),
-        " FROM interaction WHERE interaction_id = $1 AND expires_at > $2"
-    );
-    // One statement, so that of racing takes exactly one deletes (and gets) the row.
-    pub(crate) const TAKE_INTERACTION: &str = concat!(
-        "DELETE FROM interaction WHERE interaction_id = $1 AND expires_at > $2 RETURNING ",
-        interaction_columns!()
+    // A session with its user and that user's consent for one client ($3), in one read.
+    pub(crate) const GET_SESSION_VIEW: &str = "SELECT s.session_hash, s.sid, s.user_sub, \
+         s.auth_time, s.amr, s.created_at, s.expires_at, u.username, u.disabled, \
+         c.scope AS consented_scope \
+         FROM session s JOIN app_user u ON u.sub = s.user_sub \
+         LEFT JOIN consent c ON c.user_sub = s.user_sub AND c.client_id = $3 \
+         WHERE s.session_hash = $1 AND s.expires_at > $2";
+
+    // The primary key lets exactly one of racing finishes insert the mark.
+    pub(crate) const FINISH_INTERACTION: &str = "INSERT INTO finished_interaction \
+         (interaction_id, expires_at) VALUES ($1, $2) ON CONFLICT (interaction_id) DO NOTHING";
+    /// Postgres: the finished mark, the consent (when `$19`), the grant and the code in one
+    /// statement; when the mark already existed, `finished` is empty and nothing else is
+    /// written. `$1`..`$15` are the code (`bind_code`), `$16` the grant's expiry, `$17`/`$18`
+    /// the interaction id and its expiry, `$20` the consented scope.
+    pub(crate) const FINISH_INTERACTION_WITH_CODE: &str = concat!(
+        "WITH finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
+         VALUES ($17, $18) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
+         consented AS (INSERT INTO consent (",
+        consent_columns!(),
+        ") SELECT $4, $3, $20, $14 FROM finished WHERE $19 \
+         ON CONFLICT (user_sub, client_id) \
+         DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at), \
+         new_grant AS (INSERT INTO auth_grant (",
+        grant_columns!(),
+        ") SELECT $2, $3, $4, $6, $14, $16, NULL FROM finished) INSERT INTO auth_code (",
+        code_columns!(),
+        ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM finished"
     );
 
     pub(crate) const INSERT_GRANT: &str = concat!(
@@ -488,8 +497,10 @@ pub(super) mod q {
     pub(crate) const ANY_KEY: &str = "SELECT EXISTS (SELECT 1 FROM signing_key) AS present";
     pub(crate) const RETIRE_KEYS: &str =
         "UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL";
-    pub(crate) const LOCKED_UNTIL: &str = "SELECT MAX(locked_until) AS locked_until FROM throttle \
-         WHERE throttle_key IN ($1, $2) AND locked_until > $3";
+    pub(crate) const THROTTLE_STATUS: &str = "SELECT \
+         MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until, \
+         COUNT(CASE WHEN throttle_key = $1 THEN 1 END) AS first_key_rows \
+         FROM throttle WHERE throttle_key IN ($1, $2)";
     // A failure after the window has passed starts a new window and lifts an old lock.
     pub(crate) const RECORD_FAILURE: &str = "INSERT INTO throttle \
          (throttle_key, failures, expires_at, locked_until) VALUES ($1, 1, $2 + $3, 0) \
@@ -536,8 +547,8 @@ macro_rules! purge_statements {
                 ")"
             ),
             concat!(
-                "DELETE FROM interaction WHERE interaction_id IN (SELECT interaction_id \
-                 FROM interaction WHERE expires_at <= $1 LIMIT $2",
+                "DELETE FROM finished_interaction WHERE interaction_id IN (SELECT interaction_id \
+                 FROM finished_interaction WHERE expires_at <= $1 LIMIT $2",
                 $lock,
                 ")"
             ),
@@ -606,10 +617,10 @@ macro_rules! impl_sql_store {
             use $crate::store::{
                 AuditEvent, AuditFilter, AuditStore, AuthCodeRecord, AuthCodeStore, ChangeVersions,
                 ClientRecord, ClientStore, CodeRedemption, ConsentRecord, ConsentStore,
-                GrantRecord, GrantStore, Housekeeping, InteractionRecord, InteractionStore,
+                GrantRecord, GrantStore, Housekeeping, InteractionFinish, InteractionStore,
                 KeyStore, RefreshTokenRecord, RefreshTokenStore, RevocationStore, Rotation,
-                SessionRecord, SessionStore, SigningKeyRecord, StoreResult, ThrottleStore,
-                UserRecord, UserStore,
+                SessionRecord, SessionStore, SessionView, SigningKeyRecord, StoreResult,
+                ThrottleStatus, ThrottleStore, UserRecord, UserStore,
             };
 
             type Pool = ::sqlx::Pool<$db>;
@@ -721,6 +732,19 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// The grant (family) row a new code starts.
+            fn code_grant(code: &AuthCodeRecord, expires_at: i64) -> GrantRecord {
+                GrantRecord {
+                    grant_id: code.grant_id.clone(),
+                    client_id: code.client_id.clone(),
+                    user_sub: code.user_sub.clone(),
+                    scope: code.scope.clone(),
+                    created_at: code.created_at,
+                    expires_at,
+                    revoked_at: None,
+                }
+            }
+
             /// Binds a code's fifteen columns, in `code_columns!` order, as `$1`..`$15`.
             fn bind_code<'q>(query: Query<'q>, code: &'q AuthCodeRecord) -> Query<'q> {
                 query
@@ -810,16 +834,6 @@ macro_rules! impl_sql_store {
                     user_sub: col(row, "user_sub")?,
                     auth_time: col(row, "auth_time")?,
                     amr: col(row, "amr")?,
-                    created_at: col(row, "created_at")?,
-                    expires_at: col(row, "expires_at")?,
-                })
-            }
-
-            fn interaction_from_row(row: &DbRow) -> StoreResult<InteractionRecord> {
-                Ok(InteractionRecord {
-                    interaction_id: col(row, "interaction_id")?,
-                    binding_hash: col(row, "binding_hash")?,
-                    request: col(row, "request")?,
                     created_at: col(row, "created_at")?,
                     expires_at: col(row, "expires_at")?,
                 })
@@ -1104,6 +1118,30 @@ macro_rules! impl_sql_store {
                         .transpose()
                 }
 
+                async fn get_session_view(
+                    &self,
+                    session_hash: &[u8],
+                    now: i64,
+                    client_id: &str,
+                ) -> StoreResult<Option<SessionView>> {
+                    let row = ::sqlx::query(q::GET_SESSION_VIEW)
+                        .bind(session_hash)
+                        .bind(now)
+                        .bind(client_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    Ok(Some(SessionView {
+                        session: session_from_row(&row)?,
+                        username: col(&row, "username")?,
+                        user_disabled: col(&row, "disabled")?,
+                        consented_scope: col(&row, "consented_scope")?,
+                    }))
+                }
+
                 async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()> {
                     ::sqlx::query(q::DELETE_SESSION)
                         .bind(session_hash)
@@ -1125,55 +1163,66 @@ macro_rules! impl_sql_store {
 
             #[async_trait]
             impl InteractionStore for $store {
-                async fn insert_interaction(
+                async fn finish_interaction(
                     &self,
-                    interaction: &InteractionRecord,
-                ) -> StoreResult<()> {
-                    ::sqlx::query(q::INSERT_INTERACTION)
-                        .bind(&interaction.interaction_id)
-                        .bind(&interaction.binding_hash)
-                        .bind(&interaction.request)
-                        .bind(interaction.created_at)
-                        .bind(interaction.expires_at)
+                    interaction_id: &str,
+                    expires_at: i64,
+                ) -> StoreResult<bool> {
+                    let result = ::sqlx::query(q::FINISH_INTERACTION)
+                        .bind(interaction_id)
+                        .bind(expires_at)
                         .execute(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    Ok(())
+                    Ok(result.rows_affected() == 1)
                 }
 
-                async fn get_interaction(
+                async fn finish_interaction_with_code(
                     &self,
-                    interaction_id: &str,
-                    now: i64,
-                ) -> StoreResult<Option<InteractionRecord>> {
-                    ::sqlx::query(q::GET_INTERACTION)
-                        .bind(interaction_id)
-                        .bind(now)
-                        .fetch_optional(&self.pool)
+                    finish: &InteractionFinish<'_>,
+                ) -> StoreResult<bool> {
+                    let code = finish.code;
+                    if $one_statement_code_writes {
+                        let result =
+                            bind_code(::sqlx::query(q::FINISH_INTERACTION_WITH_CODE), code)
+                                .bind(finish.grant_expires_at)
+                                .bind(finish.interaction_id)
+                                .bind(finish.interaction_expires_at)
+                                .bind(finish.consent_scope.is_some())
+                                .bind(finish.consent_scope.unwrap_or_default())
+                                .execute(&self.pool)
+                                .await
+                                .map_err(db_err)?;
+                        return Ok(result.rows_affected() == 1);
+                    }
+                    let mut tx = begin_write(&self.pool).await?;
+                    let marked = ::sqlx::query(q::FINISH_INTERACTION)
+                        .bind(finish.interaction_id)
+                        .bind(finish.interaction_expires_at)
+                        .execute(&mut *tx)
                         .await
-                        .map_err(db_err)?
-                        .as_ref()
-                        .map(interaction_from_row)
-                        .transpose()
-                }
-
-                async fn take_interaction(
-                    &self,
-                    interaction_id: &str,
-                    now: i64,
-                ) -> StoreResult<Option<InteractionRecord>> {
-                    // fetch_all steps the statement to completion instead of stopping after
-                    // the first row, so that SQLite ends the DELETE's implicit transaction
-                    // before the connection goes back to the pool.
-                    ::sqlx::query(q::TAKE_INTERACTION)
-                        .bind(interaction_id)
-                        .bind(now)
-                        .fetch_all(&self.pool)
+                        .map_err(db_err)?;
+                    if marked.rows_affected() != 1 {
+                        // Dropping the transaction rolls it back; nothing was written.
+                        return Ok(false);
+                    }
+                    if let Some(scope) = finish.consent_scope {
+                        ::sqlx::query(q::SAVE_CONSENT)
+                            .bind(&code.user_sub)
+                            .bind(&code.client_id)
+                            .bind(scope)
+                            .bind(code.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    insert_grant_with(&mut *tx, &code_grant(code, finish.grant_expires_at)).await?;
+                    bind_code(::sqlx::query(q::INSERT_CODE), code)
+                        .execute(&mut *tx)
                         .await
-                        .map_err(db_err)?
-                        .first()
-                        .map(interaction_from_row)
-                        .transpose()
+                        .map_err(db_err)?;
+                    commit(tx).await?;
+                    Ok(true)
                 }
             }
 
@@ -1192,17 +1241,8 @@ macro_rules! impl_sql_store {
                             .map_err(db_err)?;
                         return Ok(());
                     }
-                    let grant = GrantRecord {
-                        grant_id: code.grant_id.clone(),
-                        client_id: code.client_id.clone(),
-                        user_sub: code.user_sub.clone(),
-                        scope: code.scope.clone(),
-                        created_at: code.created_at,
-                        expires_at: grant_expires_at,
-                        revoked_at: None,
-                    };
                     let mut tx = begin_write(&self.pool).await?;
-                    insert_grant_with(&mut *tx, &grant).await?;
+                    insert_grant_with(&mut *tx, &code_grant(code, grant_expires_at)).await?;
                     bind_code(::sqlx::query(q::INSERT_CODE), code)
                         .execute(&mut *tx)
                         .await
@@ -1559,18 +1599,26 @@ macro_rules! impl_sql_store {
 
             #[async_trait]
             impl ThrottleStore for $store {
-                async fn locked_until(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
+                async fn throttle_status(
+                    &self,
+                    keys: &[&str],
+                    now: i64,
+                ) -> StoreResult<ThrottleStatus> {
                     // The query compares against two keys; callers pass one or two.
                     let first = keys.first().copied().unwrap_or_default();
                     let second = keys.get(1).copied().unwrap_or(first);
-                    let row = ::sqlx::query(q::LOCKED_UNTIL)
+                    let row = ::sqlx::query(q::THROTTLE_STATUS)
                         .bind(first)
                         .bind(second)
                         .bind(now)
                         .fetch_one(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    col(&row, "locked_until")
+                    let first_key_rows: i64 = col(&row, "first_key_rows")?;
+                    Ok(ThrottleStatus {
+                        locked_until: col(&row, "locked_until")?,
+                        first_key_recorded: first_key_rows > 0,
+                    })
                 }
 
                 async fn record_failure(

@@ -50,6 +50,7 @@ both_backends!(
     parameters_sent_twice_are_refused,
     login_failures_are_generic_and_sessions_rotate,
     forms_need_their_csrf_token_and_browser,
+    pending_interactions_are_sealed_expire_and_cannot_be_altered,
     pages_resist_framing_and_referrer_leaks,
     code_reuse_fails_and_revokes_its_tokens,
     code_is_bound_to_verifier_redirect_uri_client_and_lifetime,
@@ -802,6 +803,74 @@ async fn forms_need_their_csrf_token_and_browser(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(json_body.status(), 400);
+}
+
+/// The pending request travels sealed in the `interaction` parameter: changing one character
+/// of it, or waiting past its 30 minutes, gives the expired page; a request too large to
+/// travel in a URL is refused back to the client.
+async fn pending_interactions_are_sealed_expire_and_cannot_be_altered(backend: Backend) {
+    let (app, client) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let authorize = |state: String| {
+        let browser = &browser;
+        let client = &client;
+        async move {
+            browser
+                .authorize(&[
+                    ("response_type", "code"),
+                    ("client_id", &client.client_id),
+                    ("redirect_uri", &client.redirect_uri),
+                    ("scope", "openid"),
+                    ("state", &state),
+                ])
+                .await
+        }
+    };
+    let location = authorize("s".to_owned()).await.location.unwrap();
+    let page = browser.get(&location).await;
+    assert_eq!(page.status, 200);
+    let interaction = hidden_field(&page.body, "interaction").unwrap();
+
+    // Flip one character in the middle of the sealed request.
+    let mut altered: Vec<char> = interaction.chars().collect();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == 'A' { 'B' } else { 'A' };
+    let altered: String = altered.into_iter().collect();
+    let page = browser.get(&format!("/login?interaction={altered}")).await;
+    assert_eq!(page.status, 400, "an altered interaction does not open");
+    assert!(!page.body.contains("csrf_token"));
+
+    // The request is not readable in the URL: the state does not show through.
+    let secret_state = "state-that-must-not-be-readable-in-the-url";
+    let hidden = authorize(secret_state.to_owned()).await.location.unwrap();
+    assert!(!hidden.contains(secret_state));
+
+    app.clock.advance(30 * 60 + 1);
+    assert_eq!(
+        browser.get(&location).await.status,
+        400,
+        "expired after 30 minutes"
+    );
+    app.clock.advance(-(30 * 60 + 1));
+    assert_eq!(browser.get(&location).await.status, 200);
+
+    // A request whose sealed form would not fit in a URL goes back to the client.
+    // (Each parameter may be up to 8 KiB; together they may be more than fits.)
+    let long = "x".repeat(6000);
+    let huge = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("scope", "openid"),
+            ("state", &long),
+            ("nonce", &long),
+        ])
+        .await;
+    assert_eq!(huge.status, 303);
+    let back = huge.location.unwrap();
+    assert!(back.starts_with(&client.redirect_uri), "{back}");
+    assert_eq!(query_of(&back)["error"], "invalid_request");
 }
 
 async fn pages_resist_framing_and_referrer_leaks(backend: Backend) {

@@ -16,24 +16,25 @@ use super::{
 use crate::accounts::{consent, session};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
-use crate::authorize::{self, Pending};
+use crate::authorize::{self, Decision, Pending};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 use crate::http::form::form_params;
 use crate::protocol::discovery::paths;
 use crate::protocol::form::Params;
 use crate::protocol::{OAuthError, Scope};
-use crate::store::SessionRecord;
+use crate::store::{SessionRecord, SessionView};
 
 const PURPOSE: &str = "consent";
 
-/// The pending request, the browser's binding and its session; or the response to send
-/// instead (expired page, or back to login when there is no session).
+/// The pending request, the browser's binding and its session (read with the user and the
+/// scope already granted); or the response to send instead (expired page, or back to login
+/// when there is no session, or its user was disabled or deleted).
 async fn load(
     app: &App,
     jar: &CookieJar,
     interaction: &str,
-) -> Result<(Pending, String, SessionRecord), Response> {
+) -> Result<(Pending, String, SessionView), Response> {
     let binding = cookies::read(jar, cookies::binding_name(&app.config));
     let pending = match authorize::load_pending(app, interaction, binding).await {
         Ok(Some(p)) => p,
@@ -42,54 +43,54 @@ async fn load(
     };
     let t = text::for_locales(pending.request.ui_locales.as_deref());
     let session_cookie = cookies::read(jar, cookies::session_name(&app.config));
-    let session =
-        match session::find(app.store.as_ref(), &app.hasher, session_cookie, app.now()).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                return Err(Redirect::to(&format!(
-                    "{}?interaction={}",
-                    paths::LOGIN,
-                    pending.interaction_id
-                ))
-                .into_response());
-            }
-            Err(e) => return Err(error_page(t, &e.into())),
-        };
-    Ok((pending, binding.unwrap_or_default().to_owned(), session))
+    let found = session::find_view(
+        app.store.as_ref(),
+        &app.hasher,
+        session_cookie,
+        app.now(),
+        &pending.client.client_id,
+    )
+    .await;
+    let view = match found {
+        Ok(Some(v)) if !v.user_disabled => v,
+        Ok(_) => {
+            return Err(Redirect::to(&format!(
+                "{}?interaction={}",
+                paths::LOGIN,
+                pending.interaction_id
+            ))
+            .into_response());
+        }
+        Err(e) => return Err(error_page(t, &e.into())),
+    };
+    Ok((pending, binding.unwrap_or_default().to_owned(), view))
 }
 
 pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let (pending, binding, session) =
+    let (pending, binding, view) =
         match load(&app, &jar, params.get("interaction").unwrap_or_default()).await {
             Ok(v) => v,
             Err(response) => return response,
         };
     let t = text::for_locales(pending.request.ui_locales.as_deref());
     let requested = Scope::parse_lenient(&pending.request.scope);
-    let missing = match consent::missing_scopes(
-        app.store.as_ref(),
-        &session.user_sub,
-        &pending.client.client_id,
-        &requested,
-    )
-    .await
-    {
-        Ok(m) => m,
-        Err(e) => return error_page(t, &e.into()),
-    };
+    let missing = consent::missing_from(view.consented_scope.as_deref(), &requested);
     // prompt=consent asks again even when everything was granted: then show it all.
     let shown = if missing.is_empty() {
         requested
     } else {
         missing
     };
-    let username = match app.store.get_user(&session.user_sub).await {
-        Ok(Some(u)) => u.username,
-        Ok(None) => return expired_page(t),
-        Err(e) => return error_page(t, &e.into()),
-    };
-    render(&app, t, &pending, &binding, &session, &username, &shown)
+    render(
+        &app,
+        t,
+        &pending,
+        &binding,
+        &view.session,
+        &view.username,
+        &shown,
+    )
 }
 
 fn render(
@@ -133,7 +134,7 @@ pub async fn submit(
         Ok(p) => p,
         Err(e) => return error_page(&text::EN, &e),
     };
-    let (pending, binding, session) =
+    let (pending, binding, view) =
         match load(&app, &jar, params.get("interaction").unwrap_or_default()).await {
             Ok(v) => v,
             Err(response) => return response,
@@ -144,7 +145,7 @@ pub async fn submit(
         PURPOSE,
         &pending.interaction_id,
         &binding,
-        &session.sid,
+        &view.session.sid,
     );
     if !csrf_matches(&expected, params.get("csrf_token")) {
         return expired_page(t);
@@ -159,16 +160,14 @@ pub async fn submit(
             );
         }
     };
-    if allowed {
+    let decision = authorize::complete_consent(&app, &pending, &view, allowed).await;
+    if allowed && matches!(decision, Ok(Decision::Redirect(_))) {
         let event = Event::new(Kind::ConsentGranted)
-            .user(&session.user_sub)
+            .user(&view.session.user_sub)
             .client(&pending.client.client_id)
             .ip(ip)
             .detail("scope", pending.request.scope.clone());
         audit::record(&app, event).await;
     }
-    render_decision(
-        t,
-        authorize::complete_consent(&app, &pending, &session, allowed).await,
-    )
+    render_decision(t, decision)
 }
