@@ -38,17 +38,20 @@ pub async fn check_credentials(
     if let Some(k) = &ip_key {
         keys.push(k);
     }
-    let standing = throttle::standing(app.store.as_ref(), &keys, now).await?;
+    // The throttle and the user in one read; an oversized username or password is looked
+    // up as nobody (and still hashed, below).
+    let (user, status) =
+        if username.len() > 256 || password.len() > super::password::MAX_PASSWORD_LEN {
+            (None, app.store.throttle_status(&keys, now).await?)
+        } else {
+            app.store.get_user_for_login(username, &keys, now).await?
+        };
+    let standing = throttle::Standing::from_status(status, now);
     if let Some(retry_after) = standing.retry_after {
         crate::telemetry::login_failed();
         return Ok(LoginOutcome::Throttled { retry_after });
     }
 
-    let user = if username.len() > 256 || password.len() > super::password::MAX_PASSWORD_LEN {
-        None
-    } else {
-        app.store.get_user_by_username(username).await?
-    };
     let matched = app
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))

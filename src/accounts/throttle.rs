@@ -4,7 +4,7 @@
 //! the same limits. An unknown account is counted exactly like a known one, so throttling
 //! reveals nothing about who exists.
 
-use crate::store::{StoreResult, ThrottleStore};
+use crate::store::{StoreResult, ThrottleStatus, ThrottleStore};
 
 /// How one kind of key is throttled.
 #[derive(Debug, Clone, Copy)]
@@ -95,13 +95,19 @@ pub struct Standing {
     pub first_key_recorded: bool,
 }
 
+impl Standing {
+    pub fn from_status(status: ThrottleStatus, now: i64) -> Self {
+        Standing {
+            retry_after: status.locked_until.map(|until| (until - now).max(1) as u64),
+            first_key_recorded: status.first_key_recorded,
+        }
+    }
+}
+
 /// Where `keys` stand: one read.
 pub async fn standing(store: &dyn ThrottleStore, keys: &[&str], now: i64) -> StoreResult<Standing> {
     let status = store.throttle_status(keys, now).await?;
-    Ok(Standing {
-        retry_after: status.locked_until.map(|until| (until - now).max(1) as u64),
-        first_key_recorded: status.first_key_recorded,
-    })
+    Ok(Standing::from_status(status, now))
 }
 
 /// Seconds to wait before `keys` may try again, when any of them is locked.

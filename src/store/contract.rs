@@ -463,6 +463,7 @@ fn finish<'a>(
 }
 
 async fn an_interaction_finishes_at_most_once(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-f", "eff")).await.unwrap();
     // Finished with a code: the code, its grant and the consent are stored together.
     let first = code("fin-1", "g-fin-1", "client-f", "sub-f", NOW + 60);
     let done = store
@@ -591,6 +592,7 @@ where
 }
 
 async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
     let c = code("code-1", "grant-1", "client-1", "sub-1", NOW + 60);
     store.insert_code(&c, NOW + 60).await.unwrap();
     assert_eq!(
@@ -647,6 +649,7 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
 }
 
 async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
     store
         .insert_code(&code("expired", "grant-e", "client-1", "sub-1", NOW), NOW)
         .await
@@ -681,6 +684,29 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
             .unwrap(),
         CodeRedemption::Invalid
     );
+
+    // A code whose user was disabled, or is gone, is invalid and stays unconsumed.
+    let mut disabled = user("sub-d", "dee");
+    disabled.disabled = true;
+    store.insert_user(&disabled).await.unwrap();
+    for (tag, sub) in [("of-disabled", "sub-d"), ("of-nobody", "sub-gone")] {
+        let grant_id = format!("grant-{tag}");
+        store
+            .insert_code(&code(tag, &grant_id, "client-1", sub, NOW + 60), NOW + 60)
+            .await
+            .unwrap();
+        let redemption = store.consume_code(&hash(tag), NOW, NOW + 60).await;
+        assert_eq!(redemption.unwrap(), CodeRedemption::Invalid, "{tag}");
+    }
+    disabled.disabled = false;
+    store.update_user(&disabled).await.unwrap();
+    assert!(matches!(
+        store
+            .consume_code(&hash("of-disabled"), NOW, NOW + 60)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
 
     let duplicate = store
         .insert_code(
@@ -1133,6 +1159,7 @@ async fn initial_keys_are_inserted_once_and_rotation_retires_old_keys(store: Arc
 }
 
 async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
     // Each kind gets one expired row (expires_at == now counts as expired) and one live one.
     for (tag, exp) in [("old", NOW), ("new", NOW + 1)] {
         store
@@ -1226,6 +1253,7 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
 }
 
 async fn deleting_a_client_removes_its_dependents(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
     for id in ["client-1", "client-2"] {
         store.insert_client(&client(id)).await.unwrap();
         store
@@ -1548,6 +1576,28 @@ async fn throttle_counts_failures_per_window_and_locks(store: Arc<dyn Store>) {
         "only the first key's failures are reported"
     );
     store.lock(key, NOW + 30).await.unwrap();
+    // The login's one read: the user and the same throttle status.
+    store
+        .insert_user(&user("sub-alice", "alice"))
+        .await
+        .unwrap();
+    let keys = [key, "login:ip:1"];
+    let (found, status) = store.get_user_for_login("alice", &keys, NOW).await.unwrap();
+    assert_eq!(found, Some(user("sub-alice", "alice")));
+    assert_eq!(status, store.throttle_status(&keys, NOW).await.unwrap());
+    assert_eq!(status.locked_until, Some(NOW + 30));
+    assert!(status.first_key_recorded);
+    let (nobody, status) = store
+        .get_user_for_login("nobody", &keys, NOW)
+        .await
+        .unwrap();
+    assert_eq!(nobody, None);
+    assert_eq!(status.locked_until, Some(NOW + 30));
+    let (_, clean) = store
+        .get_user_for_login("alice", &["login:account:else"], NOW)
+        .await
+        .unwrap();
+    assert_eq!(clean, ThrottleStatus::default());
     assert_eq!(
         store
             .throttle_status(&[key], NOW)

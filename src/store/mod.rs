@@ -295,6 +295,14 @@ pub trait UserStore: Send + Sync {
     async fn insert_user(&self, user: &UserRecord) -> StoreResult<()>;
     async fn get_user(&self, sub: &str) -> StoreResult<Option<UserRecord>>;
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// What a login attempt needs before hashing, in one read: the user named `username`
+    /// (if any) and `ThrottleStore::throttle_status` of `throttle_keys` (one or two).
+    async fn get_user_for_login(
+        &self,
+        username: &str,
+        throttle_keys: &[&str],
+        now: i64,
+    ) -> StoreResult<(Option<UserRecord>, ThrottleStatus)>;
     /// Ordered by `sub`, those strictly after `after`, at most `limit`.
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>>;
     /// Replaces username, claims, disabled, password_reset_required and updated_at; false
@@ -351,8 +359,9 @@ pub trait AuthCodeStore: Send + Sync {
     /// Stores the code and creates its grant (family) row with the given expiry, atomically.
     async fn insert_code(&self, code: &AuthCodeRecord, grant_expires_at: i64) -> StoreResult<()>;
     /// Marks the code consumed with one conditional update, so that of any number of racing
-    /// calls (on any number of nodes) exactly one gets `Redeemed`. An expired code is
-    /// `Invalid`; a consumed one is `Reused`. On success the grant's expiry is raised to at
+    /// calls (on any number of nodes) exactly one gets `Redeemed`. An expired code, or one
+    /// whose user is disabled or gone, is `Invalid` (and stays unconsumed); a consumed one is
+    /// `Reused`. On success the grant's expiry is raised to at
     /// least `grant_expires_at`.
     async fn consume_code(
         &self,

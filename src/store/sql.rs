@@ -249,6 +249,16 @@ macro_rules! key_columns {
     };
 }
 /// The family of the row being examined (`$table.grant_id`) exists and is not revoked.
+/// `$table`'s user exists and is not disabled.
+macro_rules! active_user {
+    ($table:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM app_user u WHERE u.sub = ",
+            $table,
+            ".user_sub AND NOT u.disabled)"
+        )
+    };
+}
 macro_rules! live_grant {
     ($table:literal) => {
         concat!(
@@ -300,6 +310,15 @@ pub(super) mod q {
         user_columns!(),
         " FROM app_user WHERE username = $1"
     );
+    // What a login needs before hashing, in one read: where the throttle keys ($1, $2) stand
+    // and the user named $4 (NULL columns when there is none).
+    pub(crate) const GET_USER_FOR_LOGIN: &str = "SELECT t.locked_until, t.first_key_rows, \
+         u.sub, u.username, u.password_hash, u.claims, u.disabled, u.created_at, u.updated_at, \
+         u.password_reset_required \
+         FROM (SELECT MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until, \
+               COUNT(CASE WHEN throttle_key = $1 THEN 1 END) AS first_key_rows \
+               FROM throttle WHERE throttle_key IN ($1, $2)) t \
+         LEFT JOIN app_user u ON u.username = $4";
     pub(crate) const LIST_USERS: &str = concat!(
         "SELECT ",
         user_columns!(),
@@ -388,6 +407,8 @@ pub(super) mod q {
         "UPDATE auth_code SET consumed_at = $2 \
          WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND ",
         live_grant!("auth_code"),
+        " AND ",
+        active_user!("auth_code"),
         " RETURNING ",
         code_columns!()
     );
@@ -408,6 +429,8 @@ pub(super) mod q {
         "WITH consumed AS (UPDATE auth_code SET consumed_at = $2 \
          WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND ",
         live_grant!("auth_code"),
+        " AND ",
+        active_user!("auth_code"),
         " RETURNING ",
         code_columns!(),
         "), extended AS (UPDATE auth_grant SET expires_at = $3 \
@@ -1031,6 +1054,35 @@ macro_rules! impl_sql_store {
                         .as_ref()
                         .map(user_from_row)
                         .transpose()
+                }
+
+                async fn get_user_for_login(
+                    &self,
+                    username: &str,
+                    throttle_keys: &[&str],
+                    now: i64,
+                ) -> StoreResult<(Option<UserRecord>, ThrottleStatus)> {
+                    let first = throttle_keys.first().copied().unwrap_or_default();
+                    let second = throttle_keys.get(1).copied().unwrap_or(first);
+                    let row = ::sqlx::query(q::GET_USER_FOR_LOGIN)
+                        .bind(first)
+                        .bind(second)
+                        .bind(now)
+                        .bind(username)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    let first_key_rows: i64 = col(&row, "first_key_rows")?;
+                    let status = ThrottleStatus {
+                        locked_until: col(&row, "locked_until")?,
+                        first_key_recorded: first_key_rows > 0,
+                    };
+                    let sub: Option<String> = col(&row, "sub")?;
+                    let user = match sub {
+                        Some(_) => Some(user_from_row(&row)?),
+                        None => None,
+                    };
+                    Ok((user, status))
                 }
 
                 async fn list_users(

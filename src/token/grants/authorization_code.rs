@@ -47,6 +47,7 @@ pub async fn validate(
             audit::record(app, event).await;
             return Err(OAuthError::invalid_grant("the code was already used"));
         }
+        // Also a code whose user was disabled or deleted since (the store checks).
         CodeRedemption::Invalid => {
             return Err(OAuthError::invalid_grant("the code is invalid or expired"));
         }
@@ -86,11 +87,6 @@ pub async fn validate(
         }
         (None, None) => {}
     }
-    match app.store.get_user(&record.user_sub).await? {
-        Some(user) if !user.disabled => {}
-        _ => return Err(OAuthError::invalid_grant("the user is no longer active")),
-    }
-
     let scope = Scope::parse_lenient(&record.scope);
     let refresh = if wants_refresh_token(&client, &scope) {
         RefreshPlan::Start(RefreshTokenRecord {
