@@ -110,27 +110,37 @@ impl Event {
 /// Logs the event and stores it. A storage failure is logged and swallowed: losing an audit
 /// row must not turn a user's successful login into an error.
 pub async fn record(app: &App, event: Event) {
-    let detail = serde_json::Value::Object(event.detail).to_string();
-    let ip = event.ip.map(|ip| ip.to_string());
-    tracing::info!(
-        target: "latchkey::audit",
-        event = event.kind.as_str(),
-        sub = event.user_sub.as_deref(),
-        client_id = event.client_id.as_deref(),
-        ip = ip.as_deref(),
-        detail = %detail,
-        "security event"
-    );
-    let row = AuditEvent {
+    let row = row(app, event);
+    log(&row);
+    if let Err(e) = app.store.record_event(&row).await {
+        tracing::error!(error = %e, "could not store an audit event");
+    }
+}
+
+/// The stored form of `event`, occurring now. For events a store method writes together
+/// with what they record (a login with its session, a consent with its code); the caller
+/// then `log`s the row once that write succeeded.
+pub fn row(app: &App, event: Event) -> AuditEvent {
+    AuditEvent {
         event_id: 0,
         occurred_at: app.now(),
         kind: event.kind.as_str().to_owned(),
         user_sub: event.user_sub,
         client_id: event.client_id,
-        ip,
-        detail,
-    };
-    if let Err(e) = app.store.record_event(&row).await {
-        tracing::error!(error = %e, "could not store an audit event");
+        ip: event.ip.map(|ip| ip.to_string()),
+        detail: serde_json::Value::Object(event.detail).to_string(),
     }
+}
+
+/// Emits the log line of an event.
+pub fn log(row: &AuditEvent) {
+    tracing::info!(
+        target: "latchkey::audit",
+        event = row.kind.as_str(),
+        sub = row.user_sub.as_deref(),
+        client_id = row.client_id.as_deref(),
+        ip = row.ip.as_deref(),
+        detail = %row.detail,
+        "security event"
+    );
 }

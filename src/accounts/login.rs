@@ -12,13 +12,21 @@ use crate::store::UserRecord;
 /// The answer to a login attempt.
 #[derive(Debug)]
 pub enum LoginOutcome {
+    /// The caller records `succeeded` (with the session it starts, where it starts one).
     Success(Box<UserRecord>),
     /// Wrong username or password, or a disabled account: one answer for all.
     Failed,
     /// Too many failures for this account or address; try again after this many seconds.
-    Throttled {
-        retry_after: u64,
-    },
+    Throttled { retry_after: u64 },
+}
+
+/// The audit event of a successful login.
+pub fn succeeded(user_sub: &str, ip: Option<IpAddr>, client_id: Option<&str>) -> Event {
+    let event = Event::new(Kind::LoginSucceeded).user(user_sub).ip(ip);
+    match client_id {
+        Some(c) => event.client(c),
+        None => event,
+    }
 }
 
 /// Checks the credentials. The same work is done in every case (a dummy hash for unknown
@@ -64,11 +72,6 @@ pub async fn check_credentials(
     match user {
         Some(u) if matched && !u.disabled => {
             throttle::record_success(app.store.as_ref(), &account_key, &standing).await?;
-            audit::record(
-                app,
-                with_client(Event::new(Kind::LoginSucceeded).user(&u.sub).ip(ip)),
-            )
-            .await;
             Ok(LoginOutcome::Success(Box::new(u)))
         }
         user => {

@@ -2,16 +2,17 @@
 //! found again from the cookie on any node.
 
 use crate::crypto::{SecretHasher, random_secret, random_token};
-use crate::store::{SessionRecord, SessionStore, SessionView, StoreResult};
+use crate::store::{AuditEvent, SessionRecord, SessionStore, SessionView, StoreResult};
 
-/// A new session for `user_sub`; returns the cookie value and the stored record.
+/// A new session for `user_sub`, stored with the audit `event` of the login that started it
+/// (if any); returns the cookie value and the stored record.
 pub async fn start(
     store: &dyn SessionStore,
     hasher: &SecretHasher,
     user_sub: &str,
     amr: &str,
-    now: i64,
-    ttl: i64,
+    (now, ttl): (i64, i64),
+    event: Option<&AuditEvent>,
 ) -> StoreResult<(String, SessionRecord)> {
     let token = random_secret();
     let record = SessionRecord {
@@ -23,7 +24,10 @@ pub async fn start(
         created_at: now,
         expires_at: now + ttl,
     };
-    store.insert_session(&record).await?;
+    match event {
+        Some(event) => store.insert_session_with_event(&record, event).await?,
+        None => store.insert_session(&record).await?,
+    }
     Ok((token, record))
 }
 

@@ -18,16 +18,20 @@ pub mod pkce;
 pub mod redirect_uri;
 pub mod request;
 
+use std::net::IpAddr;
+
 use url::Url;
 
 use crate::accounts::consent;
 use crate::app::App;
+use crate::audit::{self, Event, Kind};
 use crate::crypto::{random_secret, random_token};
 use crate::protocol::authorization::AuthorizationRequest;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError, Scope};
 use crate::store::{
-    AuthCodeRecord, ClientRecord, InteractionFinish, SessionRecord, SessionView, StoreError,
+    AuditEvent, AuthCodeRecord, ClientRecord, InteractionFinish, SessionRecord, SessionView,
+    StoreError,
 };
 
 /// An error of the authorization endpoint.
@@ -259,7 +263,7 @@ pub async fn continue_after_login(
             interaction_id: pending.interaction_id.clone(),
         });
     }
-    finish(app, pending, session, None).await
+    finish(app, pending, session, None, None).await
 }
 
 fn already_finished() -> AuthorizeError {
@@ -269,12 +273,14 @@ fn already_finished() -> AuthorizeError {
 }
 
 /// The consent page's answer: remember the grant and finish, or tell the client no. `view`
-/// is the session, read with the scope its user had already granted this client.
+/// is the session, read with the scope its user had already granted this client; `ip` is
+/// the browser's address, for the audit event of a grant.
 pub async fn complete_consent(
     app: &App,
     pending: &Pending,
     view: &SessionView,
     allowed: bool,
+    ip: Option<IpAddr>,
 ) -> Result<Decision, AuthorizeError> {
     if !allowed {
         if !app
@@ -294,16 +300,30 @@ pub async fn complete_consent(
     }
     let requested = Scope::parse_lenient(&pending.request.scope);
     let granted = consent::granted_with(view.consented_scope.as_deref(), &requested);
-    finish(app, pending, &view.session, Some(&granted.to_string())).await
+    let event = Event::new(Kind::ConsentGranted)
+        .user(&view.session.user_sub)
+        .client(&pending.client.client_id)
+        .ip(ip)
+        .detail("scope", pending.request.scope.clone());
+    let event = audit::row(app, event);
+    finish(
+        app,
+        pending,
+        &view.session,
+        Some(&granted.to_string()),
+        Some(&event),
+    )
+    .await
 }
 
 /// Finishes the interaction (once) and issues the code, saving `consent_scope` as the scope
-/// the user has now granted the client, all in one write.
+/// the user has now granted the client and `event` in the audit log, all in one write.
 async fn finish(
     app: &App,
     pending: &Pending,
     session: &SessionRecord,
     consent_scope: Option<&str>,
+    event: Option<&AuditEvent>,
 ) -> Result<Decision, AuthorizeError> {
     let (code, record, grant_expires_at) = new_code(app, &pending.request, session);
     let finished = app
@@ -314,10 +334,14 @@ async fn finish(
             consent_scope,
             code: &record,
             grant_expires_at,
+            event,
         })
         .await?;
     if !finished {
         return Err(already_finished());
+    }
+    if let Some(event) = event {
+        audit::log(event);
     }
     Ok(Decision::Redirect(success_redirect(
         app,

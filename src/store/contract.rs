@@ -391,6 +391,23 @@ async fn sessions_are_found_only_until_they_expire(store: Arc<dyn Store>) {
     assert_eq!(store.get_session(&hash("s1"), NOW).await.unwrap(), None);
     store.delete_session(&hash("s1")).await.unwrap();
 
+    // A session stored with the event of the login that started it.
+    let login = event("login_succeeded", "sub-b");
+    store
+        .insert_session_with_event(&session("s4", "sub-b", NOW + 100), &login)
+        .await
+        .unwrap();
+    assert!(store.get_session(&hash("s4"), NOW).await.unwrap().is_some());
+    let logged = events_of(&store, "login_succeeded").await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].user_sub.as_deref(), Some("sub-b"));
+    // A failed session insert (the id exists) logs nothing either.
+    let duplicate = store
+        .insert_session_with_event(&session("s4", "sub-b", NOW + 100), &login)
+        .await;
+    assert!(duplicate.is_err());
+    assert_eq!(events_of(&store, "login_succeeded").await.len(), 1);
+
     assert_eq!(store.delete_sessions_for_user("sub-a").await.unwrap(), 1);
     assert_eq!(store.get_session(&hash("s2"), NOW).await.unwrap(), None);
     assert!(store.get_session(&hash("s3"), NOW).await.unwrap().is_some());
@@ -448,6 +465,29 @@ async fn a_session_view_joins_user_and_consent(store: Arc<dyn Store>) {
     assert_eq!(orphan.unwrap(), None);
 }
 
+fn event(kind: &str, user_sub: &str) -> AuditEvent {
+    AuditEvent {
+        event_id: 0,
+        occurred_at: NOW,
+        kind: kind.to_owned(),
+        user_sub: Some(user_sub.to_owned()),
+        client_id: Some("client-f".to_owned()),
+        ip: Some("192.0.2.1".to_owned()),
+        detail: r#"{"scope":"openid"}"#.to_owned(),
+    }
+}
+
+async fn events_of(store: &Arc<dyn Store>, kind: &str) -> Vec<AuditEvent> {
+    store
+        .list_events(&AuditFilter {
+            kind: Some(kind.to_owned()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 fn finish<'a>(
     interaction_id: &'a str,
     code: &'a AuthCodeRecord,
@@ -459,18 +499,35 @@ fn finish<'a>(
         consent_scope,
         code,
         grant_expires_at: NOW + 700,
+        event: None,
     }
 }
 
 async fn an_interaction_finishes_at_most_once(store: Arc<dyn Store>) {
     store.insert_user(&user("sub-f", "eff")).await.unwrap();
-    // Finished with a code: the code, its grant and the consent are stored together.
+    // Finished with a code: the code, its grant, the consent and the event are stored
+    // together.
     let first = code("fin-1", "g-fin-1", "client-f", "sub-f", NOW + 60);
-    let done = store
-        .finish_interaction_with_code(&finish("i-1", &first, Some("openid offline_access")))
-        .await
-        .unwrap();
-    assert!(done);
+    let granted = event("consent_granted", "sub-f");
+    let with_event = InteractionFinish {
+        event: Some(&granted),
+        ..finish("i-1", &first, Some("openid offline_access"))
+    };
+    assert!(
+        store
+            .finish_interaction_with_code(&with_event)
+            .await
+            .unwrap()
+    );
+    let logged = events_of(&store, "consent_granted").await;
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        AuditEvent {
+            event_id: 0,
+            ..logged[0].clone()
+        },
+        granted
+    );
     assert_eq!(
         store.get_grant("g-fin-1").await.unwrap(),
         Some(grant("g-fin-1", "client-f", "sub-f", NOW + 700))
@@ -492,11 +549,16 @@ async fn an_interaction_finishes_at_most_once(store: Arc<dyn Store>) {
 
     // A second finish of the same interaction writes nothing: no code, no grant, no consent.
     let second = code("fin-2", "g-fin-2", "client-f", "sub-f", NOW + 60);
-    let again = store
-        .finish_interaction_with_code(&finish("i-1", &second, Some("openid")))
-        .await
-        .unwrap();
-    assert!(!again);
+    let again = InteractionFinish {
+        event: Some(&granted),
+        ..finish("i-1", &second, Some("openid"))
+    };
+    assert!(!store.finish_interaction_with_code(&again).await.unwrap());
+    assert_eq!(
+        events_of(&store, "consent_granted").await.len(),
+        1,
+        "no event"
+    );
     assert_eq!(store.get_grant("g-fin-2").await.unwrap(), None);
     assert_eq!(
         store

@@ -115,6 +115,8 @@ pub struct InteractionFinish<'a> {
     pub consent_scope: Option<&'a str>,
     pub code: &'a AuthCodeRecord,
     pub grant_expires_at: i64,
+    /// The audit event of this finish (consent granted), written with it.
+    pub event: Option<&'a AuditEvent>,
 }
 
 /// A live session with what the pages ask about its user and one client, read at once.
@@ -231,7 +233,7 @@ pub struct SigningKeyRecord {
 
 /// A security event in the audit log. `detail` is a JSON object; it never holds a secret,
 /// password, token or code.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditEvent {
     /// Assigned by the store; ignored on insert.
     pub event_id: i64,
@@ -319,6 +321,13 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// The session and the audit event of the login that started it, all or nothing: the
+    /// log shows a login exactly when it led to a session.
+    async fn insert_session_with_event(
+        &self,
+        session: &SessionRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
     /// The session, when it exists and `expires_at > now`.
     async fn get_session(
         &self,
@@ -345,8 +354,8 @@ pub trait InteractionStore: Send + Sync {
     /// Marks the interaction finished without a code (the user said no). False when it had
     /// already finished. Of racing calls exactly one gets true.
     async fn finish_interaction(&self, interaction_id: &str, expires_at: i64) -> StoreResult<bool>;
-    /// Marks the interaction finished and, all or nothing, saves the consent (when given) and
-    /// stores the code with its grant. False, with nothing written, when it had already
+    /// Marks the interaction finished and, all or nothing, saves the consent and the audit
+    /// event (when given) and stores the code with its grant. False, with nothing written, when it had already
     /// finished (by either method). Of racing calls exactly one gets true.
     async fn finish_interaction_with_code(
         &self,

@@ -354,10 +354,11 @@ pub(super) mod q {
     // The primary key lets exactly one of racing finishes insert the mark.
     pub(crate) const FINISH_INTERACTION: &str = "INSERT INTO finished_interaction \
          (interaction_id, expires_at) VALUES ($1, $2) ON CONFLICT (interaction_id) DO NOTHING";
-    /// Postgres: the finished mark, the consent (when `$19`), the grant and the code in one
-    /// statement; when the mark already existed, `finished` is empty and nothing else is
-    /// written. `$1`..`$15` are the code (`bind_code`), `$16` the grant's expiry, `$17`/`$18`
-    /// the interaction id and its expiry, `$20` the consented scope.
+    /// Postgres: the finished mark, the consent (when `$19`), the audit event (when `$21`),
+    /// the grant and the code in one statement; when the mark already existed, `finished` is
+    /// empty and nothing else is written. `$1`..`$15` are the code (`bind_code`), `$16` the
+    /// grant's expiry, `$17`/`$18` the interaction id and its expiry, `$20` the consented
+    /// scope, `$22`..`$27` the event (`bind_event`).
     pub(crate) const FINISH_INTERACTION_WITH_CODE: &str = concat!(
         "WITH finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
          VALUES ($17, $18) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
@@ -366,6 +367,8 @@ pub(super) mod q {
         ") SELECT $4, $3, $20, $14 FROM finished WHERE $19 \
          ON CONFLICT (user_sub, client_id) \
          DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at), \
+         logged AS (INSERT INTO audit_event (occurred_at, kind, user_sub, client_id, ip, detail) \
+         SELECT $22, $23, $24, $25, $26, $27 FROM finished WHERE $21), \
          new_grant AS (INSERT INTO auth_grant (",
         grant_columns!(),
         ") SELECT $2, $3, $4, $6, $14, $16, NULL FROM finished) INSERT INTO auth_code (",
@@ -539,6 +542,15 @@ pub(super) mod q {
 
     pub(crate) const INSERT_EVENT: &str = "INSERT INTO audit_event \
          (occurred_at, kind, user_sub, client_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+    /// Postgres: a session and the audit event of the login that started it, in one
+    /// statement. `$1`..`$7` the session, `$8`..`$13` the event (`bind_event`).
+    pub(crate) const INSERT_SESSION_WITH_EVENT: &str = concat!(
+        "WITH logged AS (INSERT INTO audit_event \
+         (occurred_at, kind, user_sub, client_id, ip, detail) \
+         VALUES ($8, $9, $10, $11, $12, $13)) INSERT INTO session (",
+        session_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    );
     pub(crate) const LIST_EVENTS: &str = "SELECT event_id, occurred_at, kind, user_sub, \
          client_id, ip, detail FROM audit_event \
          WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR user_sub = $2) \
@@ -753,6 +765,29 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(db_err)?;
                 Ok(())
+            }
+
+            /// Binds a session's seven columns, in `session_columns!` order.
+            fn bind_session<'q>(query: Query<'q>, session: &'q SessionRecord) -> Query<'q> {
+                query
+                    .bind(&session.session_hash)
+                    .bind(&session.sid)
+                    .bind(&session.user_sub)
+                    .bind(session.auth_time)
+                    .bind(&session.amr)
+                    .bind(session.created_at)
+                    .bind(session.expires_at)
+            }
+
+            /// Binds an audit event's six columns (all but its id), in `INSERT_EVENT` order.
+            fn bind_event<'q>(query: Query<'q>, event: &'q AuditEvent) -> Query<'q> {
+                query
+                    .bind(event.occurred_at)
+                    .bind(&event.kind)
+                    .bind(&event.user_sub)
+                    .bind(&event.client_id)
+                    .bind(&event.ip)
+                    .bind(&event.detail)
             }
 
             /// The grant (family) row a new code starts.
@@ -1140,18 +1175,37 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl SessionStore for $store {
                 async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
-                    ::sqlx::query(q::INSERT_SESSION)
-                        .bind(&session.session_hash)
-                        .bind(&session.sid)
-                        .bind(&session.user_sub)
-                        .bind(session.auth_time)
-                        .bind(&session.amr)
-                        .bind(session.created_at)
-                        .bind(session.expires_at)
+                    bind_session(::sqlx::query(q::INSERT_SESSION), session)
                         .execute(&self.pool)
                         .await
                         .map_err(db_err)?;
                     Ok(())
+                }
+
+                async fn insert_session_with_event(
+                    &self,
+                    session: &SessionRecord,
+                    event: &AuditEvent,
+                ) -> StoreResult<()> {
+                    if $one_statement_code_writes {
+                        let query =
+                            bind_session(::sqlx::query(q::INSERT_SESSION_WITH_EVENT), session);
+                        bind_event(query, event)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        return Ok(());
+                    }
+                    let mut tx = begin_write(&self.pool).await?;
+                    bind_event(::sqlx::query(q::INSERT_EVENT), event)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    bind_session(::sqlx::query(q::INSERT_SESSION), session)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    commit(tx).await
                 }
 
                 async fn get_session(
@@ -1235,16 +1289,18 @@ macro_rules! impl_sql_store {
                 ) -> StoreResult<bool> {
                     let code = finish.code;
                     if $one_statement_code_writes {
-                        let result =
-                            bind_code(::sqlx::query(q::FINISH_INTERACTION_WITH_CODE), code)
-                                .bind(finish.grant_expires_at)
-                                .bind(finish.interaction_id)
-                                .bind(finish.interaction_expires_at)
-                                .bind(finish.consent_scope.is_some())
-                                .bind(finish.consent_scope.unwrap_or_default())
-                                .execute(&self.pool)
-                                .await
-                                .map_err(db_err)?;
+                        let no_event = AuditEvent::default();
+                        let query = bind_code(::sqlx::query(q::FINISH_INTERACTION_WITH_CODE), code)
+                            .bind(finish.grant_expires_at)
+                            .bind(finish.interaction_id)
+                            .bind(finish.interaction_expires_at)
+                            .bind(finish.consent_scope.is_some())
+                            .bind(finish.consent_scope.unwrap_or_default())
+                            .bind(finish.event.is_some());
+                        let result = bind_event(query, finish.event.unwrap_or(&no_event))
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
                         return Ok(result.rows_affected() == 1);
                     }
                     let mut tx = begin_write(&self.pool).await?;
@@ -1264,6 +1320,12 @@ macro_rules! impl_sql_store {
                             .bind(&code.client_id)
                             .bind(scope)
                             .bind(code.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    if let Some(event) = finish.event {
+                        bind_event(::sqlx::query(q::INSERT_EVENT), event)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err)?;
@@ -1712,13 +1774,7 @@ macro_rules! impl_sql_store {
             #[async_trait]
             impl AuditStore for $store {
                 async fn record_event(&self, event: &AuditEvent) -> StoreResult<()> {
-                    ::sqlx::query(q::INSERT_EVENT)
-                        .bind(event.occurred_at)
-                        .bind(&event.kind)
-                        .bind(&event.user_sub)
-                        .bind(&event.client_id)
-                        .bind(&event.ip)
-                        .bind(&event.detail)
+                    bind_event(::sqlx::query(q::INSERT_EVENT), event)
                         .execute(&self.pool)
                         .await
                         .map_err(db_err)?;

@@ -160,7 +160,9 @@ pub async fn login(
     let password = params.get("password").unwrap_or_default();
     match login::check_credentials(&app, username, password, ip, None).await {
         Ok(LoginOutcome::Success(user)) => {
+            let succeeded = login::succeeded(&user.sub, ip, None);
             if user.password_reset_required {
+                crate::audit::record(&app, succeeded).await;
                 return super::password::render(
                     &app,
                     t,
@@ -171,7 +173,7 @@ pub async fn login(
                     StatusCode::OK,
                 );
             }
-            match begin_session(&app, jar, &user.sub).await {
+            match begin_session(&app, jar, &user.sub, Some(succeeded)).await {
                 Ok((jar, _)) => (jar, Redirect::to(PATH)).into_response(),
                 Err(e) => error_page(t, &e),
             }

@@ -15,8 +15,7 @@ use super::{
 };
 use crate::accounts::{consent, session};
 use crate::app::App;
-use crate::audit::{self, Event, Kind};
-use crate::authorize::{self, Decision, Pending};
+use crate::authorize::{self, Pending};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 use crate::http::form::form_params;
@@ -160,14 +159,6 @@ pub async fn submit(
             );
         }
     };
-    let decision = authorize::complete_consent(&app, &pending, &view, allowed).await;
-    if allowed && matches!(decision, Ok(Decision::Redirect(_))) {
-        let event = Event::new(Kind::ConsentGranted)
-            .user(&view.session.user_sub)
-            .client(&pending.client.client_id)
-            .ip(ip)
-            .detail("scope", pending.request.scope.clone());
-        audit::record(&app, event).await;
-    }
+    let decision = authorize::complete_consent(&app, &pending, &view, allowed, ip).await;
     render_decision(t, decision)
 }

@@ -13,6 +13,7 @@ use super::{LoginPage, csrf_matches, csrf_token, error_page, expired_page, html,
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::session;
 use crate::app::App;
+use crate::audit::Event;
 use crate::authorize::{self, Pending};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
@@ -144,7 +145,9 @@ pub async fn submit(
         }
         Err(e) => return error_page(t, &e),
     };
+    let succeeded = login::succeeded(&user.sub, ip, Some(&pending.client.client_id));
     if user.password_reset_required {
+        crate::audit::record(&app, succeeded).await;
         return super::password::render(
             &app,
             t,
@@ -155,7 +158,7 @@ pub async fn submit(
             StatusCode::OK,
         );
     }
-    let (jar, session) = match begin_session(&app, jar, &user.sub).await {
+    let (jar, session) = match begin_session(&app, jar, &user.sub, Some(succeeded)).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
     };
@@ -165,23 +168,29 @@ pub async fn submit(
 
 /// Starts a new session for `sub` after a successful login, replacing (and deleting) any
 /// session this browser had: a fresh id on every login, so a planted cookie cannot be fixed.
+/// `event` (the login's audit event) is stored with the session, and logged once it is.
 pub async fn begin_session(
     app: &App,
     jar: CookieJar,
     sub: &str,
+    event: Option<Event>,
 ) -> Result<(CookieJar, SessionRecord), OAuthError> {
     if let Some(old) = cookies::read(&jar, cookies::session_name(&app.config)) {
         app.store.delete_session(&app.hasher.hash(old)).await?;
     }
+    let event = event.map(|e| crate::audit::row(app, e));
     let (cookie_value, session) = session::start(
         app.store.as_ref(),
         &app.hasher,
         sub,
         "pwd",
-        app.now(),
-        app.config.session_ttl,
+        (app.now(), app.config.session_ttl),
+        event.as_ref(),
     )
     .await?;
+    if let Some(event) = &event {
+        crate::audit::log(event);
+    }
     Ok((
         jar.add(cookies::session_cookie(&app.config, cookie_value)),
         session,

@@ -179,7 +179,7 @@ pub async fn submit(
             .detail("by", "user"),
     )
     .await;
-    let (jar, session) = match begin_session(&app, jar, sub).await {
+    let (jar, session) = match begin_session(&app, jar, sub, None).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
     };

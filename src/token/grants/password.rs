@@ -62,7 +62,12 @@ pub async fn validate(
                 "the user must choose a new password first (sign in through the browser)",
             ));
         }
-        LoginOutcome::Success(user) => user,
+        LoginOutcome::Success(user) => {
+            let succeeded =
+                crate::accounts::login::succeeded(&user.sub, ip, Some(&client.client_id));
+            crate::audit::record(app, succeeded).await;
+            user
+        }
         LoginOutcome::Failed => {
             return Err(OAuthError::invalid_grant(
                 "the username or password is wrong",
