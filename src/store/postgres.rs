@@ -27,12 +27,29 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx pings every connection when it goes back to the pool, and by default again
+            // when it is taken out: with the statement itself, three round trips. The second
+            // ping only tells something when the connection has sat idle (Postgres restarted,
+            // a proxy dropped it), so it is kept for those alone.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect_options)
             .await
             .map_err(sql::db_err)?;
         Ok(Self { pool })
     }
 }
+
+/// A pooled connection idle at least this long is pinged before use; one used more recently
+/// was pinged when it was released, at most this long ago.
+const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bounds every statement by the same time a request may wait for a connection
 /// (`LATCHKEY_DATABASE_TIMEOUT_MS`). Without it, a statement stuck behind a lock or on an
