@@ -215,15 +215,19 @@ def render(bench) -> tuple[str, list[str]]:
     if flow_ms is not None and hash_flow_ms is not None and hash_ms:
         # The hash CPU is what Latchkey itself measured on its hashing threads during the
         # runs (latchkey_password_hash_cpu_seconds), so both sides of the ratio come from the
-        # same process under the same load. The isolated figure is shown for reference.
+        # same process under the same load. Both are per finished flow: the flows a run's
+        # end cuts off part-way (up to one per connection) did work that is counted, hashes
+        # included, which raises both sides alike; hashes per finished flow show by how much.
+        # The isolated figure is shown for reference.
         non_hash = flow_ms + pg_flow_ms - hash_flow_ms
         isolated = (f"; alone on an idle core one hash takes {bench.argon2_ms:.1f} ms CPU"
                     if bench.argon2_ms else "")
-        check(f"logins: non-hash work ≤ 25 % of the argon2id hash time — CPU per login flow: "
-              f"Latchkey {flow_ms:.1f} ms + Postgres {pg_flow_ms:.1f} ms, less its hashing "
-              f"({hash_flow_ms:.1f} ms; {hash_ms:.1f} ms CPU per hash, {bench.argon2_params}) "
-              f"= {non_hash:.1f} ms; {_f(g(lk, 'login', 'flows_per_s'))} logins/s{isolated}",
-              non_hash / hash_ms, lambda v: v <= 0.25, "{:.0%}")
+        check(f"logins: non-hash work ≤ 25 % of the argon2id hash time — CPU per finished login "
+              f"flow: Latchkey {flow_ms:.1f} ms + Postgres {pg_flow_ms:.1f} ms, less its hashing "
+              f"{hash_flow_ms:.1f} ms ({hash_flow_ms / hash_ms:.2f} hashes per finished flow of "
+              f"{hash_ms:.1f} ms CPU each, {bench.argon2_params}) = {non_hash:.1f} ms of other "
+              f"work; {_f(g(lk, 'login', 'flows_per_s'))} logins/s{isolated}",
+              non_hash / hash_flow_ms, lambda v: v <= 0.25, "{:.0%}")
     login_rss = g(lk, "login", "rss_max_kib")
     if login_rss is not None and targets.get(lk):
         # Latchkey allows one hash per CPU at once; each argon2id hash needs m KiB.
