@@ -18,15 +18,6 @@ pub async fn missing_scopes(
     ))
 }
 
-/// What a user has granted a client once they also grant `scope`, given what they had
-/// granted before (`None`: nothing).
-pub fn granted_with(before: Option<&str>, scope: &Scope) -> Scope {
-    before
-        .map(Scope::parse_lenient)
-        .unwrap_or_default()
-        .union(scope)
-}
-
 /// The scopes of `requested` not in `granted` (what the user granted before, if anything).
 pub fn missing_from(granted: Option<&str>, requested: &Scope) -> Scope {
     requested.difference(&granted.map(Scope::parse_lenient).unwrap_or_default())

@@ -31,6 +31,9 @@ pub async fn start(
     Ok((token, record))
 }
 
+/// Longest session cookie value looked up; ours are 43 characters.
+pub const MAX_COOKIE_LEN: usize = 128;
+
 /// The live session named by a cookie value, if any.
 pub async fn find(
     store: &dyn SessionStore,
@@ -39,7 +42,9 @@ pub async fn find(
     now: i64,
 ) -> StoreResult<Option<SessionRecord>> {
     match cookie_value {
-        Some(v) if !v.is_empty() && v.len() <= 128 => store.get_session(&hasher.hash(v), now).await,
+        Some(v) if !v.is_empty() && v.len() <= MAX_COOKIE_LEN => {
+            store.get_session(&hasher.hash(v), now).await
+        }
         _ => Ok(None),
     }
 }
@@ -54,7 +59,7 @@ pub async fn find_view(
     client_id: &str,
 ) -> StoreResult<Option<SessionView>> {
     match cookie_value {
-        Some(v) if !v.is_empty() && v.len() <= 128 => {
+        Some(v) if !v.is_empty() && v.len() <= MAX_COOKIE_LEN => {
             store
                 .get_session_view(&hasher.hash(v), now, client_id)
                 .await

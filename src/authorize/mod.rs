@@ -30,7 +30,7 @@ use crate::protocol::authorization::AuthorizationRequest;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError, Scope};
 use crate::store::{
-    AuditEvent, AuthCodeRecord, ClientRecord, InteractionFinish, SessionRecord, SessionView,
+    AuthCodeRecord, ClientRecord, ConsentFinish, ConsentOutcome, InteractionFinish, SessionRecord,
     StoreError,
 };
 
@@ -263,7 +263,7 @@ pub async fn continue_after_login(
             interaction_id: pending.interaction_id.clone(),
         });
     }
-    finish(app, pending, session, None, None).await
+    finish(app, pending, session).await
 }
 
 fn already_finished() -> AuthorizeError {
@@ -272,13 +272,14 @@ fn already_finished() -> AuthorizeError {
     ))
 }
 
-/// The consent page's answer: remember the grant and finish, or tell the client no. `view`
-/// is the session, read with the scope its user had already granted this client; `ip` is
-/// the browser's address, for the audit event of a grant.
+/// The consent page's answer: remember the grant and finish, or tell the client no.
+/// `session_hash` names the browser's session: the grant is written only if it is live and
+/// its user enabled (else the user is sent to log in), in the same statement, without reading
+/// it first. `ip` is the browser's address, for the audit event of a grant.
 pub async fn complete_consent(
     app: &App,
     pending: &Pending,
-    view: &SessionView,
+    session_hash: &[u8],
     allowed: bool,
     ip: Option<IpAddr>,
 ) -> Result<Decision, AuthorizeError> {
@@ -298,32 +299,49 @@ pub async fn complete_consent(
             &denied,
         )));
     }
-    let requested = Scope::parse_lenient(&pending.request.scope);
-    let granted = consent::granted_with(view.consented_scope.as_deref(), &requested);
+    let scope = Scope::parse_lenient(&pending.request.scope).to_string();
     let event = Event::new(Kind::ConsentGranted)
-        .user(&view.session.user_sub)
         .client(&pending.client.client_id)
         .ip(ip)
         .detail("scope", pending.request.scope.clone());
-    let event = audit::row(app, event);
-    finish(
-        app,
-        pending,
-        &view.session,
-        Some(&granted.to_string()),
-        Some(&event),
-    )
-    .await
+    let mut event = audit::row(app, event);
+    // The store fills in the session's user and login details.
+    let (code, record, grant_expires_at) =
+        new_code(app, &pending.request, &SessionRecord::default());
+    let outcome = app
+        .store
+        .finish_consent(&ConsentFinish {
+            interaction_id: &pending.finish_id,
+            interaction_expires_at: pending.expires_at,
+            session_hash,
+            scope: &scope,
+            code: &record,
+            grant_expires_at,
+            event: &event,
+        })
+        .await?;
+    match outcome {
+        ConsentOutcome::Issued { user_sub } => {
+            event.user_sub = Some(user_sub);
+            audit::log(&event);
+            Ok(Decision::Redirect(success_redirect(
+                app,
+                &pending.request,
+                &code,
+            )))
+        }
+        ConsentOutcome::NoSession => Ok(Decision::Login {
+            interaction_id: pending.interaction_id.clone(),
+        }),
+        ConsentOutcome::AlreadyFinished => Err(already_finished()),
+    }
 }
 
-/// Finishes the interaction (once) and issues the code, saving `consent_scope` as the scope
-/// the user has now granted the client and `event` in the audit log, all in one write.
+/// Finishes the interaction (once) and issues the code, in one write.
 async fn finish(
     app: &App,
     pending: &Pending,
     session: &SessionRecord,
-    consent_scope: Option<&str>,
-    event: Option<&AuditEvent>,
 ) -> Result<Decision, AuthorizeError> {
     let (code, record, grant_expires_at) = new_code(app, &pending.request, session);
     let finished = app
@@ -331,17 +349,12 @@ async fn finish(
         .finish_interaction_with_code(&InteractionFinish {
             interaction_id: &pending.finish_id,
             interaction_expires_at: pending.expires_at,
-            consent_scope,
             code: &record,
             grant_expires_at,
-            event,
         })
         .await?;
     if !finished {
         return Err(already_finished());
-    }
-    if let Some(event) = event {
-        audit::log(event);
     }
     Ok(Decision::Redirect(success_redirect(
         app,

@@ -90,7 +90,7 @@ pub struct UserRecord {
 
 /// A browser session after login. The cookie holds a random token; only its hash is stored.
 /// `sid` is the public session identifier put in ID tokens.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionRecord {
     pub session_hash: Vec<u8>,
     pub sid: String,
@@ -102,21 +102,44 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-/// The end of a login or consent that issues a code: the interaction that finishes (each
-/// finishes once), the consent to remember, and the code with its grant.
+/// The end of a login that issues a code without asking for consent: the interaction that
+/// finishes (each finishes once) and the code with its grant.
 #[derive(Debug, Clone, Copy)]
 pub struct InteractionFinish<'a> {
     pub interaction_id: &'a str,
     /// Until when the interaction could still be presented: its finished mark is kept that
     /// long.
     pub interaction_expires_at: i64,
-    /// The whole scope `code.user_sub` has now granted `code.client_id` (saved as of
-    /// `code.created_at`), when the user just consented.
-    pub consent_scope: Option<&'a str>,
     pub code: &'a AuthCodeRecord,
     pub grant_expires_at: i64,
-    /// The audit event of this finish (consent granted), written with it.
-    pub event: Option<&'a AuditEvent>,
+}
+
+/// The consent page's Allow: the interaction that finishes, the browser's session, the scope
+/// granted, the code and the event. The code's `user_sub`, `sid`, `auth_time` and `amr`, and
+/// the event's `user_sub`, are taken from the session (whatever the records hold), so that
+/// the page need not read the session first.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentFinish<'a> {
+    pub interaction_id: &'a str,
+    pub interaction_expires_at: i64,
+    pub session_hash: &'a [u8],
+    /// The scope granted now, added to what the user had granted `code.client_id` before
+    /// (saved as of `code.created_at`, which is also "now" for the session's expiry).
+    pub scope: &'a str,
+    pub code: &'a AuthCodeRecord,
+    pub grant_expires_at: i64,
+    pub event: &'a AuditEvent,
+}
+
+/// What `InteractionStore::finish_consent` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentOutcome {
+    /// Consent, event, grant and code are stored, for the session's user `user_sub`.
+    Issued { user_sub: String },
+    /// No live session with an enabled user: nothing was written.
+    NoSession,
+    /// The interaction had finished before: nothing was written.
+    AlreadyFinished,
 }
 
 /// A live session with what the pages ask about its user and one client, read at once.
@@ -354,13 +377,18 @@ pub trait InteractionStore: Send + Sync {
     /// Marks the interaction finished without a code (the user said no). False when it had
     /// already finished. Of racing calls exactly one gets true.
     async fn finish_interaction(&self, interaction_id: &str, expires_at: i64) -> StoreResult<bool>;
-    /// Marks the interaction finished and, all or nothing, saves the consent and the audit
-    /// event (when given) and stores the code with its grant. False, with nothing written, when it had already
-    /// finished (by either method). Of racing calls exactly one gets true.
+    /// Marks the interaction finished and stores the code with its grant, all or nothing.
+    /// False, with nothing written, when it had already finished (by any method). Of racing
+    /// calls exactly one gets true.
     async fn finish_interaction_with_code(
         &self,
         finish: &InteractionFinish<'_>,
     ) -> StoreResult<bool>;
+    /// All or nothing, when the session is live and its user enabled: marks the interaction
+    /// finished, adds the scope to the user's consent for the client, records the event and
+    /// stores the code with its grant. Of racing calls for one interaction exactly one gets
+    /// `Issued`.
+    async fn finish_consent(&self, finish: &ConsentFinish<'_>) -> StoreResult<ConsentOutcome>;
 }
 
 #[async_trait]

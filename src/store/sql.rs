@@ -354,26 +354,53 @@ pub(super) mod q {
     // The primary key lets exactly one of racing finishes insert the mark.
     pub(crate) const FINISH_INTERACTION: &str = "INSERT INTO finished_interaction \
          (interaction_id, expires_at) VALUES ($1, $2) ON CONFLICT (interaction_id) DO NOTHING";
-    /// Postgres: the finished mark, the consent (when `$19`), the audit event (when `$21`),
-    /// the grant and the code in one statement; when the mark already existed, `finished` is
-    /// empty and nothing else is written. `$1`..`$15` are the code (`bind_code`), `$16` the
-    /// grant's expiry, `$17`/`$18` the interaction id and its expiry, `$20` the consented
-    /// scope, `$22`..`$27` the event (`bind_event`).
+    /// Postgres: the finished mark, the grant and the code in one statement; when the mark
+    /// already existed, `finished` is empty and nothing else is written. `$1`..`$15` are the
+    /// code (`bind_code`), `$16` the grant's expiry, `$17`/`$18` the interaction id and its
+    /// expiry.
     pub(crate) const FINISH_INTERACTION_WITH_CODE: &str = concat!(
         "WITH finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
          VALUES ($17, $18) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
-         consented AS (INSERT INTO consent (",
-        consent_columns!(),
-        ") SELECT $4, $3, $20, $14 FROM finished WHERE $19 \
-         ON CONFLICT (user_sub, client_id) \
-         DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at), \
-         logged AS (INSERT INTO audit_event (occurred_at, kind, user_sub, client_id, ip, detail) \
-         SELECT $22, $23, $24, $25, $26, $27 FROM finished WHERE $21), \
          new_grant AS (INSERT INTO auth_grant (",
         grant_columns!(),
         ") SELECT $2, $3, $4, $6, $14, $16, NULL FROM finished) INSERT INTO auth_code (",
         code_columns!(),
         ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM finished"
+    );
+    /// Postgres: the consent page's Allow in one statement. `live` is the session `$19` if it
+    /// is live at `$14` and its user enabled; only then is the finished mark inserted; only
+    /// when both (`go`) are the consent merged, the event, the grant and the code written,
+    /// with the session's user, sid, auth_time and amr. The consent keeps the scopes granted
+    /// before, in their order, then adds the new ones (`$20`). Answers whether there was a
+    /// session and whether the code was stored. `$1`..`$15` the code (its `$4`, `$9`..`$11`
+    /// unused), `$16` the grant's expiry, `$17`/`$18` the interaction, `$21`..`$26` the
+    /// event (`bind_event`; its `$23` unused).
+    pub(crate) const FINISH_CONSENT: &str = concat!(
+        "WITH live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM session s \
+         JOIN app_user u ON u.sub = s.user_sub \
+         WHERE s.session_hash = $19 AND s.expires_at > $14 AND NOT u.disabled), \
+         finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
+         SELECT $17, $18 FROM live ON CONFLICT (interaction_id) DO NOTHING \
+         RETURNING interaction_id), \
+         go AS (SELECT live.* FROM live, finished), \
+         consented AS (INSERT INTO consent (",
+        consent_columns!(),
+        ") SELECT go.user_sub, $3, $20, $14 FROM go ON CONFLICT (user_sub, client_id) \
+         DO UPDATE SET updated_at = excluded.updated_at, scope = (\
+         SELECT string_agg(t.token, ' ' ORDER BY t.first) FROM (SELECT u.token, MIN(u.n) AS first \
+         FROM unnest(string_to_array(consent.scope || ' ' || excluded.scope, ' ')) \
+         WITH ORDINALITY AS u(token, n) WHERE u.token <> '' GROUP BY u.token) t)), \
+         logged AS (INSERT INTO audit_event (occurred_at, kind, user_sub, client_id, ip, detail) \
+         SELECT $21, $22, go.user_sub, $24, $25, $26 FROM go), \
+         new_grant AS (INSERT INTO auth_grant (",
+        grant_columns!(),
+        ") SELECT $2, $3, go.user_sub, $6, $14, $16, NULL FROM go), \
+         new_code AS (INSERT INTO auth_code (",
+        code_columns!(),
+        ") SELECT $1, $2, $3, go.user_sub, $5, $6, $7, $8, go.sid, go.auth_time, go.amr, \
+         $12, $13, $14, $15 FROM go RETURNING 1) \
+         SELECT (SELECT COUNT(*) FROM live) AS sessions, \
+         (SELECT COUNT(*) FROM new_code) AS issued, (SELECT user_sub FROM live) AS user_sub"
     );
 
     pub(crate) const INSERT_GRANT: &str = concat!(
@@ -562,6 +589,22 @@ pub(super) mod q {
         "DELETE FROM signing_key WHERE retired_at IS NOT NULL AND retired_at < $1";
 }
 
+/// `before` (a space-separated scope, if any) followed by the tokens of `added` it lacks: the
+/// consent a user has after granting `added`, in the order Postgres's `FINISH_CONSENT` keeps.
+pub(crate) fn merge_scopes(before: Option<&str>, added: &str) -> String {
+    let mut tokens: Vec<&str> = Vec::new();
+    for token in before
+        .unwrap_or_default()
+        .split(' ')
+        .chain(added.split(' '))
+    {
+        if !token.is_empty() && !tokens.contains(&token) {
+            tokens.push(token);
+        }
+    }
+    tokens.join(" ")
+}
+
 /// Builds the purge statements: each deletes at most `$2` rows that expired by `$1`.
 /// `$lock` is appended to the inner SELECT; on Postgres it is `FOR UPDATE SKIP LOCKED`, so
 /// that nodes purging at once take disjoint batches instead of deadlocking on each other's
@@ -651,11 +694,12 @@ macro_rules! impl_sql_store {
             use $crate::store::sql::{self, OwnerDeletion, db_err, q};
             use $crate::store::{
                 AuditEvent, AuditFilter, AuditStore, AuthCodeRecord, AuthCodeStore, ChangeVersions,
-                ClientRecord, ClientStore, CodeRedemption, ConsentRecord, ConsentStore,
-                GrantRecord, GrantStore, Housekeeping, InteractionFinish, InteractionStore,
-                KeyStore, RefreshTokenRecord, RefreshTokenStore, RevocationStore, Rotation,
-                SessionRecord, SessionStore, SessionView, SigningKeyRecord, StoreResult,
-                ThrottleStatus, ThrottleStore, UserRecord, UserStore,
+                ClientRecord, ClientStore, CodeRedemption, ConsentFinish, ConsentOutcome,
+                ConsentRecord, ConsentStore, GrantRecord, GrantStore, Housekeeping,
+                InteractionFinish, InteractionStore, KeyStore, RefreshTokenRecord,
+                RefreshTokenStore, RevocationStore, Rotation, SessionRecord, SessionStore,
+                SessionView, SigningKeyRecord, StoreResult, ThrottleStatus, ThrottleStore,
+                UserRecord, UserStore,
             };
 
             type Pool = ::sqlx::Pool<$db>;
@@ -1289,18 +1333,14 @@ macro_rules! impl_sql_store {
                 ) -> StoreResult<bool> {
                     let code = finish.code;
                     if $one_statement_code_writes {
-                        let no_event = AuditEvent::default();
-                        let query = bind_code(::sqlx::query(q::FINISH_INTERACTION_WITH_CODE), code)
-                            .bind(finish.grant_expires_at)
-                            .bind(finish.interaction_id)
-                            .bind(finish.interaction_expires_at)
-                            .bind(finish.consent_scope.is_some())
-                            .bind(finish.consent_scope.unwrap_or_default())
-                            .bind(finish.event.is_some());
-                        let result = bind_event(query, finish.event.unwrap_or(&no_event))
-                            .execute(&self.pool)
-                            .await
-                            .map_err(db_err)?;
+                        let result =
+                            bind_code(::sqlx::query(q::FINISH_INTERACTION_WITH_CODE), code)
+                                .bind(finish.grant_expires_at)
+                                .bind(finish.interaction_id)
+                                .bind(finish.interaction_expires_at)
+                                .execute(&self.pool)
+                                .await
+                                .map_err(db_err)?;
                         return Ok(result.rows_affected() == 1);
                     }
                     let mut tx = begin_write(&self.pool).await?;
@@ -1314,22 +1354,6 @@ macro_rules! impl_sql_store {
                         // Dropping the transaction rolls it back; nothing was written.
                         return Ok(false);
                     }
-                    if let Some(scope) = finish.consent_scope {
-                        ::sqlx::query(q::SAVE_CONSENT)
-                            .bind(&code.user_sub)
-                            .bind(&code.client_id)
-                            .bind(scope)
-                            .bind(code.created_at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                    }
-                    if let Some(event) = finish.event {
-                        bind_event(::sqlx::query(q::INSERT_EVENT), event)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                    }
                     insert_grant_with(&mut *tx, &code_grant(code, finish.grant_expires_at)).await?;
                     bind_code(::sqlx::query(q::INSERT_CODE), code)
                         .execute(&mut *tx)
@@ -1337,6 +1361,93 @@ macro_rules! impl_sql_store {
                         .map_err(db_err)?;
                     commit(tx).await?;
                     Ok(true)
+                }
+
+                async fn finish_consent(
+                    &self,
+                    finish: &ConsentFinish<'_>,
+                ) -> StoreResult<ConsentOutcome> {
+                    let now = finish.code.created_at;
+                    if $one_statement_code_writes {
+                        let query = bind_code(::sqlx::query(q::FINISH_CONSENT), finish.code)
+                            .bind(finish.grant_expires_at)
+                            .bind(finish.interaction_id)
+                            .bind(finish.interaction_expires_at)
+                            .bind(finish.session_hash)
+                            .bind(finish.scope);
+                        let row = bind_event(query, finish.event)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        let sessions: i64 = col(&row, "sessions")?;
+                        let issued: i64 = col(&row, "issued")?;
+                        return Ok(match (sessions, issued) {
+                            (0, _) => ConsentOutcome::NoSession,
+                            (_, 0) => ConsentOutcome::AlreadyFinished,
+                            _ => ConsentOutcome::Issued {
+                                user_sub: col(&row, "user_sub")?,
+                            },
+                        });
+                    }
+                    let mut tx = begin_write(&self.pool).await?;
+                    let client_id = &finish.code.client_id;
+                    let view = ::sqlx::query(q::GET_SESSION_VIEW)
+                        .bind(finish.session_hash)
+                        .bind(now)
+                        .bind(client_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let Some(view) = view else {
+                        return Ok(ConsentOutcome::NoSession);
+                    };
+                    if col::<bool>(&view, "disabled")? {
+                        return Ok(ConsentOutcome::NoSession);
+                    }
+                    let session = session_from_row(&view)?;
+                    let before: Option<String> = col(&view, "consented_scope")?;
+                    let marked = ::sqlx::query(q::FINISH_INTERACTION)
+                        .bind(finish.interaction_id)
+                        .bind(finish.interaction_expires_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if marked.rows_affected() != 1 {
+                        return Ok(ConsentOutcome::AlreadyFinished);
+                    }
+                    ::sqlx::query(q::SAVE_CONSENT)
+                        .bind(&session.user_sub)
+                        .bind(client_id)
+                        .bind(sql::merge_scopes(before.as_deref(), finish.scope))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let event = AuditEvent {
+                        user_sub: Some(session.user_sub.clone()),
+                        ..finish.event.clone()
+                    };
+                    bind_event(::sqlx::query(q::INSERT_EVENT), &event)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let code = AuthCodeRecord {
+                        user_sub: session.user_sub.clone(),
+                        sid: session.sid,
+                        auth_time: session.auth_time,
+                        amr: session.amr,
+                        ..finish.code.clone()
+                    };
+                    insert_grant_with(&mut *tx, &code_grant(&code, finish.grant_expires_at))
+                        .await?;
+                    bind_code(::sqlx::query(q::INSERT_CODE), &code)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    commit(tx).await?;
+                    Ok(ConsentOutcome::Issued {
+                        user_sub: session.user_sub,
+                    })
                 }
             }
 

@@ -47,6 +47,7 @@ both_backends!(
     prompt_login_and_max_age_force_a_new_login,
     id_token_hint_for_another_user_with_prompt_none_is_login_required,
     denying_consent_returns_access_denied,
+    allowing_consent_needs_a_live_session_of_an_enabled_user,
     parameters_sent_twice_are_refused,
     login_failures_are_generic_and_sessions_rotate,
     forms_need_their_csrf_token_and_browser,
@@ -624,6 +625,61 @@ async fn denying_consent_returns_access_denied(backend: Backend) {
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], "d");
     assert_eq!(q["iss"], app.base);
+}
+
+/// The consent answer does not read the session first: the store writes the grant only
+/// while the session is live and its user enabled. Otherwise the browser goes back to log
+/// in, no code is issued and the interaction stays open.
+async fn allowing_consent_needs_a_live_session_of_an_enabled_user(backend: Backend) {
+    let (app, client) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let step = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("scope", "openid"),
+            ("state", "l"),
+        ])
+        .await;
+    let step = browser
+        .login(&step.location.unwrap(), "alice", PASSWORD)
+        .await;
+    let consent_url = step.location.unwrap();
+    let page = browser.get(&consent_url).await;
+    let interaction = hidden_field(&page.body, "interaction").unwrap();
+    let csrf = hidden_field(&page.body, "csrf_token").unwrap();
+    let allow = async || {
+        browser
+            .post_form(
+                "/consent",
+                &[
+                    ("interaction", &interaction),
+                    ("csrf_token", &csrf),
+                    ("decision", "allow"),
+                ],
+            )
+            .await
+    };
+    let store = app.app.store.as_ref();
+    let mut alice = store.get_user_by_username("alice").await.unwrap().unwrap();
+    alice.disabled = true;
+    store.update_user(&alice).await.unwrap();
+    let refused = allow().await;
+    assert_eq!(refused.status, 303);
+    let to = refused.location.unwrap();
+    assert!(to.starts_with("/login?interaction="), "{to}");
+    assert!(!to.contains("code="));
+
+    // Enabled again, the same form goes through once.
+    alice.disabled = false;
+    store.update_user(&alice).await.unwrap();
+    let granted = allow().await;
+    assert_eq!(granted.status, 303);
+    let q = query_of(&granted.location.unwrap());
+    assert!(q.contains_key("code"));
+    assert_eq!(q["state"], "l");
+    assert_eq!(allow().await.status, 400, "finished once");
 }
 
 async fn parameters_sent_twice_are_refused(backend: Backend) {

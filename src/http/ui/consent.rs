@@ -6,6 +6,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::login::display_name;
 use super::text::{self, Text};
@@ -15,7 +17,7 @@ use super::{
 };
 use crate::accounts::{consent, session};
 use crate::app::App;
-use crate::authorize::{self, Pending};
+use crate::authorize::{self, Decision, Pending};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 use crate::http::form::form_params;
@@ -92,6 +94,14 @@ pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQu
     )
 }
 
+/// The consent form's CSRF token: bound to the interaction, the browser and its session (by
+/// the session's stored hash, which the answer can compute from the cookie without reading
+/// the database).
+fn consent_csrf(app: &App, pending: &Pending, binding: &str, session_hash: &[u8]) -> String {
+    let session = URL_SAFE_NO_PAD.encode(session_hash);
+    csrf_token(app, PURPOSE, &pending.interaction_id, binding, &session)
+}
+
 fn render(
     app: &App,
     t: &Text,
@@ -101,7 +111,7 @@ fn render(
     username: &str,
     scope: &Scope,
 ) -> Response {
-    let csrf = csrf_token(app, PURPOSE, &pending.interaction_id, binding, &session.sid);
+    let csrf = consent_csrf(app, pending, binding, &session.session_hash);
     let scopes = scope
         .iter()
         .map(|s| ScopeLine {
@@ -133,19 +143,28 @@ pub async fn submit(
         Ok(p) => p,
         Err(e) => return error_page(&text::EN, &e),
     };
-    let (pending, binding, view) =
-        match load(&app, &jar, params.get("interaction").unwrap_or_default()).await {
-            Ok(v) => v,
-            Err(response) => return response,
-        };
+    // No read of the session here: the CSRF token is bound to its hash, and the store
+    // writes the grant only if the session is still live (else: back to login).
+    let binding = cookies::read(&jar, cookies::binding_name(&app.config));
+    let interaction = params.get("interaction").unwrap_or_default();
+    let pending = match authorize::load_pending(&app, interaction, binding).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return expired_page(&text::EN),
+        Err(e) => return error_page(&text::EN, &e.into()),
+    };
     let t = text::for_locales(pending.request.ui_locales.as_deref());
-    let expected = csrf_token(
-        &app,
-        PURPOSE,
-        &pending.interaction_id,
-        &binding,
-        &view.session.sid,
-    );
+    let session_cookie = cookies::read(&jar, cookies::session_name(&app.config))
+        .filter(|v| !v.is_empty() && v.len() <= session::MAX_COOKIE_LEN);
+    let Some(session_cookie) = session_cookie else {
+        return render_decision(
+            t,
+            Ok(Decision::Login {
+                interaction_id: pending.interaction_id,
+            }),
+        );
+    };
+    let session_hash = app.hasher.hash(session_cookie);
+    let expected = consent_csrf(&app, &pending, binding.unwrap_or_default(), &session_hash);
     if !csrf_matches(&expected, params.get("csrf_token")) {
         return expired_page(t);
     }
@@ -159,6 +178,6 @@ pub async fn submit(
             );
         }
     };
-    let decision = authorize::complete_consent(&app, &pending, &view, allowed, ip).await;
+    let decision = authorize::complete_consent(&app, &pending, &session_hash, allowed, ip).await;
     render_decision(t, decision)
 }
