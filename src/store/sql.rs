@@ -589,6 +589,12 @@ pub(super) mod q {
         "DELETE FROM signing_key WHERE retired_at IS NOT NULL AND retired_at < $1";
 }
 
+/// The two throttle keys a status query compares against; callers pass one or two.
+pub(crate) fn key_pair<'k>(keys: &[&'k str]) -> (&'k str, &'k str) {
+    let first = keys.first().copied().unwrap_or_default();
+    (first, keys.get(1).copied().unwrap_or(first))
+}
+
 /// `before` (a space-separated scope, if any) followed by the tokens of `added` it lacks: the
 /// consent a user has after granting `added`, in the order Postgres's `FINISH_CONSENT` keeps.
 pub(crate) fn merge_scopes(before: Option<&str>, added: &str) -> String {
@@ -929,6 +935,14 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            fn throttle_status_from_row(row: &DbRow) -> StoreResult<ThrottleStatus> {
+                let first_key_rows: i64 = col(row, "first_key_rows")?;
+                Ok(ThrottleStatus {
+                    locked_until: col(row, "locked_until")?,
+                    first_key_recorded: first_key_rows > 0,
+                })
+            }
+
             fn session_from_row(row: &DbRow) -> StoreResult<SessionRecord> {
                 Ok(SessionRecord {
                     session_hash: col(row, "session_hash")?,
@@ -1141,8 +1155,7 @@ macro_rules! impl_sql_store {
                     throttle_keys: &[&str],
                     now: i64,
                 ) -> StoreResult<(Option<UserRecord>, ThrottleStatus)> {
-                    let first = throttle_keys.first().copied().unwrap_or_default();
-                    let second = throttle_keys.get(1).copied().unwrap_or(first);
+                    let (first, second) = sql::key_pair(throttle_keys);
                     let row = ::sqlx::query(q::GET_USER_FOR_LOGIN)
                         .bind(first)
                         .bind(second)
@@ -1151,11 +1164,7 @@ macro_rules! impl_sql_store {
                         .fetch_one(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    let first_key_rows: i64 = col(&row, "first_key_rows")?;
-                    let status = ThrottleStatus {
-                        locked_until: col(&row, "locked_until")?,
-                        first_key_recorded: first_key_rows > 0,
-                    };
+                    let status = throttle_status_from_row(&row)?;
                     let sub: Option<String> = col(&row, "sub")?;
                     let user = match sub {
                         Some(_) => Some(user_from_row(&row)?),
@@ -1829,9 +1838,7 @@ macro_rules! impl_sql_store {
                     keys: &[&str],
                     now: i64,
                 ) -> StoreResult<ThrottleStatus> {
-                    // The query compares against two keys; callers pass one or two.
-                    let first = keys.first().copied().unwrap_or_default();
-                    let second = keys.get(1).copied().unwrap_or(first);
+                    let (first, second) = sql::key_pair(keys);
                     let row = ::sqlx::query(q::THROTTLE_STATUS)
                         .bind(first)
                         .bind(second)
@@ -1839,11 +1846,7 @@ macro_rules! impl_sql_store {
                         .fetch_one(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    let first_key_rows: i64 = col(&row, "first_key_rows")?;
-                    Ok(ThrottleStatus {
-                        locked_until: col(&row, "locked_until")?,
-                        first_key_recorded: first_key_rows > 0,
-                    })
+                    throttle_status_from_row(&row)
                 }
 
                 async fn record_failure(

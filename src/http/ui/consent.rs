@@ -13,7 +13,7 @@ use super::login::display_name;
 use super::text::{self, Text};
 use super::{
     ConsentPage, ScopeLine, csrf_matches, csrf_token, error_page, expired_page, html,
-    render_decision,
+    pending_or_page, render_decision,
 };
 use crate::accounts::{consent, session};
 use crate::app::App;
@@ -36,12 +36,7 @@ async fn load(
     jar: &CookieJar,
     interaction: &str,
 ) -> Result<(Pending, String, SessionView), Response> {
-    let binding = cookies::read(jar, cookies::binding_name(&app.config));
-    let pending = match authorize::load_pending(app, interaction, binding).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return Err(expired_page(&text::EN)),
-        Err(e) => return Err(error_page(&text::EN, &e.into())),
-    };
+    let (pending, binding) = pending_or_page(app, jar, interaction).await?;
     let t = text::for_locales(pending.request.ui_locales.as_deref());
     let session_cookie = cookies::read(jar, cookies::session_name(&app.config));
     let found = session::find_view(
@@ -64,7 +59,7 @@ async fn load(
         }
         Err(e) => return Err(error_page(t, &e.into())),
     };
-    Ok((pending, binding.unwrap_or_default().to_owned(), view))
+    Ok((pending, binding.to_owned(), view))
 }
 
 pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
@@ -145,12 +140,10 @@ pub async fn submit(
     };
     // No read of the session here: the CSRF token is bound to its hash, and the store
     // writes the grant only if the session is still live (else: back to login).
-    let binding = cookies::read(&jar, cookies::binding_name(&app.config));
     let interaction = params.get("interaction").unwrap_or_default();
-    let pending = match authorize::load_pending(&app, interaction, binding).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_page(&text::EN),
-        Err(e) => return error_page(&text::EN, &e.into()),
+    let (pending, binding) = match pending_or_page(&app, &jar, interaction).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let t = text::for_locales(pending.request.ui_locales.as_deref());
     let session_cookie = cookies::read(&jar, cookies::session_name(&app.config))
@@ -164,7 +157,7 @@ pub async fn submit(
         );
     };
     let session_hash = app.hasher.hash(session_cookie);
-    let expected = consent_csrf(&app, &pending, binding.unwrap_or_default(), &session_hash);
+    let expected = consent_csrf(&app, &pending, binding, &session_hash);
     if !csrf_matches(&expected, params.get("csrf_token")) {
         return expired_page(t);
     }

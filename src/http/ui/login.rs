@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use super::text::{self, Text};
-use super::{LoginPage, csrf_matches, csrf_token, error_page, expired_page, html, render_decision};
+use super::{
+    LoginPage, csrf_matches, csrf_token, error_page, expired_page, html, pending_or_page,
+    render_decision,
+};
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::session;
 use crate::app::App;
@@ -59,24 +62,14 @@ pub fn display_name(client: &crate::store::ClientRecord) -> &str {
 
 pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
     let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    let binding = cookies::read(&jar, cookies::binding_name(&app.config));
     let interaction = params.get("interaction").unwrap_or_default();
-    let pending = match authorize::load_pending(&app, interaction, binding).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_page(&text::EN),
-        Err(e) => return error_page(&text::EN, &e.into()),
+    let (pending, binding) = match pending_or_page(&app, &jar, interaction).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let t = text::for_locales(pending.request.ui_locales.as_deref());
     let hint = pending.request.login_hint.as_deref().unwrap_or_default();
-    render_form(
-        &app,
-        t,
-        &pending,
-        binding.unwrap_or_default(),
-        hint,
-        None,
-        StatusCode::OK,
-    )
+    render_form(&app, t, &pending, binding, hint, None, StatusCode::OK)
 }
 
 pub async fn submit(
@@ -90,14 +83,11 @@ pub async fn submit(
         Ok(p) => p,
         Err(e) => return error_page(&text::EN, &e),
     };
-    let binding = cookies::read(&jar, cookies::binding_name(&app.config));
     let interaction = params.get("interaction").unwrap_or_default();
-    let pending = match authorize::load_pending(&app, interaction, binding).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired_page(&text::EN),
-        Err(e) => return error_page(&text::EN, &e.into()),
+    let (pending, binding) = match pending_or_page(&app, &jar, interaction).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
-    let binding = binding.unwrap_or_default();
     let t = text::for_locales(pending.request.ui_locales.as_deref());
     let expected = csrf_token(&app, PURPOSE, &pending.interaction_id, binding, "");
     if !csrf_matches(&expected, params.get("csrf_token")) {

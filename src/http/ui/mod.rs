@@ -15,9 +15,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::app::App;
-use crate::authorize::{AuthorizeError, Decision};
+use crate::authorize::{AuthorizeError, Decision, Pending};
 use crate::protocol::discovery::paths;
 use crate::protocol::{ErrorCode, OAuthError};
+use axum_extra::extract::cookie::CookieJar;
 use text::Text;
 
 #[derive(Template)]
@@ -112,6 +113,21 @@ pub fn expired_page(t: &Text) -> Response {
             code: None,
         },
     )
+}
+
+/// The pending interaction `interaction`, opened for this browser, with the browser's
+/// binding cookie value; or the page to show instead (expired, or an error).
+pub async fn pending_or_page<'j>(
+    app: &App,
+    jar: &'j CookieJar,
+    interaction: &str,
+) -> Result<(Pending, &'j str), Response> {
+    let binding = crate::http::cookies::read(jar, crate::http::cookies::binding_name(&app.config));
+    match crate::authorize::load_pending(app, interaction, binding).await {
+        Ok(Some(p)) => Ok((p, binding.unwrap_or_default())),
+        Ok(None) => Err(expired_page(&text::EN)),
+        Err(e) => Err(error_page(&text::EN, &e.into())),
+    }
 }
 
 /// Turns the authorization pipeline's answer into a response.
