@@ -249,6 +249,20 @@ macro_rules! key_columns {
     };
 }
 /// The family of the row being examined (`$table.grant_id`) exists and is not revoked.
+/// Postgres: a CTE named `relaxed` (one row) that turns `synchronous_commit` off for the
+/// statement's own transaction; the statement selects from it, so it runs first. Used only
+/// by the writes of a login flow whose loss in a Postgres crash costs the user no more than
+/// repeating a step: a new session with its login event, a finished interaction with its
+/// consent, code and event (the client's exchange of that code then fails and it starts
+/// over). Their commit does not wait for its WAL to reach the disk; the WAL writer flushes
+/// it within `wal_writer_delay` (200 ms by default), many commits to one flush. WAL order
+/// keeps such rows ahead of any later synchronous commit, so a code can never be seen
+/// redeemed (a synchronous commit) and then lost.
+macro_rules! relaxed_commit {
+    () => {
+        "relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)"
+    };
+}
 /// `$table`'s user exists and is not disabled.
 macro_rules! active_user {
     ($table:literal) => {
@@ -359,8 +373,11 @@ pub(super) mod q {
     /// code (`bind_code`), `$16` the grant's expiry, `$17`/`$18` the interaction id and its
     /// expiry.
     pub(crate) const FINISH_INTERACTION_WITH_CODE: &str = concat!(
-        "WITH finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
-         VALUES ($17, $18) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
+        "WITH ",
+        relaxed_commit!(),
+        ", finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
+         SELECT $17, $18 FROM relaxed \
+         ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
          new_grant AS (INSERT INTO auth_grant (",
         grant_columns!(),
         ") SELECT $2, $3, $4, $6, $14, $16, NULL FROM finished) INSERT INTO auth_code (",
@@ -376,7 +393,9 @@ pub(super) mod q {
     /// unused), `$16` the grant's expiry, `$17`/`$18` the interaction, `$21`..`$26` the
     /// event (`bind_event`; its `$23` unused).
     pub(crate) const FINISH_CONSENT: &str = concat!(
-        "WITH live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM session s \
+        "WITH ",
+        relaxed_commit!(),
+        ", live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM relaxed, session s \
          JOIN app_user u ON u.sub = s.user_sub \
          WHERE s.session_hash = $19 AND s.expires_at > $14 AND NOT u.disabled), \
          finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
@@ -572,11 +591,13 @@ pub(super) mod q {
     /// Postgres: a session and the audit event of the login that started it, in one
     /// statement. `$1`..`$7` the session, `$8`..`$13` the event (`bind_event`).
     pub(crate) const INSERT_SESSION_WITH_EVENT: &str = concat!(
-        "WITH logged AS (INSERT INTO audit_event \
+        "WITH ",
+        relaxed_commit!(),
+        ", logged AS (INSERT INTO audit_event \
          (occurred_at, kind, user_sub, client_id, ip, detail) \
-         VALUES ($8, $9, $10, $11, $12, $13)) INSERT INTO session (",
+         SELECT $8, $9, $10, $11, $12, $13 FROM relaxed) INSERT INTO session (",
         session_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ") SELECT $1, $2, $3, $4, $5, $6, $7 FROM relaxed"
     );
     pub(crate) const LIST_EVENTS: &str = "SELECT event_id, occurred_at, kind, user_sub, \
          client_id, ip, detail FROM audit_event \
