@@ -104,19 +104,14 @@ impl Standing {
     }
 }
 
-/// Where `keys` stand: one read.
-pub async fn standing(store: &dyn ThrottleStore, keys: &[&str], now: i64) -> StoreResult<Standing> {
-    let status = store.throttle_status(keys, now).await?;
-    Ok(Standing::from_status(status, now))
-}
-
 /// Seconds to wait before `keys` may try again, when any of them is locked.
 pub async fn retry_after(
     store: &dyn ThrottleStore,
     keys: &[&str],
     now: i64,
 ) -> StoreResult<Option<u64>> {
-    Ok(standing(store, keys, now).await?.retry_after)
+    let status = store.throttle_status(keys, now).await?;
+    Ok(Standing::from_status(status, now).retry_after)
 }
 
 /// What a failure led to.

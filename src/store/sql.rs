@@ -964,6 +964,34 @@ macro_rules! impl_sql_store {
                 })
             }
 
+            /// A `GET_SESSION_VIEW` row.
+            fn session_view_from_row(row: &DbRow) -> StoreResult<SessionView> {
+                Ok(SessionView {
+                    session: session_from_row(row)?,
+                    username: col(row, "username")?,
+                    user_disabled: col(row, "disabled")?,
+                    consented_scope: col(row, "consented_scope")?,
+                })
+            }
+
+            /// Inserts an interaction's finished mark; false when it was there already.
+            async fn mark_finished<'c, E>(
+                executor: E,
+                interaction_id: &str,
+                expires_at: i64,
+            ) -> StoreResult<bool>
+            where
+                E: ::sqlx::Executor<'c, Database = $db>,
+            {
+                let result = ::sqlx::query(q::FINISH_INTERACTION)
+                    .bind(interaction_id)
+                    .bind(expires_at)
+                    .execute(executor)
+                    .await
+                    .map_err(db_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
             fn session_from_row(row: &DbRow) -> StoreResult<SessionRecord> {
                 Ok(SessionRecord {
                     session_hash: col(row, "session_hash")?,
@@ -1311,15 +1339,7 @@ macro_rules! impl_sql_store {
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    let Some(row) = row else {
-                        return Ok(None);
-                    };
-                    Ok(Some(SessionView {
-                        session: session_from_row(&row)?,
-                        username: col(&row, "username")?,
-                        user_disabled: col(&row, "disabled")?,
-                        consented_scope: col(&row, "consented_scope")?,
-                    }))
+                    row.as_ref().map(session_view_from_row).transpose()
                 }
 
                 async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()> {
@@ -1348,13 +1368,7 @@ macro_rules! impl_sql_store {
                     interaction_id: &str,
                     expires_at: i64,
                 ) -> StoreResult<bool> {
-                    let result = ::sqlx::query(q::FINISH_INTERACTION)
-                        .bind(interaction_id)
-                        .bind(expires_at)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                    Ok(result.rows_affected() == 1)
+                    mark_finished(&self.pool, interaction_id, expires_at).await
                 }
 
                 async fn finish_interaction_with_code(
@@ -1374,13 +1388,13 @@ macro_rules! impl_sql_store {
                         return Ok(result.rows_affected() == 1);
                     }
                     let mut tx = begin_write(&self.pool).await?;
-                    let marked = ::sqlx::query(q::FINISH_INTERACTION)
-                        .bind(finish.interaction_id)
-                        .bind(finish.interaction_expires_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if marked.rows_affected() != 1 {
+                    if !mark_finished(
+                        &mut *tx,
+                        finish.interaction_id,
+                        finish.interaction_expires_at,
+                    )
+                    .await?
+                    {
                         // Dropping the transaction rolls it back; nothing was written.
                         return Ok(false);
                     }
@@ -1428,21 +1442,23 @@ macro_rules! impl_sql_store {
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    let Some(view) = view else {
+                    let view = view.as_ref().map(session_view_from_row).transpose()?;
+                    let Some(SessionView {
+                        session,
+                        user_disabled: false,
+                        consented_scope: before,
+                        ..
+                    }) = view
+                    else {
                         return Ok(ConsentOutcome::NoSession);
                     };
-                    if col::<bool>(&view, "disabled")? {
-                        return Ok(ConsentOutcome::NoSession);
-                    }
-                    let session = session_from_row(&view)?;
-                    let before: Option<String> = col(&view, "consented_scope")?;
-                    let marked = ::sqlx::query(q::FINISH_INTERACTION)
-                        .bind(finish.interaction_id)
-                        .bind(finish.interaction_expires_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    if marked.rows_affected() != 1 {
+                    if !mark_finished(
+                        &mut *tx,
+                        finish.interaction_id,
+                        finish.interaction_expires_at,
+                    )
+                    .await?
+                    {
                         return Ok(ConsentOutcome::AlreadyFinished);
                     }
                     ::sqlx::query(q::SAVE_CONSENT)
