@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::throttle::{self, AfterFailure};
+use super::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::protocol::OAuthError;
@@ -29,9 +29,11 @@ pub fn succeeded(user_sub: &str, ip: Option<IpAddr>, client_id: Option<&str>) ->
     }
 }
 
-/// Checks the credentials. The same work is done in every case (a dummy hash for unknown
-/// users), so that neither the answer nor its timing tells whether the account exists; a
-/// throttled attempt is refused before any hashing.
+/// Checks the credentials. The attempt is counted against the client address and the
+/// account before any hashing, atomically (`throttle::admit`), so racing guesses cannot slip
+/// past the limit; a refused attempt costs no hash and queues no work. The same work is done
+/// in every admitted case (a dummy hash for unknown users), so that neither the answer nor
+/// its timing tells whether the account exists.
 pub async fn check_credentials(
     app: &App,
     username: &str,
@@ -41,60 +43,58 @@ pub async fn check_credentials(
 ) -> Result<LoginOutcome, OAuthError> {
     let now = app.now();
     let account_key = throttle::login_account_key(username);
-    let ip_key = ip.map(|ip| throttle::login_ip_key(&ip.to_string()));
-    let mut keys = vec![account_key.as_str()];
+    let ip_key = ip.map(throttle::login_ip_key);
+    let mut keys: Vec<(&str, &throttle::Policy)> = Vec::with_capacity(2);
     if let Some(k) = &ip_key {
-        keys.push(k);
+        keys.push((k, &throttle::LOGIN_IP));
     }
-    // The throttle and the user in one read; an oversized username or password is looked
-    // up as nobody (and still hashed, below).
-    let (user, status) =
-        if username.len() > 256 || password.len() > super::password::MAX_PASSWORD_LEN {
-            (None, app.store.throttle_status(&keys, now).await?)
-        } else {
-            app.store.get_user_for_login(username, &keys, now).await?
-        };
-    let standing = throttle::Standing::from_status(status, now);
-    if let Some(retry_after) = standing.retry_after {
+    keys.push((&account_key, &throttle::LOGIN_ACCOUNT));
+    // The user and the locks in one read; a refused attempt stops here, having written
+    // nothing. An oversized username or password is looked up as nobody (and still hashed).
+    let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+    let (user, lock) = if username.len() > 256 || password.len() > super::password::MAX_PASSWORD_LEN
+    {
+        (None, app.store.latest_lock(&names, now).await?)
+    } else {
+        app.store.get_user_for_login(username, &names, now).await?
+    };
+    let admission = match lock {
+        Some(until) => Admission::Refused {
+            retry_after: (until - now).max(1) as u64,
+        },
+        None => throttle::count(app.store.as_ref(), &keys, now).await?,
+    };
+    if let Admission::Refused { retry_after } = admission {
         crate::telemetry::login_failed();
         return Ok(LoginOutcome::Throttled { retry_after });
     }
-
     let matched = app
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await
         .map_err(OAuthError::server_error)?;
-    let with_client = |e: Event| match client_id {
-        Some(c) => e.client(c),
-        None => e,
-    };
     match user {
         Some(u) if matched && !u.disabled => {
-            throttle::record_success(app.store.as_ref(), &account_key, &standing).await?;
+            let address = ip_key.as_deref().map(|k| (k, &throttle::LOGIN_IP));
+            throttle::settle_success(app.store.as_ref(), &account_key, address).await?;
             Ok(LoginOutcome::Success(Box::new(u)))
         }
         user => {
             crate::telemetry::login_failed();
-            let after = throttle::record_failure(
-                app.store.as_ref(),
-                &account_key,
-                throttle::LOGIN_ACCOUNT,
-                now,
-            )
-            .await?;
-            if let Some(k) = &ip_key {
-                throttle::record_failure(app.store.as_ref(), k, throttle::LOGIN_IP, now).await?;
-            }
+            let with_client = |e: Event| match client_id {
+                Some(c) => e.client(c),
+                None => e,
+            };
             let mut event = with_client(Event::new(Kind::LoginFailed).ip(ip));
             if let Some(u) = &user {
                 event = event.user(&u.sub).detail("disabled", u.disabled);
             }
             audit::record(app, event).await;
-            if let AfterFailure::LockedOut { until } = after {
+            let account = keys.len() - 1;
+            if admission.locked_out(account, &throttle::LOGIN_ACCOUNT) {
                 let mut locked = Event::new(Kind::AccountLocked)
                     .ip(ip)
-                    .detail("until", until);
+                    .detail("until", now + throttle::LOGIN_ACCOUNT.lockout);
                 if let Some(u) = &user {
                     locked = locked.user(&u.sub);
                 }

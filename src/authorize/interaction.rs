@@ -30,12 +30,28 @@ pub const INTERACTION_TTL: i64 = 30 * 60;
 /// to the client) rather than sent on to break at a proxy.
 pub const MAX_SEALED_LEN: usize = 6 * 1024;
 
+/// What a pending interaction still owes before it may end with a code. `/authorize` seals
+/// the stage it decided on, and every page and the final write enforce it: a browser that
+/// skips the login page, or opens the consent page with an interaction that was sent to log
+/// in, gets nothing the skipped page would have guarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// A login is owed (no session, `prompt=login`, `max_age` passed, an `id_token_hint` for
+    /// another user): only a login moves the interaction on.
+    Login,
+    /// The user must consent, in the session with public id `sid` that the decision was made
+    /// for (the code carries that session's user and `auth_time`, nobody else's).
+    Consent { sid: String },
+}
+
 /// What is sealed (written from borrowed parts; read back as `Sealed`).
 #[derive(Serialize)]
 struct ToSeal<'a> {
     /// Random; names the interaction when it finishes.
     id: &'a str,
     expires_at: i64,
+    stage: &'a Stage,
     request: &'a AuthorizationRequest,
 }
 
@@ -43,6 +59,7 @@ struct ToSeal<'a> {
 struct Sealed {
     id: String,
     expires_at: i64,
+    stage: Stage,
     request: AuthorizationRequest,
 }
 
@@ -51,6 +68,7 @@ pub struct Opened {
     /// The id its finish is recorded under.
     pub id: String,
     pub expires_at: i64,
+    pub stage: Stage,
     pub request: AuthorizationRequest,
 }
 
@@ -58,18 +76,44 @@ fn associated_data(app: &App, browser_binding: &str) -> Vec<u8> {
     app.hasher.hash(browser_binding)
 }
 
-/// Seals `request` for the browser holding `browser_binding`; the result is URL-safe.
+/// Seals a new interaction at `stage` for the browser holding `browser_binding`; the result
+/// is URL-safe.
 pub fn seal(
     app: &App,
     request: &AuthorizationRequest,
     browser_binding: &str,
+    stage: &Stage,
 ) -> Result<String, OAuthError> {
     let sealed = ToSeal {
         id: &random_token(16),
         expires_at: app.now() + INTERACTION_TTL,
+        stage,
         request,
     };
-    let plain = serde_json::to_vec(&sealed).map_err(OAuthError::server_error)?;
+    seal_parts(app, &sealed, browser_binding)
+}
+
+/// The same interaction (same id, same expiry), moved on to `stage`: after a login, the
+/// consent page gets an interaction bound to the session that login started.
+pub fn advance(
+    app: &App,
+    id: &str,
+    expires_at: i64,
+    request: &AuthorizationRequest,
+    browser_binding: &str,
+    stage: &Stage,
+) -> Result<String, OAuthError> {
+    let sealed = ToSeal {
+        id,
+        expires_at,
+        stage,
+        request,
+    };
+    seal_parts(app, &sealed, browser_binding)
+}
+
+fn seal_parts(app: &App, sealed: &ToSeal<'_>, browser_binding: &str) -> Result<String, OAuthError> {
+    let plain = serde_json::to_vec(sealed).map_err(OAuthError::server_error)?;
     let bytes = app
         .interaction_sealer
         .seal(&plain, &associated_data(app, browser_binding))
@@ -101,6 +145,7 @@ pub fn open(app: &App, sealed: &str, browser_binding: &str) -> Option<Opened> {
     Some(Opened {
         id: opened.id,
         expires_at: opened.expires_at,
+        stage: opened.stage,
         request: opened.request,
     })
 }

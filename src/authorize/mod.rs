@@ -192,7 +192,8 @@ async fn decide(
                 "the user must log in, and prompt=none forbids showing a page",
             ));
         }
-        let interaction_id = interaction::seal(app, &request, browser_binding)?;
+        let interaction_id =
+            interaction::seal(app, &request, browser_binding, &interaction::Stage::Login)?;
         return Ok(Decision::Login { interaction_id });
     }
     let Some(session) = session else {
@@ -207,7 +208,10 @@ async fn decide(
                 "the user has not granted every requested scope, and prompt=none forbids asking",
             ));
         }
-        let interaction_id = interaction::seal(app, &request, browser_binding)?;
+        let stage = interaction::Stage::Consent {
+            sid: session.sid.clone(),
+        };
+        let interaction_id = interaction::seal(app, &request, browser_binding, &stage)?;
         return Ok(Decision::Consent { interaction_id });
     }
     let (code, record, grant_expires_at) = new_code(app, &request, &session);
@@ -222,12 +226,17 @@ pub struct Pending {
     /// The id its finish is recorded under, and until when it may finish.
     pub finish_id: String,
     pub expires_at: i64,
+    /// What the interaction still owes.
+    pub stage: interaction::Stage,
     pub request: AuthorizationRequest,
     pub client: std::sync::Arc<ClientRecord>,
+    /// The browser's binding cookie, which the interaction is sealed for.
+    pub binding: String,
 }
 
 /// Opens an interaction for the login or consent page. `None` when it is malformed, expired,
-/// was started in another browser (its binding cookie does not match) or its client is gone.
+/// was started in another browser (its binding cookie does not match), its client is gone,
+/// or the operator has since removed the redirect URI it would end at.
 pub async fn load_pending(
     app: &App,
     interaction_id: &str,
@@ -242,16 +251,25 @@ pub async fn load_pending(
     let Some(client) = app.client(&opened.request.client_id).await? else {
         return Ok(None);
     };
+    if !redirect_uri::matches_registered(
+        &opened.request.redirect_uri,
+        &client.metadata.redirect_uris,
+    ) {
+        return Ok(None);
+    }
     Ok(Some(Pending {
         interaction_id: interaction_id.to_owned(),
         finish_id: opened.id,
         expires_at: opened.expires_at,
+        stage: opened.stage,
         request: opened.request,
         client,
+        binding: binding.to_owned(),
     }))
 }
 
-/// After a successful login: ask for consent, or finish with a code.
+/// After a successful login (which started `session`): ask for consent, in an interaction
+/// now bound to that session, or finish with a code.
 pub async fn continue_after_login(
     app: &App,
     pending: &Pending,
@@ -259,11 +277,30 @@ pub async fn continue_after_login(
 ) -> Result<Decision, AuthorizeError> {
     let needs = needs_consent(app, &pending.client, &pending.request, &session.user_sub).await?;
     if needs {
-        return Ok(Decision::Consent {
-            interaction_id: pending.interaction_id.clone(),
-        });
+        let stage = interaction::Stage::Consent {
+            sid: session.sid.clone(),
+        };
+        let interaction_id = interaction::advance(
+            app,
+            &pending.finish_id,
+            pending.expires_at,
+            &pending.request,
+            &pending.binding,
+            &stage,
+        )
+        .map_err(AuthorizeError::Page)?;
+        return Ok(Decision::Consent { interaction_id });
     }
     finish(app, pending, session).await
+}
+
+/// The session an interaction at the consent stage is bound to; `None` while a login is
+/// still owed.
+pub fn consent_session(pending: &Pending) -> Option<&str> {
+    match &pending.stage {
+        interaction::Stage::Consent { sid } => Some(sid),
+        interaction::Stage::Login => None,
+    }
 }
 
 fn already_finished() -> AuthorizeError {
@@ -283,6 +320,12 @@ pub async fn complete_consent(
     allowed: bool,
     ip: Option<IpAddr>,
 ) -> Result<Decision, AuthorizeError> {
+    // A login is owed: neither answer counts before it.
+    let Some(session_sid) = consent_session(pending) else {
+        return Ok(Decision::Login {
+            interaction_id: pending.interaction_id.clone(),
+        });
+    };
     if !allowed {
         if !app
             .store
@@ -314,6 +357,7 @@ pub async fn complete_consent(
             interaction_id: &pending.finish_id,
             interaction_expires_at: pending.expires_at,
             session_hash,
+            session_sid,
             scope: &scope,
             code: &record,
             grant_expires_at,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::accounts::throttle::{self, AfterFailure};
+use crate::accounts::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::protocol::OAuthError;
@@ -175,8 +175,13 @@ pub async fn authenticate(
     }
 }
 
-/// The answer to a failed authentication: 429 while the client id or the address is locked,
-/// else `invalid_client`, with the failure counted and recorded.
+/// The answer to a failed authentication: 429 while the client id or the address is locked
+/// (nothing counted, nothing recorded), else `invalid_client`, with the failure counted in
+/// the same statement that checked the lock. A correct 256-bit secret cannot have been
+/// guessed, so the success path never consults the counters (the token endpoint's hot
+/// path); racing wrong secrets are still each counted once, and refused exactly as the rule
+/// says. The audit log gets, per address, the first failure of a window and every power of
+/// ten after it, and each lockout, saying how many failures they stand for.
 async fn failed(
     app: &App,
     client_id: &str,
@@ -185,51 +190,52 @@ async fn failed(
 ) -> ClientAuthError {
     let now = app.now();
     let client_key = throttle::client_key(client_id);
-    let ip_key = ip.map(|ip| throttle::client_ip_key(&ip.to_string()));
-    let mut keys = vec![client_key.as_str()];
+    let ip_key = ip.map(throttle::client_ip_key);
+    let mut keys: Vec<(&str, &throttle::Policy)> = Vec::with_capacity(2);
     if let Some(k) = &ip_key {
-        keys.push(k);
+        keys.push((k, &throttle::CLIENT_IP));
     }
-    let error = match count_failure(app, &keys, &client_key, ip_key.as_deref(), now).await {
-        Ok(Some(retry_after)) => OAuthError::slow_down(retry_after),
-        Ok(None) => OAuthError::invalid_client("client authentication failed"),
+    keys.push((&client_key, &throttle::CLIENT));
+    let error = match throttle::admit(app.store.as_ref(), &keys, now).await {
+        Ok(Admission::Refused { retry_after }) => OAuthError::slow_down(retry_after),
+        Ok(admission) => {
+            let client = keys.len() - 1;
+            // Aggregated per address: one address cycling through made-up client ids still
+            // leaves a handful of events.
+            let from_address = admission.count(0);
+            let mut event = Event::new(Kind::ClientAuthFailed)
+                .ip(ip)
+                .detail("failures", admission.count(client));
+            if ip_key.is_some() {
+                event = event.detail("failures_from_address", from_address);
+            }
+            if plausible_client_id(client_id) {
+                event = event.client(client_id);
+            }
+            if throttle::worth_recording(from_address) {
+                audit::record(app, event).await;
+            }
+            if admission.locked_out(client, &throttle::CLIENT) {
+                let mut locked = Event::new(Kind::ClientLocked)
+                    .ip(ip)
+                    .detail("until", now + throttle::CLIENT.lockout);
+                if plausible_client_id(client_id) {
+                    locked = locked.client(client_id);
+                }
+                audit::record(app, locked).await;
+            }
+            OAuthError::invalid_client("client authentication failed")
+        }
         Err(e) => {
             // Throttling state unavailable: still refuse, and say nothing more.
             tracing::warn!(error = %e, "could not update client authentication throttling");
             OAuthError::invalid_client("client authentication failed")
         }
     };
-    let mut event = Event::new(Kind::ClientAuthFailed).ip(ip);
-    if plausible_client_id(client_id) {
-        event = event.client(client_id);
-    }
-    audit::record(app, event).await;
     ClientAuthError {
         error,
         basic_attempted,
     }
-}
-
-/// `Some(seconds)` when already locked; otherwise counts the failure and returns `None`.
-async fn count_failure(
-    app: &App,
-    keys: &[&str],
-    client_key: &str,
-    ip_key: Option<&str>,
-    now: i64,
-) -> Result<Option<u64>, crate::store::StoreError> {
-    let store = app.store.as_ref();
-    if let Some(wait) = throttle::retry_after(store, keys, now).await? {
-        return Ok(Some(wait));
-    }
-    let after = throttle::record_failure(store, client_key, throttle::CLIENT, now).await?;
-    if let Some(k) = ip_key {
-        throttle::record_failure(store, k, throttle::CLIENT_IP, now).await?;
-    }
-    if let AfterFailure::LockedOut { until } = after {
-        audit::record(app, Event::new(Kind::ClientLocked).detail("until", until)).await;
-    }
-    Ok(None)
 }
 
 /// Longest client id looked up; generated ids are 22 characters.

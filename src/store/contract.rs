@@ -56,7 +56,7 @@ contract_tests!(
     purge_removes_only_expired_rows_in_batches,
     deleting_a_client_removes_its_dependents,
     deleting_a_user_removes_its_dependents,
-    throttle_counts_failures_per_window_and_locks,
+    throttle_counts_attempts_atomically_and_locks,
     audit_events_are_recorded_and_filtered,
     rotated_refresh_tokens_name_their_grant,
 );
@@ -509,6 +509,8 @@ fn consent_finish<'a>(
         interaction_id,
         interaction_expires_at: NOW + 600,
         session_hash,
+        // The cases finish with session "sess-c" (see `session`), or with none at all.
+        session_sid: "sid-sess-c",
         scope,
         code,
         grant_expires_at: NOW + 700,
@@ -622,6 +624,18 @@ async fn a_consent_finishes_only_with_a_live_session(store: Arc<dyn Store>) {
     let f = consent_finish("ci-1", &nobody, "openid", &c0, &granted);
     assert_eq!(
         store.finish_consent(&f).await.unwrap(),
+        ConsentOutcome::NoSession
+    );
+    assert_eq!(store.get_grant("g-cf-0").await.unwrap(), None);
+    assert!(events_of(&store, "consent_granted").await.is_empty());
+
+    // A live session, but not the one the interaction was decided for: nothing written.
+    let other = ConsentFinish {
+        session_sid: "sid-of-an-earlier-session",
+        ..consent_finish("ci-1", &live, "openid", &c0, &granted)
+    };
+    assert_eq!(
+        store.finish_consent(&other).await.unwrap(),
         ConsentOutcome::NoSession
     );
     assert_eq!(store.get_grant("g-cf-0").await.unwrap(), None);
@@ -1724,111 +1738,124 @@ async fn undecodable_json_is_corrupt_and_not_quoted() {
     }
 }
 
-async fn throttle_counts_failures_per_window_and_locks(store: Arc<dyn Store>) {
+async fn throttle_counts_attempts_atomically_and_locks(store: Arc<dyn Store>) {
+    let rule = ThrottleRule {
+        free: 5,
+        window: 60,
+        max_delay: 60,
+        lockout_after: 8,
+        lockout: 300,
+    };
     let key = "login:account:alice";
-    assert_eq!(
-        store
-            .throttle_status(&[key, "login:ip:1"], NOW)
-            .await
-            .unwrap(),
-        ThrottleStatus::default(),
-        "nothing on record"
-    );
-    let counts = race(&store, move |s, _| async move {
-        s.record_failure(key, NOW, 60).await
+    // Racing attempts on a fresh key: the five free ones and the sixth (which locks the key
+    // for a second) are counted, once each, in order; every other one is refused unwritten.
+    let outcomes = race(&store, move |s, _| async move {
+        s.count_attempt(key, &rule, NOW).await
     })
     .await;
-    let mut sorted = counts.clone();
-    sorted.sort();
+    let mut counted: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            AttemptCount::Counted { attempts, .. } => Some(*attempts),
+            AttemptCount::Refused { .. } => None,
+        })
+        .collect();
+    counted.sort();
     assert_eq!(
-        sorted,
-        (1..=RACERS as i64).collect::<Vec<_>>(),
-        "every racing failure counts once"
+        counted,
+        vec![1, 2, 3, 4, 5, 6],
+        "exactly the rule's attempts"
     );
-    let status = store.throttle_status(&[key], NOW).await.unwrap();
-    assert!(status.first_key_recorded && status.locked_until.is_none());
-    let other_first = store
-        .throttle_status(&["login:ip:1", key], NOW)
-        .await
-        .unwrap();
-    assert!(
-        !other_first.first_key_recorded,
-        "only the first key's failures are reported"
+    assert!(outcomes.iter().all(|o| match o {
+        AttemptCount::Counted {
+            attempts,
+            locked_until,
+        } => *locked_until == rule.lock_after(*attempts, NOW),
+        AttemptCount::Refused { locked_until } => *locked_until == NOW + 1,
+    }));
+    // The back-off doubles, then the lockout.
+    let mut at = NOW + 1;
+    for (n, lock) in [(7, 2), (8, 300)] {
+        assert_eq!(
+            store.count_attempt(key, &rule, at).await.unwrap(),
+            AttemptCount::Counted {
+                attempts: n,
+                locked_until: at + lock
+            }
+        );
+        assert_eq!(
+            store
+                .count_attempt(key, &rule, at + lock - 1)
+                .await
+                .unwrap(),
+            AttemptCount::Refused {
+                locked_until: at + lock
+            },
+            "locked until {}",
+            at + lock
+        );
+        at += lock;
+    }
+    // Once the lockout and the window have passed, counting starts over.
+    assert_eq!(
+        store.count_attempt(key, &rule, at + 60).await.unwrap(),
+        AttemptCount::Counted {
+            attempts: 1,
+            locked_until: 0
+        }
     );
-    store.lock(key, NOW + 30).await.unwrap();
-    // The login's one read: the user and the same throttle status.
+
+    // A success clears the account and gives the address back its one attempt, lifting a
+    // back-off that the remaining count no longer justifies.
+    let address = "login:ip:192.0.2.1";
+    for n in 1..=6 {
+        assert!(matches!(
+            store.count_attempt(address, &rule, NOW).await.unwrap(),
+            AttemptCount::Counted { attempts, .. } if attempts == n
+        ));
+    }
     store
-        .insert_user(&user("sub-alice", "alice"))
+        .settle_success(Some(key), Some((address, &rule)))
         .await
         .unwrap();
-    let keys = [key, "login:ip:1"];
-    let (found, status) = store.get_user_for_login("alice", &keys, NOW).await.unwrap();
-    assert_eq!(found, Some(user("sub-alice", "alice")));
-    assert_eq!(status, store.throttle_status(&keys, NOW).await.unwrap());
-    assert_eq!(status.locked_until, Some(NOW + 30));
-    assert!(status.first_key_recorded);
-    let (nobody, status) = store
-        .get_user_for_login("nobody", &keys, NOW)
+    assert_eq!(
+        store.count_attempt(address, &rule, NOW).await.unwrap(),
+        AttemptCount::Counted {
+            attempts: 6,
+            locked_until: NOW + 1
+        },
+        "the address keeps its other five attempts; its lock was lifted"
+    );
+    assert_eq!(
+        store.count_attempt(key, &rule, at + 61).await.unwrap(),
+        AttemptCount::Counted {
+            attempts: 1,
+            locked_until: 0
+        },
+        "the account starts over"
+    );
+    store
+        .settle_success(None, Some((address, &rule)))
         .await
         .unwrap();
-    assert_eq!(nobody, None);
-    assert_eq!(status.locked_until, Some(NOW + 30));
-    let (_, clean) = store
-        .get_user_for_login("alice", &["login:account:else"], NOW)
+    store
+        .settle_success(Some("never-seen"), None)
         .await
         .unwrap();
-    assert_eq!(clean, ThrottleStatus::default());
-    assert_eq!(
-        store
-            .throttle_status(&[key], NOW)
-            .await
-            .unwrap()
-            .locked_until,
-        Some(NOW + 30)
-    );
-    assert_eq!(
-        store
-            .throttle_status(&["login:ip:1", key], NOW + 10)
-            .await
-            .unwrap()
-            .locked_until,
-        Some(NOW + 30)
-    );
-    assert_eq!(
-        store
-            .throttle_status(&[key], NOW + 30)
-            .await
-            .unwrap()
-            .locked_until,
-        None,
-        "the lock ends"
-    );
-    // After the window a failure starts counting again.
-    assert_eq!(store.record_failure(key, NOW + 61, 60).await.unwrap(), 1);
-    store.clear_failures(key).await.unwrap();
-    assert!(
-        !store
-            .throttle_status(&[key], NOW + 61)
-            .await
-            .unwrap()
-            .first_key_recorded
-    );
-    assert_eq!(store.record_failure(key, NOW + 62, 60).await.unwrap(), 1);
+
     // Purge keeps locked and live rows, drops dead ones.
-    store.lock(key, NOW + 500).await.unwrap();
-    store.record_failure("other", NOW, 10).await.unwrap();
-    store.purge_expired(NOW + 200, 100).await.unwrap();
+    store.purge_expired(NOW + 50, 100).await.unwrap();
+    assert!(matches!(
+        store.count_attempt(address, &rule, NOW + 50).await.unwrap(),
+        AttemptCount::Counted { attempts: 6, .. }
+    ));
+    store.purge_expired(at + 1000, 100).await.unwrap();
     assert_eq!(
-        store
-            .throttle_status(&[key], NOW + 200)
-            .await
-            .unwrap()
-            .locked_until,
-        Some(NOW + 500)
-    );
-    assert_eq!(
-        store.record_failure("other", NOW + 200, 10).await.unwrap(),
-        1
+        store.count_attempt(key, &rule, at + 1000).await.unwrap(),
+        AttemptCount::Counted {
+            attempts: 1,
+            locked_until: 0
+        }
     );
 }
 

@@ -123,6 +123,9 @@ pub struct ConsentFinish<'a> {
     pub interaction_id: &'a str,
     pub interaction_expires_at: i64,
     pub session_hash: &'a [u8],
+    /// The public id (`sid`) of the session the interaction was decided for: a browser whose
+    /// session changed since (another login, another user) gets `NoSession`.
+    pub session_sid: &'a str,
     /// The scope granted now, added to what the user had granted `code.client_id` before
     /// (saved as of `code.created_at`, which is also "now" for the session's expiry).
     pub scope: &'a str,
@@ -136,7 +139,8 @@ pub struct ConsentFinish<'a> {
 pub enum ConsentOutcome {
     /// Consent, event, grant and code are stored, for the session's user `user_sub`.
     Issued { user_sub: String },
-    /// No live session with an enabled user: nothing was written.
+    /// No live session with an enabled user, or not the session the interaction was
+    /// decided for: nothing was written.
     NoSession,
     /// The interaction had finished before: nothing was written.
     AlreadyFinished,
@@ -320,14 +324,14 @@ pub trait UserStore: Send + Sync {
     async fn insert_user(&self, user: &UserRecord) -> StoreResult<()>;
     async fn get_user(&self, sub: &str) -> StoreResult<Option<UserRecord>>;
     async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
-    /// What a login attempt needs before hashing, in one read: the user named `username`
-    /// (if any) and `ThrottleStore::throttle_status` of `throttle_keys` (one or two).
+    /// What a login attempt needs before it is counted, in one read: the user named
+    /// `username` (if any) and `ThrottleStore::latest_lock` of `throttle_keys` (one or two).
     async fn get_user_for_login(
         &self,
         username: &str,
         throttle_keys: &[&str],
         now: i64,
-    ) -> StoreResult<(Option<UserRecord>, ThrottleStatus)>;
+    ) -> StoreResult<(Option<UserRecord>, Option<i64>)>;
     /// Ordered by `sub`, those strictly after `after`, at most `limit`.
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>>;
     /// Replaces username, claims, disabled, password_reset_required and updated_at; false
@@ -482,27 +486,84 @@ pub trait KeyStore: Send + Sync {
     async fn delete_retired_keys(&self, retired_before: i64) -> StoreResult<u64>;
 }
 
-/// What `ThrottleStore::throttle_status` found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ThrottleStatus {
-    pub locked_until: Option<i64>,
-    pub first_key_recorded: bool,
+/// How one kind of throttle key is limited, in plain numbers that the store applies inside
+/// the statement that counts an attempt (`ThrottleStore::count_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Attempts within `window` that cost nothing.
+    pub free: i64,
+    /// Seconds over which attempts are counted; the window starts again once this long has
+    /// passed since the last counted attempt.
+    pub window: i64,
+    /// After the free attempts each one locks the key for a back-off that doubles from one
+    /// second up to this many seconds.
+    pub max_delay: i64,
+    /// The attempt that brings the count to this locks the key for `lockout` seconds.
+    pub lockout_after: i64,
+    pub lockout: i64,
 }
 
+impl ThrottleRule {
+    /// The lock (a Unix time; 0 for none) that the attempt bringing the count to `attempts`
+    /// puts on its key at `now`. The store applies the same rule in SQL; this is its
+    /// reference, used for a key's first attempt and by tests.
+    pub fn lock_after(&self, attempts: i64, now: i64) -> i64 {
+        if attempts >= self.lockout_after {
+            now + self.lockout
+        } else if attempts > self.free {
+            let exponent = attempts - self.free - 1;
+            let delay = if exponent >= 20 {
+                self.max_delay
+            } else {
+                (1_i64 << exponent).min(self.max_delay)
+            };
+            now + delay
+        } else {
+            0
+        }
+    }
+}
+
+/// What `ThrottleStore::count_attempt` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptCount {
+    /// The attempt is counted: `attempts` in the current window, this one included.
+    /// `locked_until` is the lock it put on the key for the attempts after it (0: none).
+    Counted { attempts: i64, locked_until: i64 },
+    /// The key is locked until then: nothing was counted or written.
+    Refused { locked_until: i64 },
+}
+
+/// Attempt counters, shared by every node. An attempt is counted before the work it guards
+/// (a password hash, a secret comparison), in the same statement that checks the lock, so
+/// that racing attempts on any number of nodes cannot all pass a check made before any of
+/// them was counted.
 #[async_trait]
 pub trait ThrottleStore: Send + Sync {
-    /// The latest lock still in force (`locked_until > now`) among `keys` (one or two), and
-    /// whether the first key has failures on record, so that a success only clears what
-    /// exists (one statement).
-    async fn throttle_status(&self, keys: &[&str], now: i64) -> StoreResult<ThrottleStatus>;
-    /// Counts one failure for `key` in a window of `window` seconds (a failure after the
-    /// window has passed starts a new one); returns the failures in the current window. Safe
-    /// under concurrency: every call counts.
-    async fn record_failure(&self, key: &str, now: i64, window: i64) -> StoreResult<i64>;
-    /// Locks `key` until `until` (keeping the row at least that long).
-    async fn lock(&self, key: &str, until: i64) -> StoreResult<()>;
-    /// Forgets the failures of `key` (after a success).
-    async fn clear_failures(&self, key: &str) -> StoreResult<()>;
+    /// The latest lock still in force at `now` (`locked_until > now`) among `keys` (one or
+    /// two): a read that lets a refused attempt cost no write. It decides nothing on its own:
+    /// `count_attempt` checks the lock again in the statement that counts.
+    async fn latest_lock(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>>;
+    /// In one statement: when `key` is locked at `now`, `Refused` and nothing written;
+    /// otherwise counts the attempt (in a new window when the last one has passed) and, when
+    /// `rule` says so for the count reached, locks the key for the attempts after this one.
+    /// Of N racing calls on an unlocked key, exactly those the rule lets through are
+    /// `Counted` (for a rule with `free` = 5: five, then the sixth locks the rest out).
+    async fn count_attempt(
+        &self,
+        key: &str,
+        rule: &ThrottleRule,
+        now: i64,
+    ) -> StoreResult<AttemptCount>;
+    /// After an attempt that succeeded: forgets every attempt of `clear` (the account that
+    /// proved itself), and takes back the one attempt counted for `release` (the address it
+    /// came from, whose other attempts stand), lifting that key's lock when what remains is
+    /// within `rule.free`.
+    async fn settle_success(
+        &self,
+        clear: Option<&str>,
+        release: Option<(&str, &ThrottleRule)>,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]

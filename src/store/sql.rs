@@ -283,6 +283,35 @@ macro_rules! live_grant {
     };
 }
 
+/// The attempt count a `COUNT_ATTEMPT` update reaches: 1 in a new window (the last one,
+/// `$3` seconds long, has passed at `$2`), else one more than before.
+macro_rules! next_attempt {
+    () => {
+        "(CASE WHEN throttle.expires_at <= $2 THEN 1 ELSE throttle.failures + 1 END)"
+    };
+}
+/// The lock a `COUNT_ATTEMPT` update sets for the count `next_attempt!` reaches (n): the
+/// lockout at `$6` attempts, else past the `$4` free ones a back-off of 2^(n - free - 1)
+/// seconds capped at `$5`, else none (0). Shifts stand in for powers, which SQLite lacks;
+/// the exponent is bounded before shifting.
+macro_rules! attempt_lock {
+    () => {
+        concat!(
+            "CASE WHEN ",
+            next_attempt!(),
+            " >= $6 THEN $2 + $7 WHEN ",
+            next_attempt!(),
+            " > $4 THEN $2 + (CASE WHEN ",
+            next_attempt!(),
+            " - $4 > 20 THEN $5 WHEN (CAST(1 AS BIGINT) << CAST(",
+            next_attempt!(),
+            " - $4 - 1 AS INTEGER)) >= $5 THEN $5 ELSE (CAST(1 AS BIGINT) << CAST(",
+            next_attempt!(),
+            " - $4 - 1 AS INTEGER)) END) ELSE 0 END"
+        )
+    };
+}
+
 /// The statements that are the same in both dialects.
 pub(super) mod q {
     pub(crate) const CLIENTS_VERSION: &str = "clients";
@@ -324,13 +353,13 @@ pub(super) mod q {
         user_columns!(),
         " FROM app_user WHERE username = $1"
     );
-    // What a login needs before hashing, in one read: where the throttle keys ($1, $2) stand
-    // and the user named $4 (NULL columns when there is none).
-    pub(crate) const GET_USER_FOR_LOGIN: &str = "SELECT t.locked_until, t.first_key_rows, \
+    // What a login needs before counting its attempt, in one read: the latest lock in force
+    // at $3 on the throttle keys ($1, $2) and the user named $4 (NULL columns when there is
+    // none).
+    pub(crate) const GET_USER_FOR_LOGIN: &str = "SELECT t.locked_until, \
          u.sub, u.username, u.password_hash, u.claims, u.disabled, u.created_at, u.updated_at, \
          u.password_reset_required \
-         FROM (SELECT MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until, \
-               COUNT(CASE WHEN throttle_key = $1 THEN 1 END) AS first_key_rows \
+         FROM (SELECT MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until \
                FROM throttle WHERE throttle_key IN ($1, $2)) t \
          LEFT JOIN app_user u ON u.username = $4";
     pub(crate) const LIST_USERS: &str = concat!(
@@ -385,7 +414,8 @@ pub(super) mod q {
         ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM finished"
     );
     /// Postgres: the consent page's Allow in one statement. `live` is the session `$19` if it
-    /// is live at `$14` and its user enabled; only then is the finished mark inserted; only
+    /// is live at `$14`, is the one the interaction was decided for (public id `$27`) and its
+    /// user enabled; only then is the finished mark inserted; only
     /// when both (`go`) are the consent merged, the event, the grant and the code written,
     /// with the session's user, sid, auth_time and amr. The consent keeps the scopes granted
     /// before, in their order, then adds the new ones (`$20`). Answers whether there was a
@@ -397,7 +427,7 @@ pub(super) mod q {
         relaxed_commit!(),
         ", live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM relaxed, session s \
          JOIN app_user u ON u.sub = s.user_sub \
-         WHERE s.session_hash = $19 AND s.expires_at > $14 AND NOT u.disabled), \
+         WHERE s.session_hash = $19 AND s.sid = $27 AND s.expires_at > $14 AND NOT u.disabled), \
          finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
          SELECT $17, $18 FROM live ON CONFLICT (interaction_id) DO NOTHING \
          RETURNING interaction_id), \
@@ -569,22 +599,39 @@ pub(super) mod q {
     pub(crate) const ANY_KEY: &str = "SELECT EXISTS (SELECT 1 FROM signing_key) AS present";
     pub(crate) const RETIRE_KEYS: &str =
         "UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL";
-    pub(crate) const THROTTLE_STATUS: &str = "SELECT \
-         MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until, \
-         COUNT(CASE WHEN throttle_key = $1 THEN 1 END) AS first_key_rows \
+    /// Counts an attempt for key `$1` at `$2` under a rule (`$3` window, `$4` free, `$5`
+    /// max_delay, `$6` lockout_after, `$7` lockout), unless the key is locked: the `WHERE` of
+    /// the upsert leaves a locked row alone, and then no row is returned. The row lock of the
+    /// upsert orders racing attempts, so each sees the count of the ones before it. `$8` is
+    /// the lock a first attempt sets (`ThrottleRule` computes it; normally 0).
+    pub(crate) const COUNT_ATTEMPT: &str = concat!(
+        "INSERT INTO throttle (throttle_key, failures, expires_at, locked_until) \
+         VALUES ($1, 1, $2 + $3, $8) \
+         ON CONFLICT (throttle_key) DO UPDATE SET failures = ",
+        next_attempt!(),
+        ", locked_until = ",
+        attempt_lock!(),
+        ", expires_at = $2 + $3 \
+         WHERE throttle.locked_until <= $2 \
+         RETURNING failures AS attempts, locked_until"
+    );
+    pub(crate) const LATEST_LOCK: &str = "SELECT \
+         MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until \
          FROM throttle WHERE throttle_key IN ($1, $2)";
-    // A failure after the window has passed starts a new window and lifts an old lock.
-    pub(crate) const RECORD_FAILURE: &str = "INSERT INTO throttle \
-         (throttle_key, failures, expires_at, locked_until) VALUES ($1, 1, $2 + $3, 0) \
-         ON CONFLICT (throttle_key) DO UPDATE SET \
-         failures = CASE WHEN throttle.expires_at <= $2 THEN 1 ELSE throttle.failures + 1 END, \
-         locked_until = CASE WHEN throttle.expires_at <= $2 THEN 0 ELSE throttle.locked_until END, \
-         expires_at = $2 + $3 \
-         RETURNING failures";
-    pub(crate) const LOCK: &str = "UPDATE throttle SET locked_until = $2, \
-         expires_at = CASE WHEN expires_at < $2 THEN $2 ELSE expires_at END \
-         WHERE throttle_key = $1";
-    pub(crate) const CLEAR_FAILURES: &str = "DELETE FROM throttle WHERE throttle_key = $1";
+    pub(crate) const THROTTLE_LOCK: &str =
+        "SELECT locked_until FROM throttle WHERE throttle_key = $1";
+    pub(crate) const CLEAR_ATTEMPTS: &str = "DELETE FROM throttle WHERE throttle_key = $1";
+    /// Takes back one attempt of `$1`; a lock goes when the attempts left are within the
+    /// rule's free ones (`$2`): it was set by an attempt that turned out a success.
+    pub(crate) const RELEASE_ATTEMPT: &str = "UPDATE throttle SET failures = failures - 1, \
+         locked_until = CASE WHEN failures - 1 <= $2 THEN 0 ELSE locked_until END \
+         WHERE throttle_key = $1 AND failures > 0";
+    /// Postgres: `CLEAR_ATTEMPTS` of `$3` and `RELEASE_ATTEMPT` of `$1` in one statement.
+    pub(crate) const SETTLE_SUCCESS: &str = "WITH cleared AS \
+         (DELETE FROM throttle WHERE throttle_key = $3) \
+         UPDATE throttle SET failures = failures - 1, \
+         locked_until = CASE WHEN failures - 1 <= $2 THEN 0 ELSE locked_until END \
+         WHERE throttle_key = $1 AND failures > 0";
 
     pub(crate) const INSERT_EVENT: &str = "INSERT INTO audit_event \
          (occurred_at, kind, user_sub, client_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)";
@@ -610,7 +657,7 @@ pub(super) mod q {
         "DELETE FROM signing_key WHERE retired_at IS NOT NULL AND retired_at < $1";
 }
 
-/// The two throttle keys a status query compares against; callers pass one or two.
+/// The two throttle keys a lock query compares against; callers pass one or two.
 pub(crate) fn key_pair<'k>(keys: &[&'k str]) -> (&'k str, &'k str) {
     let first = keys.first().copied().unwrap_or_default();
     (first, keys.get(1).copied().unwrap_or(first))
@@ -720,12 +767,12 @@ macro_rules! impl_sql_store {
             use $crate::protocol::client::ClientMetadata;
             use $crate::store::sql::{self, OwnerDeletion, db_err, q};
             use $crate::store::{
-                AuditEvent, AuditFilter, AuditStore, AuthCodeRecord, AuthCodeStore, ChangeVersions,
-                ClientRecord, ClientStore, CodeRedemption, ConsentFinish, ConsentOutcome,
-                ConsentRecord, ConsentStore, GrantRecord, GrantStore, Housekeeping,
+                AttemptCount, AuditEvent, AuditFilter, AuditStore, AuthCodeRecord, AuthCodeStore,
+                ChangeVersions, ClientRecord, ClientStore, CodeRedemption, ConsentFinish,
+                ConsentOutcome, ConsentRecord, ConsentStore, GrantRecord, GrantStore, Housekeeping,
                 InteractionFinish, InteractionStore, KeyStore, RefreshTokenRecord,
                 RefreshTokenStore, RevocationStore, Rotation, SessionRecord, SessionStore,
-                SessionView, SigningKeyRecord, StoreResult, ThrottleStatus, ThrottleStore,
+                SessionView, SigningKeyRecord, StoreResult, ThrottleRule, ThrottleStore,
                 UserRecord, UserStore,
             };
 
@@ -953,14 +1000,6 @@ macro_rules! impl_sql_store {
                     password_reset_required: col(row, "password_reset_required")?,
                     created_at: col(row, "created_at")?,
                     updated_at: col(row, "updated_at")?,
-                })
-            }
-
-            fn throttle_status_from_row(row: &DbRow) -> StoreResult<ThrottleStatus> {
-                let first_key_rows: i64 = col(row, "first_key_rows")?;
-                Ok(ThrottleStatus {
-                    locked_until: col(row, "locked_until")?,
-                    first_key_recorded: first_key_rows > 0,
                 })
             }
 
@@ -1203,7 +1242,7 @@ macro_rules! impl_sql_store {
                     username: &str,
                     throttle_keys: &[&str],
                     now: i64,
-                ) -> StoreResult<(Option<UserRecord>, ThrottleStatus)> {
+                ) -> StoreResult<(Option<UserRecord>, Option<i64>)> {
                     let (first, second) = sql::key_pair(throttle_keys);
                     let row = ::sqlx::query(q::GET_USER_FOR_LOGIN)
                         .bind(first)
@@ -1213,13 +1252,13 @@ macro_rules! impl_sql_store {
                         .fetch_one(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    let status = throttle_status_from_row(&row)?;
+                    let locked_until: Option<i64> = col(&row, "locked_until")?;
                     let sub: Option<String> = col(&row, "sub")?;
                     let user = match sub {
                         Some(_) => Some(user_from_row(&row)?),
                         None => None,
                     };
-                    Ok((user, status))
+                    Ok((user, locked_until))
                 }
 
                 async fn list_users(
@@ -1420,6 +1459,7 @@ macro_rules! impl_sql_store {
                             .bind(finish.session_hash)
                             .bind(finish.scope);
                         let row = bind_event(query, finish.event)
+                            .bind(finish.session_sid)
                             .fetch_one(&self.pool)
                             .await
                             .map_err(db_err)?;
@@ -1448,7 +1488,7 @@ macro_rules! impl_sql_store {
                         user_disabled: false,
                         consented_scope: before,
                         ..
-                    }) = view
+                    }) = view.filter(|v| v.session.sid == finish.session_sid)
                     else {
                         return Ok(ConsentOutcome::NoSession);
                     };
@@ -1870,54 +1910,85 @@ macro_rules! impl_sql_store {
 
             #[async_trait]
             impl ThrottleStore for $store {
-                async fn throttle_status(
-                    &self,
-                    keys: &[&str],
-                    now: i64,
-                ) -> StoreResult<ThrottleStatus> {
+                async fn latest_lock(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
                     let (first, second) = sql::key_pair(keys);
-                    let row = ::sqlx::query(q::THROTTLE_STATUS)
+                    ::sqlx::query_scalar(q::LATEST_LOCK)
                         .bind(first)
                         .bind(second)
                         .bind(now)
                         .fetch_one(&self.pool)
                         .await
-                        .map_err(db_err)?;
-                    throttle_status_from_row(&row)
+                        .map_err(db_err)
                 }
 
-                async fn record_failure(
+                async fn count_attempt(
                     &self,
                     key: &str,
+                    rule: &ThrottleRule,
                     now: i64,
-                    window: i64,
-                ) -> StoreResult<i64> {
-                    let row = ::sqlx::query(q::RECORD_FAILURE)
+                ) -> StoreResult<AttemptCount> {
+                    let counted = ::sqlx::query(q::COUNT_ATTEMPT)
                         .bind(key)
                         .bind(now)
-                        .bind(window)
-                        .fetch_one(&self.pool)
+                        .bind(rule.window)
+                        .bind(rule.free)
+                        .bind(rule.max_delay)
+                        .bind(rule.lockout_after)
+                        .bind(rule.lockout)
+                        .bind(rule.lock_after(1, now))
+                        .fetch_optional(&self.pool)
                         .await
                         .map_err(db_err)?;
-                    col(&row, "failures")
+                    if let Some(row) = counted {
+                        return Ok(AttemptCount::Counted {
+                            attempts: col(&row, "attempts")?,
+                            locked_until: col(&row, "locked_until")?,
+                        });
+                    }
+                    // Refused: read the lock for the caller's Retry-After. A row that vanished
+                    // in between (purged) still refuses this attempt, for a second.
+                    let locked_until: Option<i64> = ::sqlx::query_scalar(q::THROTTLE_LOCK)
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(AttemptCount::Refused {
+                        locked_until: locked_until.unwrap_or(now + 1).max(now + 1),
+                    })
                 }
 
-                async fn lock(&self, key: &str, until: i64) -> StoreResult<()> {
-                    ::sqlx::query(q::LOCK)
-                        .bind(key)
-                        .bind(until)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_err)?;
-                    Ok(())
-                }
-
-                async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-                    ::sqlx::query(q::CLEAR_FAILURES)
-                        .bind(key)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_err)?;
+                async fn settle_success(
+                    &self,
+                    clear: Option<&str>,
+                    release: Option<(&str, &ThrottleRule)>,
+                ) -> StoreResult<()> {
+                    if $one_statement_code_writes
+                        && let (Some(clear), Some((key, rule))) = (clear, release)
+                    {
+                        ::sqlx::query(q::SETTLE_SUCCESS)
+                            .bind(key)
+                            .bind(rule.free)
+                            .bind(clear)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        return Ok(());
+                    }
+                    if let Some(clear) = clear {
+                        ::sqlx::query(q::CLEAR_ATTEMPTS)
+                            .bind(clear)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    if let Some((key, rule)) = release {
+                        ::sqlx::query(q::RELEASE_ATTEMPT)
+                            .bind(key)
+                            .bind(rule.free)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                    }
                     Ok(())
                 }
             }

@@ -230,6 +230,8 @@ async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
         .unwrap();
     let consent_csrf = hidden_field(&page, "csrf_token").unwrap();
     secrets.push(consent_csrf.clone());
+    // After the login the interaction is bound to its session: a new sealed value.
+    let interaction = hidden_field(&page, "interaction").unwrap();
     let r = browser
         .post(format!("{base}/consent"))
         .form(&[

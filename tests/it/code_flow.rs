@@ -833,6 +833,8 @@ async fn forms_need_their_csrf_token_and_browser(backend: Backend) {
     let consent_page = browser.get(&consent_url).await;
     let consent_csrf = hidden_field(&consent_page.body, "csrf_token").unwrap();
     assert_ne!(consent_csrf, csrf);
+    // The login moved the interaction on to consent, bound to its session.
+    let interaction = hidden_field(&consent_page.body, "interaction").unwrap();
     let allow = async |csrf: &str| {
         browser
             .post_form(

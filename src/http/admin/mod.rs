@@ -69,52 +69,71 @@ impl FromRequestParts<App> for AdminAuth {
         let presented = bearer_token(&parts.headers);
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         let ip = client_ip(&app.config, peer, &parts.headers);
-        // With no admin token configured there is nothing to guess: every answer is a 401.
-        let throttle_key = ip
-            .filter(|_| app.config.admin_token.is_some())
-            .map(|ip| throttle::admin_ip_key(&ip.to_string()));
-        // An address that sent too many wrong tokens waits, even with the right one: else
-        // the lock would not stop guessing (a right guess would still get through).
-        if let Some(key) = &throttle_key
-            && let Some(wait) =
-                throttle::retry_after(app.store.as_ref(), &[key.as_str()], app.now()).await?
-        {
-            return Err(AdminError(OAuthError::slow_down(wait)));
-        }
-        match (&app.config.admin_token, presented) {
-            (Some(expected), Some(presented)) if token_matches(expected, presented) => {
-                Ok(AdminAuth(()))
-            }
-            // One answer for a missing token, a wrong one, and an admin API switched off
-            // (no token configured): the caller learns nothing about which it was.
-            _ => {
-                let event = Event::new(Kind::AdminAccessDenied)
-                    .ip(ip)
-                    .detail(
-                        "path",
-                        parts.uri.path().chars().take(200).collect::<String>(),
-                    )
-                    .detail("token_sent", presented.is_some());
-                audit::record(app, event).await;
-                // Only a token sent counts as a guess; a request without one (a probe, a
-                // misconfigured script) cannot find the token, so it does not lock anyone out.
-                if presented.is_some()
-                    && let Some(key) = &throttle_key
-                {
-                    throttle::record_failure(
-                        app.store.as_ref(),
-                        key,
-                        throttle::ADMIN_IP,
-                        app.now(),
-                    )
-                    .await?;
+        let now = app.now();
+        let store = app.store.as_ref();
+        let denied = || {
+            AdminError(OAuthError::new(
+                ErrorCode::InvalidToken,
+                "the admin API needs Authorization: Bearer <LATCHKEY_ADMIN_TOKEN>",
+            ))
+        };
+        let event = |refusals: i64| {
+            Event::new(Kind::AdminAccessDenied)
+                .ip(ip)
+                .detail(
+                    "path",
+                    parts.uri.path().chars().take(200).collect::<String>(),
+                )
+                .detail("token_sent", presented.is_some())
+                .detail("refusals_from_address", refusals)
+        };
+        let (Some(expected), Some(presented)) = (&app.config.admin_token, presented) else {
+            // No token sent, or the admin API is off: nothing that could find the token, so
+            // it locks nobody out. It is only counted per address, so that a flood of them
+            // leaves a few aggregated events rather than a row each. One answer for all
+            // three cases: the caller learns nothing about which it was.
+            let refusals = match ip {
+                Some(ip) => {
+                    let key = throttle::admin_anonymous_key(ip);
+                    throttle::admit(store, &[(&key, &throttle::ADMIN_ANONYMOUS_IP)], now)
+                        .await?
+                        .count(0)
                 }
-                Err(AdminError(OAuthError::new(
-                    ErrorCode::InvalidToken,
-                    "the admin API needs Authorization: Bearer <LATCHKEY_ADMIN_TOKEN>",
-                )))
+                None => 1,
+            };
+            if throttle::worth_recording(refusals) {
+                audit::record(app, event(refusals)).await;
             }
+            return Err(denied());
+        };
+        // A guess: counted per address before it is compared, in the statement that checks
+        // the lock, so that racing guesses cannot slip past the limit. An address that sent
+        // too many wrong tokens waits, even with the right one: else the lock would not stop
+        // guessing (a right guess would still get through).
+        let key = ip.map(throttle::admin_ip_key);
+        let admission = match &key {
+            Some(k) => throttle::admit(store, &[(k, &throttle::ADMIN_IP)], now).await?,
+            None => throttle::Admission::Admitted {
+                counts: vec![1],
+                locks: vec![0],
+            },
+        };
+        if let throttle::Admission::Refused { retry_after } = admission {
+            return Err(AdminError(OAuthError::slow_down(retry_after)));
         }
+        if token_matches(expected, presented) {
+            if let Some(k) = &key {
+                store
+                    .settle_success(None, Some((k, &throttle::ADMIN_IP)))
+                    .await?;
+            }
+            return Ok(AdminAuth(()));
+        }
+        let refusals = admission.count(0);
+        if throttle::worth_recording(refusals) || admission.locked_out(0, &throttle::ADMIN_IP) {
+            audit::record(app, event(refusals)).await;
+        }
+        Err(denied())
     }
 }
 

@@ -38,6 +38,18 @@ async fn load(
 ) -> Result<(Pending, String, SessionView), Response> {
     let (pending, binding) = pending_or_page(app, jar, interaction).await?;
     let t = text::for_locales(pending.request.ui_locales.as_deref());
+    let to_login = |pending: &Pending| {
+        Redirect::to(&format!(
+            "{}?interaction={}",
+            paths::LOGIN,
+            pending.interaction_id
+        ))
+        .into_response()
+    };
+    // An interaction that still owes a login never shows the consent page.
+    let Some(bound_sid) = authorize::consent_session(&pending) else {
+        return Err(to_login(&pending));
+    };
     let session_cookie = cookies::read(jar, cookies::session_name(&app.config));
     let found = session::find_view(
         app.store.as_ref(),
@@ -47,16 +59,11 @@ async fn load(
         &pending.client.client_id,
     )
     .await;
+    // The consent is asked of the session the decision was made for, and of no other (a
+    // browser whose session changed since, to another login or user, logs in again).
     let view = match found {
-        Ok(Some(v)) if !v.user_disabled => v,
-        Ok(_) => {
-            return Err(Redirect::to(&format!(
-                "{}?interaction={}",
-                paths::LOGIN,
-                pending.interaction_id
-            ))
-            .into_response());
-        }
+        Ok(Some(v)) if !v.user_disabled && v.session.sid == bound_sid => v,
+        Ok(_) => return Err(to_login(&pending)),
         Err(e) => return Err(error_page(t, &e.into())),
     };
     Ok((pending, binding.to_owned(), view))
