@@ -59,12 +59,10 @@ pub async fn check_credentials(
         app.store.get_user_for_login(username, &names, now).await?
     };
     let admission = match lock {
-        Some(until) => Admission::Refused {
-            retry_after: (until - now).max(1) as u64,
-        },
+        Some(until) => throttle::refused(until, now, Vec::new()),
         None => throttle::count(app.store.as_ref(), &keys, now).await?,
     };
-    if let Admission::Refused { retry_after } = admission {
+    if let Admission::Refused { retry_after, .. } = admission {
         crate::telemetry::login_failed();
         return Ok(LoginOutcome::Throttled { retry_after });
     }

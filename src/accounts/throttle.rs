@@ -118,8 +118,10 @@ pub enum Admission {
     /// Counted against every key; `counts[i]` is the attempt's number in the window of the
     /// i-th key, `locks[i]` the lock it set there (0: none).
     Admitted { counts: Vec<i64>, locks: Vec<i64> },
-    /// A key was locked: the attempt must not go ahead. Keys after it were not counted.
-    Refused { retry_after: u64 },
+    /// A key was locked: the attempt must not go ahead. `counts` holds its number in the
+    /// window of each key counted before the locked one (none when a read found the lock);
+    /// keys from the locked one on were not counted.
+    Refused { retry_after: u64, counts: Vec<i64> },
 }
 
 impl Admission {
@@ -129,11 +131,12 @@ impl Admission {
             if counts.get(i).is_some_and(|n| *n == policy.lockout_after))
     }
 
-    /// The attempt's number in the window of key `i` (0 when refused).
+    /// The attempt's number in the window of key `i` (0 when it was not counted there).
     pub fn count(&self, i: usize) -> i64 {
         match self {
-            Admission::Admitted { counts, .. } => counts.get(i).copied().unwrap_or(0),
-            Admission::Refused { .. } => 0,
+            Admission::Admitted { counts, .. } | Admission::Refused { counts, .. } => {
+                counts.get(i).copied().unwrap_or(0)
+            }
         }
     }
 }
@@ -150,14 +153,16 @@ pub async fn admit(
 ) -> StoreResult<Admission> {
     let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
     if let Some(until) = store.latest_lock(&names, now).await? {
-        return Ok(refused(until, now));
+        return Ok(refused(until, now, Vec::new()));
     }
     count(store, keys, now).await
 }
 
-fn refused(locked_until: i64, now: i64) -> Admission {
+/// The refusal of an attempt locked out until `locked_until`.
+pub fn refused(locked_until: i64, now: i64, counts: Vec<i64>) -> Admission {
     Admission::Refused {
         retry_after: (locked_until - now).max(1) as u64,
+        counts,
     }
 }
 
@@ -180,7 +185,9 @@ pub async fn count(
                 counts.push(attempts);
                 locks.push(locked_until);
             }
-            AttemptCount::Refused { locked_until } => return Ok(refused(locked_until, now)),
+            AttemptCount::Refused { locked_until } => {
+                return Ok(refused(locked_until, now, counts));
+            }
         }
     }
     Ok(Admission::Admitted { counts, locks })

@@ -175,9 +175,9 @@ pub async fn authenticate(
     }
 }
 
-/// The answer to a failed authentication: 429 while the client id or the address is locked
-/// (nothing counted, nothing recorded), else `invalid_client`, with the failure counted in
-/// the same statement that checked the lock. A correct 256-bit secret cannot have been
+/// The answer to a failed authentication: 429 while the client id or the address is locked,
+/// else `invalid_client`, with the failure counted in the same statement that checked the
+/// lock. A correct 256-bit secret cannot have been
 /// guessed, so the success path never consults the counters (the token endpoint's hot
 /// path); racing wrong secrets are still each counted once, and refused exactly as the rule
 /// says. The audit log gets, per address, the first failure of a window and every power of
@@ -196,26 +196,38 @@ async fn failed(
         keys.push((k, &throttle::CLIENT_IP));
     }
     keys.push((&client_key, &throttle::CLIENT));
-    let error = match throttle::admit(app.store.as_ref(), &keys, now).await {
-        Ok(Admission::Refused { retry_after }) => OAuthError::slow_down(retry_after),
-        Ok(admission) => {
-            let client = keys.len() - 1;
-            // Aggregated per address: one address cycling through made-up client ids still
-            // leaves a handful of events.
-            let from_address = admission.count(0);
-            let mut event = Event::new(Kind::ClientAuthFailed)
-                .ip(ip)
-                .detail("failures", admission.count(client));
-            if ip_key.is_some() {
-                event = event.detail("failures_from_address", from_address);
-            }
-            if plausible_client_id(client_id) {
-                event = event.client(client_id);
-            }
-            if throttle::worth_recording(from_address) {
-                audit::record(app, event).await;
-            }
-            if admission.locked_out(client, &throttle::CLIENT) {
+    let admission = match throttle::admit(app.store.as_ref(), &keys, now).await {
+        Ok(admission) => admission,
+        Err(e) => {
+            // Throttling state unavailable: still refuse, and say nothing more.
+            tracing::warn!(error = %e, "could not update client authentication throttling");
+            return ClientAuthError {
+                error: OAuthError::invalid_client("client authentication failed"),
+                basic_attempted,
+            };
+        }
+    };
+    // Recorded per address: the first counted refusal of a window and every power of ten
+    // after it, whatever the answer, so that one address cycling through made-up client ids,
+    // or racing, still leaves a handful of events.
+    let from_address = admission.count(0);
+    if throttle::worth_recording(from_address) {
+        let client = keys.len() - 1;
+        let mut event = Event::new(Kind::ClientAuthFailed)
+            .ip(ip)
+            .detail("failures", admission.count(client));
+        if ip_key.is_some() {
+            event = event.detail("failures_from_address", from_address);
+        }
+        if plausible_client_id(client_id) {
+            event = event.client(client_id);
+        }
+        audit::record(app, event).await;
+    }
+    let error = match admission {
+        Admission::Refused { retry_after, .. } => OAuthError::slow_down(retry_after),
+        Admission::Admitted { .. } => {
+            if admission.locked_out(keys.len() - 1, &throttle::CLIENT) {
                 let mut locked = Event::new(Kind::ClientLocked)
                     .ip(ip)
                     .detail("until", now + throttle::CLIENT.lockout);
@@ -224,11 +236,6 @@ async fn failed(
                 }
                 audit::record(app, locked).await;
             }
-            OAuthError::invalid_client("client authentication failed")
-        }
-        Err(e) => {
-            // Throttling state unavailable: still refuse, and say nothing more.
-            tracing::warn!(error = %e, "could not update client authentication throttling");
             OAuthError::invalid_client("client authentication failed")
         }
     };

@@ -135,7 +135,9 @@ pub async fn get(app: &App, sub: &str) -> Result<UserResponse, OAuthError> {
 /// anything is written, so a refused patch changes nothing.
 ///
 /// Disabling ends the user's sessions and revokes every refresh-token family at once; the
-/// login check refuses disabled users from then on. A new password ends the sessions too, so
+/// login check refuses disabled users from then on. Requiring a password reset does the same
+/// (the password is no longer trusted, so neither is what was won with it), and the next
+/// login must choose a new password. A new password alone ends the sessions too, so
 /// whoever knew the old one is signed out everywhere; refresh tokens, which apps hold rather
 /// than people, are left alone unless the user is also disabled.
 pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserResponse, OAuthError> {
@@ -185,6 +187,10 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
     if patch.disabled == Some(true) {
         end_access(app, sub, true, now).await?;
         audit::record(app, Event::new(Kind::UserDisabled).user(sub)).await;
+    } else if patch.password_reset_required == Some(true) {
+        // The password is no longer trusted: whoever holds a session or a token family won
+        // with it loses them, and the next login must choose a new one.
+        end_access(app, sub, true, now).await?;
     } else if new_hash.is_some() {
         end_access(app, sub, false, now).await?;
     }

@@ -340,6 +340,16 @@ pub trait UserStore: Send + Sync {
     async fn update_user(&self, user: &UserRecord) -> StoreResult<bool>;
     /// Sets the password hash and clears `password_reset_required`.
     async fn set_password(&self, sub: &str, password_hash: &str, now: i64) -> StoreResult<bool>;
+    /// The forced password change: sets `new_hash` and clears `password_reset_required` only
+    /// if the user is enabled, must choose a new password, and still has `current_hash`. Of
+    /// racing calls exactly one gets true.
+    async fn replace_required_password(
+        &self,
+        sub: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Deletes the user with its sessions, codes, refresh tokens and consents, and revokes its
     /// grants; false when there was no such user.
     async fn delete_user(&self, sub: &str, now: i64) -> StoreResult<bool>;

@@ -370,6 +370,12 @@ pub(super) mod q {
     pub(crate) const UPDATE_USER: &str = "UPDATE app_user \
          SET username = $2, claims = $3, disabled = $4, updated_at = $5, \
          password_reset_required = $6 WHERE sub = $1";
+    // The forced password change: only while the password is still the one the user proved
+    // ($2) and a new one is required, so of racing submissions one wins, and a ticket dies
+    // once the password changed (by this form or by an operator).
+    pub(crate) const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
+         SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
+         WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
     pub(crate) const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
          password_reset_required = FALSE WHERE sub = $1";
 
@@ -1290,6 +1296,24 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_err)?;
                     Ok(result.rows_affected() > 0)
+                }
+
+                async fn replace_required_password(
+                    &self,
+                    sub: &str,
+                    current_hash: &str,
+                    new_hash: &str,
+                    now: i64,
+                ) -> StoreResult<bool> {
+                    let result = ::sqlx::query(q::REPLACE_REQUIRED_PASSWORD)
+                        .bind(sub)
+                        .bind(current_hash)
+                        .bind(new_hash)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(result.rows_affected() == 1)
                 }
 
                 async fn set_password(

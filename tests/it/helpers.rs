@@ -73,6 +73,14 @@ pub async fn spawn_node(other: &TestApp) -> TestApp {
     spawn_on(other.backend, other.database_url.clone(), |_| {}).await
 }
 
+/// Starts another node over the same database as `other`, with extra settings.
+pub async fn spawn_node_with(
+    other: &TestApp,
+    configure: impl FnOnce(&mut Vec<(String, String)>),
+) -> TestApp {
+    spawn_on(other.backend, other.database_url.clone(), configure).await
+}
+
 async fn spawn_on(
     backend: Backend,
     database_url: String,
@@ -156,6 +164,20 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// PATCH with the admin token; returns (status, body).
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .patch(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Registers a client and returns the registration response (with secret when
     /// confidential). Panics unless 201.
     pub async fn create_client(&self, metadata: Value) -> Value {
@@ -230,6 +252,9 @@ pub fn query_of(url: &str) -> std::collections::HashMap<String, String> {
 pub struct Browser<'a> {
     pub app: &'a TestApp,
     pub http: reqwest::Client,
+    /// The browser's cookies (cookies ignore ports, so they hold for every node on
+    /// 127.0.0.1).
+    pub jar: Arc<reqwest::cookie::Jar>,
 }
 
 pub struct Step {
@@ -241,10 +266,24 @@ pub struct Step {
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
-        Browser {
-            app,
-            http: no_redirect_client(true),
-        }
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        Browser { app, http, jar }
+    }
+
+    /// The value of the cookie `name` this browser would send to the app.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = url::Url::parse(&self.app.base).unwrap();
+        let header = self.jar.cookies(&url)?;
+        header.to_str().unwrap().split("; ").find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
     }
 
     async fn step(response: reqwest::Response) -> Step {

@@ -118,7 +118,7 @@ impl FromRequestParts<App> for AdminAuth {
                 locks: vec![0],
             },
         };
-        if let throttle::Admission::Refused { retry_after } = admission {
+        if let throttle::Admission::Refused { retry_after, .. } = admission {
             return Err(AdminError(OAuthError::slow_down(retry_after)));
         }
         if token_matches(expected, presented) {

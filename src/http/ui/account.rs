@@ -163,15 +163,7 @@ pub async fn login(
             let succeeded = login::succeeded(&user.sub, ip, None);
             if user.password_reset_required {
                 crate::audit::record(&app, succeeded).await;
-                return super::password::render(
-                    &app,
-                    t,
-                    "",
-                    &binding,
-                    &user.sub,
-                    None,
-                    StatusCode::OK,
-                );
+                return super::password::render(&app, t, "", &binding, &user, None, StatusCode::OK);
             }
             match begin_session(&app, jar, &user.sub, Some(succeeded)).await {
                 Ok((jar, _)) => (jar, Redirect::to(PATH)).into_response(),

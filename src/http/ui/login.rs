@@ -143,7 +143,7 @@ pub async fn submit(
             t,
             &pending.interaction_id,
             binding,
-            &user.sub,
+            &user,
             None,
             StatusCode::OK,
         );

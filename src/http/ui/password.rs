@@ -4,8 +4,11 @@
 //! and resumes what they were doing: the authorization request, or the account page.
 //!
 //! The form carries a ticket instead of a session: a MAC over the user, the interaction, the
-//! browser's binding cookie and the time, valid for `TICKET_TTL`. It proves that this browser
-//! just presented the right password for this user.
+//! browser's binding cookie, the time and the user's current password hash, valid for
+//! `TICKET_TTL` while a new password is required. It proves that this browser just presented
+//! the right password for this user. It is single use: the password it was issued for is
+//! replaced in one conditional update (`replace_required_password`), after which the ticket
+//! no longer matches; an operator's later reset (a new temporary password) kills it too.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -24,6 +27,7 @@ use crate::authorize;
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 use crate::http::form::form_params;
+use crate::store::UserRecord;
 
 /// How long the password form stays valid after the login that led to it.
 const TICKET_TTL: i64 = 600;
@@ -38,21 +42,30 @@ struct PasswordPage<'a> {
     error: Option<&'a str>,
 }
 
-fn ticket(app: &App, sub: &str, interaction: &str, binding: &str, issued_at: i64) -> String {
+fn ticket(
+    app: &App,
+    user: &UserRecord,
+    interaction: &str,
+    binding: &str,
+    issued_at: i64,
+) -> String {
     let mac = app.hasher.mac_parts(&[
         b"password-reset",
-        sub.as_bytes(),
+        user.sub.as_bytes(),
         interaction.as_bytes(),
         binding.as_bytes(),
         issued_at.to_string().as_bytes(),
+        user.password_hash.as_bytes(),
     ]);
     format!("{issued_at}.{mac}")
 }
 
+/// Whether `presented` is a live ticket for `user` as the user stands now: enabled, still
+/// required to choose a new password, and with the password the ticket was issued for.
 fn ticket_valid(
     app: &App,
     presented: Option<&str>,
-    sub: &str,
+    user: &UserRecord,
     interaction: &str,
     binding: &str,
 ) -> bool {
@@ -63,9 +76,11 @@ fn ticket_valid(
         return false;
     };
     let age = app.now() - issued_at;
-    (0..=TICKET_TTL).contains(&age)
+    !user.disabled
+        && user.password_reset_required
+        && (0..=TICKET_TTL).contains(&age)
         && csrf_matches(
-            &ticket(app, sub, interaction, binding, issued_at),
+            &ticket(app, user, interaction, binding, issued_at),
             presented,
         )
 }
@@ -77,17 +92,17 @@ pub fn render(
     t: &Text,
     interaction: &str,
     binding: &str,
-    sub: &str,
+    user: &UserRecord,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let ticket = ticket(app, sub, interaction, binding, app.now());
+    let ticket = ticket(app, user, interaction, binding, app.now());
     html(
         status,
         &PasswordPage {
             t,
             interaction,
-            sub,
+            sub: &user.sub,
             ticket: &ticket,
             error,
         },
@@ -123,8 +138,13 @@ pub async fn submit(
             .as_ref()
             .and_then(|p| p.request.ui_locales.as_deref()),
     );
+    let user = match app.store.get_user(sub).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return expired_page(t),
+        Err(e) => return error_page(t, &e.into()),
+    };
     if binding.is_empty()
-        || !ticket_valid(&app, params.get("csrf_token"), sub, interaction, binding)
+        || !ticket_valid(&app, params.get("csrf_token"), &user, interaction, binding)
     {
         return expired_page(t);
     }
@@ -135,7 +155,7 @@ pub async fn submit(
             t,
             interaction,
             binding,
-            sub,
+            &user,
             Some(message),
             StatusCode::BAD_REQUEST,
         )
@@ -146,11 +166,6 @@ pub async fn submit(
     if check_new_password(new_password).is_err() {
         return again(t.password_too_short);
     }
-    let user = match app.store.get_user(sub).await {
-        Ok(Some(u)) if !u.disabled => u,
-        Ok(_) => return expired_page(t),
-        Err(e) => return error_page(t, &e.into()),
-    };
     match app
         .passwords
         .verify(new_password, Some(&user.password_hash))
@@ -164,9 +179,17 @@ pub async fn submit(
         Ok(h) => h,
         Err(e) => return error_page(t, &crate::protocol::OAuthError::server_error(e)),
     };
-    // Setting the password clears password_reset_required; the user's other sessions end.
-    if let Err(e) = app.store.set_password(sub, &hash, app.now()).await {
-        return error_page(t, &e.into());
+    // Only if the password is still the one the ticket was issued for: of racing or replayed
+    // submissions one wins; the others find the ticket dead. Setting it clears
+    // password_reset_required; the user's other sessions end.
+    match app
+        .store
+        .replace_required_password(sub, &user.password_hash, &hash, app.now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return expired_page(t),
+        Err(e) => return error_page(t, &e.into()),
     }
     if let Err(e) = app.store.delete_sessions_for_user(sub).await {
         return error_page(t, &e.into());

@@ -1,0 +1,584 @@
+//! Races are tests: every check-then-act on security state is fired by `RACERS` concurrent
+//! requests, on one node and spread over two nodes sharing one database, and the limit must
+//! hold exactly. Throttles count every attempt before the work it guards, so a burst gets
+//! exactly the attempts the rule allows; single-use things (codes, refresh tokens, finished
+//! interactions, forced-password-change tickets) are taken by exactly one request.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, Browser, PASSWORD, TestApp, TestClient, hidden_field, pkce_pair,
+    query_of, spawn_app_with, spawn_node_with,
+};
+
+both_backends!(
+    racing_wrong_passwords_get_exactly_the_free_attempts,
+    racing_password_grant_guesses_get_exactly_the_free_attempts,
+    racing_wrong_client_secrets_get_exactly_the_free_attempts,
+    racing_wrong_admin_tokens_get_exactly_the_free_attempts,
+    racing_consent_answers_issue_exactly_one_code,
+    racing_code_redemptions_issue_exactly_one_token,
+    racing_refresh_rotations_rotate_exactly_once,
+    racing_forced_password_changes_take_the_ticket_once,
+);
+
+/// Concurrent requests per race.
+const RACERS: usize = 50;
+
+/// How many times to run each race: on one node, then spread over two.
+const LAYOUTS: [Layout; 2] = [Layout::OneNode, Layout::TwoNodes];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    OneNode,
+    TwoNodes,
+}
+
+/// A fresh deployment for one layout: the first node, and (for `TwoNodes`) a second one
+/// over the same database. `base(i)` is the node racer `i` talks to.
+struct Deployment {
+    first: TestApp,
+    second: Option<TestApp>,
+}
+
+impl Deployment {
+    async fn start(backend: Backend, layout: Layout, password_grant: bool) -> Deployment {
+        let settings = |env: &mut Vec<(String, String)>| {
+            if password_grant {
+                env.push(("LATCHKEY_ENABLE_PASSWORD_GRANT".into(), "true".into()));
+            }
+        };
+        let first = spawn_app_with(backend, settings).await;
+        let second = match layout {
+            Layout::OneNode => None,
+            Layout::TwoNodes => Some(spawn_node_with(&first, settings).await),
+        };
+        Deployment { first, second }
+    }
+
+    /// Stops every node's clock at the same second: the burst then happens within one
+    /// second whatever the machine's speed, so a one-second back-off cannot run out in the
+    /// middle of it and let a counted attempt more through than the rule says.
+    fn freeze_time(&self) {
+        let now = latchkey::clock::Clock::now(&latchkey::clock::SystemClock);
+        self.first.clock.freeze_at(now);
+        if let Some(second) = &self.second {
+            second.clock.freeze_at(now);
+        }
+    }
+
+    fn base(&self, i: usize) -> String {
+        match (&self.second, i % 2) {
+            (Some(second), 1) => second.base.clone(),
+            _ => self.first.base.clone(),
+        }
+    }
+}
+
+/// Runs the futures at once, each on its own task, released together by a barrier.
+async fn fire<T, F>(racers: Vec<F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
+    let tasks: Vec<_> = racers
+        .into_iter()
+        .map(|racer| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                racer.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+fn tally(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// A login form loaded in its own browser: what a racer posts.
+struct LoginForm {
+    http: reqwest::Client,
+    interaction: String,
+    csrf: String,
+}
+
+async fn login_form(app: &TestApp, client: &TestClient) -> LoginForm {
+    let browser = Browser::new(app);
+    let step = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("scope", "openid"),
+        ])
+        .await;
+    let page = browser.get(&step.location.unwrap()).await;
+    LoginForm {
+        http: browser.http,
+        interaction: hidden_field(&page.body, "interaction").unwrap(),
+        csrf: hidden_field(&page.body, "csrf_token").unwrap(),
+    }
+}
+
+/// Fifty wrong passwords for one account at once: the five free ones and the sixth (which
+/// locks the account for a second) are checked; every other one is refused before any hash.
+/// The right password right after the burst is refused too: the burst cannot buy a guess.
+async fn racing_wrong_passwords_get_exactly_the_free_attempts(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        d.first.create_user("alice").await;
+        let client = TestClient::from_registration(&d.first.create_web_client().await);
+        let mut racers = Vec::new();
+        for i in 0..RACERS {
+            let form = login_form(&d.first, &client).await;
+            let url = format!("{}/login", d.base(i));
+            racers.push(async move {
+                form.http
+                    .post(url)
+                    .form(&[
+                        ("interaction", form.interaction.as_str()),
+                        ("csrf_token", form.csrf.as_str()),
+                        ("username", "alice"),
+                        ("password", "a wrong guess"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            });
+        }
+        d.freeze_time();
+        let statuses = fire(racers).await;
+        assert_eq!(
+            tally(&statuses, 401),
+            6,
+            "{layout:?}: checked: {statuses:?}"
+        );
+        assert_eq!(tally(&statuses, 429), RACERS - 6, "{layout:?}: refused");
+        let form = login_form(&d.first, &client).await;
+        let right = form
+            .http
+            .post(d.first.url("/login"))
+            .form(&[
+                ("interaction", form.interaction.as_str()),
+                ("csrf_token", form.csrf.as_str()),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 429, "{layout:?}: the lock holds");
+        let failed = events(&d.first, "login_failed").await;
+        assert_eq!(failed.len(), 6, "{layout:?}: one event per checked guess");
+    }
+}
+
+/// The password grant shares the login's counting.
+async fn racing_password_grant_guesses_get_exactly_the_free_attempts(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, true).await;
+        d.first.create_user("alice").await;
+        let reg = d
+            .first
+            .create_client(json!({"grant_types": ["password"], "scope": "openid"}))
+            .await;
+        let client_id = reg["client_id"].as_str().unwrap().to_owned();
+        let secret = reg["client_secret"].as_str().unwrap().to_owned();
+        let racers = (0..RACERS)
+            .map(|i| {
+                let http = d.first.http.clone();
+                let url = format!("{}/token", d.base(i));
+                let (client_id, secret) = (client_id.clone(), secret.clone());
+                async move {
+                    http.post(url)
+                        .basic_auth(client_id, Some(secret))
+                        .form(&[
+                            ("grant_type", "password"),
+                            ("username", "alice"),
+                            ("password", "a wrong guess"),
+                        ])
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+            })
+            .collect();
+        d.freeze_time();
+        let statuses = fire(racers).await;
+        assert_eq!(
+            tally(&statuses, 400),
+            6,
+            "{layout:?}: checked: {statuses:?}"
+        );
+        assert_eq!(tally(&statuses, 429), RACERS - 6, "{layout:?}: refused");
+    }
+}
+
+/// Fifty wrong secrets for one client at once: the ten free failures and the eleventh (which
+/// locks the client id for a second) are answered `invalid_client`, the rest 429.
+async fn racing_wrong_client_secrets_get_exactly_the_free_attempts(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        let client = TestClient::from_registration(&d.first.create_web_client().await);
+        let racers = (0..RACERS)
+            .map(|i| {
+                let http = d.first.http.clone();
+                let url = format!("{}/token", d.base(i));
+                let client_id = client.client_id.clone();
+                async move {
+                    http.post(url)
+                        .basic_auth(client_id, Some("not-the-secret"))
+                        .form(&[("grant_type", "client_credentials")])
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+            })
+            .collect();
+        d.freeze_time();
+        let statuses = fire(racers).await;
+        assert_eq!(
+            tally(&statuses, 401),
+            11,
+            "{layout:?}: counted: {statuses:?}"
+        );
+        assert_eq!(tally(&statuses, 429), RACERS - 11, "{layout:?}: refused");
+        // One event for the first failure and one for the tenth, each with its count.
+        let failed = events(&d.first, "client_auth_failed").await;
+        assert_eq!(failed.len(), 2, "{layout:?}: {failed:?}");
+    }
+}
+
+/// 150 wrong admin tokens at once from one address: the hundred free ones and the one that
+/// locks the address are answered 401, the rest 429, and then the right token waits too.
+async fn racing_wrong_admin_tokens_get_exactly_the_free_attempts(backend: Backend) {
+    const ADMIN_RACERS: usize = 150;
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        let racers = (0..ADMIN_RACERS)
+            .map(|i| {
+                let http = d.first.http.clone();
+                let url = format!("{}/admin/clients", d.base(i));
+                async move {
+                    http.get(url)
+                        .bearer_auth(format!("wrong-token-{i:04}-0123456789"))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+            })
+            .collect();
+        d.freeze_time();
+        let statuses = fire(racers).await;
+        assert_eq!(tally(&statuses, 401), 101, "{layout:?}: counted");
+        assert_eq!(tally(&statuses, 429), ADMIN_RACERS - 101, "{layout:?}");
+        let right = d
+            .first
+            .http
+            .get(d.first.url("/admin/clients"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 429, "{layout:?}: the right token waits too");
+    }
+}
+
+/// Fifty answers of one consent form at once (one browser double-clicking, or replaying):
+/// one code, every other answer refused, and one consent event.
+async fn racing_consent_answers_issue_exactly_one_code(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        d.first.create_user("alice").await;
+        let client = TestClient::from_registration(&d.first.create_web_client().await);
+        let browser = Browser::new(&d.first);
+        let step = browser
+            .authorize(&[
+                ("response_type", "code"),
+                ("client_id", &client.client_id),
+                ("redirect_uri", &client.redirect_uri),
+                ("scope", "openid email"),
+            ])
+            .await;
+        let step = browser
+            .login(&step.location.unwrap(), "alice", PASSWORD)
+            .await;
+        let page = browser.get(&step.location.unwrap()).await;
+        let interaction = hidden_field(&page.body, "interaction").unwrap();
+        let csrf = hidden_field(&page.body, "csrf_token").unwrap();
+        let racers = (0..RACERS)
+            .map(|i| {
+                let http = browser.http.clone();
+                let url = format!("{}/consent", d.base(i));
+                let (interaction, csrf) = (interaction.clone(), csrf.clone());
+                async move {
+                    let r = http
+                        .post(url)
+                        .form(&[
+                            ("interaction", interaction.as_str()),
+                            ("csrf_token", csrf.as_str()),
+                            ("decision", "allow"),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    let location = r
+                        .headers()
+                        .get("location")
+                        .map(|l| l.to_str().unwrap().to_owned());
+                    (r.status().as_u16(), location)
+                }
+            })
+            .collect();
+        let answers = fire(racers).await;
+        let codes: Vec<_> = answers
+            .iter()
+            .filter_map(|(_, l)| l.as_deref())
+            .filter(|l| l.starts_with(&client.redirect_uri) && query_of(l).contains_key("code"))
+            .collect();
+        assert_eq!(codes.len(), 1, "{layout:?}: {answers:?}");
+        let refused = answers.iter().filter(|(s, _)| *s == 400).count();
+        assert_eq!(refused, RACERS - 1, "{layout:?}: {answers:?}");
+        assert_eq!(events(&d.first, "consent_granted").await.len(), 1);
+    }
+}
+
+/// A finished code flow: the client and the code to redeem.
+async fn code_for(d: &Deployment, scope: &str) -> (TestClient, String, String) {
+    d.first.create_user("alice").await;
+    let client = TestClient::from_registration(
+        &d.first
+            .create_client(json!({
+                "client_name": "Race",
+                "redirect_uris": ["https://app.example.test/callback"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid offline_access",
+                "first_party": true,
+            }))
+            .await,
+    );
+    let browser = Browser::new(&d.first);
+    let (verifier, challenge) = pkce_pair();
+    let query = d
+        .first
+        .code_flow(&browser, &client, scope, Some(&challenge), &[])
+        .await;
+    (client, query["code"].clone(), verifier)
+}
+
+async fn token_requests(
+    d: &Deployment,
+    client: &TestClient,
+    form: Vec<(&'static str, String)>,
+) -> Vec<(u16, Value)> {
+    let racers = (0..RACERS)
+        .map(|i| {
+            let http = d.first.http.clone();
+            let url = format!("{}/token", d.base(i));
+            let (id, secret) = (client.client_id.clone(), client.secret.clone());
+            let form = form.clone();
+            async move {
+                let r = http
+                    .post(url)
+                    .basic_auth(id, secret)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        })
+        .collect();
+    fire(racers).await
+}
+
+/// Fifty redemptions of one code at once: one token response; the reuse then revokes it.
+async fn racing_code_redemptions_issue_exactly_one_token(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        let (client, code, verifier) = code_for(&d, "openid").await;
+        let answers = token_requests(
+            &d,
+            &client,
+            vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("redirect_uri", client.redirect_uri.clone()),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await;
+        let issued = answers.iter().filter(|(s, _)| *s == 200).count();
+        assert_eq!(issued, 1, "{layout:?}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|(s, b)| *s == 200 || b["error"] == "invalid_grant"),
+            "{layout:?}: {answers:?}"
+        );
+    }
+}
+
+/// Fifty rotations of one refresh token at once: exactly one new token; the others are reuse,
+/// which revokes the family, so the one new token is dead too.
+async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        let (client, code, verifier) = code_for(&d, "openid offline_access").await;
+        let (status, body, _) = d
+            .first
+            .token(
+                &client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &client.redirect_uri),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+        let answers = token_requests(
+            &d,
+            &client,
+            vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", refresh),
+            ],
+        )
+        .await;
+        let rotated: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(rotated.len(), 1, "{layout:?}: {answers:?}");
+        let newest = rotated[0]["refresh_token"].as_str().unwrap();
+        let (status, _, _) = d
+            .first
+            .token(
+                &client,
+                &[("grant_type", "refresh_token"), ("refresh_token", newest)],
+            )
+            .await;
+        assert_eq!(
+            status, 400,
+            "{layout:?}: the family was revoked by the reuse"
+        );
+    }
+}
+
+/// Fifty submissions of one forced-password-change form at once: the ticket is taken once;
+/// the password is the winner's, and the form cannot be replayed afterwards.
+async fn racing_forced_password_changes_take_the_ticket_once(backend: Backend) {
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        let alice = d.first.create_user("alice").await;
+        let sub = alice["sub"].as_str().unwrap().to_owned();
+        let (status, _) = d
+            .first
+            .admin_patch(
+                &format!("/admin/users/{sub}"),
+                &json!({"password_reset_required": true}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let client = TestClient::from_registration(&d.first.create_web_client().await);
+        let browser = Browser::new(&d.first);
+        let step = browser
+            .authorize(&[
+                ("response_type", "code"),
+                ("client_id", &client.client_id),
+                ("redirect_uri", &client.redirect_uri),
+                ("scope", "openid"),
+            ])
+            .await;
+        let form = browser
+            .login(&step.location.unwrap(), "alice", PASSWORD)
+            .await;
+        assert_eq!(form.status, 200, "the password form");
+        let interaction = hidden_field(&form.body, "interaction").unwrap();
+        let ticket = hidden_field(&form.body, "csrf_token").unwrap();
+        let racers = (0..RACERS)
+            .map(|i| {
+                let http = browser.http.clone();
+                let url = format!("{}/password", d.base(i));
+                let (interaction, ticket, sub) = (interaction.clone(), ticket.clone(), sub.clone());
+                async move {
+                    let password = format!("a new password number {i:02}");
+                    let status = http
+                        .post(url)
+                        .form(&[
+                            ("interaction", interaction.as_str()),
+                            ("sub", sub.as_str()),
+                            ("csrf_token", ticket.as_str()),
+                            ("new_password", password.as_str()),
+                            ("confirm_password", password.as_str()),
+                        ])
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16();
+                    (status, password)
+                }
+            })
+            .collect();
+        let answers = fire(racers).await;
+        let winners: Vec<_> = answers.iter().filter(|(s, _)| *s == 303).collect();
+        assert_eq!(winners.len(), 1, "{layout:?}: {answers:?}");
+        assert_eq!(
+            answers.iter().filter(|(s, _)| *s == 400).count(),
+            RACERS - 1,
+            "{layout:?}"
+        );
+        let user = d.first.app.store.get_user(&sub).await.unwrap().unwrap();
+        assert!(!user.password_reset_required);
+        assert!(
+            d.first
+                .app
+                .passwords
+                .verify(&winners[0].1, Some(&user.password_hash))
+                .await
+                .unwrap(),
+            "{layout:?}: the stored password is the winner's"
+        );
+    }
+}
+
+/// The audit events of one kind, newest first.
+async fn events(app: &TestApp, kind: &str) -> Vec<Value> {
+    let body: Value = app
+        .http
+        .get(app.url(&format!("/admin/events?kind={kind}&limit=100")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["items"].as_array().unwrap().clone()
+}
