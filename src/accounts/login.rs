@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use super::password::HashError;
 use super::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
@@ -18,6 +19,9 @@ pub enum LoginOutcome {
     Failed,
     /// Too many failures for this account or address; try again after this many seconds.
     Throttled { retry_after: u64 },
+    /// The client left before the password was checked: nothing was decided (the attempt
+    /// still counts against the throttle), and nobody reads the answer.
+    ClientLeft,
 }
 
 /// The audit event of a successful login.
@@ -66,11 +70,15 @@ pub async fn check_credentials(
         crate::telemetry::login_failed();
         return Ok(LoginOutcome::Throttled { retry_after });
     }
-    let matched = app
+    let matched = match app
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await
-        .map_err(OAuthError::server_error)?;
+    {
+        Ok(matched) => matched,
+        Err(HashError::ClientLeft) => return Ok(LoginOutcome::ClientLeft),
+        Err(e) => return Err(OAuthError::server_error(e)),
+    };
     match user {
         Some(u) if matched && !u.disabled => {
             let address = ip_key.as_deref().map(|k| (k, &throttle::LOGIN_IP));

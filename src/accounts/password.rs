@@ -1,16 +1,23 @@
 //! argon2id hashing and verification with bounded concurrency.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use argon2::password_hash::PasswordHash;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-/// Hashing could not run (the blocking pool is gone, or the parameters are unusable).
-#[derive(Debug, thiserror::Error)]
-#[error("password hashing failed")]
-pub struct HashError;
+/// Hashing did not run.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// The blocking pool is gone, or the parameters are unusable.
+    #[error("password hashing failed")]
+    Failed,
+    /// The client of the request left before its turn came: nobody waits for the answer.
+    #[error("the client left before its password was hashed")]
+    ClientLeft,
+}
 
 /// The shortest password the admin API and CLI accept.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -28,9 +35,86 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The work areas are kept for the life of the process: freeing one and allocating it again
 /// later lets glibc's dynamic mmap threshold move it into a heap arena, whose memory is not
 /// returned, so RSS would climb by 19 MiB at a time (measured in the soak of bench/).
+///
+/// A request waits for a permit in a queue that holds only live requests: one whose client
+/// has gone (`CLIENT` says so, or its future was dropped) leaves the queue at once, and if
+/// its client left after it took its permit but before its hash started, the hash is skipped.
+/// A throttled attempt never joins the queue (`login::check_credentials` refuses it first).
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     areas: std::sync::Mutex<Vec<Vec<argon2::Block>>>,
+    /// Requests waiting for a permit right now.
+    waiting: std::sync::atomic::AtomicUsize,
+    /// Hashes run to the end since start.
+    completed: std::sync::atomic::AtomicU64,
+    max_concurrent: usize,
+}
+
+tokio::task_local! {
+    /// Whether the client whose request runs on this task is still waiting for the answer.
+    /// The HTTP layer sets it around each request (`http::run_to_completion`, which lets
+    /// writes finish when the client leaves); the hasher reads it, so that a request whose
+    /// client has gone gives up its place in the queue instead of buying a hash for nobody.
+    pub static CLIENT: ClientPresence;
+}
+
+/// Set once the client of a request has gone (its connection closed before the answer).
+#[derive(Debug, Clone, Default)]
+pub struct ClientPresence(Arc<Presence>);
+
+#[derive(Debug, Default)]
+struct Presence {
+    gone: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl ClientPresence {
+    /// The client has gone: wakes whatever waits on its behalf.
+    pub fn leave(&self) {
+        self.0.gone.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    pub fn has_left(&self) -> bool {
+        self.0.gone.load(Ordering::SeqCst)
+    }
+
+    /// Completes once the client has gone.
+    pub async fn left(&self) {
+        let notified = self.0.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so that a `leave` in between is not missed.
+        notified.as_mut().enable();
+        if self.has_left() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// The presence of the client of the request running on this task; a task outside any
+/// request (the CLI, a test) has a client that never leaves.
+fn current_client() -> ClientPresence {
+    CLIENT.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Decrements a counter when dropped: the queue length stays right however a wait ends.
+struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Clears the flag when dropped: tells a blocking task not yet started that nobody waits for
+/// its result any more.
+struct Wanted(Arc<AtomicBool>);
+
+impl Drop for Wanted {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$gT4uviu6UtuBTPxSEzQ7bA$u8tJHM145E0lrIKXXKHDbQ88Vslh6eK3xjDX7dcUHE4";
@@ -54,7 +138,9 @@ fn hash_blocking(password: &str, mem: &mut Vec<argon2::Block>) -> Result<String,
     use argon2::password_hash::{Output, SaltString};
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_buf = [0u8; 64];
-    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|_| HashError)?;
+    let salt_bytes = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|_| HashError::Failed)?;
     let p = params();
     let mut out = [0u8; 32];
     argon2()
@@ -64,13 +150,13 @@ fn hash_blocking(password: &str, mem: &mut Vec<argon2::Block>) -> Result<String,
             &mut out,
             area(p.block_count(), mem),
         )
-        .map_err(|_| HashError)?;
+        .map_err(|_| HashError::Failed)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: p.try_into().map_err(|_| HashError)?,
+        params: p.try_into().map_err(|_| HashError::Failed)?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|_| HashError)?),
+        hash: Some(Output::new(&out).map_err(|_| HashError::Failed)?),
     };
     Ok(phc.to_string())
 }
@@ -117,21 +203,50 @@ impl PasswordHasher {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             areas: std::sync::Mutex::new(Vec::new()),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            completed: std::sync::atomic::AtomicU64::new(0),
+            max_concurrent,
         })
+    }
+
+    /// Requests waiting for a permit right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Hashes run to the end since the process started.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::SeqCst)
+    }
+
+    /// Takes every permit until the guard is dropped, so that requests queue up: for tests of
+    /// what happens to a queued request (a client that leaves, a node shutting down).
+    #[doc(hidden)]
+    pub async fn hold_all_permits(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let all = u32::try_from(self.max_concurrent).ok()?;
+        self.permits.acquire_many(all).await.ok()
     }
 
     async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut Vec<argon2::Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError)?;
+        let client = current_client();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued(&self.waiting);
+        let permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => permit.map_err(|_| HashError::Failed)?,
+            () = client.left() => return Err(HashError::ClientLeft),
+        };
+        drop(queued);
+        let wanted = Arc::new(AtomicBool::new(true));
+        let _wanted = Wanted(wanted.clone());
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
+            if !wanted.load(Ordering::SeqCst) || client.has_left() {
+                // The request was dropped (its client left) before its hash started.
+                return None;
+            }
             let mut mem = this
                 .areas
                 .lock()
@@ -149,11 +264,13 @@ impl PasswordHasher {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(mem);
+            this.completed.fetch_add(1, Ordering::SeqCst);
             drop(permit);
-            out
+            Some(out)
         })
         .await
-        .map_err(|_| HashError)
+        .map_err(|_| HashError::Failed)?
+        .ok_or(HashError::ClientLeft)
     }
 
     pub async fn hash(self: &Arc<Self>, password: &str) -> Result<String, HashError> {
@@ -213,6 +330,31 @@ mod tests {
         let dummy = PasswordHash::new(DUMMY_HASH).unwrap();
         assert_eq!(real.params, dummy.params);
         assert_eq!(real.algorithm, dummy.algorithm);
+    }
+
+    /// A request that is dropped while it waits (its client left) never hashes, and leaves
+    /// the queue at once.
+    #[tokio::test]
+    async fn a_dropped_request_leaves_the_queue_unhashed() {
+        let hasher = PasswordHasher::new(1);
+        let held = hasher.hold_all_permits().await.unwrap();
+        let queued = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.verify("correct horse", None).await }
+        });
+        while hasher.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        queued.abort();
+        let _ = queued.await;
+        assert_eq!(hasher.waiting(), 0, "the dropped request left the queue");
+        drop(held);
+        assert!(!hasher.verify("x", None).await.unwrap());
+        assert_eq!(
+            hasher.completed(),
+            1,
+            "only the request still wanted was hashed"
+        );
     }
 
     #[test]

@@ -158,12 +158,28 @@ pub fn router(app: App) -> Router {
 }
 
 /// Runs the rest of the request on its own task, so that dropping this future (the client
-/// went away) does not cancel the handler.
+/// went away) does not cancel the handler halfway through its writes. The task learns that
+/// its client left (`accounts::password::CLIENT`): work queued only for the answer, a
+/// password hash, is then skipped.
 async fn run_to_completion(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match tokio::spawn(next.run(request)).await {
+    use crate::accounts::password::{CLIENT, ClientPresence};
+    /// Marks the client gone when the request's future is dropped before it answered.
+    struct LeaveOnDrop(Option<ClientPresence>);
+    impl Drop for LeaveOnDrop {
+        fn drop(&mut self) {
+            if let Some(client) = self.0.take() {
+                client.leave();
+            }
+        }
+    }
+    let client = ClientPresence::default();
+    let mut on_drop = LeaveOnDrop(Some(client.clone()));
+    let answer = tokio::spawn(CLIENT.scope(client, next.run(request))).await;
+    on_drop.0 = None;
+    match answer {
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = %e, "request handler panicked");

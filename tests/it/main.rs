@@ -21,6 +21,7 @@ mod lifecycle;
 mod logout;
 mod nodes;
 mod races;
+mod refusals;
 mod relying_party;
 mod revocation;
 mod skipped_steps;

@@ -16,6 +16,7 @@ both_backends!(
     the_password_grant_shares_the_login_throttle,
     failed_client_authentication_is_throttled,
     throttling_is_shared_by_all_nodes,
+    a_login_whose_client_left_is_never_hashed,
 );
 
 async fn login_attempt(app: &TestApp, client: &TestClient, username: &str, password: &str) -> Step {
@@ -263,5 +264,73 @@ async fn throttling_is_shared_by_all_nodes(backend: Backend) {
         login_attempt(&b, &client, "alice", PASSWORD).await.status,
         429,
         "node B sees node A's lock"
+    );
+}
+
+/// The hash queue holds only live requests: a login whose client hangs up while it waits
+/// for the hasher leaves the queue and is never hashed.
+async fn a_login_whose_client_left_is_never_hashed(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let (app, client) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let location = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("scope", "openid"),
+        ])
+        .await
+        .location
+        .unwrap();
+    let page = browser.get(&location).await;
+    let form = serde_urlencoded::to_string([
+        (
+            "interaction",
+            crate::helpers::hidden_field(&page.body, "interaction").unwrap(),
+        ),
+        (
+            "csrf_token",
+            crate::helpers::hidden_field(&page.body, "csrf_token").unwrap(),
+        ),
+        ("username", "alice".to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ])
+    .unwrap();
+    let binding = browser.cookie("latchkey_interaction").unwrap();
+    let hasher = app.app.passwords.clone();
+    let done_before = hasher.completed();
+    let held = hasher.hold_all_permits().await.unwrap();
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nCookie: latchkey_interaction={binding}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let queued = async {
+        while hasher.waiting() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), queued)
+        .await
+        .expect("the login reached the hash queue");
+    drop(stream);
+    let left = async {
+        while hasher.waiting() != 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), left)
+        .await
+        .expect("the abandoned login left the queue");
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        hasher.completed(),
+        done_before,
+        "no hash for a client that left"
     );
 }

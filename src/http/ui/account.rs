@@ -178,6 +178,7 @@ pub async fn login(
             Some(t.login_failed),
             StatusCode::UNAUTHORIZED,
         ),
+        Ok(LoginOutcome::ClientLeft) => super::login::client_left(),
         Ok(LoginOutcome::Throttled { retry_after }) => {
             let mut response = login_form(
                 &app,

@@ -116,6 +116,7 @@ pub async fn submit(
                 StatusCode::UNAUTHORIZED,
             );
         }
+        Ok(LoginOutcome::ClientLeft) => return client_left(),
         Ok(LoginOutcome::Throttled { retry_after }) => {
             let mut response = render_form(
                 &app,
@@ -185,4 +186,9 @@ pub async fn begin_session(
         jar.add(cookies::session_cookie(&app.config, cookie_value)),
         session,
     ))
+}
+
+/// The answer to a request whose client has gone: nobody reads it.
+pub fn client_left() -> Response {
+    StatusCode::REQUEST_TIMEOUT.into_response()
 }

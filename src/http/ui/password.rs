@@ -20,7 +20,7 @@ use axum_extra::extract::cookie::CookieJar;
 use super::login::begin_session;
 use super::text::{self, Text};
 use super::{csrf_matches, error_page, expired_page, html, render_decision};
-use crate::accounts::password::check_new_password;
+use crate::accounts::password::{HashError, check_new_password};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::authorize;
@@ -173,10 +173,12 @@ pub async fn submit(
     {
         Ok(false) => {}
         Ok(true) => return again(t.password_same),
+        Err(HashError::ClientLeft) => return super::login::client_left(),
         Err(e) => return error_page(t, &crate::protocol::OAuthError::server_error(e)),
     }
     let hash = match app.passwords.hash(new_password).await {
         Ok(h) => h,
+        Err(HashError::ClientLeft) => return super::login::client_left(),
         Err(e) => return error_page(t, &crate::protocol::OAuthError::server_error(e)),
     };
     // Only if the password is still the one the ticket was issued for: of racing or replayed

@@ -74,6 +74,10 @@ pub async fn validate(
             ));
         }
         LoginOutcome::Throttled { retry_after } => return Err(OAuthError::slow_down(retry_after)),
+        // Nobody reads this answer; it only has to stay quiet in the logs.
+        LoginOutcome::ClientLeft => {
+            return Err(OAuthError::invalid_request("the client left"));
+        }
     };
     let now = app.now();
     let grant_id = random_token(16);
