@@ -1,9 +1,12 @@
 //! Discovery documents and JWKS.
 
 use crate::both_backends;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, Browser, PASSWORD, TestClient, spawn_app};
 
-both_backends!(discovery_lists_every_endpoint_and_capability);
+both_backends!(
+    discovery_lists_every_endpoint_and_capability,
+    urls_come_from_the_issuer_never_from_host_headers,
+);
 
 async fn discovery_lists_every_endpoint_and_capability(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -184,4 +187,66 @@ async fn documents_carry_the_headers_every_answer_carries(backend: Backend) {
     // A path that merely starts like a document is not one.
     let r = app.http.get(app.url("/jwks/extra")).send().await.unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// Every URL Latchkey builds comes from `LATCHKEY_ISSUER`: a request's `Host`,
+/// `X-Forwarded-Host`, `X-Forwarded-Proto` or `Forwarded` header changes none of them.
+async fn urls_come_from_the_issuer_never_from_host_headers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice").await;
+    let client = TestClient::from_registration(&app.create_web_client().await);
+    let hostile = |request: reqwest::RequestBuilder| {
+        request
+            .header("Host", "evil.example")
+            .header("X-Forwarded-Host", "evil.example")
+            .header("X-Forwarded-Proto", "https")
+            .header("Forwarded", "host=evil.example;proto=https")
+    };
+    let mut answers = Vec::new();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/jwks",
+        "/logout",
+    ] {
+        let r = hostile(app.http.get(app.url(path))).send().await.unwrap();
+        let headers = format!("{:?}", r.headers());
+        answers.push(format!("{path}: {headers} {}", r.text().await.unwrap()));
+    }
+    // A whole code flow under hostile headers: every redirect, page and token.
+    let browser = Browser::new(&app);
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client.client_id.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("scope", "openid"),
+        ("state", "h"),
+    ])
+    .unwrap();
+    let r = hostile(browser.http.get(app.url(&format!("/authorize?{query}"))))
+        .send()
+        .await
+        .unwrap();
+    let login = r.headers()["location"].to_str().unwrap().to_owned();
+    answers.push(format!("authorize: {:?}", r.headers()));
+    let step = browser.login(&login, "alice", PASSWORD).await;
+    let (page, answer) = browser.consent(&step.location.unwrap(), "allow").await;
+    answers.push(page.body);
+    let location = answer.location.unwrap();
+    assert!(location.starts_with(&client.redirect_uri));
+    let iss = crate::helpers::query_of(&location)["iss"].clone();
+    assert_eq!(iss, app.base);
+    // A later error redirect, too.
+    let r = hostile(
+        browser
+            .http
+            .get(app.url(&format!("/authorize?{query}&prompt=bogus"))),
+    )
+    .send()
+    .await
+    .unwrap();
+    answers.push(format!("error redirect: {:?}", r.headers()));
+    for answer in &answers {
+        assert!(!answer.contains("evil.example"), "{answer}");
+    }
 }
