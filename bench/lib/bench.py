@@ -297,6 +297,9 @@ class Bench:
             "LATCHKEY_ADMIN_TOKEN": ADMIN_TOKEN,
             "LATCHKEY_CODE_TTL": "600",
             "LATCHKEY_LOG": os.environ.get("LATCHKEY_LOG", "info"),
+            # The login scenario plays many people behind a load balancer on 127.0.0.1: each
+            # flow's X-Forwarded-For is another address (see bench/wrk/loginflow.lua).
+            "LATCHKEY_TRUSTED_PROXIES": "127.0.0.1",
         })
         env.pop("DATABASE_URL", None)
         for kv in self.args.latchkey_env:  # experiments: --latchkey-env MALLOC_ARENA_MAX=2
@@ -444,7 +447,8 @@ class Bench:
             return "login.lua", t.base, dict(
                 common,
                 BENCH_LOGIN_AUTHORIZE_PATH=lf.authorize_path(creds["client_id"], "openid profile", "lg", "consent"),
-                BENCH_USERNAME_ENC=q(creds["username"]), BENCH_PASSWORD_ENC=q(creds["password"]))
+                BENCH_USERNAME_ENC=q(creds["username"]), BENCH_PASSWORD_ENC=q(creds["password"]),
+                BENCH_USER_COUNT=str(lf.LOGIN_USERS))
         raise ValueError(scenario)
 
     def mint_families(self, t: Target, tag: str) -> str:
@@ -541,6 +545,7 @@ class Bench:
             "BENCH_BEARER": "Bearer " + st["access_token"],
             "BENCH_LOGIN_AUTHORIZE_PATH": lf.authorize_path(creds["client_id"], "openid profile", "sk", "consent"),
             "BENCH_USERNAME_ENC": q(creds["username"]), "BENCH_PASSWORD_ENC": q(creds["password"]),
+            "BENCH_USER_COUNT": str(lf.LOGIN_USERS),
         }
         # A fresh process, so that the soak sees its own memory, not the earlier runs'.
         self.procs.stop(t.proc)

@@ -25,6 +25,10 @@ REDIRECT_URI = "http://127.0.0.1:9/callback"  # never called: codes are read fro
 RESOURCE = "urn:latchkey:bench:api"
 CLIENT_SCOPE = "openid profile email offline_access api.read"
 USERNAME = "bench-user"
+# Users the login scenario logs in as, in turn: a login load is many people at once. Each
+# login counts against its account's and its address's throttle while it is in flight, so
+# one account logging in 32 times at once would be throttled (as it should).
+LOGIN_USERS = 32
 PASSWORD = "bench correct horse battery staple"
 
 _HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
@@ -110,6 +114,14 @@ def provision(base: str, admin_token: str, id_token_alg: str | None = None) -> d
     })
     if status != 201:
         raise HttpError(f"POST /admin/users: {status} {body[:300]}")
+    # The login scenario's people: USERNAME-0 .. USERNAME-(LOGIN_USERS - 1), same password.
+    for i in range(LOGIN_USERS):
+        status, _, body = c.request("POST", "/admin/users", headers=auth, js={
+            "username": f"{USERNAME}-{i}", "password": PASSWORD,
+            "email": f"bench{i}@example.com", "email_verified": True, "name": f"Bench User {i}",
+        })
+        if status != 201:
+            raise HttpError(f"POST /admin/users ({i}): {status} {body[:300]}")
     c.close()
     return {
         "client_id": client["client_id"],

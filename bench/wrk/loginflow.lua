@@ -3,15 +3,23 @@
 -- decided from the response itself, and each thread keeps a queue of next steps: a response
 -- pushes exactly one follow-up request (or none when the flow ends), request() pops one.
 --
---   GET  /authorize?...&prompt=consent  -> 303 /login?interaction=ID   (+ interaction cookie)
---   GET  /login?interaction=ID          -> 200 form (interaction, csrf_token)
---   POST /login                         -> 303 /consent?interaction=ID (+ session cookie)
---   GET  /consent?interaction=ID        -> 200 form (interaction, csrf_token, decision)
+--   GET  /authorize?...&prompt=consent  -> 303 /login?interaction=A    (+ binding cookie, once)
+--   GET  /login?interaction=A           -> 200 form (interaction, csrf_token)
+--   POST /login                         -> 303 /consent?interaction=B  (+ session cookie)
+--   GET  /consent?interaction=B         -> 200 form (interaction, csrf_token, decision)
 --   POST /consent decision=allow        -> 303 redirect_uri?code=...
 --   POST /token authorization_code      -> 200 tokens  (one finished flow)
 --
--- Cookies are kept per interaction id (every step's URL or form names it) and dropped when
--- the flow leaves the pages. A flow that takes more than MAX_STEPS steps is abandoned.
+-- The login moves the interaction on (A becomes B, bound to the new session), so a flow
+-- cannot be followed by its interaction id across that step. Each thread is one browser
+-- instead: one binding cookie for all its flows (Latchkey keeps a binding cookie the browser
+-- already has), and the session cookie kept per interaction id. A flow that takes more than
+-- MAX_STEPS steps is abandoned.
+--
+-- Flows log in as BENCH_USER_COUNT users in turn (USERNAME-0, USERNAME-1, ...) from a random
+-- 10.x.y.z address sent as X-Forwarded-For (the server trusts 127.0.0.1 as its proxy): many
+-- people logging in at once, as in production, rather than one account and one address, whose
+-- throttles count every login in flight.
 local common = require("common")
 
 local M = {}
@@ -20,8 +28,10 @@ local FORM = "application/x-www-form-urlencoded"
 
 local cfg          -- settings read once per thread
 local queue = {}   -- next requests, as wrk.format strings
-local cookies = {} -- interaction id -> "name=value; name=value"
+local cookies = {} -- interaction id -> "name=value; name=value" (the session cookie)
 local steps = {}   -- interaction id -> steps taken
+local binding      -- this thread's binding cookie, "latchkey_interaction=VALUE"
+local logins = 0   -- logins posted by this thread
 
 M.stats = { flows = 0, aborted = 0, unexpected = 0 }
 
@@ -33,12 +43,25 @@ function M.init()
     auth = common.env("BENCH_AUTH"),
     tail = "&redirect_uri=" .. common.env("BENCH_REDIRECT_URI_ENC") ..
            "&code_verifier=" .. common.env("BENCH_VERIFIER"),
+    users = tonumber(common.env("BENCH_USER_COUNT", "1")),
   }
+  -- `tid` is the thread number common.setup gave this thread's Lua state.
+  math.randomseed(os.time() * 1000 + (tonumber(tid) or 0))
+end
+
+-- The Cookie header for a step of flow `id`.
+local function cookie_header(id)
+  local parts = {}
+  if binding then parts[#parts + 1] = binding end
+  if id and cookies[id] then parts[#parts + 1] = cookies[id] end
+  if #parts == 0 then return nil end
+  return table.concat(parts, "; ")
 end
 
 -- The first request of a new flow.
 function M.start()
-  return wrk.format("GET", cfg.authorize)
+  local cookie = cookie_header(nil)
+  return wrk.format("GET", cfg.authorize, cookie and { ["Cookie"] = cookie } or nil)
 end
 
 -- A queued follow-up step, or nil.
@@ -50,7 +73,10 @@ end
 
 local function add_cookie(id, set_cookie)
   local pair = cookie_pair(set_cookie)
-  if pair then
+  if not pair then return end
+  if pair:find("^latchkey_interaction=") then
+    binding = pair
+  else
     cookies[id] = cookies[id] and (cookies[id] .. "; " .. pair) or pair
   end
 end
@@ -86,7 +112,7 @@ function M.response(status, headers, body)
     if id and step(id) then
       add_cookie(id, common.header(headers, "Set-Cookie"))
       local path = location:match("^https?://[^/]+(/.*)$") or location
-      queue[#queue + 1] = wrk.format("GET", path, { ["Cookie"] = cookies[id] })
+      queue[#queue + 1] = wrk.format("GET", path, { ["Cookie"] = cookie_header(id) })
     end
     return id ~= nil
   end
@@ -98,15 +124,22 @@ function M.response(status, headers, body)
       return true
     end
     local form = "interaction=" .. id .. "&csrf_token=" .. csrf
+    local headers = { ["Cookie"] = cookie_header(id), ["Content-Type"] = FORM }
     local path = "/login"
-    local cookie = cookies[id]
     if body:find('name="decision"', 1, true) then
       path, form = "/consent", form .. "&decision=allow"
-      forget(id) -- the last page of this flow: the next answer is the code redirect
     else
-      form = form .. "&username=" .. cfg.username .. "&password=" .. cfg.password
+      local user = cfg.username
+      if cfg.users > 1 then user = user .. "-" .. (logins % cfg.users) end
+      logins = logins + 1
+      form = form .. "&username=" .. user .. "&password=" .. cfg.password
+      headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
+        math.random(0, 255), math.random(0, 255), math.random(1, 254))
     end
-    queue[#queue + 1] = wrk.format("POST", path, { ["Cookie"] = cookie, ["Content-Type"] = FORM }, form)
+    -- The answer names another interaction (the code redirect, or the consent page of the
+    -- interaction the login moved on): this id is done.
+    forget(id)
+    queue[#queue + 1] = wrk.format("POST", path, headers, form)
     return true
   end
   if status == 200 and body:find('"id_token"', 1, true) then

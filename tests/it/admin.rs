@@ -129,6 +129,7 @@ async fn client_credentials(app: &TestApp, client_id: &str, secret: &str) -> u16
 }
 
 both_backends!(
+    requiring_a_password_reset_ends_sessions_and_families,
     wrong_methods_do_not_reveal_admin_routes,
     every_admin_route_needs_the_admin_token,
     admin_api_answers_401_when_no_admin_token_is_configured,
@@ -1077,6 +1078,47 @@ async fn disabling_a_user_ends_its_sessions_and_refresh_families(backend: Backen
     assert_eq!(status, 200);
     let (status, _) = refresh(&app, &client, &refresh_token).await;
     assert_eq!(status, 400);
+}
+
+/// Requiring a password reset distrusts the password: the user's sessions and token families
+/// end at once (as disabling does), other users keep theirs, and the next login must choose
+/// a new password.
+async fn requiring_a_password_reset_ends_sessions_and_families(backend: Backend) {
+    let app = spawn_app_with(backend, |env| {
+        env.push(("LATCHKEY_ENABLE_PASSWORD_GRANT".into(), "true".into()))
+    })
+    .await;
+    let client = app
+        .create_client(json!({
+            "client_name": "Legacy app",
+            "grant_types": ["password", "refresh_token"],
+            "scope": "openid offline_access",
+        }))
+        .await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    let sub = alice["sub"].as_str().unwrap();
+    insert_session(&app, sub, 11).await;
+    insert_session(&app, bob["sub"].as_str().unwrap(), 12).await;
+    let (status, tokens) = password_grant(&app, &client, "alice").await;
+    assert_eq!(status, 200, "{tokens}");
+    let (_, bob_tokens) = password_grant(&app, &client, "bob").await;
+    let (status, patched) = admin(
+        &app,
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"password_reset_required": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert!(!session_exists(&app, 11).await, "her session ended");
+    assert!(session_exists(&app, 12).await, "other users keep theirs");
+    let (status, body) = refresh(&app, &client, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 400, "her token family ended: {body}");
+    let (status, _) = refresh(&app, &client, bob_tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "other users keep their tokens");
+    let (status, body) = password_grant(&app, &client, "alice").await;
+    assert_eq!(status, 400, "a new password first: {body}");
 }
 
 async fn a_new_password_ends_the_users_sessions(backend: Backend) {
