@@ -345,6 +345,22 @@ impl<'a> Browser<'a> {
         .await
     }
 
+    /// Submits a login form already loaded (its page body) with these credentials.
+    pub async fn login_form_post(&self, page: &str, username: &str, password: &str) -> Step {
+        let interaction = hidden_field(page, "interaction").expect("interaction field");
+        let csrf = hidden_field(page, "csrf_token").expect("csrf field");
+        self.post_form(
+            "/login",
+            &[
+                ("interaction", &interaction),
+                ("csrf_token", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
     /// Loads the consent page at `consent_url` and answers it.
     pub async fn consent(&self, consent_url: &str, decision: &str) -> (Step, Step) {
         let page = self.get(consent_url).await;

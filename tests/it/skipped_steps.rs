@@ -20,6 +20,7 @@ both_backends!(
     consent_is_asked_only_of_the_session_it_was_decided_for,
     the_forced_password_change_needs_a_live_ticket,
     pages_refuse_interactions_they_did_not_issue,
+    an_interaction_ends_when_its_redirect_uri_is_removed,
 );
 
 async fn setup(backend: Backend) -> (TestApp, TestClient) {
@@ -391,4 +392,48 @@ async fn pages_refuse_interactions_they_did_not_issue(backend: Backend) {
             assert_eq!(step.status, 400, "{page} with a {what} interaction");
         }
     }
+}
+
+/// A pending interaction does not outlive the redirect URI it would end at: once the operator
+/// removes that URI from the client, its login and consent pages no longer open and no code
+/// goes there.
+async fn an_interaction_ends_when_its_redirect_uri_is_removed(backend: Backend) {
+    let (app, client) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let step = browser.authorize(&authorize_params(&client, &[])).await;
+    let login = step.location.unwrap();
+    let page = browser.get(&login).await;
+    assert_eq!(page.status, 200);
+    let r = app
+        .http
+        .put(app.url(&format!("/admin/clients/{}", client.client_id)))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .json(&json!({
+            "client_id": client.client_id,
+            "client_name": "Test Web App",
+            "redirect_uris": ["https://app.example.test/new-callback"],
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid profile email phone address offline_access api.read api.write",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Every node sees a client change within the change-poll bound.
+    let mut refused = false;
+    for _ in 0..60 {
+        if browser.get(&login).await.status == 400 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the login page of the old request still opens");
+    let step = browser.login_form_post(&page.body, "alice", PASSWORD).await;
+    assert_eq!(
+        step.status, 400,
+        "the login form answers with the expired page"
+    );
+    assert!(step.location.is_none());
 }
