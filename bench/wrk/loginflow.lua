@@ -12,8 +12,9 @@
 --
 -- The login moves the interaction on (A becomes B, bound to the new session), so a flow
 -- cannot be followed by its interaction id across that step. Each thread is one browser
--- instead: one binding cookie for all its flows (Latchkey keeps a binding cookie the browser
--- already has), and the session cookie kept per interaction id. A flow that takes more than
+-- instead: one binding cookie for all its flows, sent from the first request on (Latchkey
+-- keeps a binding cookie the browser already has), and the session cookie kept per
+-- interaction id. A flow that takes more than
 -- MAX_STEPS steps is abandoned.
 --
 -- Flows log in as BENCH_USER_COUNT users in turn (USERNAME-0, USERNAME-1, ...) from a random
@@ -47,6 +48,10 @@ function M.init()
   }
   -- `tid` is the thread number common.setup gave this thread's Lua state.
   math.randomseed(os.time() * 1000 + (tonumber(tid) or 0))
+  -- The thread's browser brings its binding cookie from the first request on, so that the
+  -- flows it starts at once share it (the server keeps a binding cookie a browser sends).
+  binding = string.format("latchkey_interaction=bench%d%d%d", tonumber(tid) or 0,
+                          math.random(100000000, 999999999), math.random(100000000, 999999999))
 end
 
 -- The Cookie header for a step of flow `id`.
