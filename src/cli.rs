@@ -99,7 +99,8 @@ pub struct ClientCreateArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Where users are sent back after signing in: an exact https URL (http only for
-    /// 127.0.0.1, [::1] or localhost), no fragment. Repeat the flag for several.
+    /// 127.0.0.1, [::1] or localhost), in canonical form (lower case scheme and host, a path
+    /// of at least `/`), no fragment, no user:password@. Repeat the flag for several.
     #[arg(long = "redirect-uri", value_name = "URI")]
     pub redirect_uris: Vec<String>,
     /// A grant type the client may use. Repeat the flag for several. Default:

@@ -252,6 +252,27 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     if parsed.fragment().is_some() || uri.contains('#') {
         return Err(format!("`{uri}` must not contain a fragment"));
     }
+    // Credentials in a redirect URI would be sent to the client with every code, and
+    // `https://trusted@evil.example/` reads as a trusted host to a person. Not echoed: the
+    // part before `@` may be a password.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a redirect URI must not carry user information (`user:password@` before the host)"
+                .into(),
+        );
+    }
+    // Matching at /authorize is by exact string, but the browser follows what the URL parser
+    // makes of the string: `https:\\evil.example` is registered as one thing and redirects to
+    // `https://evil.example/`. Only a string the parser leaves byte for byte unchanged (WHATWG
+    // serialization: lower-case scheme and host, trailing `/` for an empty path, default port
+    // dropped, IDNs in punycode, non-ASCII percent-encoded) is both what was registered and
+    // where the redirect goes.
+    if parsed.as_str() != uri {
+        return Err(format!(
+            "`{uri}` is not in canonical form: it would be read as `{}`; register that exactly if it is what you mean",
+            parsed.as_str()
+        ));
+    }
     match parsed.scheme() {
         "https" => {
             if parsed.host().is_none() {
@@ -329,6 +350,51 @@ mod tests {
         check_redirect("http://127.0.0.1:5000\t/cb", false);
         check_redirect("https://app.example/c\u{0}b", false);
         check_redirect("https://app.example/a b", false);
+        // Issue 12: what the parser reads must be what was registered, byte for byte, and
+        // carry no user information.
+        check_redirect("https:\\\\evil.example", false);
+        check_redirect("https:\\\\evil.example/cb", false);
+        check_redirect("https:/evil.example/cb", false);
+        check_redirect("https:///cb", false);
+        check_redirect("https://user:pw@app.example/cb", false);
+        check_redirect("https://user@app.example/cb", false);
+        check_redirect("https://:pw@app.example/cb", false);
+        check_redirect("https://@app.example/cb", false);
+        check_redirect("http://127.0.0.1:5000@evil.example/cb", false);
+        check_redirect("https://app.example", false);
+        check_redirect("https://app.example/", true);
+        check_redirect("https://App.Example/cb", false);
+        check_redirect("HTTPS://app.example/cb", false);
+        check_redirect("https://app.example:443/cb", false);
+        check_redirect("https://app.example:8443/cb", true);
+        check_redirect("http://127.0.0.1:80/cb", false);
+        check_redirect("http://localhost:8080", false);
+        check_redirect("http://[0:0:0:0:0:0:0:1]/cb", false);
+        check_redirect("http://2130706433/cb", false);
+        check_redirect("https://app.example/a/../cb", false);
+        check_redirect("https://app.example/caf\u{e9}", false);
+        check_redirect("https://app.example/caf%C3%A9", true);
+        check_redirect("https://b\u{fc}cher.example/cb", false);
+        check_redirect("https://xn--bcher-kva.example/cb", true);
+        check_redirect("https://app.example/cb?a=%7B%7D", true);
+        check_redirect("Com.Example.App:/cb", false);
+        check_redirect("com.example.app:/oauth2redirect?x=1", true);
+    }
+
+    /// The refusal says what the parser would have made of the URI, without echoing user
+    /// information (it may be a password).
+    #[test]
+    fn non_canonical_redirect_uris_are_explained() {
+        let err = validate_redirect_uri("https:\\\\evil.example").unwrap_err();
+        assert!(
+            err.contains("canonical") && err.contains("`https://evil.example/`"),
+            "{err}"
+        );
+        let err = validate_redirect_uri("https://alice:s3cret@app.example/cb").unwrap_err();
+        assert!(
+            err.contains("user information") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 
     fn registration(json: serde_json::Value) -> Result<ClientMetadata, OAuthError> {

@@ -138,6 +138,7 @@ both_backends!(
     rotating_a_client_secret_retires_the_old_one,
     public_clients_get_no_secret,
     invalid_client_metadata_is_refused_with_rfc7591_errors,
+    non_canonical_redirect_uris_and_user_information_are_refused,
     replacing_a_client_checks_its_id_and_kind,
     users_are_created_read_listed_patched_and_deleted,
     invalid_user_requests_are_refused,
@@ -661,6 +662,75 @@ async fn invalid_client_metadata_is_refused_with_rfc7591_errors(backend: Backend
         list["items"],
         json!([]),
         "no refused registration was stored"
+    );
+}
+
+/// A redirect URI is registered only in the form the URL parser (and so the browser) reads
+/// it, byte for byte, and without user information: `https:\\evil.example` would match
+/// itself at /authorize and then send the browser to `https://evil.example/`.
+async fn non_canonical_redirect_uris_and_user_information_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let refused = [
+        r"https:\\evil.example",
+        r"https:\\evil.example/cb",
+        "https:///cb",
+        "https://user:pw@a.example.test/cb",
+        "https://user@a.example.test/cb",
+        "https://@a.example.test/cb",
+        "https://a.example.test",
+        "https://A.example.test/cb",
+        "https://a.example.test:443/cb",
+        "http://localhost:8080",
+        "https://a.example.test/x/../cb",
+    ];
+    let ok = json!({"redirect_uris": ["https://a.example.test/cb"]});
+    let existing = app.create_client(ok.clone()).await;
+    let path = format!("/admin/clients/{}", existing["client_id"].as_str().unwrap());
+    for uri in refused {
+        let body = json!({"redirect_uris": ["https://a.example.test/cb", uri]});
+        let (status, answer) = admin(&app, Method::POST, "/admin/clients", Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_redirect_uri")),
+            "{uri}: {answer}"
+        );
+        assert!(
+            !answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("pw@"),
+            "{answer}"
+        );
+        // Replacing a client's metadata (RFC 7592) follows the same rule.
+        let (status, answer) = admin(&app, Method::PUT, &path, Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_redirect_uri")),
+            "PUT {uri}: {answer}"
+        );
+        // Post-logout redirect URIs too, as client metadata errors.
+        let body = json!({"redirect_uris": ["https://a.example.test/cb"], "post_logout_redirect_uris": [uri]});
+        let (status, answer) = admin(&app, Method::POST, "/admin/clients", Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_client_metadata")),
+            "post-logout {uri}: {answer}"
+        );
+    }
+    let (_, list) = admin(&app, Method::GET, "/admin/clients", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (_, stored) = admin(&app, Method::GET, &path, None).await;
+    assert_eq!(stored["redirect_uris"], ok["redirect_uris"]);
+    // The canonical spellings are accepted as given.
+    let canonical = json!({
+        "redirect_uris": ["https://evil.example/", "https://a.example.test/", "http://localhost:8080/"],
+        "post_logout_redirect_uris": ["https://a.example.test/bye"],
+    });
+    let created = app.create_client(canonical.clone()).await;
+    assert_eq!(created["redirect_uris"], canonical["redirect_uris"]);
+    assert_eq!(
+        created["post_logout_redirect_uris"],
+        canonical["post_logout_redirect_uris"]
     );
 }
 
