@@ -69,6 +69,7 @@ pub enum ClientCommand {
         latchkey client create --name \"My web app\" --redirect-uri https://app.example.com/callback \\\n    \
             --grant-type authorization_code --grant-type refresh_token --scope \"openid profile offline_access\"\n  \
         latchkey client create --name \"Nightly job\" --grant-type client_credentials --scope api.read\n  \
+        latchkey client create --name \"Orders API\" --grant-type client_credentials --introspection any\n  \
         latchkey client create --json client.json")]
     Create(ClientCreateArgs),
     /// List registered clients as JSON, 50 at a time (never shows secrets).
@@ -120,9 +121,13 @@ pub struct ClientCreateArgs {
     /// itself asks with prompt=consent).
     #[arg(long)]
     pub first_party: bool,
+    /// Whose tokens the client may introspect: own (default: only tokens issued to it) or
+    /// any (a resource server checking tokens issued to other clients for it).
+    #[arg(long, value_name = "WHOSE", value_parser = PossibleValuesParser::new(["own", "any"]))]
+    pub introspection: Option<String>,
     /// Read the full RFC 7591 client metadata from a JSON file ("-" for stdin) instead of
     /// the flags above; the same document `POST /admin/clients` takes.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "first_party"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "first_party", "introspection"])]
     pub json: Option<PathBuf>,
 }
 
@@ -311,6 +316,9 @@ fn client_document(args: ClientCreateArgs) -> Value {
     }
     if args.first_party {
         doc.insert("first_party".into(), Value::Bool(true));
+    }
+    if let Some(whose) = args.introspection {
+        doc.insert("introspection".into(), Value::String(whose));
     }
     Value::Object(doc)
 }

@@ -26,6 +26,31 @@ impl TokenEndpointAuthMethod {
     }
 }
 
+/// Latchkey extension: whose tokens a client may learn about at the introspection endpoint
+/// (RFC 7662 §4 leaves it to the server to decide who may introspect what).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntrospectionAccess {
+    /// Only tokens issued to this client. Without this limit any confidential client could
+    /// test another client's refresh tokens for validity, and never trip reuse detection.
+    #[default]
+    Own,
+    /// Every token this server issued: a resource server, which must check access tokens
+    /// whose `aud` names it (RFC 8707 resources) but which were issued to other clients.
+    Any,
+}
+
+impl IntrospectionAccess {
+    /// May a client with this setting, `introspector`, be told about a token issued to
+    /// `issued_to`?
+    pub fn may_see(self, introspector: &str, issued_to: &str) -> bool {
+        match self {
+            IntrospectionAccess::Any => true,
+            IntrospectionAccess::Own => introspector == issued_to,
+        }
+    }
+}
+
 /// The grant types Latchkey implements.
 pub const SUPPORTED_GRANT_TYPES: [&str; 4] = [
     "authorization_code",
@@ -56,6 +81,8 @@ pub struct ClientRegistration {
     /// Latchkey extension (RFC 8707): the resource indicators this client may request as
     /// access-token audience.
     pub allowed_resources: Option<Vec<String>>,
+    /// Latchkey extension: `own` (default) or `any`, see `IntrospectionAccess`.
+    pub introspection: Option<IntrospectionAccess>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -83,6 +110,9 @@ pub struct ClientMetadata {
     pub id_token_signed_response_alg: String,
     pub first_party: bool,
     pub allowed_resources: Vec<String>,
+    /// Clients stored before this field existed read as `own`.
+    #[serde(default)]
+    pub introspection: IntrospectionAccess,
 }
 
 impl ClientMetadata {
@@ -202,6 +232,13 @@ impl ClientRegistration {
                 "id_token_signed_response_alg must be RS256, ES256 or EdDSA",
             ));
         }
+        let introspection = self.introspection.unwrap_or_default();
+        if introspection == IntrospectionAccess::Any && auth_method == TokenEndpointAuthMethod::None
+        {
+            return Err(metadata_error(
+                "a public client (token_endpoint_auth_method none) cannot introspect, so introspection `any` makes no sense for it",
+            ));
+        }
         let allowed_resources = self.allowed_resources.unwrap_or_default();
         for r in &allowed_resources {
             validate_resource(r).map_err(metadata_error)?;
@@ -219,6 +256,7 @@ impl ClientRegistration {
             id_token_signed_response_alg: alg,
             first_party: self.first_party.unwrap_or(false),
             allowed_resources,
+            introspection,
         })
     }
 }
@@ -414,6 +452,40 @@ mod tests {
             TokenEndpointAuthMethod::ClientSecretBasic
         );
         assert_eq!(m.id_token_signed_response_alg, "RS256");
+    }
+
+    #[test]
+    fn introspection_defaults_to_own_tokens_and_any_is_for_confidential_clients() {
+        let cb = "https://a.example/cb";
+        let m = registration(serde_json::json!({"redirect_uris": [cb]})).unwrap();
+        assert_eq!(m.introspection, IntrospectionAccess::Own);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap()["introspection"],
+            serde_json::json!("own")
+        );
+        let rs = registration(
+            serde_json::json!({"grant_types": ["client_credentials"], "introspection": "any"}),
+        )
+        .unwrap();
+        assert_eq!(rs.introspection, IntrospectionAccess::Any);
+        assert!(
+            registration(serde_json::json!({"redirect_uris": [cb], "token_endpoint_auth_method": "none", "introspection": "any"})).is_err()
+        );
+        assert!(
+            serde_json::from_value::<ClientRegistration>(
+                serde_json::json!({"redirect_uris": [cb], "introspection": "all"})
+            )
+            .is_err()
+        );
+        // Metadata stored before the field existed.
+        let mut stored = serde_json::to_value(&m).unwrap();
+        stored.as_object_mut().unwrap().remove("introspection");
+        let old: ClientMetadata = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.introspection, IntrospectionAccess::Own);
+
+        assert!(IntrospectionAccess::Own.may_see("a", "a"));
+        assert!(!IntrospectionAccess::Own.may_see("a", "b"));
+        assert!(IntrospectionAccess::Any.may_see("a", "b"));
     }
 
     #[test]
