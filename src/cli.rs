@@ -175,8 +175,10 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct UserCreateArgs {
-    /// The name the user types on the login page (1 to 256 bytes, no control characters,
-    /// no leading or trailing spaces).
+    /// The name the user types on the login page: stored in Unicode NFKC form (fullwidth
+    /// letters become plain ones), 1 to 256 bytes, letters of one script (plus digits,
+    /// spaces and . _ - @), no control or invisible characters, no leading or trailing
+    /// spaces.
     #[arg(long, value_name = "NAME", required_unless_present = "json")]
     pub username: Option<String>,
     #[command(flatten)]

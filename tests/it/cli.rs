@@ -372,6 +372,30 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
         Some("another good password\n"),
     );
     assert!(stderr.contains("conflict"), "{stderr}");
+    // The username rule of the admin API: NFKC (so fullwidth alice is alice, taken) and one
+    // script (a Cyrillic а among Latin letters is refused).
+    let stderr = cli.fails(
+        &[
+            "user",
+            "create",
+            "--username",
+            "ａｌｉｃｅ",
+            "--password-stdin",
+        ],
+        Some("another good password\n"),
+    );
+    assert!(stderr.contains("conflict"), "{stderr}");
+    let stderr = cli.fails(
+        &[
+            "user",
+            "create",
+            "--username",
+            "\u{430}lice",
+            "--password-stdin",
+        ],
+        Some("another good password\n"),
+    );
+    assert!(stderr.contains("mixes scripts"), "{stderr}");
     let stderr = cli.fails(
         &["user", "create", "--username", "carol", "--password-stdin"],
         Some("short\n"),
