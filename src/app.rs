@@ -179,33 +179,20 @@ fn read_or_create_key_file(path: &Path) -> Result<[u8; 32], StartupError> {
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
+            // The directory holds the key (and, for the embedded default, the database):
+            // created 0700, like the key file is 0600.
+            if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                crate::files::create_private_dir_all(dir)
                     .map_err(|e| err("cannot create the directory of", e))?;
             }
             let mut key = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-            write_private_file(path, engine.encode(key).as_bytes())
+            crate::files::write_new_private_file(path, engine.encode(key).as_bytes())
                 .map_err(|e| err("cannot write", e))?;
             Ok(key)
         }
         Err(e) => Err(err("cannot read", e)),
     }
-}
-
-/// Writes a new file readable by its owner only (mode 0600 on Unix).
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 /// Client metadata cached per node; emptied whenever the store's `clients` version moves.

@@ -69,6 +69,7 @@ pub enum ClientCommand {
         latchkey client create --name \"My web app\" --redirect-uri https://app.example.com/callback \\\n    \
             --grant-type authorization_code --grant-type refresh_token --scope \"openid profile offline_access\"\n  \
         latchkey client create --name \"Nightly job\" --grant-type client_credentials --scope api.read\n  \
+        latchkey client create --name \"Orders API\" --grant-type client_credentials --introspection any\n  \
         latchkey client create --json client.json")]
     Create(ClientCreateArgs),
     /// List registered clients as JSON, 50 at a time (never shows secrets).
@@ -99,7 +100,8 @@ pub struct ClientCreateArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Where users are sent back after signing in: an exact https URL (http only for
-    /// 127.0.0.1, [::1] or localhost), no fragment. Repeat the flag for several.
+    /// 127.0.0.1, [::1] or localhost), in canonical form (lower case scheme and host, a path
+    /// of at least `/`), no fragment, no user:password@. Repeat the flag for several.
     #[arg(long = "redirect-uri", value_name = "URI")]
     pub redirect_uris: Vec<String>,
     /// A grant type the client may use. Repeat the flag for several. Default:
@@ -119,9 +121,13 @@ pub struct ClientCreateArgs {
     /// itself asks with prompt=consent).
     #[arg(long)]
     pub first_party: bool,
+    /// Whose tokens the client may introspect: own (default: only tokens issued to it) or
+    /// any (a resource server checking tokens issued to other clients for it).
+    #[arg(long, value_name = "WHOSE", value_parser = PossibleValuesParser::new(["own", "any"]))]
+    pub introspection: Option<String>,
     /// Read the full RFC 7591 client metadata from a JSON file ("-" for stdin) instead of
     /// the flags above; the same document `POST /admin/clients` takes.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "first_party"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "first_party", "introspection"])]
     pub json: Option<PathBuf>,
 }
 
@@ -169,8 +175,10 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct UserCreateArgs {
-    /// The name the user types on the login page (1 to 256 bytes, no control characters,
-    /// no leading or trailing spaces).
+    /// The name the user types on the login page: stored in Unicode NFKC form (fullwidth
+    /// letters become plain ones), 1 to 256 bytes, letters of one script (plus digits,
+    /// spaces and . _ - @), no control or invisible characters, no leading or trailing
+    /// spaces.
     #[arg(long, value_name = "NAME", required_unless_present = "json")]
     pub username: Option<String>,
     #[command(flatten)]
@@ -310,6 +318,9 @@ fn client_document(args: ClientCreateArgs) -> Value {
     }
     if args.first_party {
         doc.insert("first_party".into(), Value::Bool(true));
+    }
+    if let Some(whose) = args.introspection {
+        doc.insert("introspection".into(), Value::String(whose));
     }
     Value::Object(doc)
 }

@@ -16,6 +16,7 @@ pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod files;
 pub mod http;
 pub mod keys;
 pub mod manage;

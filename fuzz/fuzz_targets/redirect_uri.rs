@@ -1,8 +1,9 @@
 //! Redirect URI rules: `validate_redirect_uri` (registration) and `matches_registered`
 //! (the authorization request) on arbitrary strings.
 //!
-//! Properties: neither panics; against a registered https URI only that exact string
-//! matches; against a registered loopback URI a match is the same URI but for the port (the
+//! Properties: neither panics; a registered URI is canonical (the URL parser serialises it
+//! back byte for byte) and carries no user information; against a registered https URI only
+//! that exact string matches; against a registered loopback URI a match is the same URI but for the port (the
 //! one RFC 8252 §7.3 exception), as the browser will read it; nothing that matches carries a
 //! fragment.
 
@@ -31,6 +32,15 @@ fuzz_target!(|data: &[u8]| {
             "{uri:?} registered with characters a URI cannot hold"
         );
         let parsed = url::Url::parse(uri).expect("a registered URI parses");
+        assert_eq!(
+            parsed.as_str(),
+            uri,
+            "{uri:?} registered though the parser reads it as another URI"
+        );
+        assert!(
+            parsed.username().is_empty() && parsed.password().is_none(),
+            "{uri:?} registered with user information"
+        );
         match parsed.scheme() {
             "https" => assert!(parsed.host().is_some()),
             "http" => assert!(

@@ -22,9 +22,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::PropagateRequestIdLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -44,6 +42,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; b
 
 /// The header that carries a request's id, in and out.
 const REQUEST_ID: &str = "x-request-id";
+/// The longest request id kept from a request; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The headers every response carries (unless its handler set them itself).
 fn security_header_list(https: bool) -> Vec<(HeaderName, &'static str)> {
@@ -135,15 +135,16 @@ pub fn router(app: App) -> Router {
     for (name, value) in security_header_list(https) {
         router = router.layer(header_layer(name, value));
     }
-    // Outermost: every request gets an id (kept when a trusted load balancer set one), echoed
-    // in the response and recorded on the request's log span. Spans carry the path only:
-    // query strings can hold hints and tokens, which must never reach a log.
+    // Outermost: every request gets an id (kept when a load balancer set a well-formed one,
+    // see `request_id`), echoed in the response and recorded on the request's log span.
+    // Spans carry the path only: query strings can hold hints and tokens, which must never
+    // reach a log.
     // axum sets `Allow` as the innermost router finishes a response, after its layers ran;
     // wrapping the whole router as the fallback of an outer one lets a layer see it.
     Router::new()
         .fallback_service(router)
         .layer(axum::middleware::map_response(finish_response))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(PropagateRequestIdLayer::new(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request
                 .headers()
@@ -152,7 +153,7 @@ pub fn router(app: App) -> Router {
                 .unwrap_or("");
             tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
         }))
-        .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+        .layer(axum::middleware::map_request(assign_request_id))
         // Before all of it: the static documents, which need none of it (see `documents`).
         .layer(documents::StaticDocumentsLayer::new(app))
 }
@@ -188,17 +189,20 @@ async fn run_to_completion(
     }
 }
 
-/// Request ids: 96 random bits, base64url. They need to be unique, not secret, so the
-/// thread-local generator serves (no system call per request).
-#[derive(Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(random_request_id()))
-    }
+/// Gives the request the id it is known by from here on: the one it came with when that is
+/// usable, else a new one (`request_id`). Every later layer (the log span, the echo in the
+/// response) reads the header this sets.
+async fn assign_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let id = request_id(&request);
+    // `insert` replaces every value the request carried under this name.
+    request
+        .headers_mut()
+        .insert(HeaderName::from_static(REQUEST_ID), id);
+    request
 }
 
+/// Request ids: 96 random bits, base64url. They need to be unique, not secret, so the
+/// thread-local generator serves (no system call per request).
 fn random_request_id() -> HeaderValue {
     use base64::Engine;
     use rand::RngCore;
@@ -210,14 +214,29 @@ fn random_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
-/// The id a request arrived with (a trusted load balancer's), or a new one: what
-/// `SetRequestIdLayer` does, for answers built outside the layer stack.
+/// The id a request arrived with (a load balancer's), or a new one; also used for answers
+/// built outside the layer stack (`documents`).
+///
+/// Anyone can send `X-Request-Id`, and it goes into every log line of the request and back
+/// in the response. So it is kept only when there is exactly one, of 1 to
+/// `MAX_REQUEST_ID_LEN` characters from `[A-Za-z0-9._:-]` (what load balancers generate:
+/// UUIDs, hex, `Root=1-…` without `=`, dotted trace ids). Anything else (quotes or spaces
+/// that could forge fields in a text log line, bytes that are not UTF-8, megabyte-long
+/// values) is replaced by a fresh id, not quoted or truncated: a partial id would only
+/// mislead whoever correlates logs with it.
 fn request_id<B>(request: &axum::http::Request<B>) -> HeaderValue {
-    request
-        .headers()
-        .get(REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(random_request_id)
+    let mut values = request.headers().get_all(REQUEST_ID).iter();
+    match (values.next(), values.next()) {
+        (Some(id), None) if usable_request_id(id.as_bytes()) => id.clone(),
+        _ => random_request_id(),
+    }
+}
+
+fn usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -281,4 +300,49 @@ async fn not_found() -> impl axum::response::IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"error":"not_found","error_description":"no such endpoint"}"#,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_of(values: &[&[u8]]) -> HeaderValue {
+        let mut request = axum::http::Request::new(());
+        for v in values {
+            request
+                .headers_mut()
+                .append(REQUEST_ID, HeaderValue::from_bytes(v).unwrap());
+        }
+        request_id(&request)
+    }
+
+    #[test]
+    fn only_well_formed_request_ids_are_kept() {
+        for kept in [
+            &b"a"[..],
+            b"0f8fad5b-d9cb-469f-a165-70867728950e",
+            b"lb-7:node_2.req-42",
+            &[b'x'; 128],
+        ] {
+            assert_eq!(id_of(&[kept]).as_bytes(), kept);
+        }
+        for replaced in [
+            &b""[..],
+            &[b'x'; 129],
+            b"abc\" level=error msg=\"forged",
+            b"a b",
+            b"a\tb",
+            b"Root=1-abc",
+            b"a/b",
+            b"\xff\xfe",
+            "\u{e9}t\u{e9}".as_bytes(),
+        ] {
+            let id = id_of(&[replaced]);
+            assert_ne!(id.as_bytes(), replaced);
+            assert_eq!(id.len(), 16, "a fresh id");
+        }
+        // Two ids: which one would the logs mean? Neither.
+        assert_eq!(id_of(&[b"one", b"two"]).len(), 16);
+        assert_ne!(id_of(&[]), id_of(&[]), "fresh ids differ");
+    }
 }

@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
 use crate::protocol::admin::{ListResponse, UserCreate, UserPatch, UserResponse, merge_claims};
+use crate::protocol::user::canonical_username;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{StoreError, UserRecord};
 
@@ -19,10 +20,6 @@ use super::Page;
 /// Bytes of randomness in a `sub`: 128 bits. OpenID Connect Core §2 wants a locally unique
 /// identifier that is never reassigned; random ids also reveal nothing about sign-up order.
 const SUB_BYTES: usize = 16;
-/// Longest username, in bytes: the login form refuses longer input before any lookup
-/// (`accounts::login`), so a longer name could be created but never used.
-pub const MAX_USERNAME_BYTES: usize = 256;
-
 fn not_found(sub: &str) -> OAuthError {
     OAuthError::new(ErrorCode::NotFound, format!("no user with sub `{sub}`"))
 }
@@ -39,29 +36,11 @@ fn answer(record: UserRecord) -> UserResponse {
     }
 }
 
-/// A username the login page can take back: 1 to 256 bytes, no control characters, and no
-/// leading or trailing whitespace (the login form does not trim, so such a name could only
-/// be typed by someone who knew about the space).
-pub fn check_username(username: &str) -> Result<(), OAuthError> {
-    if username.is_empty() {
-        return Err(OAuthError::invalid_request("username must not be empty"));
-    }
-    if username.len() > MAX_USERNAME_BYTES {
-        return Err(OAuthError::invalid_request(
-            "username must be at most 256 bytes long",
-        ));
-    }
-    if username.chars().any(char::is_control) {
-        return Err(OAuthError::invalid_request(
-            "username must not contain control characters",
-        ));
-    }
-    if username.trim() != username {
-        return Err(OAuthError::invalid_request(
-            "username must not start or end with whitespace",
-        ));
-    }
-    Ok(())
+/// The username to store: `protocol::user::canonical_username` (NFKC, one script, no
+/// control, invisible or surrounding whitespace characters), refused as `invalid_request`.
+/// The CLI reaches it through the same `create` and `patch`.
+pub fn check_username(username: &str) -> Result<String, OAuthError> {
+    canonical_username(username).map_err(OAuthError::invalid_request)
 }
 
 fn check_password(password: &str) -> Result<(), OAuthError> {
@@ -89,13 +68,13 @@ fn username_conflict(username: &str) -> impl FnOnce(StoreError) -> OAuthError + 
 
 /// Creates a user with a new random `sub`.
 pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAuthError> {
-    check_username(&request.username)?;
+    let username = check_username(&request.username)?;
     check_password(&request.password)?;
     let password_hash = hash_password(app, &request.password).await?;
     let now = app.now();
     let record = UserRecord {
         sub: random_token(SUB_BYTES),
-        username: request.username,
+        username,
         password_hash,
         claims: request.claims,
         disabled: request.disabled,
@@ -146,9 +125,10 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
         .get_user(sub)
         .await?
         .ok_or_else(|| not_found(sub))?;
-    if let Some(username) = &patch.username {
-        check_username(username)?;
-    }
+    let username = match &patch.username {
+        Some(username) => Some(check_username(username)?),
+        None => None,
+    };
     if let Some(password) = &patch.password {
         check_password(password)?;
     }
@@ -159,7 +139,7 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
     };
     let now = app.now();
     let updated = UserRecord {
-        username: patch.username.unwrap_or_else(|| current.username.clone()),
+        username: username.unwrap_or_else(|| current.username.clone()),
         claims,
         disabled: patch.disabled.unwrap_or(current.disabled),
         password_reset_required: patch

@@ -26,6 +26,31 @@ impl TokenEndpointAuthMethod {
     }
 }
 
+/// Latchkey extension: whose tokens a client may learn about at the introspection endpoint
+/// (RFC 7662 §4 leaves it to the server to decide who may introspect what).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntrospectionAccess {
+    /// Only tokens issued to this client. Without this limit any confidential client could
+    /// test another client's refresh tokens for validity, and never trip reuse detection.
+    #[default]
+    Own,
+    /// Every token this server issued: a resource server, which must check access tokens
+    /// whose `aud` names it (RFC 8707 resources) but which were issued to other clients.
+    Any,
+}
+
+impl IntrospectionAccess {
+    /// May a client with this setting, `introspector`, be told about a token issued to
+    /// `issued_to`?
+    pub fn may_see(self, introspector: &str, issued_to: &str) -> bool {
+        match self {
+            IntrospectionAccess::Any => true,
+            IntrospectionAccess::Own => introspector == issued_to,
+        }
+    }
+}
+
 /// The grant types Latchkey implements.
 pub const SUPPORTED_GRANT_TYPES: [&str; 4] = [
     "authorization_code",
@@ -56,6 +81,8 @@ pub struct ClientRegistration {
     /// Latchkey extension (RFC 8707): the resource indicators this client may request as
     /// access-token audience.
     pub allowed_resources: Option<Vec<String>>,
+    /// Latchkey extension: `own` (default) or `any`, see `IntrospectionAccess`.
+    pub introspection: Option<IntrospectionAccess>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -83,6 +110,9 @@ pub struct ClientMetadata {
     pub id_token_signed_response_alg: String,
     pub first_party: bool,
     pub allowed_resources: Vec<String>,
+    /// Clients stored before this field existed read as `own`.
+    #[serde(default)]
+    pub introspection: IntrospectionAccess,
 }
 
 impl ClientMetadata {
@@ -202,6 +232,13 @@ impl ClientRegistration {
                 "id_token_signed_response_alg must be RS256, ES256 or EdDSA",
             ));
         }
+        let introspection = self.introspection.unwrap_or_default();
+        if introspection == IntrospectionAccess::Any && auth_method == TokenEndpointAuthMethod::None
+        {
+            return Err(metadata_error(
+                "a public client (token_endpoint_auth_method none) cannot introspect, so introspection `any` makes no sense for it",
+            ));
+        }
         let allowed_resources = self.allowed_resources.unwrap_or_default();
         for r in &allowed_resources {
             validate_resource(r).map_err(metadata_error)?;
@@ -219,6 +256,7 @@ impl ClientRegistration {
             id_token_signed_response_alg: alg,
             first_party: self.first_party.unwrap_or(false),
             allowed_resources,
+            introspection,
         })
     }
 }
@@ -251,6 +289,27 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     let parsed = url::Url::parse(uri).map_err(|_| format!("`{uri}` is not an absolute URI"))?;
     if parsed.fragment().is_some() || uri.contains('#') {
         return Err(format!("`{uri}` must not contain a fragment"));
+    }
+    // Credentials in a redirect URI would be sent to the client with every code, and
+    // `https://trusted@evil.example/` reads as a trusted host to a person. Not echoed: the
+    // part before `@` may be a password.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a redirect URI must not carry user information (`user:password@` before the host)"
+                .into(),
+        );
+    }
+    // Matching at /authorize is by exact string, but the browser follows what the URL parser
+    // makes of the string: `https:\\evil.example` is registered as one thing and redirects to
+    // `https://evil.example/`. Only a string the parser leaves byte for byte unchanged (WHATWG
+    // serialization: lower-case scheme and host, trailing `/` for an empty path, default port
+    // dropped, IDNs in punycode, non-ASCII percent-encoded) is both what was registered and
+    // where the redirect goes.
+    if parsed.as_str() != uri {
+        return Err(format!(
+            "`{uri}` is not in canonical form: it would be read as `{}`; register that exactly if it is what you mean",
+            parsed.as_str()
+        ));
     }
     match parsed.scheme() {
         "https" => {
@@ -329,6 +388,51 @@ mod tests {
         check_redirect("http://127.0.0.1:5000\t/cb", false);
         check_redirect("https://app.example/c\u{0}b", false);
         check_redirect("https://app.example/a b", false);
+        // Issue 12: what the parser reads must be what was registered, byte for byte, and
+        // carry no user information.
+        check_redirect("https:\\\\evil.example", false);
+        check_redirect("https:\\\\evil.example/cb", false);
+        check_redirect("https:/evil.example/cb", false);
+        check_redirect("https:///cb", false);
+        check_redirect("https://user:pw@app.example/cb", false);
+        check_redirect("https://user@app.example/cb", false);
+        check_redirect("https://:pw@app.example/cb", false);
+        check_redirect("https://@app.example/cb", false);
+        check_redirect("http://127.0.0.1:5000@evil.example/cb", false);
+        check_redirect("https://app.example", false);
+        check_redirect("https://app.example/", true);
+        check_redirect("https://App.Example/cb", false);
+        check_redirect("HTTPS://app.example/cb", false);
+        check_redirect("https://app.example:443/cb", false);
+        check_redirect("https://app.example:8443/cb", true);
+        check_redirect("http://127.0.0.1:80/cb", false);
+        check_redirect("http://localhost:8080", false);
+        check_redirect("http://[0:0:0:0:0:0:0:1]/cb", false);
+        check_redirect("http://2130706433/cb", false);
+        check_redirect("https://app.example/a/../cb", false);
+        check_redirect("https://app.example/caf\u{e9}", false);
+        check_redirect("https://app.example/caf%C3%A9", true);
+        check_redirect("https://b\u{fc}cher.example/cb", false);
+        check_redirect("https://xn--bcher-kva.example/cb", true);
+        check_redirect("https://app.example/cb?a=%7B%7D", true);
+        check_redirect("Com.Example.App:/cb", false);
+        check_redirect("com.example.app:/oauth2redirect?x=1", true);
+    }
+
+    /// The refusal says what the parser would have made of the URI, without echoing user
+    /// information (it may be a password).
+    #[test]
+    fn non_canonical_redirect_uris_are_explained() {
+        let err = validate_redirect_uri("https:\\\\evil.example").unwrap_err();
+        assert!(
+            err.contains("canonical") && err.contains("`https://evil.example/`"),
+            "{err}"
+        );
+        let err = validate_redirect_uri("https://alice:s3cret@app.example/cb").unwrap_err();
+        assert!(
+            err.contains("user information") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 
     fn registration(json: serde_json::Value) -> Result<ClientMetadata, OAuthError> {
@@ -348,6 +452,40 @@ mod tests {
             TokenEndpointAuthMethod::ClientSecretBasic
         );
         assert_eq!(m.id_token_signed_response_alg, "RS256");
+    }
+
+    #[test]
+    fn introspection_defaults_to_own_tokens_and_any_is_for_confidential_clients() {
+        let cb = "https://a.example/cb";
+        let m = registration(serde_json::json!({"redirect_uris": [cb]})).unwrap();
+        assert_eq!(m.introspection, IntrospectionAccess::Own);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap()["introspection"],
+            serde_json::json!("own")
+        );
+        let rs = registration(
+            serde_json::json!({"grant_types": ["client_credentials"], "introspection": "any"}),
+        )
+        .unwrap();
+        assert_eq!(rs.introspection, IntrospectionAccess::Any);
+        assert!(
+            registration(serde_json::json!({"redirect_uris": [cb], "token_endpoint_auth_method": "none", "introspection": "any"})).is_err()
+        );
+        assert!(
+            serde_json::from_value::<ClientRegistration>(
+                serde_json::json!({"redirect_uris": [cb], "introspection": "all"})
+            )
+            .is_err()
+        );
+        // Metadata stored before the field existed.
+        let mut stored = serde_json::to_value(&m).unwrap();
+        stored.as_object_mut().unwrap().remove("introspection");
+        let old: ClientMetadata = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.introspection, IntrospectionAccess::Own);
+
+        assert!(IntrospectionAccess::Own.may_see("a", "a"));
+        assert!(!IntrospectionAccess::Own.may_see("a", "b"));
+        assert!(IntrospectionAccess::Any.may_see("a", "b"));
     }
 
     #[test]

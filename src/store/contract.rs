@@ -82,6 +82,7 @@ fn metadata(name: &str) -> ClientMetadata {
         id_token_signed_response_alg: "RS256".to_owned(),
         first_party: false,
         allowed_resources: vec!["https://api.example.com".to_owned()],
+        introspection: crate::protocol::client::IntrospectionAccess::Own,
     }
 }
 

@@ -1,6 +1,11 @@
-//! Token introspection (RFC 7662) for authenticated confidential clients, typically resource
-//! servers registered as clients. Anything not active answers `{"active": false}` and nothing
-//! else.
+//! Token introspection (RFC 7662) for authenticated confidential clients. Anything not
+//! active answers `{"active": false}` and nothing else.
+//!
+//! A client learns about the tokens issued to it; only a client registered with
+//! `"introspection": "any"` (a resource server) learns about every client's. Anyone else
+//! asking about someone else's token gets the same `{"active": false}` as for garbage, so
+//! introspection cannot serve as an oracle for another client's refresh tokens. Nothing here
+//! writes: introspecting a token, anyone's, never rotates it, never counts as reuse.
 
 use serde::Serialize;
 
@@ -55,8 +60,14 @@ pub async fn introspect(
         return Ok(Introspection::default());
     }
     let looks_like_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
+    let access = client.metadata.introspection;
+    let may_see = |issued_to: &str| access.may_see(&client.client_id, issued_to);
     if looks_like_jwt {
-        if let Some(claims) = super::access::active_access_token(app, token).await? {
+        // The issuing client is `client_id`, not `aud`: `aud` may be a resource (RFC 8707),
+        // whose server introspects as a client registered with `introspection: any`.
+        if let Some(claims) = super::access::active_access_token(app, token).await?
+            && may_see(&claims.client_id)
+        {
             return Ok(Introspection {
                 active: true,
                 scope: Some(claims.scope),
@@ -78,6 +89,7 @@ pub async fn introspect(
         .store
         .get_refresh_token(&app.hasher.hash(token), now)
         .await?
+        && may_see(&record.client_id)
         && app.client(&record.client_id).await?.is_some()
     {
         return Ok(Introspection {

@@ -5,7 +5,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, Browser, PASSWORD, TestApp, TestClient, pkce_pair, spawn_app,
+    spawn_app_with,
+};
 
 /// One admin request; `body` is sent as JSON. Returns (status, headers, body as text).
 async fn call(
@@ -138,9 +141,12 @@ both_backends!(
     rotating_a_client_secret_retires_the_old_one,
     public_clients_get_no_secret,
     invalid_client_metadata_is_refused_with_rfc7591_errors,
+    non_canonical_redirect_uris_and_user_information_are_refused,
     replacing_a_client_checks_its_id_and_kind,
     users_are_created_read_listed_patched_and_deleted,
     invalid_user_requests_are_refused,
+    confusable_usernames_are_refused_or_normalised,
+    a_username_stored_before_normalisation_still_logs_in,
     disabling_a_user_ends_its_sessions_and_refresh_families,
     a_new_password_ends_the_users_sessions,
     signing_keys_are_listed_and_rotated,
@@ -664,6 +670,75 @@ async fn invalid_client_metadata_is_refused_with_rfc7591_errors(backend: Backend
     );
 }
 
+/// A redirect URI is registered only in the form the URL parser (and so the browser) reads
+/// it, byte for byte, and without user information: `https:\\evil.example` would match
+/// itself at /authorize and then send the browser to `https://evil.example/`.
+async fn non_canonical_redirect_uris_and_user_information_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let refused = [
+        r"https:\\evil.example",
+        r"https:\\evil.example/cb",
+        "https:///cb",
+        "https://user:pw@a.example.test/cb",
+        "https://user@a.example.test/cb",
+        "https://@a.example.test/cb",
+        "https://a.example.test",
+        "https://A.example.test/cb",
+        "https://a.example.test:443/cb",
+        "http://localhost:8080",
+        "https://a.example.test/x/../cb",
+    ];
+    let ok = json!({"redirect_uris": ["https://a.example.test/cb"]});
+    let existing = app.create_client(ok.clone()).await;
+    let path = format!("/admin/clients/{}", existing["client_id"].as_str().unwrap());
+    for uri in refused {
+        let body = json!({"redirect_uris": ["https://a.example.test/cb", uri]});
+        let (status, answer) = admin(&app, Method::POST, "/admin/clients", Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_redirect_uri")),
+            "{uri}: {answer}"
+        );
+        assert!(
+            !answer["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("pw@"),
+            "{answer}"
+        );
+        // Replacing a client's metadata (RFC 7592) follows the same rule.
+        let (status, answer) = admin(&app, Method::PUT, &path, Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_redirect_uri")),
+            "PUT {uri}: {answer}"
+        );
+        // Post-logout redirect URIs too, as client metadata errors.
+        let body = json!({"redirect_uris": ["https://a.example.test/cb"], "post_logout_redirect_uris": [uri]});
+        let (status, answer) = admin(&app, Method::POST, "/admin/clients", Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_client_metadata")),
+            "post-logout {uri}: {answer}"
+        );
+    }
+    let (_, list) = admin(&app, Method::GET, "/admin/clients", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let (_, stored) = admin(&app, Method::GET, &path, None).await;
+    assert_eq!(stored["redirect_uris"], ok["redirect_uris"]);
+    // The canonical spellings are accepted as given.
+    let canonical = json!({
+        "redirect_uris": ["https://evil.example/", "https://a.example.test/", "http://localhost:8080/"],
+        "post_logout_redirect_uris": ["https://a.example.test/bye"],
+    });
+    let created = app.create_client(canonical.clone()).await;
+    assert_eq!(created["redirect_uris"], canonical["redirect_uris"]);
+    assert_eq!(
+        created["post_logout_redirect_uris"],
+        canonical["post_logout_redirect_uris"]
+    );
+}
+
 async fn replacing_a_client_checks_its_id_and_kind(backend: Backend) {
     let app = spawn_app(backend).await;
     let confidential = app
@@ -814,6 +889,174 @@ async fn users_are_created_read_listed_patched_and_deleted(backend: Backend) {
     assert_eq!(status, 404);
     // The name is free again.
     app.create_user("alice").await;
+}
+
+/// Usernames are stored in Unicode NFKC form and written in one script: `ａｌｉｃｅ`
+/// (fullwidth) is `alice` and so taken, like any taken name (409); `аlice` with a Cyrillic
+/// `а` is refused (400) with a message that names the scripts, instead of standing beside
+/// `alice` looking the same. Renames follow the same rule, and a user created under a
+/// compatibility variant logs in under the normalised name.
+async fn confusable_usernames_are_refused_or_normalised(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let create = |username: &str| json!({"username": username, "password": PASSWORD});
+    let (taken_status, taken) =
+        admin(&app, Method::POST, "/admin/users", Some(&create("alice"))).await;
+    assert_eq!(
+        (taken_status, taken["error"].as_str()),
+        (409, Some("conflict"))
+    );
+    for variant in ["ａｌｉｃｅ", "ａlice"] {
+        let (status, body) =
+            admin(&app, Method::POST, "/admin/users", Some(&create(variant))).await;
+        assert_eq!((status, &body), (taken_status, &taken), "{variant}");
+    }
+    for mixed in [
+        "\u{430}lice",
+        "alic\u{435}",
+        "p\u{430}yp\u{430}l",
+        "Zoë Ω",
+        "ali\u{200b}ce",
+    ] {
+        let (status, body) = admin(&app, Method::POST, "/admin/users", Some(&create(mixed))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{mixed:?}: {body}"
+        );
+    }
+    let (_, body) = admin(
+        &app,
+        Method::POST,
+        "/admin/users",
+        Some(&create("\u{430}lice")),
+    )
+    .await;
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("mixes scripts")
+            && description.contains("Cyrillic")
+            && description.contains("U+0430"),
+        "{description}"
+    );
+
+    // Stored normalised, answered normalised.
+    let (status, bob) = admin(&app, Method::POST, "/admin/users", Some(&create("ｂｏｂ"))).await;
+    assert_eq!(status, 201, "{bob}");
+    assert_eq!(bob["username"], "bob");
+    let bob_path = format!("/admin/users/{}", bob["sub"].as_str().unwrap());
+    let (_, shown) = admin(&app, Method::GET, &bob_path, None).await;
+    assert_eq!(shown["username"], "bob");
+    // One script other than Latin is as good as Latin.
+    let (status, body) = admin(&app, Method::POST, "/admin/users", Some(&create("иван"))).await;
+    assert_eq!(
+        (status, body["username"].as_str()),
+        (201, Some("иван")),
+        "{body}"
+    );
+
+    // Renames.
+    let alice_path = format!("/admin/users/{}", alice["sub"].as_str().unwrap());
+    let (status, body) = admin(
+        &app,
+        Method::PATCH,
+        &alice_path,
+        Some(&json!({"username": "\u{430}lice"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, body) = admin(
+        &app,
+        Method::PATCH,
+        &bob_path,
+        Some(&json!({"username": "ａｌｉｃｅ"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    let (status, body) = admin(
+        &app,
+        Method::PATCH,
+        &bob_path,
+        Some(&json!({"username": "ｂｏｂｂｙ"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["username"].as_str()),
+        (200, Some("bobby")),
+        "{body}"
+    );
+
+    // The user created as ｂｏｂ (now bobby) logs in under the stored name.
+    let client = TestClient::from_registration(&app.create_web_client().await);
+    let browser = Browser::new(&app);
+    let (_, challenge) = pkce_pair();
+    let step = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("scope", "openid"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    let login = step.location.unwrap();
+    let step = browser.login(&login, "bobby", PASSWORD).await;
+    assert_eq!(step.status, 303, "{}", step.body);
+    assert!(!step.location.unwrap().starts_with("/login"));
+}
+
+/// Users created before usernames were normalised keep the exact name they were created
+/// with (the rule applies to creation and renames, not to what is stored): typing that name
+/// still logs them in, and changing other fields does not touch it.
+async fn a_username_stored_before_normalisation_still_logs_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let now = app.app.now();
+    let legacy = latchkey::store::UserRecord {
+        sub: "legacy-sub-0123456789".into(),
+        username: "ｌｅｇａｃｙ".into(),
+        password_hash: app.app.passwords.hash(PASSWORD).await.unwrap(),
+        claims: Default::default(),
+        disabled: false,
+        password_reset_required: false,
+        created_at: now,
+        updated_at: now,
+    };
+    app.app.store.insert_user(&legacy).await.unwrap();
+    let path = format!("/admin/users/{}", legacy.sub);
+    let (status, body) = admin(&app, Method::PATCH, &path, Some(&json!({"name": "Legacy"}))).await;
+    assert_eq!(
+        (status, body["username"].as_str()),
+        (200, Some("ｌｅｇａｃｙ")),
+        "{body}"
+    );
+
+    let client = TestClient::from_registration(&app.create_web_client().await);
+    let browser = Browser::new(&app);
+    let (_, challenge) = pkce_pair();
+    let step = browser
+        .authorize(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("scope", "openid"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .await;
+    let step = browser
+        .login(&step.location.unwrap(), "ｌｅｇａｃｙ", PASSWORD)
+        .await;
+    assert_eq!(step.status, 303, "{}", step.body);
+    assert!(!step.location.unwrap().starts_with("/login"));
 }
 
 async fn invalid_user_requests_are_refused(backend: Backend) {

@@ -123,6 +123,7 @@ fn help_mentions_every_subcommand() {
         "--scope",
         "--auth-method",
         "--first-party",
+        "--introspection",
         "--json",
     ] {
         assert!(create.contains(flag), "client create --help lacks {flag}");
@@ -211,6 +212,8 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
             "--scope",
             "openid offline_access",
             "--first-party",
+            "--introspection",
+            "any",
         ],
         None,
     );
@@ -234,6 +237,7 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
     );
     assert_eq!(web["scope"], "openid offline_access");
     assert_eq!(web["first_party"], true);
+    assert_eq!(web["introspection"], "any");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be shown again"));
 
     let spa = cli.ok(
@@ -250,6 +254,7 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
         None,
     );
     assert!(spa.get("client_secret").is_none(), "{spa}");
+    assert_eq!(spa["introspection"], "own", "the default");
     let spa_id = spa["client_id"].as_str().unwrap().to_owned();
 
     let from_json = cli.ok(
@@ -276,6 +281,18 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
     assert!(stderr.contains("invalid_client_metadata"), "{stderr}");
     let stderr = cli.fails(&["client", "create", "--grant-type", "implicit"], None);
     assert!(stderr.contains("implicit"), "{stderr}");
+    let stderr = cli.fails(
+        &[
+            "client",
+            "create",
+            "--redirect-uri",
+            "https://app.example.test/cb",
+            "--introspection",
+            "all",
+        ],
+        None,
+    );
+    assert!(stderr.contains("all"), "{stderr}");
 
     let list = cli.ok(&["client", "list"], None);
     let ids: Vec<&str> = list["items"]
@@ -355,6 +372,30 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
         Some("another good password\n"),
     );
     assert!(stderr.contains("conflict"), "{stderr}");
+    // The username rule of the admin API: NFKC (so fullwidth alice is alice, taken) and one
+    // script (a Cyrillic а among Latin letters is refused).
+    let stderr = cli.fails(
+        &[
+            "user",
+            "create",
+            "--username",
+            "ａｌｉｃｅ",
+            "--password-stdin",
+        ],
+        Some("another good password\n"),
+    );
+    assert!(stderr.contains("conflict"), "{stderr}");
+    let stderr = cli.fails(
+        &[
+            "user",
+            "create",
+            "--username",
+            "\u{430}lice",
+            "--password-stdin",
+        ],
+        Some("another good password\n"),
+    );
+    assert!(stderr.contains("mixes scripts"), "{stderr}");
     let stderr = cli.fails(
         &["user", "create", "--username", "carol", "--password-stdin"],
         Some("short\n"),

@@ -1,6 +1,7 @@
 //! Token introspection (RFC 7662) for authenticated confidential clients: the full answer for
 //! active access and refresh tokens, and exactly `{"active": false}` for expired, revoked,
-//! forged, foreign-issuer, ID and garbage tokens.
+//! forged, foreign-issuer, ID and garbage tokens, and for tokens issued to another client
+//! unless the asking client is a resource server (`"introspection": "any"`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +22,8 @@ both_backends!(
     garbage_forged_and_id_tokens_are_only_inactive,
     tokens_of_another_latchkey_are_only_inactive,
     introspection_needs_an_authenticated_confidential_client,
+    only_the_issuing_client_or_a_resource_server_learns_about_a_token,
+    introspecting_another_clients_refresh_token_changes_nothing,
 );
 
 async fn inactive(app: &TestApp, client: &TestClient, token: &str) {
@@ -56,8 +59,7 @@ async fn an_active_access_token_is_described_in_full(backend: Backend) {
         3600
     );
 
-    // A client_credentials token is about the client itself; any confidential client,
-    // including the token's own, may introspect.
+    // A client_credentials token is about the client itself, which may introspect it.
     let (_, machine) = client_credentials(&app, &client, &[("scope", "api.read")]).await;
     let (status, body) = introspect(&app, &client, &field(&machine, "access_token")).await;
     assert_eq!(status, 200);
@@ -227,4 +229,125 @@ async fn introspection_needs_an_authenticated_confidential_client(backend: Backe
     assert_error(status, &body, 401, "invalid_client");
     let (status, body, _) = post_as(&app, &url, &client, &[]).await;
     assert_error(status, &body, 400, "invalid_request");
+}
+
+/// Another confidential web client (`"introspection"` left at its default, `own`).
+async fn other_web_client(app: &TestApp) -> TestClient {
+    TestClient::from_registration(
+        &app.create_client(json!({
+            "client_name": "Other Web App",
+            "redirect_uris": ["https://other.example.test/callback"],
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "scope": "openid offline_access api.read",
+        }))
+        .await,
+    )
+}
+
+/// Client B learns nothing about client A's access, refresh or client_credentials tokens:
+/// the answer is exactly the one for garbage. A itself, and a resource server registered
+/// with `"introspection": "any"`, get the full answer. The setting is client metadata,
+/// answered by the admin API.
+async fn only_the_issuing_client_or_a_resource_server_learns_about_a_token(backend: Backend) {
+    let (app, a) = setup(backend).await;
+    let b = other_web_client(&app).await;
+    let rs = resource_server(&app).await;
+    let tokens = user_tokens(&app, &a, "openid offline_access").await;
+    let (_, machine) = client_credentials(&app, &a, &[("scope", "api.read")]).await;
+    let a_tokens = [
+        field(&tokens, "access_token"),
+        field(&tokens, "refresh_token"),
+        field(&machine, "access_token"),
+    ];
+    for token in &a_tokens {
+        inactive(&app, &b, token).await;
+        let (status, mine) = introspect(&app, &a, token).await;
+        assert_eq!((status, &mine["active"]), (200, &json!(true)), "{mine}");
+        assert_eq!(mine["client_id"], a.client_id.as_str());
+        let (status, described) = introspect(&app, &rs, token).await;
+        assert_eq!((status, &described), (200, &mine), "the same answer");
+    }
+    // B's own token is B's to see, and not A's.
+    let (_, b_machine) = client_credentials(&app, &b, &[("scope", "api.read")]).await;
+    let b_access = field(&b_machine, "access_token");
+    assert!(is_active(&app, &b, &b_access).await);
+    inactive(&app, &a, &b_access).await;
+    assert!(is_active(&app, &rs, &b_access).await);
+
+    // The admin API shows the setting; the default is `own`.
+    for (client, expected) in [(&a, "own"), (&b, "own"), (&rs, "any")] {
+        let (status, body) = admin_get(&app, &format!("/admin/clients/{}", client.client_id)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["introspection"], expected, "{body}");
+    }
+    // A public client cannot introspect at all, so it cannot be registered with `any`.
+    let (status, body) = app
+        .admin_post(
+            "/admin/clients",
+            &json!({
+                "redirect_uris": ["http://127.0.0.1:7777/callback"],
+                "token_endpoint_auth_method": "none",
+                "introspection": "any",
+            }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{body}"
+    );
+    let (status, body) = app
+        .admin_post(
+            "/admin/clients",
+            &json!({"grant_types": ["client_credentials"], "introspection": "everything"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client_metadata")),
+        "{body}"
+    );
+}
+
+async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Introspection is a read: another client asking about A's refresh token, current or
+/// rotated out, many times, neither rotates it nor counts as reuse. A's token family
+/// lives on, and no reuse event is recorded.
+async fn introspecting_another_clients_refresh_token_changes_nothing(backend: Backend) {
+    let (app, a) = setup(backend).await;
+    let b = other_web_client(&app).await;
+    let rs = resource_server(&app).await;
+    let tokens = user_tokens(&app, &a, "openid offline_access").await;
+    let first = field(&tokens, "refresh_token");
+    for _ in 0..20 {
+        inactive(&app, &b, &first).await;
+    }
+    assert!(is_active(&app, &rs, &first).await);
+    let (status, rotated) = refresh(&app, &a, &first, None).await;
+    assert_eq!(status, 200, "the token still works for A: {rotated}");
+    let second = field(&rotated, "refresh_token");
+    // The rotated-out token, asked about by B and by the resource server: only inactive.
+    for client in [&b, &rs] {
+        for _ in 0..5 {
+            inactive(&app, client, &first).await;
+        }
+    }
+    assert!(is_active(&app, &a, &second).await);
+    assert!(is_active(&app, &a, &field(&rotated, "access_token")).await);
+    let (status, third) = refresh(&app, &a, &second, None).await;
+    assert_eq!(status, 200, "the family was not revoked: {third}");
+    assert!(is_active(&app, &a, &field(&third, "access_token")).await);
+    let (status, events) = admin_get(&app, "/admin/events?kind=refresh_reuse_detected").await;
+    assert_eq!(status, 200, "{events}");
+    assert_eq!(events["items"], json!([]), "{events}");
 }

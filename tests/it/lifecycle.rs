@@ -1,12 +1,15 @@
-//! The process as operators run it: graceful shutdown on SIGTERM, `/metrics`, and the
-//! readiness probe.
+//! The process as operators run it: graceful shutdown on SIGTERM, `/metrics`, the
+//! readiness probe, and the permissions of the files it creates.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, PASSWORD, ServerProcess, fresh_database};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, PASSWORD, ServerProcess, TEST_MASTER_KEY, fresh_database,
+    no_redirect_client,
+};
 
 both_backends!(
     sigterm_drains_in_flight_requests_and_exits_cleanly,
@@ -183,4 +186,183 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
         serde_json::from_str::<serde_json::Value>(line).is_ok(),
         "JSON logs: {line}"
     );
+}
+
+/// `latchkey serve` started by `sh` under umask 022 (the usual default, which leaves new
+/// files readable by everyone), in `dir`, with only `env` set; killed when dropped.
+struct UmaskedNode {
+    base: String,
+    child: std::process::Child,
+    log_path: std::path::PathBuf,
+}
+
+impl UmaskedNode {
+    async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> UmaskedNode {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 022 && exec \"$0\" serve")
+            .arg(env!("CARGO_BIN_EXE_latchkey"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LATCHKEY_ISSUER", &base)
+            .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LATCHKEY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("LATCHKEY_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = UmaskedNode {
+            base,
+            child,
+            log_path,
+        };
+        let http = no_redirect_client(false);
+        for _ in 0..400 {
+            if let Ok(r) = http.get(format!("{}/readyz", node.base)).send().await
+                && r.status() == 200
+            {
+                return node;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("node did not become ready; log: {}", node.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A write through the admin API, so that SQLite has written its WAL.
+    async fn create_user(&self, username: &str) {
+        let r = no_redirect_client(false)
+            .post(format!("{}/admin/users", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
+impl Drop for UmaskedNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn scratch_dir() -> std::path::PathBuf {
+    // A new random directory per call.
+    let path = latchkey::store::testing::fresh_sqlite_path();
+    let dir = path.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The embedded default (no database URL, no master key): `data/` is created 0700, and the
+/// master key, the database and its WAL and shared-memory files are 0600, though the umask
+/// would let everyone read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_database_and_its_files_are_readable_by_their_owner_only() {
+    let dir = scratch_dir();
+    let node = UmaskedNode::start(&dir, &[]).await;
+    node.create_user("alice").await;
+    let data = dir.join("data");
+    assert_eq!(mode(&data), 0o700, "data/");
+    for file in [
+        "master.key",
+        "latchkey.db",
+        "latchkey.db-wal",
+        "latchkey.db-shm",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}; log: {}", node.log());
+    }
+    drop(node);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A database named by URL in a directory that does not exist yet gets the same treatment;
+/// one that exists with permissions for others (an older Latchkey's, say), and its leftover
+/// WAL and shared-memory files, are restricted to their owner, with a warning in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_are_created_private_and_existing_ones_are_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_dir();
+    let fresh = dir.join("new").join("state").join("db.sqlite");
+    let url = format!("sqlite://{}", fresh.display());
+    let node = UmaskedNode::start(
+        &dir,
+        &[
+            ("LATCHKEY_DATABASE_URL", &url),
+            ("LATCHKEY_MASTER_KEY", TEST_MASTER_KEY),
+        ],
+    )
+    .await;
+    node.create_user("alice").await;
+    assert_eq!(mode(&dir.join("new")), 0o700);
+    assert_eq!(mode(&dir.join("new").join("state")), 0o700);
+    for file in ["db.sqlite", "db.sqlite-wal", "db.sqlite-shm"] {
+        assert_eq!(mode(&fresh.with_file_name(file)), 0o600, "{file}");
+    }
+    drop(node);
+
+    // An existing database, shared with everyone as a permissive umask once left it.
+    let old = dir.join("old.db");
+    let url = format!("sqlite://{}", old.display());
+    let first = UmaskedNode::start(
+        &dir,
+        &[
+            ("LATCHKEY_DATABASE_URL", &url),
+            ("LATCHKEY_MASTER_KEY", TEST_MASTER_KEY),
+        ],
+    )
+    .await;
+    first.create_user("alice").await;
+    drop(first);
+    for file in ["old.db", "old.db-wal", "old.db-shm"] {
+        let path = dir.join(file);
+        if !path.exists() {
+            std::fs::write(&path, b"").unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let node = UmaskedNode::start(
+        &dir,
+        &[
+            ("LATCHKEY_DATABASE_URL", &url),
+            ("LATCHKEY_MASTER_KEY", TEST_MASTER_KEY),
+        ],
+    )
+    .await;
+    node.create_user("bob").await;
+    for file in ["old.db", "old.db-wal", "old.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    let log = node.log();
+    assert!(
+        log.contains("readable by group or others") && log.contains("old.db"),
+        "{log}"
+    );
+    drop(node);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

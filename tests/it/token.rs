@@ -69,14 +69,16 @@ pub(crate) fn machine_client(registration: &Value) -> TestClient {
     }
 }
 
-/// A confidential client that only uses client_credentials: the resource server that
-/// introspects tokens in these tests.
+/// A confidential client that only uses client_credentials, registered with
+/// `"introspection": "any"`: the resource server that introspects every client's tokens in
+/// these tests.
 pub(crate) async fn resource_server(app: &TestApp) -> TestClient {
     machine_client(
         &app.create_client(json!({
             "client_name": "Resource Server",
             "grant_types": ["client_credentials"],
             "scope": "api.read",
+            "introspection": "any",
         }))
         .await,
     )
