@@ -8,6 +8,7 @@ use super::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::protocol::OAuthError;
+use crate::protocol::user::{MAX_USERNAME_BYTES, normalize_username};
 use crate::store::UserRecord;
 
 /// The answer to a login attempt.
@@ -46,7 +47,10 @@ pub async fn check_credentials(
     client_id: Option<&str>,
 ) -> Result<LoginOutcome, OAuthError> {
     let now = app.now();
-    let account_key = throttle::login_account_key(username);
+    // Usernames are stored in NFKC form: the throttle counts every spelling of one name (a
+    // fullwidth `ａｌｉｃｅ` is `alice`) as that name, so variants buy no extra guesses.
+    let normalized = normalize_username(username);
+    let account_key = throttle::login_account_key(&normalized);
     let ip_key = ip.map(throttle::login_ip_key);
     let mut keys: Vec<(&str, &throttle::Policy)> = Vec::with_capacity(2);
     if let Some(k) = &ip_key {
@@ -70,6 +74,14 @@ pub async fn check_credentials(
         crate::telemetry::login_failed();
         return Ok(LoginOutcome::Throttled { retry_after });
     }
+    // The name as typed first (users stored before names were normalised keep theirs), then
+    // its normal form.
+    let user = match user {
+        None if normalized != username && normalized.len() <= MAX_USERNAME_BYTES => {
+            app.store.get_user_by_username(&normalized).await?
+        }
+        user => user,
+    };
     let matched = match app
         .passwords
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))

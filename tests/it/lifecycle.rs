@@ -22,12 +22,18 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(backend: Backend) {
         ServerProcess::start(&database, &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]).await;
     let http = node.http.clone();
     let base = node.base.clone();
-    http.post(format!("{base}/admin/users"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"username": "alice", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    // Sixteen people, one login each: one account logging in sixteen times at once would
+    // meet its own throttle, which counts every login in flight.
+    for i in 0..16 {
+        let r = http
+            .post(format!("{base}/admin/users"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"username": format!("alice{i}"), "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
     let reg: serde_json::Value = http
         .post(format!("{base}/admin/clients"))
         .bearer_auth(ADMIN_TOKEN)
@@ -59,14 +65,16 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(backend: Backend) {
     }
     let requests: Vec<_> = clients
         .into_iter()
-        .map(|http| {
+        .enumerate()
+        .map(|(i, http)| {
             let (base, id, secret) = (base.clone(), id.clone(), secret.clone());
             tokio::spawn(async move {
+                let username = format!("alice{i}");
                 http.post(format!("{base}/token"))
                     .basic_auth(id, Some(secret))
                     .form(&[
                         ("grant_type", "password"),
-                        ("username", "alice"),
+                        ("username", username.as_str()),
                         ("password", PASSWORD),
                         ("scope", "openid"),
                     ])

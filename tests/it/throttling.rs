@@ -17,6 +17,7 @@ both_backends!(
     failed_client_authentication_is_throttled,
     throttling_is_shared_by_all_nodes,
     a_login_whose_client_left_is_never_hashed,
+    spellings_of_one_username_log_in_and_share_its_throttle,
 );
 
 async fn login_attempt(app: &TestApp, client: &TestClient, username: &str, password: &str) -> Step {
@@ -332,5 +333,35 @@ async fn a_login_whose_client_left_is_never_hashed(backend: Backend) {
         hasher.completed(),
         done_before,
         "no hash for a client that left"
+    );
+}
+
+/// A compatibility spelling of a username (fullwidth `ａｌｉｃｅ`) is that username: it logs
+/// in as the user, and its failures count against the same account, so variants buy an
+/// attacker no extra guesses.
+async fn spellings_of_one_username_log_in_and_share_its_throttle(backend: Backend) {
+    let (app, client) = setup(backend).await;
+    assert_eq!(
+        login_attempt(&app, &client, "ａｌｉｃｅ", PASSWORD)
+            .await
+            .status,
+        303,
+        "the fullwidth spelling logs in"
+    );
+    let spellings = ["ａlice", "aｌice", "alｉce", "aliｃe", "alicｅ"];
+    for s in spellings {
+        assert_eq!(login_attempt(&app, &client, s, "wrong").await.status, 401);
+    }
+    // The sixth failure for the account, whatever the spelling: a back-off.
+    assert_eq!(
+        login_attempt(&app, &client, "ａｌｉｃｅ", "wrong")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        login_attempt(&app, &client, "alice", PASSWORD).await.status,
+        429,
+        "the plain name waits too"
     );
 }
