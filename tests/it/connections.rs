@@ -1,9 +1,9 @@
 //! Connections that stall or pile up (issue 12, slowloris): a request head must arrive in
 //! time, idle keep-alive connections close, a TLS handshake cannot be held open, and the
 //! number of open connections is capped per address and in total — without ever cutting a
-//! request in progress or an admitted connection. Raw sockets throughout, so that the test
-//! controls every byte and every pause; the timeouts are set short so that each test takes
-//! a few seconds.
+//! request in progress or an admitted connection. Raw sockets (hyper's client for HTTP/2),
+//! so that the test controls every byte and every pause; the timeouts are set short so that
+//! each test takes a few seconds.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -24,6 +24,7 @@ both_backends!(
     a_trusted_proxy_is_held_only_to_the_total_cap,
     past_the_total_cap_new_connections_are_refused_and_admitted_ones_still_answer,
     a_tls_handshake_cannot_be_held_open,
+    an_idle_http2_connection_is_closed_even_while_the_client_pings,
 );
 
 /// Longer than any timeout these tests configure, plus scheduling slack on a loaded machine:
@@ -432,4 +433,50 @@ async fn a_tls_handshake_cannot_be_held_open(backend: Backend) {
         "nothing but a close: {read:?}"
     );
     assert_not_before(took, 1400, "a connection silent after its handshake");
+}
+
+async fn an_idle_http2_connection_is_closed_even_while_the_client_pings(backend: Backend) {
+    use axum::body::Body;
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+    let app = spawn(
+        backend,
+        &[
+            ("LATCHKEY_IDLE_TIMEOUT_MS", "1000"),
+            ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "30000"),
+        ],
+    )
+    .await;
+    // HTTP/2 with prior knowledge, as a proxy speaking h2c to its upstream does. The client
+    // pings every 200 ms while idle: PINGs and window updates are not requests, and must not
+    // keep the connection open (nor count as the start of a request head).
+    let tcp = connect_from(&app, "127.0.0.1").await;
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(200))
+        .keep_alive_while_idle(true)
+        .handshake::<_, Body>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    for _ in 0..2 {
+        let request = hyper::Request::get(format!("{}/healthz", app.base))
+            .body(Body::empty())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        axum::body::to_bytes(Body::new(response.into_body()), 1024)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let answered = Instant::now();
+    let ended = tokio::time::timeout(PATIENCE, connection).await;
+    let took = answered.elapsed();
+    assert!(
+        ended.is_ok(),
+        "the idle HTTP/2 connection is still open after {PATIENCE:?}"
+    );
+    assert_not_before(took, 600, "an idle HTTP/2 connection");
 }
