@@ -214,8 +214,10 @@ pub(crate) fn reserved_descriptors(database_max_connections: u32) -> u64 {
 /// The total cap to enforce: the configured one, lowered when the process may not open that
 /// many descriptors. Without this a small descriptor limit (1024 is a common default) is
 /// reached first: `accept` fails with EMFILE, new clients wait in the backlog, and the
-/// database pool cannot open connections for the requests already accepted. `soft_limit`
-/// is the descriptor limit in force (`None`: unknown or unlimited).
+/// database pool cannot open connections for the requests already accepted. The cap is
+/// then the descriptor limit less `reserved`, but at least half the limit (the reserve is
+/// generous, and a limit too small for it should still serve some clients).
+/// `soft_limit` is the descriptor limit in force (`None`: unknown or unlimited).
 pub(crate) fn descriptor_budget(
     configured: usize,
     soft_limit: Option<u64>,
@@ -224,7 +226,6 @@ pub(crate) fn descriptor_budget(
     let Some(soft) = soft_limit else {
         return configured;
     };
-    // With a limit too small for the reserve, half of it still goes to clients.
     let available = soft.saturating_sub(reserved).max(soft / 2).max(1);
     usize::try_from(available).map_or(configured, |available| configured.min(available))
 }

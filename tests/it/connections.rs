@@ -14,7 +14,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, spawn_app_with};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, ServerProcess, TEST_MASTER_KEY, TestApp, fresh_database,
+    no_redirect_client, spawn_app_with,
+};
 
 both_backends!(
     a_request_head_that_arrives_too_slowly_is_closed,
@@ -25,6 +28,7 @@ both_backends!(
     past_the_total_cap_new_connections_are_refused_and_admitted_ones_still_answer,
     a_tls_handshake_cannot_be_held_open,
     an_idle_http2_connection_is_closed_even_while_the_client_pings,
+    under_a_small_descriptor_limit_new_clients_are_refused_not_locked_out,
 );
 
 /// Longer than any timeout these tests configure, plus scheduling slack on a loaded machine:
@@ -479,4 +483,110 @@ async fn an_idle_http2_connection_is_closed_even_while_the_client_pings(backend:
         "the idle HTTP/2 connection is still open after {PATIENCE:?}"
     );
     assert_not_before(took, 600, "an idle HTTP/2 connection");
+}
+
+/// The finding behind these caps: with the default descriptor limit of many systems (1024)
+/// connections exhausted the descriptors, after which new clients waited unanswered in the
+/// listen backlog and the database pool could not open connections. Here the binary runs
+/// under `ulimit -n 300` with the default caps: it lowers its total cap to fit (300 less
+/// 112 kept for the database pool and the process = 188), so that past it new connections
+/// are refused at once while the admitted ones, and the database behind them, keep working.
+async fn under_a_small_descriptor_limit_new_clients_are_refused_not_locked_out(backend: Backend) {
+    let database = fresh_database(backend).await;
+    let node = start_with_descriptor_limit(&database, 300).await;
+    let addr: SocketAddr = node.base.trim_start_matches("http://").parse().unwrap();
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    // More than the descriptor limit: the old server ran out of descriptors and left the
+    // rest waiting in the backlog.
+    for _ in 0..320 {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        match exchange(&mut stream, HEALTHZ).await {
+            Exchange::Answered(200) => admitted.push(stream),
+            Exchange::Closed => refused += 1,
+            other => panic!("a new client got {other:?}; log: {}", node.log()),
+        }
+    }
+    assert_eq!(
+        admitted.len(),
+        188,
+        "{refused} refused; log: {}",
+        node.log()
+    );
+    assert!(
+        node.log().contains("enforcing a lower cap"),
+        "the lowered cap is logged: {}",
+        node.log()
+    );
+    // The admitted connections still get answers that need the database.
+    for stream in admitted.iter_mut().step_by(10) {
+        let ready = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        assert_eq!(exchange(stream, ready).await, Exchange::Answered(200));
+    }
+    admitted.truncate(150);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        match exchange(&mut stream, HEALTHZ).await {
+            Exchange::Answered(200) => break,
+            other if Instant::now() > deadline => {
+                panic!("no new client admitted after some left: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// `latchkey serve` as a child process whose descriptor limit (soft and hard) is `limit`,
+/// ready to serve.
+async fn start_with_descriptor_limit(database_url: &str, limit: u32) -> ServerProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = latchkey::store::testing::fresh_sqlite_path()
+        .parent()
+        .unwrap()
+        .join(format!("fd-limit-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" serve"))
+        .arg(env!("CARGO_BIN_EXE_latchkey"))
+        .env_clear()
+        .env("LATCHKEY_ISSUER", &base)
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LATCHKEY_DATABASE_URL", database_url)
+        .env("LATCHKEY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("LATCHKEY_MASTER_KEY", TEST_MASTER_KEY)
+        .current_dir(&dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let node = ServerProcess {
+        base,
+        log_path,
+        child,
+        http: no_redirect_client(false),
+    };
+    // Probed over a connection that closes after the answer, so that the test starts with
+    // no connection open.
+    let probe = b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    for _ in 0..400 {
+        if let Ok(mut stream) = TcpStream::connect(node.base.trim_start_matches("http://")).await
+            && exchange(&mut stream, probe).await == Exchange::Answered(200)
+        {
+            // Until the server has seen the close, the probe holds its place under the cap.
+            let _ = stream.read(&mut [0u8; 1]).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return node;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node did not become ready; log: {}", node.log());
 }

@@ -75,7 +75,8 @@ fn the_total_cap_leaves_room_for_the_database_and_the_process() {
     check(4096, Some(1_048_576), 112, 4096);
     check(4096, Some(1024), 112, 912);
     check(100, Some(1024), 112, 100);
-    // A limit below the reserve still gives clients half of it.
+    // A limit close to or below the reserve still gives clients half of it.
+    check(4096, Some(200), 112, 100);
     check(4096, Some(64), 112, 32);
     check(4096, Some(1), 112, 1);
     assert_eq!(reserved_descriptors(16), 112);
