@@ -175,10 +175,10 @@ impl ConnectionSettings {
     /// handshake gets the same time as a request head: it is a few round trips, and a
     /// client that cannot finish it in 10 s is not one we can serve. 4096 connections in
     /// total is far more than a node behind a load balancer holds (the balancer reuses its
-    /// connections), yet small enough that a node at the cap stays within a few hundred
-    /// MiB. 256 per address leaves room for a busy relying party's connection pool or an
-    /// office behind one NAT, while one address alone can take at most a sixteenth of the
-    /// total.
+    /// connections), yet small enough that a node at the cap spends about 110 MiB on them
+    /// (measured: about 22 KiB per idle connection in the clear, 27 KiB with TLS). 256 per
+    /// address leaves room for a busy relying party's connection pool or an office behind
+    /// one NAT, while one address alone can take at most a sixteenth of the total.
     pub const DEFAULT: ConnectionSettings = ConnectionSettings {
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
