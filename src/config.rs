@@ -188,6 +188,10 @@ impl ConnectionSettings {
     };
 }
 
+/// The most connections a cap may allow: far beyond what one node serves, and within what
+/// a semaphore can count on every platform.
+const MAX_CONNECTION_CAP: u32 = 1_000_000;
+
 /// The longest a connection timeout may be set to. Longer waits defeat their purpose, and
 /// the bound keeps deadline arithmetic far from overflowing.
 const MAX_CONNECTION_TIMEOUT_MS: u64 = 3_600_000;
@@ -368,12 +372,15 @@ fn connection_timeout(
     }
 }
 
-/// A connection cap: at least 1.
+/// A connection cap: at least 1, at most `MAX_CONNECTION_CAP`.
 fn connection_cap(key: &str, value: Option<u32>, default: usize) -> Result<usize, ConfigError> {
     match value {
         None => Ok(default),
-        Some(0) => Err(ConfigError::new(key, "must be at least 1")),
-        Some(n) => Ok(n as usize),
+        Some(n @ 1..=MAX_CONNECTION_CAP) => Ok(n as usize),
+        Some(_) => Err(ConfigError::new(
+            key,
+            format!("must be between 1 and {MAX_CONNECTION_CAP}"),
+        )),
     }
 }
 

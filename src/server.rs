@@ -126,11 +126,15 @@ pub async fn serve(
     let max_connections = connection_budget(&app.config);
     let limits =
         limits::ConnectionLimits::new(&settings, max_connections, &app.config.trusted_proxies);
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    // The connection's watchdog times request heads (see `connection` for why hyper's own
+    // timer is not used); switched off here rather than left inert for want of a timer.
+    http.http1().header_read_timeout(None);
     let shared = Arc::new(connection::Shared {
         router: crate::http::router(app),
         tls,
         settings,
-        http: auto::Builder::new(TokioExecutor::new()),
+        http,
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut shutdown = pin!(shutdown);

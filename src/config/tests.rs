@@ -175,6 +175,7 @@ fn bad_values_name_their_variable() {
         ("LATCHKEY_TLS_HANDSHAKE_TIMEOUT_MS", "0"),
         ("LATCHKEY_MAX_CONNECTIONS", "0"),
         ("LATCHKEY_MAX_CONNECTIONS", "99999999999"),
+        ("LATCHKEY_MAX_CONNECTIONS", "1000001"),
         ("LATCHKEY_MAX_CONNECTIONS_PER_IP", "0"),
     ] {
         check_error(&[(variable, value)], variable);
