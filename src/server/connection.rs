@@ -10,8 +10,9 @@
 //! and it covers neither HTTP/2 nor the bytes hyper-util reads to tell HTTP/1.1 from
 //! HTTP/2 (a client that sends nothing is never timed out by it).
 //!
-//! The bookkeeping per request is two atomic counter updates, two stores and one clock
-//! read; the watchdog is one timer per connection, woken at most once per head timeout.
+//! The bookkeeping per request is two atomic counter updates (and an `Arc` clone), two
+//! stores and one clock read; the watchdog is one timer per connection that requests never
+//! wake, woken about once per the shorter of the two timeouts.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -177,7 +178,8 @@ impl Activity {
 
     /// When the phase `state` describes began.
     fn began(&self, state: u64) -> Instant {
-        self.started + Duration::from_millis(state >> 2)
+        let since = Duration::from_millis(state >> 2);
+        self.started.checked_add(since).unwrap_or(self.started)
     }
 
     /// Bytes were read: over HTTP/1.1, after idling, they start the next request's head.
