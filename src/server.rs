@@ -1,13 +1,21 @@
-//! Running the server: bind, serve until SIGTERM or Ctrl-C, then drain in-flight requests.
+//! Running the server: bind, accept connections until SIGTERM or Ctrl-C, then drain
+//! in-flight requests. The accept loop is ours (not `axum::serve`) so that plain and TLS
+//! connections share one path that caps how many are open (`limits`) and times out the
+//! ones that stall (`connection`).
 
+mod connection;
+mod limits;
+
+use std::io;
+use std::path::Path;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::net::SocketAddr;
-use std::path::Path;
-
-use axum_server::tls_rustls::RustlsConfig;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, StartupError};
 use crate::clock::SystemClock;
@@ -27,9 +35,9 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("LATCHKEY_TLS_CERT / LATCHKEY_TLS_KEY: cannot load the certificate and key: {0}")]
-    Tls(std::io::Error),
+    Tls(io::Error),
     #[error("server error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[from] io::Error),
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -52,7 +60,7 @@ pub async fn run(config: Config, run_migrations: bool) -> Result<(), ServeError>
     let listen = config.listen;
     // A bad certificate stops the program before any port is bound.
     if let Some((cert, key)) = &config.tls {
-        load_tls(cert, key).await?;
+        load_tls(cert, key)?;
     }
     let app = App::start(config, Arc::new(SystemClock), run_migrations).await?;
     let listener = TcpListener::bind(listen)
@@ -72,15 +80,34 @@ pub async fn run(config: Config, run_migrations: bool) -> Result<(), ServeError>
 }
 
 /// Reads a PEM certificate chain and private key into a rustls configuration (TLS 1.2 and
-/// 1.3 only: rustls implements nothing older).
-async fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, ServeError> {
+/// 1.3 only: rustls implements nothing older) that offers HTTP/2 and HTTP/1.1 by ALPN.
+fn load_tls(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, ServeError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
     // Pick aws-lc-rs (the crypto library Latchkey already signs with) as the process-wide
     // provider; rustls refuses to guess when a build links more than one. Installing twice
     // is harmless: the second call reports the existing provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    RustlsConfig::from_pem_file(cert, key)
-        .await
-        .map_err(ServeError::Tls)
+    let invalid = |what: &Path, e: &dyn std::fmt::Display| {
+        ServeError::Tls(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", what.display()),
+        ))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| invalid(cert, &e))?;
+    if chain.is_empty() {
+        return Err(invalid(cert, &"no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(key, &e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| invalid(key, &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests
@@ -92,41 +119,113 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let tls = match &app.config.tls {
-        Some((cert, key)) => Some(load_tls(cert, key).await?),
+        Some((cert, key)) => Some(TlsAcceptor::from(Arc::new(load_tls(cert, key)?))),
         None => None,
     };
-    let router = crate::http::router(app);
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    if let Some(tls) = tls {
-        let handle = axum_server::Handle::new();
-        let signal = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            signal.graceful_shutdown(Some(SHUTDOWN_GRACE));
-        });
-        return axum_server::from_tcp_rustls(listener.into_std()?, tls)
-            .handle(handle)
-            .serve(service)
-            .await
-            .map_err(ServeError::Io);
-    }
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = signalled_tx.send(());
+    let settings = app.config.connections;
+    let max_connections = connection_budget(&app.config);
+    let limits =
+        limits::ConnectionLimits::new(&settings, max_connections, &app.config.trusted_proxies);
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    // The connection's watchdog times request heads (see `connection` for why hyper's own
+    // timer is not used); switched off here rather than left inert for want of a timer.
+    http.http1().header_read_timeout(None);
+    let shared = Arc::new(connection::Shared {
+        router: crate::http::router(app),
+        tls,
+        settings,
+        http,
     });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result.map_err(ServeError::Io),
-        _ = signalled_rx => {}
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    let mut backoff = None;
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff = None;
+                accepted
+            }
+            Err(error) => {
+                backoff = accept_error_delay(&error, backoff);
+                if let Some(delay) = backoff {
+                    tracing::error!(%error, retry_in_ms = delay.as_millis() as u64, "cannot accept connections");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                continue;
+            }
+        };
+        let Ok(admission) = limits.admit(peer.ip()) else {
+            // Dropped unread: the client sees the connection closed (or reset).
+            continue;
+        };
+        // Answers are written whole; waiting to coalesce them with later writes only adds
+        // latency (axum-server, used for TLS before, set it too).
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection::run(
+            stream,
+            peer,
+            shared.clone(),
+            stopped.clone(),
+            admission,
+        ));
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(result) => result.map_err(ServeError::Io),
-        Err(_) => {
-            tracing::warn!("grace period over; closing remaining connections");
-            Ok(())
-        }
+    // Closing the listener refuses new connections at once; the open ones finish what
+    // they are doing (idle ones close now) within the grace period.
+    drop(listener);
+    let _ = stop.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, limits.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing remaining connections");
     }
+    Ok(())
+}
+
+/// How long to pause accepting after `error`, given the pause after the previous one
+/// (`None`: accept again at once). A failure that concerns one connection (it was reset
+/// before we took it) is skipped. Anything else, typically running out of descriptors
+/// (EMFILE, ENFILE) or memory, would fail again at once: retrying in a loop would spin a
+/// core while the condition lasts, so the pause starts at 10 ms and doubles up to one
+/// second, letting connections close meanwhile.
+fn accept_error_delay(error: &io::Error, previous: Option<Duration>) -> Option<Duration> {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    match error.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock => None,
+        _ => Some(previous.map_or(FIRST, |p| (p * 2).min(MAX))),
+    }
+}
+
+/// The total connection cap to enforce: `LATCHKEY_MAX_CONNECTIONS`, after raising the
+/// descriptor limit towards what it needs; lowered (with a warning) when the limit stays
+/// too small for it (see `limits::descriptor_budget`).
+fn connection_budget(config: &Config) -> usize {
+    let configured = config.connections.max_connections;
+    let reserved = limits::reserved_descriptors(config.database_max_connections);
+    let wanted = (configured as u64).saturating_add(reserved);
+    let soft = limits::raise_descriptor_limit(wanted);
+    let budget = limits::descriptor_budget(configured, soft, reserved);
+    if budget < configured {
+        tracing::warn!(
+            configured,
+            enforced = budget,
+            descriptor_limit = soft,
+            "LATCHKEY_MAX_CONNECTIONS is more than the descriptor limit allows (raise `ulimit -n` or LimitNOFILE); enforcing a lower cap"
+        );
+    }
+    budget
 }
 
 async fn shutdown_signal() {
@@ -150,3 +249,6 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received; draining");
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,17 @@ pub fn reuse_detected(kind: &'static str) {
     metrics::counter!("latchkey_reuse_detections_total", "kind" => kind).increment(1);
 }
 
+/// A new connection was refused because `cap` (`total` or `per_address`) was reached.
+pub fn connection_refused(cap: &'static str) {
+    metrics::counter!("latchkey_connections_refused_total", "cap" => cap).increment(1);
+}
+
+/// A connection was closed because it spent too long at `stage` (`tls_handshake`,
+/// `request_head` or `idle`).
+pub fn connection_timed_out(stage: &'static str) {
+    metrics::counter!("latchkey_connections_timed_out_total", "stage" => stage).increment(1);
+}
+
 /// One argon2id hash (a verification or a new hash) took `cpu_seconds` of its thread's CPU.
 /// Exported as a histogram: its `_sum` is the CPU spent hashing passwords, so operators (and
 /// bench/) can tell it from everything else the process does.

@@ -39,6 +39,34 @@ fn defaults_match_the_interface() {
         c.master_key,
         MasterKeySource::File(PathBuf::from("data/master.key"))
     );
+    // "request heads must arrive within 10 s, idle keep-alive connections close after 60 s"
+    assert_eq!(c.connections.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.connections.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.connections.tls_handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.connections.max_connections, 4096);
+    assert_eq!(c.connections.max_connections_per_ip, 256);
+}
+
+#[test]
+fn connection_settings_are_read_in_milliseconds_and_counts() {
+    let c = load(&[
+        ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "250"),
+        ("LATCHKEY_IDLE_TIMEOUT_MS", "1500"),
+        ("LATCHKEY_TLS_HANDSHAKE_TIMEOUT_MS", "3600000"),
+        ("LATCHKEY_MAX_CONNECTIONS", "10"),
+        ("LATCHKEY_MAX_CONNECTIONS_PER_IP", "1"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.connections,
+        ConnectionSettings {
+            header_read_timeout: Duration::from_millis(250),
+            idle_timeout: Duration::from_millis(1500),
+            tls_handshake_timeout: Duration::from_secs(3600),
+            max_connections: 10,
+            max_connections_per_ip: 1,
+        }
+    );
 }
 
 #[test]
@@ -139,6 +167,19 @@ fn bad_values_name_their_variable() {
         ],
         "LATCHKEY_TLS_CERT",
     );
+    for (variable, value) in [
+        ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "0"),
+        ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "ten"),
+        ("LATCHKEY_IDLE_TIMEOUT_MS", "-1"),
+        ("LATCHKEY_IDLE_TIMEOUT_MS", "3600001"),
+        ("LATCHKEY_TLS_HANDSHAKE_TIMEOUT_MS", "0"),
+        ("LATCHKEY_MAX_CONNECTIONS", "0"),
+        ("LATCHKEY_MAX_CONNECTIONS", "99999999999"),
+        ("LATCHKEY_MAX_CONNECTIONS", "1000001"),
+        ("LATCHKEY_MAX_CONNECTIONS_PER_IP", "0"),
+    ] {
+        check_error(&[(variable, value)], variable);
+    }
 }
 
 #[test]

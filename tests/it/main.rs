@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod code_flow;
 mod conformance;
+mod connections;
 mod discovery;
 mod faults;
 mod hostile;
