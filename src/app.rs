@@ -1,33 +1,26 @@
-//! Start-up and the shared state every handler sees.
+//! Start-up wiring and the shared state every handler sees.
 //!
 //! `App` is one `Clone` struct of `Arc`s passed through axum's `State`: cheap to clone per
 //! request, and the only place where the backend, keys, caches and clock are chosen. The
-//! background tasks that keep a node in step with the others (cache invalidation, key reload,
-//! expiry housekeeping) are started here too.
+//! background tasks that keep a node in step with the others (`upkeep`: cache invalidation,
+//! key reload, expiry housekeeping) are started here.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 
 use crate::accounts::PasswordHasher;
+use crate::clients::{Client, ClientCache};
 use crate::clock::Clock;
 use crate::config::{Config, MasterKeySource};
 use crate::crypto::{Sealer, SecretHasher};
 use crate::keys::{KeyError, Keys};
 use crate::protocol::discovery;
-use crate::store::{
-    self, ChangeVersions, ClientRecord, ConnectOptions, Store, StoreError, StoreResult,
-};
+use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
 
-/// How often a node polls the store's change counters. A client change or key rotation made
-/// through any node is seen by every node within this interval (plus one query).
-pub const CHANGE_POLL_INTERVAL: Duration = Duration::from_millis(500);
-/// How often expired rows are purged, and how many per table per round.
-pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
-pub const HOUSEKEEPING_BATCH: u32 = 1000;
+pub use crate::upkeep::{CHANGE_POLL_INTERVAL, HOUSEKEEPING_BATCH, HOUSEKEEPING_INTERVAL};
 
 /// Start-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +79,7 @@ impl App {
         )
         .await?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
-        let discovery = Arc::new(discovery::Documents::new(&config));
+        let discovery = Arc::new(discovery::Documents::new(&config.features()));
         Ok(App {
             hasher: Arc::new(SecretHasher::new(&master_key)),
             config: Arc::new(config),
@@ -101,18 +94,17 @@ impl App {
     }
 
     /// A client by id, from the node's cache when possible.
-    pub async fn client(&self, client_id: &str) -> StoreResult<Option<Arc<ClientRecord>>> {
+    pub async fn client(&self, client_id: &str) -> StoreResult<Option<Arc<Client>>> {
         self.clients.get(self.store.as_ref(), client_id).await
     }
 
     /// Starts the tasks that keep this node in step with the database. They stop when the
     /// returned handle is dropped or aborted.
     pub fn spawn_background_tasks(&self) -> BackgroundTasks {
-        let watcher = tokio::spawn(watch_changes(self.clone()));
-        let housekeeping = tokio::spawn(housekeeping(self.clone()));
-        let metrics = tokio::spawn(metrics_upkeep());
+        let watcher = tokio::spawn(crate::upkeep::watch_changes(self.clone()));
+        let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
         BackgroundTasks {
-            handles: vec![watcher, housekeeping, metrics],
+            handles: vec![watcher, housekeeping],
         }
     }
 }
@@ -192,120 +184,6 @@ fn read_or_create_key_file(path: &Path) -> Result<[u8; 32], StartupError> {
             Ok(key)
         }
         Err(e) => Err(err("cannot read", e)),
-    }
-}
-
-/// Client metadata cached per node; emptied whenever the store's `clients` version moves.
-#[derive(Default)]
-pub struct ClientCache {
-    entries: RwLock<HashMap<String, Arc<ClientRecord>>>,
-}
-
-/// Upper bound on cached clients, so that lookups of random ids cannot grow memory.
-const CLIENT_CACHE_CAPACITY: usize = 10_000;
-
-impl ClientCache {
-    pub async fn get(
-        &self,
-        store: &dyn Store,
-        client_id: &str,
-    ) -> StoreResult<Option<Arc<ClientRecord>>> {
-        if let Some(hit) = self.read().get(client_id).cloned() {
-            return Ok(Some(hit));
-        }
-        let Some(record) = store.get_client(client_id).await? else {
-            return Ok(None);
-        };
-        let record = Arc::new(record);
-        let mut entries = self.write();
-        if entries.len() >= CLIENT_CACHE_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(client_id.to_owned(), record.clone());
-        Ok(Some(record))
-    }
-
-    pub fn clear(&self) {
-        self.write().clear();
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ClientRecord>>> {
-        self.entries.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ClientRecord>>> {
-        self.entries.write().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Polls the change counters; clears the client cache and reloads keys when they move.
-async fn watch_changes(app: App) {
-    let mut seen: Option<ChangeVersions> = None;
-    let mut interval = tokio::time::interval(CHANGE_POLL_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let versions = match app.store.change_versions().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not poll change versions");
-                // Nothing cached can be trusted to be current once polling fails.
-                app.clients.clear();
-                seen = None;
-                continue;
-            }
-        };
-        let previous = seen.unwrap_or_default();
-        if seen.is_none() || versions.clients != previous.clients {
-            app.clients.clear();
-        }
-        if (seen.is_none() || versions.keys != previous.keys)
-            && let Err(e) = app.keys.reload(app.store.as_ref(), app.now()).await
-        {
-            tracing::warn!(error = %e, "could not reload signing keys");
-            continue;
-        }
-        seen = Some(versions);
-    }
-}
-
-/// The Prometheus recorder keeps latency samples until its upkeep folds them into the
-/// histograms; without a scrape they would pile up, so upkeep runs on a timer.
-async fn metrics_upkeep() {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if let Some(handle) = crate::http::metrics::handle() {
-            handle.run_upkeep();
-        }
-    }
-}
-
-/// Deletes expired rows in bounded batches. Every node may run it: the deletes are
-/// idempotent and each takes only rows that are already dead.
-async fn housekeeping(app: App) {
-    let mut interval = tokio::time::interval(HOUSEKEEPING_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        match app.store.purge_expired(app.now(), HOUSEKEEPING_BATCH).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
-            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
-        }
-        // Retired keys past their publication window are dropped too, and the key set
-        // reloaded so JWKS stops listing them.
-        let cutoff = app.now() - retired_key_publication(&app.config);
-        match app.store.delete_retired_keys(cutoff).await {
-            Ok(0) => {}
-            Ok(_) => {
-                if let Err(e) = app.keys.reload(app.store.as_ref(), app.now()).await {
-                    tracing::warn!(error = %e, "could not reload signing keys");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not delete retired keys"),
-        }
     }
 }
 

@@ -80,34 +80,7 @@ struct RawConfig {
     max_connections_per_ip: Option<u32>,
 }
 
-/// The signing algorithms Latchkey holds keys for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SigningAlg {
-    Rs256,
-    Es256,
-    EdDsa,
-}
-
-impl SigningAlg {
-    pub const ALL: [SigningAlg; 3] = [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::Rs256 => "RS256",
-            SigningAlg::Es256 => "ES256",
-            SigningAlg::EdDsa => "EdDSA",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "RS256" => Some(SigningAlg::Rs256),
-            "ES256" => Some(SigningAlg::Es256),
-            "EdDSA" => Some(SigningAlg::EdDsa),
-            _ => None,
-        }
-    }
-}
+pub use crate::protocol::alg::SigningAlg;
 
 /// Which database backend to use; picked once at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +208,14 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    /// What discovery advertises of this configuration.
+    pub fn features(&self) -> crate::protocol::discovery::Features<'_> {
+        crate::protocol::discovery::Features {
+            issuer: &self.issuer,
+            password_grant: self.enable_password_grant,
+        }
+    }
+
     /// Reads the file (when present) and the process environment, then validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
@@ -604,15 +585,7 @@ fn validate_issuer(raw: &str) -> Result<(String, bool), ConfigError> {
     Ok((raw.trim_end_matches('/').to_owned(), is_https))
 }
 
-/// True for `localhost`, 127.0.0.0/8 and `[::1]`.
-pub fn is_loopback_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+pub use crate::protocol::uri::is_loopback_host;
 
 fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {

@@ -76,6 +76,8 @@ pub async fn run(config: Config, run_migrations: bool) -> Result<(), ServeError>
         "latchkey is listening"
     );
     let _background = app.spawn_background_tasks();
+    let metrics = tokio::spawn(metrics_upkeep());
+    let _metrics = AbortOnDrop(metrics);
     serve(app, listener, shutdown_signal()).await
 }
 
@@ -252,3 +254,25 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests;
+
+/// The Prometheus recorder keeps latency samples until its upkeep folds them into the
+/// histograms; without a scrape they would pile up, so upkeep runs on a timer.
+pub async fn metrics_upkeep() {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Some(handle) = crate::http::metrics::handle() {
+            handle.run_upkeep();
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,8 +1,17 @@
 //! Browser sessions: created at login with a fresh random id (no fixation), stored by hash,
 //! found again from the cookie on any node.
 
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
 use crate::crypto::{SecretHasher, random_secret, random_token};
-use crate::store::{AuditEvent, SessionRecord, SessionStore, SessionView, StoreResult};
+use crate::protocol::OAuthError;
+use crate::store::{AuditEvent, SessionStore, StoreResult};
+
+/// A browser session, as the pages see it.
+pub use crate::store::SessionRecord as Session;
+use crate::store::SessionRecord;
+/// A live session with its user and that user's consent for one client.
+pub use crate::store::SessionView;
 
 /// A new session for `user_sub`, stored with the audit `event` of the login that started it
 /// (if any); returns the cookie value and the stored record.
@@ -66,4 +75,46 @@ pub async fn find_view(
         }
         _ => Ok(None),
     }
+}
+
+/// Starts a new session for `sub` after a successful login, replacing (and deleting) the
+/// browser's previous session (`old_cookie`): a fresh id on every login, so a planted cookie
+/// cannot be fixed. `event` (the login's audit event) is stored with the session, and logged
+/// once it is. Returns the new cookie value and the session.
+pub async fn begin(
+    app: &App,
+    old_cookie: Option<&str>,
+    sub: &str,
+    amr: &str,
+    event: Option<Event>,
+) -> Result<(String, Session), OAuthError> {
+    if let Some(old) = old_cookie {
+        app.store.delete_session(&app.hasher.hash(old)).await?;
+    }
+    let event = event.map(|e| audit::row(app, e));
+    let started = start(
+        app.store.as_ref(),
+        &app.hasher,
+        sub,
+        amr,
+        (app.now(), app.config.session_ttl),
+        event.as_ref(),
+    )
+    .await?;
+    if let Some(event) = &event {
+        audit::log(event);
+    }
+    Ok(started)
+}
+
+/// The browser's live session, from its cookie value.
+pub async fn current(app: &App, cookie_value: Option<&str>) -> Result<Option<Session>, OAuthError> {
+    Ok(find(app.store.as_ref(), &app.hasher, cookie_value, app.now()).await?)
+}
+
+/// Ends a session (sign-out), with its audit event.
+pub async fn end(app: &App, session: &Session) -> Result<(), OAuthError> {
+    app.store.delete_session(&session.session_hash).await?;
+    audit::record(app, Event::new(Kind::Logout).user(&session.user_sub)).await;
+    Ok(())
 }

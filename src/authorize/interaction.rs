@@ -5,7 +5,8 @@
 //! up, which spares a login flow an insert, four reads and a delete.
 //!
 //! The seal's associated data is the hash of the browser's binding cookie, so an interaction
-//! opens only in the browser that started it; it carries its own expiry. The database only
+//! opens only in the browser that started it; it carries its own expiry and its stage
+//! (`flow::Stage`, what it still owes). The database only
 //! remembers which interactions finished (`store::InteractionStore`), by a random id inside
 //! the seal, so that each finishes at most once.
 
@@ -13,8 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
-use crate::crypto::random_token;
+use super::flow::Stage;
+use crate::crypto::{Sealer, SecretHasher, random_token};
 use crate::protocol::OAuthError;
 use crate::protocol::authorization::AuthorizationRequest;
 
@@ -29,21 +30,6 @@ pub const INTERACTION_TTL: i64 = 30 * 60;
 /// proxies accept (nginx's default), so a larger request is refused (`invalid_request`, back
 /// to the client) rather than sent on to break at a proxy.
 pub const MAX_SEALED_LEN: usize = 6 * 1024;
-
-/// What a pending interaction still owes before it may end with a code. `/authorize` seals
-/// the stage it decided on, and every page and the final write enforce it: a browser that
-/// skips the login page, or opens the consent page with an interaction that was sent to log
-/// in, gets nothing the skipped page would have guarded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
-pub enum Stage {
-    /// A login is owed (no session, `prompt=login`, `max_age` passed, an `id_token_hint` for
-    /// another user): only a login moves the interaction on.
-    Login,
-    /// The user must consent, in the session with public id `sid` that the decision was made
-    /// for (the code carries that session's user and `auth_time`, nobody else's).
-    Consent { sid: String },
-}
 
 /// What is sealed (written from borrowed parts; read back as `Sealed`).
 #[derive(Serialize)]
@@ -72,80 +58,90 @@ pub struct Opened {
     pub request: AuthorizationRequest,
 }
 
-fn associated_data(app: &App, browser_binding: &str) -> Vec<u8> {
-    app.hasher.hash(browser_binding)
+/// What sealing and opening needs: the key, the hasher of the browser binding, and the time.
+/// Nothing else of the node's state.
+pub struct Seals<'a> {
+    pub sealer: &'a Sealer,
+    pub hasher: &'a SecretHasher,
+    pub now: i64,
 }
 
-/// Seals a new interaction at `stage` for the browser holding `browser_binding`; the result
-/// is URL-safe.
-pub fn seal(
-    app: &App,
-    request: &AuthorizationRequest,
-    browser_binding: &str,
-    stage: &Stage,
-) -> Result<String, OAuthError> {
-    let sealed = ToSeal {
-        id: &random_token(16),
-        expires_at: app.now() + INTERACTION_TTL,
-        stage,
-        request,
-    };
-    seal_parts(app, &sealed, browser_binding)
-}
-
-/// The same interaction (same id, same expiry), moved on to `stage`: after a login, the
-/// consent page gets an interaction bound to the session that login started.
-pub fn advance(
-    app: &App,
-    id: &str,
-    expires_at: i64,
-    request: &AuthorizationRequest,
-    browser_binding: &str,
-    stage: &Stage,
-) -> Result<String, OAuthError> {
-    let sealed = ToSeal {
-        id,
-        expires_at,
-        stage,
-        request,
-    };
-    seal_parts(app, &sealed, browser_binding)
-}
-
-fn seal_parts(app: &App, sealed: &ToSeal<'_>, browser_binding: &str) -> Result<String, OAuthError> {
-    let plain = serde_json::to_vec(sealed).map_err(OAuthError::server_error)?;
-    let bytes = app
-        .interaction_sealer
-        .seal(&plain, &associated_data(app, browser_binding))
-        .map_err(OAuthError::server_error)?;
-    let text = URL_SAFE_NO_PAD.encode(bytes);
-    if text.len() > MAX_SEALED_LEN {
-        return Err(OAuthError::invalid_request(
-            "the authorization request is too large",
-        ));
+impl Seals<'_> {
+    fn associated_data(&self, browser_binding: &str) -> Vec<u8> {
+        self.hasher.hash(browser_binding)
     }
-    Ok(text)
-}
 
-/// Opens a sealed interaction. `None` when it is malformed, was sealed under another key or
-/// for another browser, or has expired.
-pub fn open(app: &App, sealed: &str, browser_binding: &str) -> Option<Opened> {
-    if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
-        return None;
+    /// Seals a new interaction at `stage` for the browser holding `browser_binding`; the
+    /// result is URL-safe.
+    pub fn seal(
+        &self,
+        request: &AuthorizationRequest,
+        browser_binding: &str,
+        stage: &Stage,
+    ) -> Result<String, OAuthError> {
+        let sealed = ToSeal {
+            id: &random_token(16),
+            expires_at: self.now + INTERACTION_TTL,
+            stage,
+            request,
+        };
+        self.seal_parts(&sealed, browser_binding)
     }
-    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-    let plain = app
-        .interaction_sealer
-        .open(&bytes, &associated_data(app, browser_binding))
-        .ok()?;
-    let opened: Sealed = serde_json::from_slice(&plain).ok()?;
-    if opened.expires_at <= app.now() {
-        return None;
+
+    /// The same interaction (same id, same expiry), moved on to `stage`: after a login, the
+    /// consent page gets an interaction bound to the session that login started.
+    pub fn advance(
+        &self,
+        id: &str,
+        expires_at: i64,
+        request: &AuthorizationRequest,
+        browser_binding: &str,
+        stage: &Stage,
+    ) -> Result<String, OAuthError> {
+        let sealed = ToSeal {
+            id,
+            expires_at,
+            stage,
+            request,
+        };
+        self.seal_parts(&sealed, browser_binding)
     }
-    Some(Opened {
-        id: opened.id,
-        expires_at: opened.expires_at,
-        stage: opened.stage,
-        request: opened.request,
-    })
+
+    fn seal_parts(&self, sealed: &ToSeal<'_>, browser_binding: &str) -> Result<String, OAuthError> {
+        let plain = serde_json::to_vec(sealed).map_err(OAuthError::server_error)?;
+        let bytes = self
+            .sealer
+            .seal(&plain, &self.associated_data(browser_binding))
+            .map_err(OAuthError::server_error)?;
+        let text = URL_SAFE_NO_PAD.encode(bytes);
+        if text.len() > MAX_SEALED_LEN {
+            return Err(OAuthError::invalid_request(
+                "the authorization request is too large",
+            ));
+        }
+        Ok(text)
+    }
+
+    /// Opens a sealed interaction. `None` when it is malformed, was sealed under another key
+    /// or for another browser, or has expired.
+    pub fn open(&self, sealed: &str, browser_binding: &str) -> Option<Opened> {
+        if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        let plain = self
+            .sealer
+            .open(&bytes, &self.associated_data(browser_binding))
+            .ok()?;
+        let opened: Sealed = serde_json::from_slice(&plain).ok()?;
+        if opened.expires_at <= self.now {
+            return None;
+        }
+        Some(Opened {
+            id: opened.id,
+            expires_at: opened.expires_at,
+            stage: opened.stage,
+            request: opened.request,
+        })
+    }
 }

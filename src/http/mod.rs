@@ -103,10 +103,10 @@ pub fn router(app: App) -> Router {
             paths::END_SESSION,
             get(ui::logout::show).post(ui::logout::submit),
         )
-        .route("/password", post(ui::password::submit))
-        .route(ui::account::PATH, get(ui::account::show))
-        .route(ui::account::LOGIN_PATH, post(ui::account::login))
-        .route(ui::account::CONSENTS_PATH, post(ui::account::withdraw))
+        .route(paths::PASSWORD, post(ui::password::submit))
+        .route(paths::ACCOUNT, get(ui::account::show))
+        .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
+        .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
     let request_id = HeaderName::from_static(REQUEST_ID);

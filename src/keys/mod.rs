@@ -21,8 +21,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use crate::config::SigningAlg;
 use crate::crypto::{SealError, Sealer};
+use crate::protocol::alg::SigningAlg;
 use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 
 /// Key handling failed.
@@ -101,7 +101,7 @@ pub struct KeySet {
     active: HashMap<SigningAlg, Arc<SigningKey>>,
     verifying: HashMap<String, VerifyingKey>,
     /// The JWKS document, serialized once per reload.
-    pub jwks_json: axum::body::Bytes,
+    pub jwks_json: bytes::Bytes,
     /// Public view of every published key, for `keys list` and the admin API.
     pub published: Vec<PublishedKey>,
 }
@@ -364,7 +364,7 @@ impl Keys {
     }
 
     /// The published key set, serialised (without taking a reference to the whole set).
-    pub fn jwks_json(&self) -> axum::body::Bytes {
+    pub fn jwks_json(&self) -> bytes::Bytes {
         self.current.load().jwks_json.clone()
     }
 

@@ -6,6 +6,9 @@ use crate::protocol::OAuthError;
 use crate::protocol::admin::{EventResponse, ListResponse};
 use crate::store::AuditFilter;
 
+/// Which events to list (every set field must match), newest first.
+pub use crate::store::AuditFilter as Filter;
+
 /// One page of events matching `filter` (whose `limit` the caller has checked).
 pub async fn list(
     app: &App,

@@ -7,6 +7,7 @@
 //! password, a password hash, or a stored secret hash; a client secret leaves it only in the
 //! answer that created it.
 
+pub mod access;
 pub mod clients;
 pub mod events;
 pub mod keys;

@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::config::SigningAlg;
 use crate::keys::{KeyError, KeySet, SigningKey};
+use crate::protocol::alg::SigningAlg;
 
 /// RFC 9068 §2.2 claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

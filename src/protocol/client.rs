@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::alg::SigningAlg;
 use super::error::{ErrorCode, OAuthError};
 use super::scope::Scope;
-use crate::config::SigningAlg;
 
 /// How a client authenticates at the token, revocation and introspection endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,7 +319,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
             Ok(())
         }
         "http" => {
-            if crate::config::is_loopback_host(&parsed) {
+            if super::uri::is_loopback_host(&parsed) {
                 Ok(())
             } else {
                 Err(format!(

@@ -1,11 +1,10 @@
 //! Discovery metadata (OpenID Connect Discovery 1.0 §3, RFC 8414 §2), built from the
-//! configuration so that what is advertised is exactly what is served.
+//! configuration's `Features` so that what is advertised is exactly what is served.
 
 use serde::Serialize;
 
-use crate::config::Config;
-
-/// Paths of the protocol endpoints, relative to the issuer. The router uses the same constants.
+/// Paths of the protocol endpoints and pages, relative to the issuer. The router uses the
+/// same constants.
 pub mod paths {
     pub const AUTHORIZE: &str = "/authorize";
     pub const TOKEN: &str = "/token";
@@ -16,6 +15,10 @@ pub mod paths {
     pub const LOGIN: &str = "/login";
     pub const CONSENT: &str = "/consent";
     pub const END_SESSION: &str = "/logout";
+    pub const PASSWORD: &str = "/password";
+    pub const ACCOUNT: &str = "/account";
+    pub const ACCOUNT_LOGIN: &str = "/account/login";
+    pub const ACCOUNT_CONSENTS: &str = "/account/consents";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 }
@@ -98,15 +101,22 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
 }
 
+/// What the configuration switches on, as far as discovery tells (`Config::features`).
+#[derive(Debug, Clone, Copy)]
+pub struct Features<'a> {
+    pub issuer: &'a str,
+    pub password_grant: bool,
+}
+
 impl Metadata {
-    pub fn new(config: &Config) -> Self {
-        let url = |path: &str| format!("{}{}", config.issuer, path);
+    pub fn new(features: &Features<'_>) -> Self {
+        let url = |path: &str| format!("{}{}", features.issuer, path);
         let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
-        if config.enable_password_grant {
+        if features.password_grant {
             grants.push("password");
         }
         Metadata {
-            issuer: config.issuer.clone(),
+            issuer: features.issuer.to_owned(),
             authorization_endpoint: url(paths::AUTHORIZE),
             token_endpoint: url(paths::TOKEN),
             userinfo_endpoint: url(paths::USERINFO),
@@ -149,12 +159,12 @@ impl Metadata {
 
 /// The discovery document, serialized once (both well-known URLs serve the same metadata).
 pub struct Documents {
-    pub json: axum::body::Bytes,
+    pub json: bytes::Bytes,
 }
 
 impl Documents {
-    pub fn new(config: &Config) -> Self {
-        let json = serde_json::to_vec(&Metadata::new(config)).unwrap_or_default();
+    pub fn new(features: &Features<'_>) -> Self {
+        let json = serde_json::to_vec(&Metadata::new(features)).unwrap_or_default();
         Documents { json: json.into() }
     }
 }

@@ -8,10 +8,10 @@ use axum::response::Response;
 use super::{AdminAuth, json_response};
 use crate::app::App;
 use crate::http::error::AdminError;
+use crate::manage::events::Filter;
 use crate::manage::{self, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::protocol::OAuthError;
 use crate::protocol::form::Params;
-use crate::store::AuditFilter;
 
 pub async fn list(
     _: AdminAuth,
@@ -36,7 +36,7 @@ pub async fn list(
         ))
         .into());
     }
-    let filter = AuditFilter {
+    let filter = Filter {
         kind: params.get("kind").map(str::to_owned),
         user_sub: params.get("sub").map(str::to_owned),
         client_id: params.get("client_id").map(str::to_owned),

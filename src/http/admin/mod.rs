@@ -22,16 +22,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 
-use crate::accounts::throttle;
 use crate::app::App;
-use crate::audit::{self, Event, Kind};
-use crate::crypto::constant_time_eq;
 use crate::http::client_ip::client_ip;
 use crate::http::error::AdminError;
 use crate::manage::Page;
@@ -69,71 +65,8 @@ impl FromRequestParts<App> for AdminAuth {
         let presented = bearer_token(&parts.headers);
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         let ip = client_ip(&app.config, peer, &parts.headers);
-        let now = app.now();
-        let store = app.store.as_ref();
-        let denied = || {
-            AdminError(OAuthError::new(
-                ErrorCode::InvalidToken,
-                "the admin API needs Authorization: Bearer <LATCHKEY_ADMIN_TOKEN>",
-            ))
-        };
-        let event = |refusals: i64| {
-            Event::new(Kind::AdminAccessDenied)
-                .ip(ip)
-                .detail(
-                    "path",
-                    parts.uri.path().chars().take(200).collect::<String>(),
-                )
-                .detail("token_sent", presented.is_some())
-                .detail("refusals_from_address", refusals)
-        };
-        let (Some(expected), Some(presented)) = (&app.config.admin_token, presented) else {
-            // No token sent, or the admin API is off: nothing that could find the token, so
-            // it locks nobody out. It is only counted per address, so that a flood of them
-            // leaves a few aggregated events rather than a row each. One answer for all
-            // three cases: the caller learns nothing about which it was.
-            let refusals = match ip {
-                Some(ip) => {
-                    let key = throttle::admin_anonymous_key(ip);
-                    throttle::admit(store, &[(&key, &throttle::ADMIN_ANONYMOUS_IP)], now)
-                        .await?
-                        .count(0)
-                }
-                None => 1,
-            };
-            if throttle::worth_recording(refusals) {
-                audit::record(app, event(refusals)).await;
-            }
-            return Err(denied());
-        };
-        // A guess: counted per address before it is compared, in the statement that checks
-        // the lock, so that racing guesses cannot slip past the limit. An address that sent
-        // too many wrong tokens waits, even with the right one: else the lock would not stop
-        // guessing (a right guess would still get through).
-        let key = ip.map(throttle::admin_ip_key);
-        let admission = match &key {
-            Some(k) => throttle::admit(store, &[(k, &throttle::ADMIN_IP)], now).await?,
-            None => throttle::Admission::Admitted {
-                counts: vec![1],
-                locks: vec![0],
-            },
-        };
-        if let throttle::Admission::Refused { retry_after, .. } = admission {
-            return Err(AdminError(OAuthError::slow_down(retry_after)));
-        }
-        if token_matches(expected, presented) {
-            if let Some(k) = &key {
-                store
-                    .settle_success(None, Some((k, &throttle::ADMIN_IP)))
-                    .await?;
-            }
-            return Ok(AdminAuth(()));
-        }
-        let refusals = admission.count(0);
-        if throttle::worth_recording(refusals) || admission.locked_out(0, &throttle::ADMIN_IP) {
-            audit::record(app, event(refusals)).await;
-        }
-        Err(denied())
+        crate::manage::access::authenticate(app, presented, ip, parts.uri.path()).await?;
+        Ok(AdminAuth(()))
     }
 }
 
@@ -144,17 +77,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Compares digests rather than the tokens themselves: both are 32 bytes, so the comparison
-/// time reveals neither where the tokens differ nor how long the configured one is.
-fn token_matches(expected: &str, presented: &str) -> bool {
-    if expected.is_empty() {
-        return false;
-    }
-    let expected = Sha256::digest(expected.as_bytes());
-    let presented = Sha256::digest(presented.as_bytes());
-    constant_time_eq(&expected, &presented)
 }
 
 /// A known path with the wrong method: authenticated first like everything else, so that the
@@ -282,9 +204,15 @@ mod tests {
         assert_eq!(bearer_token(&h("Basic abc")), None);
         assert_eq!(bearer_token(&h("Bearer ")), None);
         assert_eq!(bearer_token(&HeaderMap::new()), None);
-        assert!(token_matches("secret-token-123", "secret-token-123"));
-        assert!(!token_matches("secret-token-123", "secret-token-12"));
-        assert!(!token_matches("", ""));
+        assert!(crate::manage::access::token_matches(
+            "secret-token-123",
+            "secret-token-123"
+        ));
+        assert!(!crate::manage::access::token_matches(
+            "secret-token-123",
+            "secret-token-12"
+        ));
+        assert!(!crate::manage::access::token_matches("", ""));
     }
 
     #[test]

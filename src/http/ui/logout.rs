@@ -5,23 +5,19 @@
 //! registered, matched exactly; without one the user sees a "signed out" page.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 
 use super::text::{self, Text};
-use super::{csrf_matches, csrf_token, error_page, html};
-use crate::accounts::session;
+use super::{PageForm, csrf_matches, csrf_token, error_page, html};
+use crate::accounts::session::{self, Session};
 use crate::app::App;
-use crate::audit::{self, Event, Kind};
 use crate::http::cookies;
-use crate::http::form::form_params;
 use crate::mint;
 use crate::protocol::OAuthError;
 use crate::protocol::form::Params;
-use crate::store::SessionRecord;
 
 const PURPOSE: &str = "logout";
 
@@ -110,9 +106,8 @@ async fn resolve(app: &App, params: &Params) -> Result<(Target, Option<String>),
     ))
 }
 
-async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<SessionRecord>, OAuthError> {
-    let cookie = cookies::read(jar, cookies::session_name(&app.config));
-    Ok(session::find(app.store.as_ref(), &app.hasher, cookie, app.now()).await?)
+async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
+    session::current(app, cookies::read(jar, cookies::session_name(&app.config))).await
 }
 
 /// Ends the session (if any) and sends the browser on.
@@ -120,14 +115,13 @@ async fn finish(
     app: &App,
     jar: CookieJar,
     t: &Text,
-    session: Option<SessionRecord>,
+    session: Option<Session>,
     target: Target,
 ) -> Response {
-    if let Some(s) = session {
-        if let Err(e) = app.store.delete_session(&s.session_hash).await {
-            return error_page(t, &e.into());
-        }
-        audit::record(app, Event::new(Kind::Logout).user(&s.user_sub)).await;
+    if let Some(s) = session
+        && let Err(e) = session::end(app, &s).await
+    {
+        return error_page(t, &e);
     }
     let mut removal = Cookie::from(cookies::session_name(&app.config));
     removal.set_path("/");
@@ -191,16 +185,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQu
     )
 }
 
-pub async fn submit(
-    State(app): State<App>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = match form_params(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return error_page(&text::EN, &e),
-    };
+pub async fn submit(State(app): State<App>, form: PageForm) -> Response {
+    let PageForm { params, jar } = form;
     let t = text::for_locales(params.get("ui_locales"));
     let (target, _) = match resolve(&app, &params).await {
         Ok(v) => v,

@@ -1,7 +1,12 @@
-//! The pages a person sees: login, consent and errors. Plain HTML from askama templates,
-//! one stylesheet, no JavaScript. Every form carries a CSRF token that is a MAC over the
-//! interaction id and the browser's binding cookie (and, for consent, the session id), so a
-//! form only works in the browser, and for the session, it was rendered for.
+//! The pages a person sees: login, consent, the forced password change, logout, the account
+//! page and errors. Plain HTML from askama templates, one stylesheet, no JavaScript. Every
+//! form carries a CSRF token that is a MAC over the interaction id and the browser's binding
+//! cookie (and, for consent, the session id), so a form only works in the browser, and for
+//! the session, it was rendered for.
+//!
+//! Handlers only translate: the extractors below parse a form (`PageForm`), open the pending
+//! interaction a form or page names (`InteractionForm`, `InteractionPage`), and the core
+//! (`authorize::pending`, `accounts`) decides.
 
 pub mod account;
 pub mod consent;
@@ -11,14 +16,22 @@ pub mod password;
 pub mod text;
 
 use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-
-use crate::app::App;
-use crate::authorize::{AuthorizeError, Decision, Pending};
-use crate::protocol::discovery::paths;
-use crate::protocol::{ErrorCode, OAuthError};
 use axum_extra::extract::cookie::CookieJar;
+
+use crate::accounts::session::{self, Session};
+use crate::app::App;
+use crate::audit::Event;
+use crate::authorize::{AuthorizeError, Decision, Pending};
+use crate::http::cookies;
+use crate::http::form::form_params;
+use crate::protocol::discovery::paths;
+use crate::protocol::form::Params;
+use crate::protocol::{ErrorCode, OAuthError};
 use text::Text;
 
 #[derive(Template)]
@@ -115,19 +128,109 @@ pub fn expired_page(t: &Text) -> Response {
     )
 }
 
-/// The pending interaction `interaction`, opened for this browser, with the browser's
-/// binding cookie value; or the page to show instead (expired, or an error).
-pub async fn pending_or_page<'j>(
+/// The pending interaction `interaction`, opened for this browser, or the page to show
+/// instead (expired, or an error).
+pub async fn pending_or_page(
     app: &App,
-    jar: &'j CookieJar,
+    jar: &CookieJar,
     interaction: &str,
-) -> Result<(Pending, &'j str), Response> {
+) -> Result<Pending, Response> {
     let binding = crate::http::cookies::read(jar, crate::http::cookies::binding_name(&app.config));
     match crate::authorize::load_pending(app, interaction, binding).await {
-        Ok(Some(p)) => Ok((p, binding.unwrap_or_default())),
+        Ok(Some(p)) => Ok(p),
         Ok(None) => Err(expired_page(&text::EN)),
         Err(e) => Err(error_page(&text::EN, &e.into())),
     }
+}
+
+/// A page form's POST, parsed by the rules of `protocol::form`, with the browser's cookies; a
+/// malformed body gets the error page.
+pub struct PageForm {
+    pub params: Params,
+    pub jar: CookieJar,
+}
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(request.headers());
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params = form_params(&headers, &body).map_err(|e| error_page(&text::EN, &e))?;
+        Ok(PageForm { params, jar })
+    }
+}
+
+/// A POST that acts on a pending interaction (the login and consent forms): the form, the
+/// interaction it names opened for this browser, and the language of its pages. An unknown,
+/// expired or foreign interaction gets the expired page.
+pub struct InteractionForm {
+    pub params: Params,
+    pub jar: CookieJar,
+    pub pending: Pending,
+    pub t: &'static Text,
+}
+
+impl FromRequest<App> for InteractionForm {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let PageForm { params, jar } = PageForm::from_request(request, app).await?;
+        let pending =
+            pending_or_page(app, &jar, params.get("interaction").unwrap_or_default()).await?;
+        let t = text::for_locales(pending.request.ui_locales.as_deref());
+        Ok(InteractionForm {
+            params,
+            jar,
+            pending,
+            t,
+        })
+    }
+}
+
+impl InteractionForm {
+    /// Whether the form's CSRF token is the one this page renders for this interaction, this
+    /// browser and `session` (the consent page binds its session; others pass "").
+    pub fn csrf_ok(&self, app: &App, purpose: &str, session: &str) -> bool {
+        let expected = csrf_token(
+            app,
+            purpose,
+            &self.pending.interaction_id,
+            &self.pending.binding,
+            session,
+        );
+        csrf_matches(&expected, self.params.get("csrf_token"))
+    }
+}
+
+/// A GET of a page of a pending interaction (`?interaction=…`): the interaction opened for
+/// this browser and the language of its pages.
+pub struct InteractionPage {
+    pub jar: CookieJar,
+    pub pending: Pending,
+    pub t: &'static Text,
+}
+
+impl FromRequestParts<App> for InteractionPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let params =
+            Params::parse(parts.uri.query().unwrap_or_default().as_bytes()).unwrap_or_default();
+        let jar = CookieJar::from_headers(&parts.headers);
+        let pending =
+            pending_or_page(app, &jar, params.get("interaction").unwrap_or_default()).await?;
+        let t = text::for_locales(pending.request.ui_locales.as_deref());
+        Ok(InteractionPage { jar, pending, t })
+    }
+}
+
+/// The answer to a request whose client has gone: nobody reads it.
+pub fn client_left() -> Response {
+    StatusCode::REQUEST_TIMEOUT.into_response()
 }
 
 /// Turns the authorization pipeline's answer into a response.
@@ -160,4 +263,27 @@ pub fn csrf_token(app: &App, purpose: &str, interaction: &str, binding: &str, si
 
 pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
     presented.is_some_and(|p| crate::crypto::constant_time_eq(expected.as_bytes(), p.as_bytes()))
+}
+
+/// Adds `Retry-After` to a throttled answer.
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// Starts a new session for `sub` (`session::begin`) and puts its cookie in the jar.
+pub async fn begin_session(
+    app: &App,
+    jar: CookieJar,
+    sub: &str,
+    event: Option<Event>,
+) -> Result<(CookieJar, Session), OAuthError> {
+    let old = cookies::read(&jar, cookies::session_name(&app.config));
+    let (cookie_value, session) = session::begin(app, old, sub, "pwd", event).await?;
+    Ok((
+        jar.add(cookies::session_cookie(&app.config, cookie_value)),
+        session,
+    ))
 }

@@ -1,0 +1,79 @@
+//! The account page's core: what a signed-in user has given applications, and withdrawing it.
+//! Withdrawing deletes the remembered consent and ends every refresh-token family the user has
+//! with that client, so the application has to ask again.
+
+use std::net::IpAddr;
+
+use super::session::Session;
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::protocol::OAuthError;
+
+/// One application the user gave access to.
+pub struct Granted {
+    pub client_id: String,
+    /// The client's name, or its id when it has none.
+    pub name: String,
+    pub scope: String,
+}
+
+/// What the account page shows for a session.
+pub struct Overview {
+    pub username: String,
+    pub granted: Vec<Granted>,
+}
+
+/// The account page for `session`: `None` when its user is gone or disabled (the page then
+/// asks to sign in).
+pub async fn overview(app: &App, session: &Session) -> Result<Option<Overview>, OAuthError> {
+    let user = match app.store.get_user(&session.user_sub).await? {
+        Some(u) if !u.disabled => u,
+        _ => return Ok(None),
+    };
+    let consents = app.store.list_consents(&user.sub).await?;
+    let mut granted = Vec::with_capacity(consents.len());
+    for consent in consents {
+        // A consent whose client was deleted since is not shown.
+        let Some(client) = app.client(&consent.client_id).await? else {
+            continue;
+        };
+        granted.push(Granted {
+            name: crate::clients::display_name(&client).to_owned(),
+            client_id: consent.client_id,
+            scope: consent.scope,
+        });
+    }
+    Ok(Some(Overview {
+        username: user.username,
+        granted,
+    }))
+}
+
+/// Withdraws what the session's user granted `client_id`: the consent goes, and so do the
+/// client's token families for this user.
+pub async fn withdraw(
+    app: &App,
+    session: &Session,
+    client_id: &str,
+    ip: Option<IpAddr>,
+) -> Result<(), OAuthError> {
+    let withdrawn = app
+        .store
+        .delete_consent(&session.user_sub, client_id)
+        .await?;
+    // The application loses its refresh tokens too: consent withdrawn ends the families.
+    app.store
+        .revoke_grants_for_user(&session.user_sub, Some(client_id), app.now())
+        .await?;
+    if withdrawn {
+        audit::record(
+            app,
+            Event::new(Kind::ConsentWithdrawn)
+                .user(&session.user_sub)
+                .client(client_id)
+                .ip(ip),
+        )
+        .await;
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The pending interaction as a small state machine: what a flow still owes before it may end
+//! with a code, and which page may act on it. `/authorize`, the login page, the forced password
+//! change and the consent page all ask here; no page decides on its own what comes next.
+//!
+//! ```text
+//!   /authorize ──(no session, prompt=login, max_age passed, another user's id_token_hint)──▶ Login
+//!       │                                                                                  │
+//!       │ (session fine)                                        login (+ password change)  │
+//!       ▼                                                                                  ▼
+//!   consent needed? ──yes──▶ Consent { sid of the session decided for } ──allow──▶ code
+//!       │ no                                                           └──deny───▶ access_denied
+//!       ▼
+//!     code
+//! ```
+//!
+//! The stage is sealed into the interaction (`interaction::seal`), so it travels with the
+//! browser and any node reads it; the final write (`InteractionStore::finish_consent`) checks
+//! the consent stage's session again, so a browser that skips a page gets nothing the page
+//! would have guarded. Second factors and upstream providers add stages here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::consent;
+use crate::app::App;
+use crate::protocol::Scope;
+use crate::protocol::authorization::AuthorizationRequest;
+use crate::store::{ClientRecord, SessionRecord, StoreError};
+
+/// What an interaction still owes before it may end with a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    /// A login is owed: only a login moves the interaction on.
+    Login,
+    /// The user must consent, in the session with public id `sid` that the decision was made
+    /// for (the code carries that session's user and `auth_time`, nobody else's).
+    Consent { sid: String },
+}
+
+/// The pages that act on a pending interaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Login,
+    /// The forced password change: the second half of a login.
+    PasswordChange,
+    Consent,
+}
+
+impl Stage {
+    /// Whether `page` may act on an interaction at this stage. A login never skips anything,
+    /// so the login page (and the password change that completes a login) may act at any
+    /// stage; the consent page only at the consent stage, and only in its session
+    /// (`consent_session`).
+    pub fn admits(&self, page: Page) -> bool {
+        match page {
+            Page::Login | Page::PasswordChange => true,
+            Page::Consent => matches!(self, Stage::Consent { .. }),
+        }
+    }
+
+    /// The session a consent-stage interaction is bound to; `None` while a login is owed.
+    pub fn consent_session(&self) -> Option<&str> {
+        match self {
+            Stage::Consent { sid } => Some(sid),
+            Stage::Login => None,
+        }
+    }
+}
+
+/// What a flow owes next, given the session the browser has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Login,
+    Consent,
+    /// Nothing: the code can be issued.
+    Code,
+}
+
+/// How the flow got here: fresh from `/authorize`, or right after the user logged in (a
+/// login is then not owed again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Authorize,
+    Login,
+}
+
+/// What `request` still owes with `session` (the browser's live session of an enabled user,
+/// if any). The one place that decides the next step of a flow.
+pub async fn next(
+    app: &App,
+    client: &ClientRecord,
+    request: &AuthorizationRequest,
+    session: Option<&SessionRecord>,
+    arrival: Arrival,
+) -> Result<Next, StoreError> {
+    let Some(session) = session else {
+        return Ok(Next::Login);
+    };
+    if arrival == Arrival::Authorize && needs_login(app.now(), request, session) {
+        return Ok(Next::Login);
+    }
+    if needs_consent(app, client, request, &session.user_sub).await? {
+        return Ok(Next::Consent);
+    }
+    Ok(Next::Code)
+}
+
+/// Does this request need the user to (re-)authenticate, given the session?
+fn needs_login(now: i64, request: &AuthorizationRequest, session: &SessionRecord) -> bool {
+    if request.prompt.login {
+        return true;
+    }
+    // OpenID Connect Core §3.1.2.1: max_age=0 is prompt=login; otherwise re-authenticate when
+    // more than max_age seconds have passed.
+    if let Some(max_age) = request.max_age
+        && (max_age == 0 || now - session.auth_time > max_age)
+    {
+        return true;
+    }
+    if let Some(hint) = &request.id_token_hint_sub
+        && hint != &session.user_sub
+    {
+        return true;
+    }
+    false
+}
+
+/// Does the user have to consent (OpenID Connect Core §3.1.2.4)?
+async fn needs_consent(
+    app: &App,
+    client: &ClientRecord,
+    request: &AuthorizationRequest,
+    user_sub: &str,
+) -> Result<bool, StoreError> {
+    if request.prompt.consent {
+        return Ok(true);
+    }
+    if client.metadata.first_party {
+        return Ok(false);
+    }
+    // RFC 8252 §8.6: a public client whose redirect goes to a loopback address or a
+    // private-use scheme cannot prove who it is (any app can claim such a URI), so consent it
+    // was given before is not reused: the user is asked every time.
+    if client.metadata.is_public() && !request.redirect_uri.starts_with("https://") {
+        return Ok(true);
+    }
+    let requested = Scope::parse_lenient(&request.scope);
+    let missing =
+        consent::missing_scopes(app.store.as_ref(), user_sub, &client.client_id, &requested)
+            .await?;
+    Ok(!missing.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_login_moves_an_interaction_that_owes_one() {
+        let login = Stage::Login;
+        assert!(login.admits(Page::Login));
+        assert!(login.admits(Page::PasswordChange));
+        assert!(!login.admits(Page::Consent));
+        assert_eq!(login.consent_session(), None);
+        let consent = Stage::Consent { sid: "s1".into() };
+        assert!(consent.admits(Page::Consent));
+        assert!(
+            consent.admits(Page::Login),
+            "logging in again skips nothing"
+        );
+        assert_eq!(consent.consent_session(), Some("s1"));
+    }
+}

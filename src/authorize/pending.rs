@@ -1,0 +1,266 @@
+//! A pending interaction between `/authorize` and its end: opened for the page the browser is
+//! on, checked against what it still owes (`flow::Stage`), and moved on by a login or a
+//! consent answer. Every page that acts on an interaction goes through here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::flow::{self, Arrival, Next, Page, Stage};
+use super::{AuthorizeError, Decision, error_redirect, new_code, redirect_uri, seals};
+use crate::accounts::{consent, session};
+use crate::app::App;
+use crate::audit::{self, Event, Kind};
+use crate::protocol::authorization::AuthorizationRequest;
+use crate::protocol::{ErrorCode, OAuthError, Scope};
+use crate::store::{
+    ClientRecord, ConsentFinish, ConsentOutcome, InteractionFinish, SessionRecord, StoreError,
+};
+
+/// A pending interaction, opened and checked against the browser that started it.
+pub struct Pending {
+    /// The sealed interaction, as the login and consent URLs and forms carry it.
+    pub interaction_id: String,
+    /// The id its finish is recorded under, and until when it may finish.
+    pub finish_id: String,
+    pub expires_at: i64,
+    /// What the interaction still owes.
+    pub stage: Stage,
+    pub request: AuthorizationRequest,
+    pub client: Arc<ClientRecord>,
+    /// The browser's binding cookie, which the interaction is sealed for.
+    pub binding: String,
+}
+
+/// Opens an interaction for a page. `None` when it is malformed, expired, was started in
+/// another browser (its binding cookie does not match), its client is gone, or the operator
+/// has since removed the redirect URI it would end at. Whether the page may act on it is
+/// `Pending::admits`.
+pub async fn load_pending(
+    app: &App,
+    interaction_id: &str,
+    browser_binding: Option<&str>,
+) -> Result<Option<Pending>, StoreError> {
+    let Some(binding) = browser_binding else {
+        return Ok(None);
+    };
+    let Some(opened) = seals(app).open(interaction_id, binding) else {
+        return Ok(None);
+    };
+    let Some(client) = app.client(&opened.request.client_id).await? else {
+        return Ok(None);
+    };
+    if !redirect_uri::matches_registered(
+        &opened.request.redirect_uri,
+        &client.metadata.redirect_uris,
+    ) {
+        return Ok(None);
+    }
+    Ok(Some(Pending {
+        interaction_id: interaction_id.to_owned(),
+        finish_id: opened.id,
+        expires_at: opened.expires_at,
+        stage: opened.stage,
+        request: opened.request,
+        client,
+        binding: binding.to_owned(),
+    }))
+}
+
+impl Pending {
+    /// Whether `page` may act on this interaction now (`Stage::admits`).
+    pub fn admits(&self, page: Page) -> bool {
+        self.stage.admits(page)
+    }
+}
+
+/// After a successful login (which started `session`): ask for consent, in an interaction
+/// now bound to that session, or finish with a code.
+pub async fn continue_after_login(
+    app: &App,
+    pending: &Pending,
+    session: &SessionRecord,
+) -> Result<Decision, AuthorizeError> {
+    let next = flow::next(
+        app,
+        &pending.client,
+        &pending.request,
+        Some(session),
+        Arrival::Login,
+    )
+    .await?;
+    if next == Next::Consent {
+        let stage = Stage::Consent {
+            sid: session.sid.clone(),
+        };
+        let interaction_id = seals(app)
+            .advance(
+                &pending.finish_id,
+                pending.expires_at,
+                &pending.request,
+                &pending.binding,
+                &stage,
+            )
+            .map_err(AuthorizeError::Page)?;
+        return Ok(Decision::Consent { interaction_id });
+    }
+    finish(app, pending, session).await
+}
+
+/// What the consent page shows.
+pub struct ConsentAsk {
+    /// The signed-in user's username.
+    pub username: String,
+    /// The scopes to ask for: those not granted yet, or all of them when everything was
+    /// granted before (`prompt=consent` asks again).
+    pub scopes: Scope,
+    /// The stored hash of the session the consent is asked in (its form's CSRF token is bound
+    /// to it).
+    pub session_hash: Vec<u8>,
+}
+
+/// The consent page for `pending` in the browser whose session cookie is `session_cookie`:
+/// `None` when the browser must log in first (a login is owed, there is no live session of
+/// an enabled user, or it is not the session the consent was decided for).
+pub async fn consent_to_ask(
+    app: &App,
+    pending: &Pending,
+    session_cookie: Option<&str>,
+) -> Result<Option<ConsentAsk>, StoreError> {
+    let Some(bound_sid) = pending
+        .stage
+        .consent_session()
+        .filter(|_| pending.admits(Page::Consent))
+    else {
+        return Ok(None);
+    };
+    let view = session::find_view(
+        app.store.as_ref(),
+        &app.hasher,
+        session_cookie,
+        app.now(),
+        &pending.client.client_id,
+    )
+    .await?;
+    let Some(view) = view.filter(|v| !v.user_disabled && v.session.sid == bound_sid) else {
+        return Ok(None);
+    };
+    let requested = Scope::parse_lenient(&pending.request.scope);
+    let missing = consent::missing_from(view.consented_scope.as_deref(), &requested);
+    Ok(Some(ConsentAsk {
+        username: view.username,
+        scopes: if missing.is_empty() {
+            requested
+        } else {
+            missing
+        },
+        session_hash: view.session.session_hash,
+    }))
+}
+
+fn already_finished() -> AuthorizeError {
+    AuthorizeError::Page(OAuthError::invalid_request(
+        "this sign-in request was already completed",
+    ))
+}
+
+/// The consent page's answer: remember the grant and finish, or tell the client no.
+/// `session_hash` names the browser's session: the grant is written only if it is the one the
+/// consent was asked in, live, and its user enabled (else the user is sent to log in), in the
+/// same statement, without reading it first. `ip` is the browser's address, for the audit
+/// event of a grant.
+pub async fn answer_consent(
+    app: &App,
+    pending: &Pending,
+    session_hash: &[u8],
+    allowed: bool,
+    ip: Option<IpAddr>,
+) -> Result<Decision, AuthorizeError> {
+    let to_login = || Decision::Login {
+        interaction_id: pending.interaction_id.clone(),
+    };
+    // A login is owed: neither answer counts before it.
+    let Some(session_sid) = pending
+        .stage
+        .consent_session()
+        .filter(|_| pending.admits(Page::Consent))
+    else {
+        return Ok(to_login());
+    };
+    if !allowed {
+        if !app
+            .store
+            .finish_interaction(&pending.finish_id, pending.expires_at)
+            .await?
+        {
+            return Err(already_finished());
+        }
+        let denied = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+        return Ok(Decision::Redirect(error_redirect(
+            app,
+            &pending.request.redirect_uri,
+            pending.request.state.as_deref(),
+            &denied,
+        )));
+    }
+    let scope = Scope::parse_lenient(&pending.request.scope).to_string();
+    let event = Event::new(Kind::ConsentGranted)
+        .client(&pending.client.client_id)
+        .ip(ip)
+        .detail("scope", pending.request.scope.clone());
+    let mut event = audit::row(app, event);
+    // The store fills in the session's user and login details.
+    let (code, record, grant_expires_at) =
+        new_code(app, &pending.request, &SessionRecord::default());
+    let outcome = app
+        .store
+        .finish_consent(&ConsentFinish {
+            interaction_id: &pending.finish_id,
+            interaction_expires_at: pending.expires_at,
+            session_hash,
+            session_sid,
+            scope: &scope,
+            code: &record,
+            grant_expires_at,
+            event: &event,
+        })
+        .await?;
+    match outcome {
+        ConsentOutcome::Issued { user_sub } => {
+            event.user_sub = Some(user_sub);
+            audit::log(&event);
+            Ok(Decision::Redirect(super::success_redirect(
+                app,
+                &pending.request,
+                &code,
+            )))
+        }
+        ConsentOutcome::NoSession => Ok(to_login()),
+        ConsentOutcome::AlreadyFinished => Err(already_finished()),
+    }
+}
+
+/// Finishes the interaction (once) and issues the code, in one write.
+async fn finish(
+    app: &App,
+    pending: &Pending,
+    session: &SessionRecord,
+) -> Result<Decision, AuthorizeError> {
+    let (code, record, grant_expires_at) = new_code(app, &pending.request, session);
+    let finished = app
+        .store
+        .finish_interaction_with_code(&InteractionFinish {
+            interaction_id: &pending.finish_id,
+            interaction_expires_at: pending.expires_at,
+            code: &record,
+            grant_expires_at,
+        })
+        .await?;
+    if !finished {
+        return Err(already_finished());
+    }
+    Ok(Decision::Redirect(super::success_redirect(
+        app,
+        &pending.request,
+        &code,
+    )))
+}
