@@ -5,11 +5,21 @@ pub mod introspection;
 pub mod revocation;
 pub mod token;
 
+use std::net::IpAddr;
+
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::App;
+use crate::http::client_ip::ClientIp;
+use crate::http::form::form_params;
 use crate::protocol::discovery::paths;
+use crate::protocol::error::TokenEndpointError;
+use crate::protocol::form::Params;
 
 /// The authorization endpoint: browsers navigate to it; it never answers cross-origin reads
 /// (RFC 9700 §2.6: no CORS at the authorization endpoint).
@@ -23,4 +33,43 @@ pub fn token_router() -> Router<App> {
         .route(paths::TOKEN, post(token::post))
         .route(paths::REVOCATION, post(revocation::post))
         .route(paths::INTROSPECTION, post(introspection::post))
+}
+
+/// A request of a client to the token, revocation or introspection endpoint: its form (by the
+/// rules of `protocol::form`; anything else is answered as a token-endpoint error), its
+/// `Authorization` header and its address.
+pub struct ClientRequest {
+    pub params: Params,
+    pub ip: Option<IpAddr>,
+    headers: HeaderMap,
+}
+
+impl ClientRequest {
+    /// The `Authorization` header, when it is text.
+    pub fn authorization(&self) -> Option<&str> {
+        self.headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
+impl FromRequest<App> for ClientRequest {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(&mut parts, app).await;
+        // The headers move out (no copy); the body extractor needs none of them.
+        let headers = std::mem::take(&mut parts.headers);
+        let body = Bytes::from_request(Request::from_parts(parts, body), app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let params = form_params(&headers, &body)
+            .map_err(|e| TokenEndpointError::from(e).into_response())?;
+        Ok(ClientRequest {
+            params,
+            ip,
+            headers,
+        })
+    }
 }

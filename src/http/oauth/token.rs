@@ -1,31 +1,16 @@
 //! `POST /token` (RFC 6749 §3.2).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use super::ClientRequest;
 use crate::app::App;
-use crate::http::client_ip::ClientIp;
-use crate::http::form::form_params;
-use crate::protocol::error::TokenEndpointError;
 use crate::token;
 
-pub async fn post(
-    State(app): State<App>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let params = match form_params(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return TokenEndpointError::from(e).into_response(),
-    };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match token::token_request(&app, authorization, &params, ip).await {
+pub async fn post(State(app): State<App>, request: ClientRequest) -> Response {
+    match token::token_request(&app, request.authorization(), &request.params, request.ip).await {
         Ok(response) => no_store(Json(response).into_response()),
         Err(e) => e.into_response(),
     }
