@@ -21,10 +21,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::consent;
-use crate::app::App;
 use crate::protocol::Scope;
 use crate::protocol::authorization::AuthorizationRequest;
-use crate::store::{ClientRecord, SessionRecord, StoreError};
+use crate::store::{ClientRecord, ConsentStore, SessionRecord, StoreError};
 
 /// What an interaction still owes before it may end with a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,10 +83,17 @@ pub enum Arrival {
     Login,
 }
 
+/// What a flow needs to decide its next step: the remembered consents and the time. Nothing
+/// else of the node's state.
+pub struct Deciding<'a> {
+    pub consents: &'a dyn ConsentStore,
+    pub now: i64,
+}
+
 /// What `request` still owes with `session` (the browser's live session of an enabled user,
 /// if any). The one place that decides the next step of a flow.
 pub async fn next(
-    app: &App,
+    with: Deciding<'_>,
     client: &ClientRecord,
     request: &AuthorizationRequest,
     session: Option<&SessionRecord>,
@@ -96,10 +102,10 @@ pub async fn next(
     let Some(session) = session else {
         return Ok(Next::Login);
     };
-    if arrival == Arrival::Authorize && needs_login(app.now(), request, session) {
+    if arrival == Arrival::Authorize && needs_login(with.now, request, session) {
         return Ok(Next::Login);
     }
-    if needs_consent(app, client, request, &session.user_sub).await? {
+    if needs_consent(with.consents, client, request, &session.user_sub).await? {
         return Ok(Next::Consent);
     }
     Ok(Next::Code)
@@ -127,7 +133,7 @@ fn needs_login(now: i64, request: &AuthorizationRequest, session: &SessionRecord
 
 /// Does the user have to consent (OpenID Connect Core §3.1.2.4)?
 async fn needs_consent(
-    app: &App,
+    consents: &dyn ConsentStore,
     client: &ClientRecord,
     request: &AuthorizationRequest,
     user_sub: &str,
@@ -146,14 +152,179 @@ async fn needs_consent(
     }
     let requested = Scope::parse_lenient(&request.scope);
     let missing =
-        consent::missing_scopes(app.store.as_ref(), user_sub, &client.client_id, &requested)
-            .await?;
+        consent::missing_scopes(consents, user_sub, &client.client_id, &requested).await?;
     Ok(!missing.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::authorization::Prompt;
+    use crate::store::{ConsentRecord, StoreResult};
+
+    /// Consents held in memory: deciding a flow needs nothing more of a store.
+    struct Granted(Option<&'static str>);
+
+    #[async_trait::async_trait]
+    impl ConsentStore for Granted {
+        async fn get_consent(
+            &self,
+            sub: &str,
+            client_id: &str,
+        ) -> StoreResult<Option<ConsentRecord>> {
+            Ok(self.0.map(|scope| ConsentRecord {
+                user_sub: sub.to_owned(),
+                client_id: client_id.to_owned(),
+                scope: scope.to_owned(),
+                updated_at: 0,
+            }))
+        }
+        async fn save_consent(&self, _: &ConsentRecord) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn delete_consent(&self, _: &str, _: &str) -> StoreResult<bool> {
+            Ok(false)
+        }
+        async fn list_consents(&self, _: &str) -> StoreResult<Vec<ConsentRecord>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn client(first_party: bool, public: bool) -> ClientRecord {
+        let metadata = serde_json::from_value(serde_json::json!({
+            "redirect_uris": ["https://app.example/cb", "http://127.0.0.1/cb"],
+            "post_logout_redirect_uris": [],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": if public { "none" } else { "client_secret_basic" },
+            "scope": "openid email",
+            "client_name": "App",
+            "id_token_signed_response_alg": "RS256",
+            "first_party": first_party,
+            "allowed_resources": [],
+        }))
+        .unwrap();
+        ClientRecord {
+            client_id: "app".into(),
+            secret_hash: None,
+            metadata,
+            issued_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn request(scope: &str) -> AuthorizationRequest {
+        AuthorizationRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            redirect_uri_sent: true,
+            scope: scope.into(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: Prompt::default(),
+            max_age: None,
+            login_hint: None,
+            id_token_hint_sub: None,
+            ui_locales: None,
+            acr_values: None,
+            resource: None,
+        }
+    }
+
+    fn session(auth_time: i64) -> SessionRecord {
+        SessionRecord {
+            sid: "s1".into(),
+            user_sub: "alice".into(),
+            auth_time,
+            ..SessionRecord::default()
+        }
+    }
+
+    async fn next_of(
+        granted: Option<&'static str>,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+        session: Option<&SessionRecord>,
+        arrival: Arrival,
+    ) -> Next {
+        let store = Granted(granted);
+        let with = Deciding {
+            consents: &store,
+            now: 1000,
+        };
+        next(with, client, request, session, arrival).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_next_step_of_a_flow() {
+        let web = client(false, false);
+        let openid = request("openid");
+        let s = session(990);
+        let a = Arrival::Authorize;
+        assert_eq!(next_of(None, &web, &openid, None, a).await, Next::Login);
+        assert_eq!(
+            next_of(None, &web, &openid, Some(&s), a).await,
+            Next::Consent
+        );
+        assert_eq!(
+            next_of(Some("openid"), &web, &openid, Some(&s), a).await,
+            Next::Code
+        );
+        let wider = request("openid email");
+        assert_eq!(
+            next_of(Some("openid"), &web, &wider, Some(&s), a).await,
+            Next::Consent
+        );
+        let mut login = request("openid");
+        login.prompt.login = true;
+        assert_eq!(
+            next_of(Some("openid"), &web, &login, Some(&s), a).await,
+            Next::Login
+        );
+        assert_eq!(
+            next_of(Some("openid"), &web, &login, Some(&s), Arrival::Login).await,
+            Next::Code,
+            "right after a login, a login is not owed again"
+        );
+        let mut aged = request("openid");
+        aged.max_age = Some(5);
+        assert_eq!(
+            next_of(Some("openid"), &web, &aged, Some(&s), a).await,
+            Next::Login
+        );
+        aged.max_age = Some(60);
+        assert_eq!(
+            next_of(Some("openid"), &web, &aged, Some(&s), a).await,
+            Next::Code
+        );
+        let mut hinted = request("openid");
+        hinted.id_token_hint_sub = Some("bob".into());
+        assert_eq!(
+            next_of(Some("openid"), &web, &hinted, Some(&s), a).await,
+            Next::Login
+        );
+        let mut again = request("openid");
+        again.prompt.consent = true;
+        assert_eq!(
+            next_of(Some("openid"), &web, &again, Some(&s), a).await,
+            Next::Consent
+        );
+        let first = client(true, false);
+        assert_eq!(next_of(None, &first, &wider, Some(&s), a).await, Next::Code);
+        assert_eq!(
+            next_of(None, &first, &again, Some(&s), a).await,
+            Next::Consent
+        );
+        let native = client(false, true);
+        let mut loopback = request("openid");
+        loopback.redirect_uri = "http://127.0.0.1/cb".into();
+        assert_eq!(
+            next_of(Some("openid"), &native, &loopback, Some(&s), a).await,
+            Next::Consent,
+            "a public client on a loopback redirect is asked every time (RFC 8252 §8.6)"
+        );
+    }
 
     #[test]
     fn only_a_login_moves_an_interaction_that_owes_one() {

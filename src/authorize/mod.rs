@@ -135,7 +135,14 @@ async fn decide(
         },
         None => None,
     };
-    let next = flow::next(app, client, &request, session.as_ref(), Arrival::Authorize).await?;
+    let next = flow::next(
+        deciding(app),
+        client,
+        &request,
+        session.as_ref(),
+        Arrival::Authorize,
+    )
+    .await?;
     let seals = seals(app);
     match (next, session) {
         (Next::Code, Some(session)) => {
@@ -165,6 +172,14 @@ async fn decide(
             let interaction_id = seals.seal(&request, browser_binding, &Stage::Login)?;
             Ok(Decision::Login { interaction_id })
         }
+    }
+}
+
+/// What deciding a flow's next step needs from the node.
+pub(crate) fn deciding(app: &App) -> flow::Deciding<'_> {
+    flow::Deciding {
+        consents: app.store.as_ref(),
+        now: app.now(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::flow::{self, Arrival, Next, Page, Stage};
-use super::{AuthorizeError, Decision, error_redirect, new_code, redirect_uri, seals};
+use super::{AuthorizeError, Decision, deciding, error_redirect, new_code, redirect_uri, seals};
 use crate::accounts::{consent, session};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
@@ -81,7 +81,7 @@ pub async fn continue_after_login(
     session: &SessionRecord,
 ) -> Result<Decision, AuthorizeError> {
     let next = flow::next(
-        app,
+        deciding(app),
         &pending.client,
         &pending.request,
         Some(session),
