@@ -12,11 +12,13 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::accounts::PasswordHasher;
+use crate::client_auth::keys::ClientKeyCache;
 use crate::clients::{Client, ClientCache};
 use crate::clock::Clock;
 use crate::config::{Config, MasterKeySource};
 use crate::crypto::{Sealer, SecretHasher};
 use crate::keys::{KeyError, Keys};
+use crate::outbound::Outbound;
 use crate::protocol::discovery;
 use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
 
@@ -31,6 +33,8 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    #[error("outbound requests: {0}")]
+    Outbound(String),
 }
 
 /// Everything a request handler may use.
@@ -47,6 +51,10 @@ pub struct App {
     pub interaction_sealer: Sealer,
     /// Both discovery documents, serialized once at start-up.
     pub discovery: Arc<discovery::Documents>,
+    /// Requests to other servers (client key sets), under the outbound rules.
+    pub outbound: Outbound,
+    /// Client key sets fetched from their `jwks_uri`.
+    pub client_keys: Arc<ClientKeyCache>,
 }
 
 impl App {
@@ -80,6 +88,8 @@ impl App {
         .await?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
+        let outbound = Outbound::new(&config.registration_trusted_hosts)
+            .map_err(|e| StartupError::Outbound(e.to_string()))?;
         Ok(App {
             hasher: Arc::new(SecretHasher::new(&master_key)),
             config: Arc::new(config),
@@ -90,6 +100,8 @@ impl App {
             clients: Arc::new(ClientCache::default()),
             interaction_sealer,
             discovery,
+            outbound,
+            client_keys: Arc::new(ClientKeyCache::default()),
         })
     }
 

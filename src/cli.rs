@@ -113,10 +113,14 @@ pub struct ClientCreateArgs {
     #[arg(long, value_name = "SCOPES")]
     pub scope: Option<String>,
     /// How the client authenticates to the token endpoint: client_secret_basic (default) or
-    /// client_secret_post for server-side apps, which get a secret; none for apps that cannot
-    /// keep a secret (single-page and mobile apps), which must use PKCE.
-    #[arg(long = "auth-method", value_name = "METHOD", value_parser = PossibleValuesParser::new(["client_secret_basic", "client_secret_post", "none"]))]
+    /// client_secret_post for server-side apps, which get a secret; private_key_jwt for apps
+    /// that sign with their own key (give --jwks-uri); none for apps that cannot keep a secret
+    /// (single-page and mobile apps), which must use PKCE.
+    #[arg(long = "auth-method", value_name = "METHOD", value_parser = PossibleValuesParser::new(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]))]
     pub auth_method: Option<String>,
+    /// Where the client publishes its public keys (a JWK Set), for private_key_jwt.
+    #[arg(long = "jwks-uri", value_name = "URL")]
+    pub jwks_uri: Option<String>,
     /// Trusted first-party application: users are not asked for consent (unless the app
     /// itself asks with prompt=consent).
     #[arg(long)]
@@ -127,7 +131,7 @@ pub struct ClientCreateArgs {
     pub introspection: Option<String>,
     /// Read the full RFC 7591 client metadata from a JSON file ("-" for stdin) instead of
     /// the flags above; the same document `POST /admin/clients` takes.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "first_party", "introspection"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "redirect_uris", "grant_types", "scope", "auth_method", "jwks_uri", "first_party", "introspection"])]
     pub json: Option<PathBuf>,
 }
 
@@ -315,6 +319,9 @@ fn client_document(args: ClientCreateArgs) -> Value {
     }
     if let Some(method) = args.auth_method {
         doc.insert("token_endpoint_auth_method".into(), Value::String(method));
+    }
+    if let Some(uri) = args.jwks_uri {
+        doc.insert("jwks_uri".into(), Value::String(uri));
     }
     if args.first_party {
         doc.insert("first_party".into(), Value::Bool(true));

@@ -73,6 +73,7 @@ struct RawConfig {
     database_timeout_ms: Option<u64>,
     log_format: Option<String>,
     trusted_proxies: Option<String>,
+    registration_trusted_hosts: Option<String>,
     header_read_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     tls_handshake_timeout_ms: Option<u64>,
@@ -193,6 +194,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Proxies whose `X-Forwarded-For` is believed (exact addresses).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Hosts that client-supplied URLs (a client's `jwks_uri`, and later dynamic registration)
+    /// may name although they resolve to loopback, private or otherwise non-public addresses:
+    /// host names or IP literals, lower case.
+    pub registration_trusted_hosts: Vec<String>,
     pub connections: ConnectionSettings,
 }
 
@@ -309,6 +314,7 @@ fn apply_env(
     string!(tls_key);
     string!(log_format);
     string!(trusted_proxies);
+    string!(registration_trusted_hosts);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -532,6 +538,20 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         })?);
     }
 
+    let registration_trusted_hosts = raw
+        .registration_trusted_hosts
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(|h| {
+            h.trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase()
+        })
+        .filter(|h| !h.is_empty())
+        .collect();
+
     Ok(Config {
         issuer,
         issuer_is_https,
@@ -552,6 +572,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         database_timeout_ms,
         log_format,
         trusted_proxies,
+        registration_trusted_hosts,
         connections,
     })
 }

@@ -22,6 +22,7 @@ pub mod http;
 pub mod keys;
 pub mod manage;
 pub mod mint;
+pub mod outbound;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -27,6 +27,7 @@ pub async fn watch_changes(app: App) {
                 tracing::warn!(error = %e, "could not poll change versions");
                 // Nothing cached can be trusted to be current once polling fails.
                 app.clients.clear();
+                app.client_keys.clear();
                 seen = None;
                 continue;
             }
@@ -34,6 +35,7 @@ pub async fn watch_changes(app: App) {
         let previous = seen.unwrap_or_default();
         if seen.is_none() || versions.clients != previous.clients {
             app.clients.clear();
+            app.client_keys.clear();
         }
         if (seen.is_none() || versions.keys != previous.keys)
             && let Err(e) = app.keys.reload(app.store.as_ref(), app.now()).await
@@ -56,6 +58,9 @@ pub async fn housekeeping(app: App) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+        if let Err(e) = app.store.purge_used(app.now(), HOUSEKEEPING_BATCH).await {
+            tracing::warn!(error = %e, "housekeeping of used values failed");
         }
         // Retired keys past their publication window are dropped too, and the key set
         // reloaded so JWKS stops listing them.

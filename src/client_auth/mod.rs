@@ -1,10 +1,21 @@
-//! Client authentication for the token, revocation and introspection endpoints
-//! (RFC 6749 §2.3): `client_secret_basic`, `client_secret_post`, and `none` for public clients.
+//! Client authentication for the token, PAR, revocation and introspection endpoints
+//! (RFC 6749 §2.3, RFC 7523 §2.2): one `Method` per registered
+//! `token_endpoint_auth_method`, chosen by the client's registration, never by what a request
+//! happens to send:
 //!
-//! Secrets are server-generated with 256 bits of entropy and stored as a keyed HMAC, so
-//! verification is one HMAC and a constant-time comparison: microseconds, never a password
-//! KDF. Every failure is the same `invalid_client`, whatever went wrong.
+//! - `secret.rs`: `client_secret_basic` and `client_secret_post` (both carry the same
+//!   server-generated 256-bit secret, stored as a keyed HMAC, so verification is one HMAC and
+//!   a constant-time comparison: microseconds, never a password KDF);
+//! - `private_key_jwt.rs`: a JWT signed with one of the client's keys (`keys.rs` holds them);
+//! - `none`: public clients present only their id.
+//!
+//! Every failure is the same `invalid_client`, whatever went wrong, counted by the throttle.
 
+pub mod keys;
+pub mod private_key_jwt;
+pub mod secret;
+
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -15,6 +26,7 @@ use crate::accounts::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::protocol::OAuthError;
+use crate::protocol::client::TokenEndpointAuthMethod;
 use crate::protocol::form::Params;
 use crate::store::ClientRecord;
 
@@ -29,6 +41,12 @@ pub enum Presented {
         client_id: String,
         secret: String,
     },
+    /// A signed assertion (`client_assertion`, RFC 7523 §2.2); its client is the assertion's
+    /// `sub`, or the `client_id` sent beside it (which must then be the same).
+    Assertion {
+        client_id: String,
+        assertion: String,
+    },
     /// Only a `client_id`: a public client.
     IdOnly {
         client_id: String,
@@ -40,6 +58,7 @@ impl Presented {
         match self {
             Presented::Basic { client_id, .. }
             | Presented::Post { client_id, .. }
+            | Presented::Assertion { client_id, .. }
             | Presented::IdOnly { client_id } => client_id,
         }
     }
@@ -96,16 +115,21 @@ pub fn presented(
         error: OAuthError::invalid_client(msg),
         basic_attempted,
     };
+    let several = |basic_attempted: bool| ClientAuthError {
+        error: OAuthError::invalid_request("use one client authentication method, not several"),
+        basic_attempted,
+    };
+    if params.contains("client_assertion") || params.contains("client_assertion_type") {
+        if basic.is_some() || params.contains("client_secret") {
+            return Err(several(basic.is_some()));
+        }
+        return private_key_jwt::presented(params).map(Some);
+    }
     match basic {
         Some(Err(())) => Err(fail(true, "the Basic credentials are malformed")),
         Some(Ok((client_id, secret))) => {
             if params.contains("client_secret") {
-                return Err(ClientAuthError {
-                    error: OAuthError::invalid_request(
-                        "use one client authentication method, not several",
-                    ),
-                    basic_attempted: true,
-                });
+                return Err(several(true));
             }
             if let Some(form_id) = params.get("client_id")
                 && form_id != client_id
@@ -128,18 +152,47 @@ pub fn presented(
     }
 }
 
-/// Authenticates the client of a token-family request. Confidential clients must present
-/// their secret (Basic or post; both carry the same secret and are equally strong); public
-/// clients present only their id.
+/// One client authentication method: whether what a request presented proves the client
+/// that registered this method. `endpoint` is the full URL the request was sent to (an
+/// assertion may name it as its audience).
+pub trait Method {
+    fn verify(
+        &self,
+        app: &App,
+        client: &ClientRecord,
+        presented: &Presented,
+        endpoint: &str,
+    ) -> impl Future<Output = Result<bool, OAuthError>> + Send;
+}
+
+/// `none`: a public client presents its id and nothing else.
+pub struct Public;
+
+impl Method for Public {
+    async fn verify(
+        &self,
+        _: &App,
+        _: &ClientRecord,
+        presented: &Presented,
+        _: &str,
+    ) -> Result<bool, OAuthError> {
+        Ok(matches!(presented, Presented::IdOnly { .. }))
+    }
+}
+
+/// Authenticates the client of a request at `endpoint` (a path such as
+/// `discovery::paths::TOKEN`) by the method the client registered.
 ///
 /// Failures are throttled per client id and per IP (`accounts::throttle`), and the lock is
-/// consulted on the failure path only: a correct 256-bit secret cannot have been guessed, so
-/// the success path stays free of database round trips (the token endpoint's hot path).
+/// consulted on the failure path only: a correct 256-bit secret or a valid signature cannot
+/// have been guessed, so the success path of a secret stays free of database round trips (the
+/// token endpoint's hot path).
 pub async fn authenticate(
     app: &App,
     authorization: Option<&str>,
     params: &Params,
     ip: Option<IpAddr>,
+    endpoint: &str,
 ) -> Result<Arc<ClientRecord>, ClientAuthError> {
     let presented = presented(authorization, params)?.ok_or(ClientAuthError {
         error: OAuthError::invalid_client("client authentication is required"),
@@ -151,23 +204,30 @@ pub async fn authenticate(
     if !plausible_client_id(presented.client_id()) {
         return Err(failed(app, presented.client_id(), ip, basic_attempted).await);
     }
+    let as_error = |e: OAuthError| ClientAuthError {
+        error: e,
+        basic_attempted,
+    };
     let client = app
         .client(presented.client_id())
         .await
-        .map_err(|e| ClientAuthError {
-            error: e.into(),
-            basic_attempted,
-        })?;
+        .map_err(|e| as_error(e.into()))?;
     let Some(client) = client else {
         return Err(failed(app, presented.client_id(), ip, basic_attempted).await);
     };
-    let verified = match (&presented, client.metadata.is_public(), &client.secret_hash) {
-        (Presented::IdOnly { .. }, true, _) => true,
-        (Presented::Basic { secret, .. } | Presented::Post { secret, .. }, false, Some(hash)) => {
-            app.hasher.verify(secret, hash)
+    let url = format!("{}{endpoint}", app.config.issuer);
+    let verified = match client.metadata.token_endpoint_auth_method {
+        TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost => {
+            secret::Secret.verify(app, &client, &presented, &url).await
         }
-        _ => false,
-    };
+        TokenEndpointAuthMethod::PrivateKeyJwt => {
+            private_key_jwt::PrivateKeyJwt
+                .verify(app, &client, &presented, &url)
+                .await
+        }
+        TokenEndpointAuthMethod::None => Public.verify(app, &client, &presented, &url).await,
+    }
+    .map_err(as_error)?;
     if verified {
         Ok(client)
     } else {

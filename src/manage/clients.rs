@@ -42,6 +42,7 @@ fn answer(record: ClientRecord, secret: Option<String>) -> ClientResponse {
 /// this, a rotated-out secret would keep working here until the next poll.
 fn forget_cached(app: &App) {
     app.clients.clear();
+    app.client_keys.clear();
 }
 
 /// RFC 7591 §3.1: validates the metadata and registers a new client. The answer carries the
@@ -51,7 +52,11 @@ pub async fn create(
     registration: ClientRegistration,
 ) -> Result<ClientResponse, OAuthError> {
     let metadata = registration.validate()?;
-    let secret = (!metadata.is_public()).then(random_secret);
+    check_key_source(app, &metadata)?;
+    let secret = metadata
+        .token_endpoint_auth_method
+        .uses_secret()
+        .then(random_secret);
     let now = app.now();
     let record = ClientRecord {
         client_id: random_token(CLIENT_ID_BYTES),
@@ -117,6 +122,7 @@ pub async fn replace(
         ));
     }
     let metadata = registration.validate()?;
+    check_key_source(app, &metadata)?;
     let current = app
         .store
         .get_client(client_id)
@@ -144,7 +150,29 @@ pub async fn replace(
     ))
 }
 
+/// A `jwks_uri` must obey the outbound rules: https, and a public host unless the operator
+/// trusts it (`LATCHKEY_REGISTRATION_TRUSTED_HOSTS`).
+fn check_key_source(app: &App, metadata: &ClientMetadata) -> Result<(), OAuthError> {
+    if let Some(uri) = &metadata.jwks_uri {
+        app.outbound.check_url(uri).map_err(|e| {
+            OAuthError::new(ErrorCode::InvalidClientMetadata, format!("jwks_uri: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
 fn check_same_kind(current: &ClientMetadata, new: &ClientMetadata) -> Result<(), OAuthError> {
+    let (was, will) = (
+        current.token_endpoint_auth_method.uses_secret(),
+        new.token_endpoint_auth_method.uses_secret(),
+    );
+    if !current.is_public() && !new.is_public() && was != will {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "a client cannot switch between a client secret and private_key_jwt; register a \
+             new client instead",
+        ));
+    }
     match (current.is_public(), new.is_public()) {
         (true, false) => Err(OAuthError::new(
             ErrorCode::InvalidClientMetadata,
@@ -180,9 +208,10 @@ pub async fn rotate_secret(app: &App, client_id: &str) -> Result<ClientResponse,
         .get_client(client_id)
         .await?
         .ok_or_else(|| not_found(client_id))?;
-    if current.metadata.is_public() {
+    if !current.metadata.token_endpoint_auth_method.uses_secret() {
         return Err(OAuthError::invalid_request(
-            "this is a public client (token_endpoint_auth_method none); it has no secret to rotate",
+            "this client authenticates without a client secret (token_endpoint_auth_method \
+             none or private_key_jwt); it has no secret to rotate",
         ));
     }
     let secret = random_secret();

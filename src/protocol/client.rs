@@ -12,6 +12,8 @@ use super::scope::Scope;
 pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with one of the client's keys (RFC 7523 §2.2, OpenID Connect Core §9).
+    PrivateKeyJwt,
     /// A public client: no secret, PKCE required.
     None,
 }
@@ -21,10 +23,27 @@ impl TokenEndpointAuthMethod {
         match self {
             TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenEndpointAuthMethod::PrivateKeyJwt => "private_key_jwt",
             TokenEndpointAuthMethod::None => "none",
         }
     }
+
+    /// Whether clients of this method hold a secret Latchkey issued.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost
+        )
+    }
 }
+
+/// The algorithms a client may sign its authentication assertions (and, later, request
+/// objects) with: asymmetric only, so that Latchkey never holds a key that can sign for the
+/// client.
+pub const CLIENT_SIGNING_ALGS: [&str; 6] = ["RS256", "PS256", "ES256", "ES384", "EdDSA", "RS512"];
+
+/// The largest `jwks` a client may register inline.
+pub const MAX_INLINE_JWKS_BYTES: usize = 16 * 1024;
 
 /// Latchkey extension: whose tokens a client may learn about at the introspection endpoint
 /// (RFC 7662 §4 leaves it to the server to decide who may introspect what).
@@ -83,6 +102,12 @@ pub struct ClientRegistration {
     pub allowed_resources: Option<Vec<String>>,
     /// Latchkey extension: `own` (default) or `any`, see `IntrospectionAccess`.
     pub introspection: Option<IntrospectionAccess>,
+    /// The client's public keys (a JWK Set), for `private_key_jwt` (RFC 7591 §2).
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its public keys.
+    pub jwks_uri: Option<String>,
+    /// The one algorithm its authentication assertions must use, when set.
+    pub token_endpoint_auth_signing_alg: Option<String>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -113,6 +138,12 @@ pub struct ClientMetadata {
     /// Clients stored before this field existed read as `own`.
     #[serde(default)]
     pub introspection: IntrospectionAccess,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jwks_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_endpoint_auth_signing_alg: Option<String>,
 }
 
 impl ClientMetadata {
@@ -243,6 +274,38 @@ impl ClientRegistration {
         for r in &allowed_resources {
             validate_resource(r).map_err(metadata_error)?;
         }
+        if self.jwks.is_some() && self.jwks_uri.is_some() {
+            return Err(metadata_error(
+                "jwks and jwks_uri must not both be present (RFC 7591 §2)",
+            ));
+        }
+        if auth_method == TokenEndpointAuthMethod::PrivateKeyJwt
+            && self.jwks.is_none()
+            && self.jwks_uri.is_none()
+        {
+            return Err(metadata_error(
+                "private_key_jwt needs the client's public keys: jwks or jwks_uri",
+            ));
+        }
+        if let Some(jwks) = &self.jwks {
+            validate_jwks(jwks).map_err(metadata_error)?;
+        }
+        if let Some(uri) = &self.jwks_uri {
+            // The host is checked against the outbound rules by the caller, which knows the
+            // trusted hosts; here only the shape.
+            match url::Url::parse(uri) {
+                Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => {}
+                _ => return Err(metadata_error("jwks_uri must be an absolute https URL")),
+            }
+        }
+        if let Some(alg) = &self.token_endpoint_auth_signing_alg
+            && !CLIENT_SIGNING_ALGS.contains(&alg.as_str())
+        {
+            return Err(metadata_error(format!(
+                "token_endpoint_auth_signing_alg must be one of {}",
+                CLIENT_SIGNING_ALGS.join(", ")
+            )));
+        }
         Ok(ClientMetadata {
             redirect_uris: self.redirect_uris,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
@@ -257,8 +320,44 @@ impl ClientRegistration {
             first_party: self.first_party.unwrap_or(false),
             allowed_resources,
             introspection,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
         })
     }
+}
+
+/// A registered JWK Set: public asymmetric keys only, at most 16 KiB (a key set a client
+/// publishes holds no secret; a symmetric or private key here would be a leak).
+pub fn validate_jwks(jwks: &serde_json::Value) -> Result<(), String> {
+    if jwks.to_string().len() > MAX_INLINE_JWKS_BYTES {
+        return Err("jwks is larger than 16 KiB".into());
+    }
+    let Some(keys) = jwks.get("keys").and_then(|k| k.as_array()) else {
+        return Err("jwks must be a JWK Set: an object with a `keys` array".into());
+    };
+    if keys.is_empty() {
+        return Err("jwks holds no key".into());
+    }
+    for key in keys {
+        let kty = key.get("kty").and_then(|k| k.as_str()).unwrap_or_default();
+        if !matches!(kty, "RSA" | "EC" | "OKP") {
+            return Err(format!(
+                "jwks: key type `{kty}` is not accepted (RSA, EC or OKP public keys only)"
+            ));
+        }
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            if key.get(private).is_some() {
+                return Err(format!(
+                    "jwks holds private key material (`{private}`); register public keys only"
+                ));
+            }
+        }
+        if serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone()).is_err() {
+            return Err("jwks holds a key that is not a valid JWK".into());
+        }
+    }
+    Ok(())
 }
 
 fn dedup(values: Vec<String>) -> Vec<String> {

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::client::CLIENT_SIGNING_ALGS;
+
 /// Paths of the protocol endpoints and pages, relative to the issuer. The router uses the
 /// same constants.
 pub mod paths {
@@ -90,6 +92,9 @@ pub struct Metadata {
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
     pub claim_types_supported: Vec<&'static str>,
@@ -133,17 +138,23 @@ impl Metadata {
             token_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
                 "none",
             ],
             revocation_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
                 "none",
             ],
             introspection_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
             ],
+            token_endpoint_auth_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
+            revocation_endpoint_auth_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
+            introspection_endpoint_auth_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
             code_challenge_methods_supported: vec!["S256"],
             claims_supported: CLAIMS_SUPPORTED.to_vec(),
             claim_types_supported: vec!["normal"],

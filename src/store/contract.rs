@@ -83,6 +83,9 @@ fn metadata(name: &str) -> ClientMetadata {
         first_party: false,
         allowed_resources: vec!["https://api.example.com".to_owned()],
         introspection: crate::protocol::client::IntrospectionAccess::Own,
+        jwks: None,
+        jwks_uri: None,
+        token_endpoint_auth_signing_alg: None,
     }
 }
 

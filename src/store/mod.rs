@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use crate::protocol::client::ClientMetadata;
 use crate::protocol::user::UserClaims;
 
+pub use replay::ReplayStore;
+
 pub mod postgres;
+mod replay;
 mod sql;
 pub mod sqlite;
 pub mod testing;
@@ -620,6 +623,7 @@ pub trait Store:
     + ConsentStore
     + KeyStore
     + ThrottleStore
+    + ReplayStore
     + AuditStore
     + Housekeeping
 {
@@ -637,6 +641,7 @@ impl<T> Store for T where
         + ConsentStore
         + KeyStore
         + ThrottleStore
+        + ReplayStore
         + AuditStore
         + Housekeeping
 {

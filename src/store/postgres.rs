@@ -13,7 +13,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// A store on a Postgres database, shared by any number of nodes.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {

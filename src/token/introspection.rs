@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::client_auth;
 use crate::protocol::OAuthError;
+use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
 use crate::protocol::form::Params;
 
@@ -46,7 +47,8 @@ pub async fn introspect(
     params: &Params,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Introspection, TokenEndpointError> {
-    let client = client_auth::authenticate(app, authorization, params, ip).await?;
+    let client =
+        client_auth::authenticate(app, authorization, params, ip, paths::INTROSPECTION).await?;
     if client.metadata.is_public() {
         return Err(TokenEndpointError {
             error: OAuthError::invalid_client("introspection needs a confidential client"),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::client_auth;
 use crate::mint::{self, AccessTokenClaims, IdTokenClaims};
+use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
 use crate::protocol::form::Params;
 use crate::protocol::token::TokenResponse;
@@ -93,7 +94,7 @@ pub async fn token_request(
     params: &Params,
     ip: Option<std::net::IpAddr>,
 ) -> Result<TokenResponse, TokenEndpointError> {
-    let client = client_auth::authenticate(app, authorization, params, ip).await?;
+    let client = client_auth::authenticate(app, authorization, params, ip, paths::TOKEN).await?;
     let grant_type = GrantType::parse(params.get("grant_type"), app.config.enable_password_grant)?;
     if !client.metadata.allows_grant(grant_type.as_str()) {
         return Err(OAuthError::new(

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::client_auth;
 use crate::mint;
 use crate::protocol::OAuthError;
+use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
 use crate::protocol::form::Params;
 
@@ -15,7 +16,8 @@ pub async fn revoke(
     params: &Params,
     ip: Option<std::net::IpAddr>,
 ) -> Result<(), TokenEndpointError> {
-    let client = client_auth::authenticate(app, authorization, params, ip).await?;
+    let client =
+        client_auth::authenticate(app, authorization, params, ip, paths::REVOCATION).await?;
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -21,6 +21,7 @@ mod introspection;
 mod lifecycle;
 mod logout;
 mod nodes;
+mod private_key_jwt;
 mod races;
 mod refusals;
 mod relying_party;
