@@ -218,6 +218,7 @@ mod tests {
             client_id: "app".into(),
             redirect_uri: "https://app.example/cb".into(),
             redirect_uri_sent: true,
+            response_mode: Default::default(),
             scope: scope.into(),
             state: None,
             nonce: None,

@@ -27,7 +27,7 @@ use url::Url;
 
 use crate::app::App;
 use crate::crypto::{random_secret, random_token};
-use crate::protocol::authorization::AuthorizationRequest;
+use crate::protocol::authorization::{AuthorizationRequest, ResponseMode};
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{AuthCodeRecord, ClientRecord, SessionRecord, StoreError};
@@ -38,8 +38,8 @@ use flow::{Arrival, Next, Stage};
 pub enum AuthorizeError {
     /// Client or redirect URI could not be trusted: render an error page (HTTP 400).
     Page(OAuthError),
-    /// Redirect the error to the client (RFC 6749 §4.1.2.1, RFC 9207).
-    Redirect(String),
+    /// Send the error to the client (RFC 6749 §4.1.2.1, RFC 9207).
+    Redirect(ToClient),
 }
 
 impl From<StoreError> for AuthorizeError {
@@ -51,47 +51,73 @@ impl From<StoreError> for AuthorizeError {
 /// What the endpoint does next.
 #[derive(Debug)]
 pub enum Decision {
-    /// Send the browser to this URL (the client's redirect URI with a code or an error).
-    Redirect(String),
+    /// Send the browser back to the client with a code or an error.
+    Redirect(ToClient),
     /// The user must log in; `interaction_id` is the sealed interaction.
     Login { interaction_id: String },
     /// The user must consent; `interaction_id` is the sealed interaction.
     Consent { interaction_id: String },
 }
 
-/// Builds the client redirect carrying an error, `state` and `iss`.
+/// An authorization response: parameters for the client's redirect URI, delivered as the
+/// request asked (`ResponseMode`): in the query of a 303, or POSTed by a form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToClient {
+    pub redirect_uri: String,
+    pub params: Vec<(&'static str, String)>,
+    pub mode: ResponseMode,
+}
+
+impl ToClient {
+    fn new(
+        app: &App,
+        redirect_uri: &str,
+        mode: ResponseMode,
+        mut params: Vec<(&'static str, String)>,
+        state: Option<&str>,
+    ) -> Self {
+        if let Some(s) = state {
+            params.push(("state", s.to_owned()));
+        }
+        params.push(("iss", app.config.issuer.clone()));
+        ToClient {
+            redirect_uri: redirect_uri.to_owned(),
+            params,
+            mode,
+        }
+    }
+
+    /// The redirect URI with the parameters appended to its query, keeping any query it
+    /// already has (RFC 6749 §3.1.2): what a `query` response sends the browser to.
+    pub fn url(&self) -> String {
+        match Url::parse(&self.redirect_uri) {
+            Ok(mut url) => {
+                {
+                    let mut query = url.query_pairs_mut();
+                    for (k, v) in &self.params {
+                        query.append_pair(k, v);
+                    }
+                }
+                url.to_string()
+            }
+            Err(_) => self.redirect_uri.clone(),
+        }
+    }
+}
+
+/// The client response carrying an error, `state` and `iss`.
 pub fn error_redirect(
     app: &App,
     redirect_uri: &str,
+    mode: ResponseMode,
     state: Option<&str>,
     error: &OAuthError,
-) -> String {
-    let mut pairs = vec![
-        ("error", error.code.as_str()),
-        ("error_description", error.description.as_ref()),
+) -> ToClient {
+    let params = vec![
+        ("error", error.code.as_str().to_owned()),
+        ("error_description", error.description.to_string()),
     ];
-    if let Some(s) = state {
-        pairs.push(("state", s));
-    }
-    pairs.push(("iss", app.config.issuer.as_str()));
-    append_query(redirect_uri, &pairs)
-}
-
-/// Appends parameters to a registered redirect URI, keeping any query it already has
-/// (RFC 6749 §3.1.2).
-fn append_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
-    match Url::parse(redirect_uri) {
-        Ok(mut url) => {
-            {
-                let mut query = url.query_pairs_mut();
-                for (k, v) in pairs {
-                    query.append_pair(k, v);
-                }
-            }
-            url.to_string()
-        }
-        Err(_) => redirect_uri.to_owned(),
-    }
+    ToClient::new(app, redirect_uri, mode, params, state)
 }
 
 /// Steps 1 to 3 for a fresh request from the browser.
@@ -106,6 +132,7 @@ pub async fn authorize(
         AuthorizeError::Redirect(error_redirect(
             app,
             &target.redirect_uri,
+            target.response_mode,
             target.state.as_deref(),
             &e,
         ))
@@ -227,12 +254,13 @@ pub(crate) fn new_code(
     (code, record, grant_expires_at)
 }
 
-/// The success redirect: the code, `state` and `iss` on the client's redirect URI.
-pub(crate) fn success_redirect(app: &App, request: &AuthorizationRequest, code: &str) -> String {
-    let mut pairs = vec![("code", code)];
-    if let Some(s) = &request.state {
-        pairs.push(("state", s));
-    }
-    pairs.push(("iss", app.config.issuer.as_str()));
-    append_query(&request.redirect_uri, &pairs)
+/// The success response: the code, `state` and `iss`, for the client's redirect URI.
+pub(crate) fn success_redirect(app: &App, request: &AuthorizationRequest, code: &str) -> ToClient {
+    ToClient::new(
+        app,
+        &request.redirect_uri,
+        request.response_mode,
+        vec![("code", code.to_owned())],
+        request.state.as_deref(),
+    )
 }

@@ -198,6 +198,7 @@ pub async fn answer_consent(
         return Ok(Decision::Redirect(error_redirect(
             app,
             &pending.request.redirect_uri,
+            pending.request.response_mode,
             pending.request.state.as_deref(),
             &denied,
         )));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{AuthorizeError, pkce, redirect_uri};
 use crate::app::App;
-use crate::protocol::authorization::{AuthorizationRequest, Prompt};
+use crate::protocol::authorization::{AuthorizationRequest, Prompt, ResponseMode};
 use crate::protocol::client::validate_resource;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError, Scope};
@@ -17,6 +17,9 @@ pub struct Target {
     pub client: Arc<ClientRecord>,
     pub redirect_uri: String,
     pub state: Option<String>,
+    /// How answers go back: as asked when Latchkey serves that mode, else by query (which is
+    /// also how an unsupported mode is refused).
+    pub response_mode: ResponseMode,
 }
 
 /// Step 1: the client and the redirect URI. Errors are rendered as a page.
@@ -53,6 +56,7 @@ pub async fn resolve_target(app: &App, params: &Params) -> Result<Target, Author
         client,
         redirect_uri,
         state: params.get("state").map(str::to_owned),
+        response_mode: ResponseMode::parse(params.get("response_mode")).unwrap_or_default(),
     })
 }
 
@@ -96,11 +100,9 @@ pub fn validate(
             ));
         }
     }
-    if let Some(mode) = params.get("response_mode")
-        && mode != "query"
-    {
+    if ResponseMode::parse(params.get("response_mode")).is_none() {
         return Err(OAuthError::invalid_request(
-            "only response_mode=query is supported",
+            "response_mode must be query or form_post",
         ));
     }
 
@@ -192,6 +194,7 @@ pub fn validate(
         client_id: target.client.client_id.clone(),
         redirect_uri: target.redirect_uri.clone(),
         redirect_uri_sent: params.contains("redirect_uri"),
+        response_mode: target.response_mode,
         scope: scope.to_string(),
         state: target.state.clone(),
         nonce: params.get("nonce").map(str::to_owned),

@@ -36,9 +36,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// cause, and its own timeout is shorter).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Content-Security-Policy for every response: no script at all, styles only from our own
-/// stylesheet, no framing (the consent button cannot be clickjacked).
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+/// Content-Security-Policy for every response: scripts and styles only from our own files
+/// under `/static` (never inline, never `eval`), no framing (the consent button cannot be
+/// clickjacked).
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
 /// The header that carries a request's id, in and out.
 const REQUEST_ID: &str = "x-request-id";
@@ -118,6 +119,7 @@ pub fn router(app: App) -> Router {
                 .layer(cors),
         )
         .route("/static/latchkey.css", get(stylesheet))
+        .route("/static/form_post.js", get(form_post_script))
         .route("/metrics", get(metrics::render))
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(metrics::track))
@@ -250,6 +252,16 @@ async fn stylesheet() -> impl axum::response::IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/latchkey.css"),
+    )
+}
+
+async fn form_post_script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/form_post.js"),
     )
 }
 

@@ -12,6 +12,29 @@ pub struct Prompt {
     pub consent: bool,
 }
 
+/// How the authorization response reaches the client (OAuth 2.0 Multiple Response Type
+/// Encoding Practices §2.1; OAuth 2.0 Form Post Response Mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// Parameters in the redirect URI's query (the default for `response_type=code`).
+    #[default]
+    Query,
+    /// Parameters POSTed to the redirect URI by an auto-submitting form.
+    FormPost,
+}
+
+impl ResponseMode {
+    /// The mode a request asked for: `None` for a value Latchkey does not serve.
+    pub fn parse(value: Option<&str>) -> Option<ResponseMode> {
+        match value {
+            None | Some("query") => Some(ResponseMode::Query),
+            Some("form_post") => Some(ResponseMode::FormPost),
+            Some(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: String,
@@ -19,6 +42,9 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     /// Whether `redirect_uri` was sent; then the token request must repeat it (RFC 6749 §4.1.3).
     pub redirect_uri_sent: bool,
+    /// Interactions sealed before this field existed read as `query`.
+    #[serde(default)]
+    pub response_mode: ResponseMode,
     pub scope: String,
     pub state: Option<String>,
     pub nonce: Option<String>,

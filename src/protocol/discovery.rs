@@ -131,7 +131,7 @@ impl Metadata {
             end_session_endpoint: url(paths::END_SESSION),
             scopes_supported: STANDARD_SCOPES.to_vec(),
             response_types_supported: vec!["code"],
-            response_modes_supported: vec!["query"],
+            response_modes_supported: vec!["query", "form_post"],
             grant_types_supported: grants,
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: vec!["RS256", "ES256", "EdDSA"],

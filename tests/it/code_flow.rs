@@ -392,7 +392,7 @@ async fn later_errors_are_redirected_with_state_and_iss(backend: Backend) {
             vec![
                 ("response_type", "code"),
                 ("scope", "openid"),
-                ("response_mode", "form_post"),
+                ("response_mode", "web_message"),
             ],
             "invalid_request",
         ),
@@ -948,8 +948,11 @@ async fn pages_resist_framing_and_referrer_leaks(backend: Backend) {
     assert_eq!(page.headers["x-frame-options"], "DENY");
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // Scripts only from Latchkey's own files: never inline, never eval.
     assert!(
-        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        !csp.contains("unsafe-inline")
+            && !csp.contains("unsafe-eval")
+            && csp.contains("script-src 'self';"),
         "{csp}"
     );
     assert_eq!(page.headers["referrer-policy"], "no-referrer");

@@ -16,6 +16,7 @@ mod conformance;
 mod connections;
 mod discovery;
 mod faults;
+mod form_post;
 mod hostile;
 mod introspection;
 mod lifecycle;

@@ -26,9 +26,10 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::accounts::session::{self, Session};
 use crate::app::App;
 use crate::audit::Event;
-use crate::authorize::{AuthorizeError, Decision, Pending};
+use crate::authorize::{AuthorizeError, Decision, Pending, ToClient};
 use crate::http::cookies;
 use crate::http::form::form_params;
+use crate::protocol::authorization::ResponseMode;
 use crate::protocol::discovery::paths;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError};
@@ -236,9 +237,7 @@ pub fn client_left() -> Response {
 /// Turns the authorization pipeline's answer into a response.
 pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Response {
     match result {
-        Ok(Decision::Redirect(url)) | Err(AuthorizeError::Redirect(url)) => {
-            Redirect::to(&url).into_response()
-        }
+        Ok(Decision::Redirect(to)) | Err(AuthorizeError::Redirect(to)) => to_client(t, &to),
         Ok(Decision::Login { interaction_id }) => {
             Redirect::to(&format!("{}?interaction={interaction_id}", paths::LOGIN)).into_response()
         }
@@ -247,6 +246,31 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
                 .into_response()
         }
         Err(AuthorizeError::Page(err)) => error_page(t, &err),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    t: &'a Text,
+    action: &'a str,
+    fields: &'a [(&'static str, String)],
+}
+
+/// Delivers an authorization response: a 303 to the redirect URI with the parameters in its
+/// query, or, for `response_mode=form_post`, a page whose form POSTs them there (submitted by
+/// `static/form_post.js`, or by its button without scripts).
+pub fn to_client(t: &Text, to: &ToClient) -> Response {
+    match to.mode {
+        ResponseMode::Query => Redirect::to(&to.url()).into_response(),
+        ResponseMode::FormPost => html(
+            StatusCode::OK,
+            &FormPostPage {
+                t,
+                action: &to.redirect_uri,
+                fields: &to.params,
+            },
+        ),
     }
 }
 
