@@ -1,50 +1,34 @@
 //! Account lifecycle: a forced password change at the next login, and the account page where
 //! users see and withdraw the access they gave.
 
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{
-    ADMIN_TOKEN, Backend, Browser, PASSWORD, TestApp, TestClient, hidden_field, spawn_app,
-};
+use crate::helpers::{Backend, Browser, PASSWORD, TestClient, code_form, hidden_field, spawn_app};
 
 both_backends!(
     a_required_password_reset_is_done_before_the_login_completes,
     users_see_and_withdraw_the_access_they_gave,
 );
 
-async fn patch_user(app: &TestApp, sub: &str, body: Value) -> Value {
-    let r = app
-        .http
-        .patch(app.url(&format!("/admin/users/{sub}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
-
 async fn a_required_password_reset_is_done_before_the_login_completes(backend: Backend) {
     let app = spawn_app(backend).await;
     let user = app.create_user("alice").await;
     let sub = user["sub"].as_str().unwrap();
     let client = TestClient::from_registration(&app.create_web_client().await);
-    let updated = patch_user(&app, sub, json!({"password_reset_required": true})).await;
+    let (status, updated) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/users/{sub}"),
+            Some(&json!({"password_reset_required": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
     assert_eq!(updated["password_reset_required"], true);
 
     let browser = Browser::new(&app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(&client, "openid").await;
     let page = browser.login(&location, "alice", PASSWORD).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Choose a new password"));
@@ -111,29 +95,13 @@ async fn a_required_password_reset_is_done_before_the_login_completes(backend: B
             .unwrap()
             .starts_with("/consent")
     );
-    let fetched: Value = app
-        .http
-        .get(app.url(&format!("/admin/users/{sub}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, fetched) = app
+        .admin(Method::GET, &format!("/admin/users/{sub}"), None)
+        .await;
     assert_eq!(fetched["password_reset_required"], false);
     // The old password is gone; the new one works.
     let other = Browser::new(&app);
-    let location = other
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = other.authorize_location(&client, "openid").await;
     assert_eq!(other.login(&location, "alice", PASSWORD).await.status, 401);
     assert_eq!(
         other
@@ -149,18 +117,11 @@ async fn users_see_and_withdraw_the_access_they_gave(backend: Backend) {
     app.create_user("alice").await;
     let client = TestClient::from_registration(&app.create_web_client().await);
     let browser = Browser::new(&app);
-    let q = app
-        .code_flow(&browser, &client, "openid email offline_access", None, &[])
+    let q = browser
+        .code_flow(&client, "openid email offline_access", None, &[])
         .await;
     let (_, tokens, _) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
-                ("redirect_uri", &client.redirect_uri),
-            ],
-        )
+        .token(&client, &code_form(&client, &q["code"], None))
         .await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
 
@@ -234,24 +195,8 @@ async fn users_see_and_withdraw_the_access_they_gave(backend: Backend) {
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid email"),
-        ])
-        .await;
+    let step = browser.authorize_for(&client, "openid email").await;
     assert!(step.location.unwrap().starts_with("/consent"));
-    let events: Value = app
-        .http
-        .get(app.url("/admin/events?kind=consent_withdrawn"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    let events = app.events("kind=consent_withdrawn").await;
+    assert_eq!(events.len(), 1);
 }

@@ -1,30 +1,19 @@
 //! The audit log (`GET /admin/events`) and the promise that no secret, password, token or
 //! code ever reaches a log line or an event.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Browser, PASSWORD, ServerProcess, TestClient, fresh_database,
-    hidden_field, no_redirect_client, pkce_pair, query_of, spawn_app,
+    ADMIN_TOKEN, AdminBody, Backend, Browser, PASSWORD, ServerProcess, TestClient, admin_request,
+    fresh_database, hidden_field, no_redirect_client, pkce_pair, query_of, spawn_app,
 };
 
 both_backends!(
     security_events_are_recorded_and_filterable,
     no_secret_reaches_a_log_line_or_an_event
 );
-
-async fn events(http: &reqwest::Client, base: &str, query: &str) -> Vec<Value> {
-    let r = http
-        .get(format!("{base}/admin/events?{query}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
-    body["items"].as_array().unwrap().clone()
-}
 
 fn kinds(list: &[Value]) -> Vec<String> {
     list.iter()
@@ -38,16 +27,7 @@ async fn security_events_are_recorded_and_filterable(backend: Backend) {
     let sub = user["sub"].as_str().unwrap();
     let client = TestClient::from_registration(&app.create_web_client().await);
     let browser = Browser::new(&app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(&client, "openid").await;
     browser.login(&location, "alice", "wrong password").await;
     let step = browser.login(&location, "alice", PASSWORD).await;
     browser.consent(&step.location.unwrap(), "allow").await;
@@ -57,14 +37,9 @@ async fn security_events_are_recorded_and_filterable(backend: Backend) {
         .send()
         .await
         .unwrap();
-    app.http
-        .post(app.url("/admin/keys/rotate"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    app.admin(Method::POST, "/admin/keys/rotate", None).await;
 
-    let all = kinds(&events(&app.http, &app.base, "").await);
+    let all = kinds(&app.events("").await);
     for expected in [
         "user_created",
         "client_created",
@@ -79,12 +54,12 @@ async fn security_events_are_recorded_and_filterable(backend: Backend) {
             "{expected} missing from {all:?}"
         );
     }
-    let failures = events(&app.http, &app.base, "kind=login_failed").await;
+    let failures = app.events("kind=login_failed").await;
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["sub"], sub);
     assert_eq!(failures[0]["client_id"], client.client_id.as_str());
     assert_eq!(failures[0]["ip"], "127.0.0.1");
-    let for_user = kinds(&events(&app.http, &app.base, &format!("sub={sub}")).await);
+    let for_user = kinds(&app.events(&format!("sub={sub}")).await);
     assert!(
         for_user.iter().all(|k| [
             "user_created",
@@ -95,23 +70,14 @@ async fn security_events_are_recorded_and_filterable(backend: Backend) {
         .contains(&k.as_str())),
         "{for_user:?}"
     );
-    let page = events(&app.http, &app.base, "limit=2").await;
+    let page = app.events("limit=2").await;
     assert_eq!(page.len(), 2);
-    let next = events(
-        &app.http,
-        &app.base,
-        &format!("limit=2&before={}", page[1]["event_id"]),
-    )
-    .await;
+    let next = app
+        .events(&format!("limit=2&before={}", page[1]["event_id"]))
+        .await;
     assert!(next[0]["event_id"].as_i64().unwrap() < page[1]["event_id"].as_i64().unwrap());
-    let bad = app
-        .http
-        .get(app.url("/admin/events?limit=0"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    let (bad, _) = app.admin(Method::GET, "/admin/events?limit=0", None).await;
+    assert_eq!(bad, 400);
     let unauthenticated = app.http.get(app.url("/admin/events")).send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
 }
@@ -129,40 +95,22 @@ async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
         "not-the-password-xyz".to_owned(),
     ];
 
-    let admin = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let user: Value = admin(
-        "/admin/users",
-        json!({"username": "alice", "password": PASSWORD, "email": "a@example.test"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let user = json!({"username": "alice", "password": PASSWORD, "email": "a@example.test"});
+    let (_, user) = node.admin(Method::POST, "/admin/users", Some(&user)).await;
     assert!(user["sub"].is_string());
-    let reg: Value = admin("/admin/clients", json!({
+    let metadata = json!({
         "redirect_uris": ["https://app.example.test/callback"],
         "grant_types": ["authorization_code", "refresh_token", "client_credentials", "password"],
         "scope": "openid email offline_access api.read",
-    }))
-    .await.unwrap().json().await.unwrap();
+    });
+    let (_, reg) = node
+        .admin(Method::POST, "/admin/clients", Some(&metadata))
+        .await;
     let client_id = reg["client_id"].as_str().unwrap().to_owned();
     let secret = reg["client_secret"].as_str().unwrap().to_owned();
     secrets.push(secret.clone());
-    let rotated: Value = http
-        .post(format!("{base}/admin/clients/{client_id}/secret"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/admin/clients/{client_id}/secret");
+    let (_, rotated) = node.admin(Method::POST, &path, None).await;
     secrets.push(rotated["client_secret"].as_str().unwrap().to_owned());
     let secret = rotated["client_secret"].as_str().unwrap().to_owned();
 
@@ -349,15 +297,16 @@ async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
     );
     browser.get(&logout).send().await.unwrap();
 
-    let all_events = http
-        .get(format!("{base}/admin/events?limit=200"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // As sent, not parsed and printed again: a secret must not be there in any spelling.
+    let all_events = admin_request(
+        &http,
+        &format!("{base}/admin/events?limit=200"),
+        Method::GET,
+        Some(ADMIN_TOKEN),
+        AdminBody::None,
+    )
+    .await
+    .text;
     let log = node.log();
     assert!(
         log.lines().count() > 20,

@@ -3,25 +3,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, TestApp, TestClient, hidden_field, pkce_pair, query_of, spawn_app,
+    Backend, Browser, PASSWORD, TestApp, TestClient, authorize_params, code_form, fetch_json,
+    hidden_field, jwt_part, pkce_pair, pkce_params, query_of, redeem, spawn_app,
+    spawn_app_with_alice, userinfo_status,
 };
 
-fn jwt_part(token: &str, index: usize) -> Value {
-    let part = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-async fn setup(backend: Backend) -> (TestApp, TestClient) {
-    let app = spawn_app(backend).await;
-    app.create_user("alice").await;
-    let client = TestClient::from_registration(&app.create_web_client().await);
-    (app, client)
-}
-
+/// A native public client: PKCE required, a loopback and a private-use-scheme redirect URI.
 async fn public_client(app: &TestApp) -> TestClient {
     TestClient::from_registration(
         &app.create_client(json!({
@@ -62,12 +53,11 @@ both_backends!(
 );
 
 async fn full_flow_issues_code_tokens_and_userinfo(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let (verifier, challenge) = pkce_pair();
-    let query = app
+    let query = browser
         .code_flow(
-            &browser,
             &client,
             "openid profile email offline_access",
             Some(&challenge),
@@ -80,15 +70,7 @@ async fn full_flow_issues_code_tokens_and_userinfo(backend: Backend) {
     assert!(code.len() >= 43, "code carries 256 bits");
 
     let (status, body, headers) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &verifier),
-            ],
-        )
+        .token(&client, &code_form(&client, code, Some(&verifier)))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
@@ -131,16 +113,7 @@ async fn full_flow_issues_code_tokens_and_userinfo(backend: Backend) {
     };
     assert_eq!(id["at_hash"], expected_at_hash.as_str());
 
-    let info: Value = app
-        .http
-        .get(app.url("/userinfo"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = fetch_json(app.http.get(app.url("/userinfo")).bearer_auth(access)).await;
     assert_eq!(info["sub"], claims["sub"]);
     assert_eq!(info["email"], "alice@example.test");
     assert_eq!(info["email_verified"], true);
@@ -152,19 +125,14 @@ async fn full_flow_issues_code_tokens_and_userinfo(backend: Backend) {
 }
 
 async fn a_second_request_with_the_same_scopes_skips_consent(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let (_, challenge) = pkce_pair();
-    app.code_flow(&browser, &client, "openid email", Some(&challenge), &[])
+    browser
+        .code_flow(&client, "openid email", Some(&challenge), &[])
         .await;
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid email"),
-            ("state", "again"),
-        ])
+        .authorize_with(&client, "openid email", &[("state", "again")])
         .await;
     assert_eq!(step.status, 303);
     let location = step.location.unwrap();
@@ -176,17 +144,11 @@ async fn a_second_request_with_the_same_scopes_skips_consent(backend: Backend) {
 }
 
 async fn consent_asks_only_for_scopes_not_yet_granted(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    app.code_flow(&browser, &client, "openid email", None, &[])
-        .await;
+    browser.code_flow(&client, "openid email", None, &[]).await;
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid email phone offline_access"),
-        ])
+        .authorize_for(&client, "openid email phone offline_access")
         .await;
     let location = step.location.unwrap();
     assert!(location.starts_with("/consent"), "{location}");
@@ -205,19 +167,13 @@ async fn consent_asks_only_for_scopes_not_yet_granted(backend: Backend) {
     assert!(page.body.contains(r#"name="decision" value="deny""#));
     // prompt=consent always asks, even when everything was granted.
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid email"),
-            ("prompt", "consent"),
-        ])
+        .authorize_with(&client, "openid email", &[("prompt", "consent")])
         .await;
     assert!(step.location.unwrap().starts_with("/consent"));
 }
 
 async fn unknown_client_or_redirect_uri_gets_a_page_not_a_redirect(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let cases: Vec<Vec<(&str, &str)>> = vec![
         vec![
@@ -301,7 +257,7 @@ async fn loopback_redirect_uris_may_change_port(backend: Backend) {
 }
 
 async fn later_errors_are_redirected_with_state_and_iss(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let cases = [
         (
@@ -416,14 +372,14 @@ async fn later_errors_are_redirected_with_state_and_iss(backend: Backend) {
     }
     // Unknown parameters are ignored.
     let (_, challenge) = pkce_pair();
-    app.code_flow(
-        &browser,
-        &client,
-        "openid",
-        Some(&challenge),
-        &[("unknown_thing", "x"), ("display", "page")],
-    )
-    .await;
+    browser
+        .code_flow(
+            &client,
+            "openid",
+            Some(&challenge),
+            &[("unknown_thing", "x"), ("display", "page")],
+        )
+        .await;
 }
 
 async fn public_clients_need_s256_pkce(backend: Backend) {
@@ -432,35 +388,18 @@ async fn public_clients_need_s256_pkce(backend: Backend) {
     let client = public_client(&app).await;
     let browser = Browser::new(&app);
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("state", "x"),
-        ])
+        .authorize_with(&client, "openid", &[("state", "x")])
         .await;
     let q = query_of(&step.location.unwrap());
     assert_eq!(q["error"], "invalid_request");
     let (verifier, challenge) = pkce_pair();
-    let query = app
-        .code_flow(
-            &browser,
-            &client,
-            "openid offline_access",
-            Some(&challenge),
-            &[],
-        )
+    let query = browser
+        .code_flow(&client, "openid offline_access", Some(&challenge), &[])
         .await;
     let (status, body, _) = app
         .token(
             &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &query["code"]),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &verifier),
-            ],
+            &code_form(&client, &query["code"], Some(&verifier)),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -468,23 +407,16 @@ async fn public_clients_need_s256_pkce(backend: Backend) {
 }
 
 async fn prompt_none_without_session_or_consent_fails(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let params = |scope: &'static str| {
-        vec![
-            ("response_type", "code"),
-            ("client_id", client.client_id.as_str()),
-            ("redirect_uri", client.redirect_uri.as_str()),
-            ("scope", scope),
-            ("prompt", "none"),
-            ("state", "pn"),
-        ]
+        authorize_params(&client, scope, &[("prompt", "none"), ("state", "pn")])
     };
     let step = browser.authorize(&params("openid")).await;
     let q = query_of(&step.location.unwrap());
     assert_eq!(q["error"], "login_required");
     assert_eq!(q["state"], "pn");
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
+    browser.code_flow(&client, "openid", None, &[]).await;
     let step = browser.authorize(&params("openid")).await;
     assert!(
         query_of(&step.location.unwrap()).contains_key("code"),
@@ -498,15 +430,10 @@ async fn prompt_none_without_session_or_consent_fails(backend: Backend) {
 }
 
 async fn prompt_login_and_max_age_force_a_new_login(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
-    let base = [
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", "openid"),
-    ];
+    browser.code_flow(&client, "openid", None, &[]).await;
+    let base = authorize_params(&client, "openid", &[]);
     let mut with_prompt = base.to_vec();
     with_prompt.push(("prompt", "login"));
     let step = browser.authorize(&with_prompt).await;
@@ -524,14 +451,7 @@ async fn prompt_login_and_max_age_force_a_new_login(backend: Backend) {
     let step = browser.login(&location, "alice", PASSWORD).await;
     let q = query_of(&step.location.unwrap());
     let (status, body, _) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
-                ("redirect_uri", &client.redirect_uri),
-            ],
-        )
+        .token(&client, &code_form(&client, &q["code"], None))
         .await;
     assert_eq!(status, 200, "{body}");
     let auth_time = jwt_part(body["id_token"].as_str().unwrap(), 1)["auth_time"]
@@ -549,73 +469,47 @@ async fn prompt_login_and_max_age_force_a_new_login(backend: Backend) {
 }
 
 async fn id_token_hint_for_another_user_with_prompt_none_is_login_required(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     app.create_user("bob").await;
     // Bob signs in in one browser and gets an ID token.
     let bob_browser = Browser::new(&app);
-    let step = bob_browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await;
+    let step = bob_browser.authorize_for(&client, "openid").await;
     let step = bob_browser
         .login(&step.location.unwrap(), "bob", PASSWORD)
         .await;
     let (_, answer) = bob_browser.consent(&step.location.unwrap(), "allow").await;
     let q = query_of(&answer.location.unwrap());
     let (_, body, _) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
-                ("redirect_uri", &client.redirect_uri),
-            ],
-        )
+        .token(&client, &code_form(&client, &q["code"], None))
         .await;
     let bob_id_token = body["id_token"].as_str().unwrap().to_owned();
     // Alice is signed in in another browser; Bob's hint there with prompt=none fails.
     let browser = Browser::new(&app);
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
+    browser.code_flow(&client, "openid", None, &[]).await;
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("prompt", "none"),
-            ("id_token_hint", &bob_id_token),
-        ])
+        .authorize_with(
+            &client,
+            "openid",
+            &[("prompt", "none"), ("id_token_hint", &bob_id_token)],
+        )
         .await;
     assert_eq!(query_of(&step.location.unwrap())["error"], "login_required");
     // Bob's own browser with his hint succeeds silently.
     let step = bob_browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("prompt", "none"),
-            ("id_token_hint", &bob_id_token),
-        ])
+        .authorize_with(
+            &client,
+            "openid",
+            &[("prompt", "none"), ("id_token_hint", &bob_id_token)],
+        )
         .await;
     assert!(query_of(&step.location.unwrap()).contains_key("code"));
 }
 
 async fn denying_consent_returns_access_denied(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("state", "d"),
-        ])
+        .authorize_with(&client, "openid", &[("state", "d")])
         .await;
     let step = browser
         .login(&step.location.unwrap(), "alice", PASSWORD)
@@ -631,16 +525,10 @@ async fn denying_consent_returns_access_denied(backend: Backend) {
 /// while the session is live and its user enabled. Otherwise the browser goes back to log
 /// in, no code is issued and the interaction stays open.
 async fn allowing_consent_needs_a_live_session_of_an_enabled_user(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("state", "l"),
-        ])
+        .authorize_with(&client, "openid", &[("state", "l")])
         .await;
     let step = browser
         .login(&step.location.unwrap(), "alice", PASSWORD)
@@ -683,7 +571,7 @@ async fn allowing_consent_needs_a_live_session_of_an_enabled_user(backend: Backe
 }
 
 async fn parameters_sent_twice_are_refused(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let url = format!(
         "/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=a&state=b",
         client.client_id,
@@ -699,18 +587,9 @@ fn urlencode(s: &str) -> String {
 }
 
 async fn login_failures_are_generic_and_sessions_rotate(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(&client, "openid").await;
     let wrong_password = browser.login(&location, "alice", "wrong password").await;
     let unknown_user = browser.login(&location, "mallory", "wrong password").await;
     assert_eq!(wrong_password.status, 401);
@@ -733,14 +612,7 @@ async fn login_failures_are_generic_and_sessions_rotate(backend: Backend) {
     );
     assert!(!cookie.contains("Secure"), "http issuer: no Secure");
     // Logging in again gives a new session id.
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", "openid"),
-        ("prompt", "login"),
-    ];
-    params.push(("state", "x"));
+    let params = authorize_params(&client, "openid", &[("prompt", "login"), ("state", "x")]);
     let location = browser.authorize(&params).await.location.unwrap();
     let second = browser.login(&location, "alice", PASSWORD).await;
     assert_ne!(
@@ -763,18 +635,9 @@ fn cookie_value(cookie: &str) -> String {
 }
 
 async fn forms_need_their_csrf_token_and_browser(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(&client, "openid").await;
     let page = browser.get(&location).await;
     let interaction = hidden_field(&page.body, "interaction").unwrap();
     let csrf = hidden_field(&page.body, "csrf_token").unwrap();
@@ -867,20 +730,14 @@ async fn forms_need_their_csrf_token_and_browser(backend: Backend) {
 /// of it, or waiting past its 30 minutes, gives the expired page; a request too large to
 /// travel in a URL is refused back to the client.
 async fn pending_interactions_are_sealed_expire_and_cannot_be_altered(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let authorize = |state: String| {
         let browser = &browser;
         let client = &client;
         async move {
             browser
-                .authorize(&[
-                    ("response_type", "code"),
-                    ("client_id", &client.client_id),
-                    ("redirect_uri", &client.redirect_uri),
-                    ("scope", "openid"),
-                    ("state", &state),
-                ])
+                .authorize_with(client, "openid", &[("state", &state)])
                 .await
         }
     };
@@ -916,14 +773,7 @@ async fn pending_interactions_are_sealed_expire_and_cannot_be_altered(backend: B
     // (Each parameter may be up to 8 KiB; together they may be more than fits.)
     let long = "x".repeat(6000);
     let huge = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("state", &long),
-            ("nonce", &long),
-        ])
+        .authorize_with(&client, "openid", &[("state", &long), ("nonce", &long)])
         .await;
     assert_eq!(huge.status, 303);
     let back = huge.location.unwrap();
@@ -932,18 +782,9 @@ async fn pending_interactions_are_sealed_expire_and_cannot_be_altered(backend: B
 }
 
 async fn pages_resist_framing_and_referrer_leaks(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(&client, "openid").await;
     let page = browser.get(&location).await;
     assert_eq!(page.headers["x-frame-options"], "DENY");
     let csp = page.headers["content-security-policy"].to_str().unwrap();
@@ -968,13 +809,7 @@ async fn pages_resist_framing_and_referrer_leaks(backend: Backend) {
     assert!(page.body.contains("name=\"viewport\""));
     // ui_locales picks the language.
     let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("ui_locales", "de-CH en"),
-        ])
+        .authorize_with(&client, "openid", &[("ui_locales", "de-CH en")])
         .await
         .location
         .unwrap();
@@ -982,13 +817,7 @@ async fn pages_resist_framing_and_referrer_leaks(backend: Backend) {
     assert!(german.body.contains("<html lang=\"de\">") && german.body.contains("Anmelden"));
     // login_hint prefills the username.
     let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("login_hint", "alice"),
-        ])
+        .authorize_with(&client, "openid", &[("login_hint", "alice")])
         .await
         .location
         .unwrap();
@@ -1001,40 +830,11 @@ async fn pages_resist_framing_and_referrer_leaks(backend: Backend) {
     );
 }
 
-async fn redeem(
-    app: &TestApp,
-    client: &TestClient,
-    code: &str,
-    verifier: Option<&str>,
-) -> (u16, Value) {
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", client.redirect_uri.as_str()),
-    ];
-    if let Some(v) = verifier {
-        form.push(("code_verifier", v));
-    }
-    let (status, body, _) = app.token(client, &form).await;
-    (status, body)
-}
-
-async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
-    app.http
-        .get(app.url("/userinfo"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 async fn code_reuse_fails_and_revokes_its_tokens(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    let q = app
-        .code_flow(&browser, &client, "openid offline_access", None, &[])
+    let q = browser
+        .code_flow(&client, "openid offline_access", None, &[])
         .await;
     let (status, first) = redeem(&app, &client, &q["code"], None).await;
     assert_eq!(status, 200);
@@ -1062,14 +862,14 @@ async fn code_reuse_fails_and_revokes_its_tokens(backend: Backend) {
 }
 
 async fn code_is_bound_to_verifier_redirect_uri_client_and_lifetime(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let other = TestClient::from_registration(&app.create_web_client().await);
     let browser = Browser::new(&app);
     let (verifier, challenge) = pkce_pair();
     let (other_verifier, _) = pkce_pair();
 
-    let q = app
-        .code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    let q = browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     assert_eq!(
         redeem(&app, &client, &q["code"], Some(&other_verifier))
@@ -1077,21 +877,21 @@ async fn code_is_bound_to_verifier_redirect_uri_client_and_lifetime(backend: Bac
             .1["error"],
         "invalid_grant"
     );
-    let q = app
-        .code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    let q = browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     assert_eq!(
         redeem(&app, &client, &q["code"], None).await.1["error"],
         "invalid_grant"
     );
-    let q = app.code_flow(&browser, &client, "openid", None, &[]).await;
+    let q = browser.code_flow(&client, "openid", None, &[]).await;
     assert_eq!(
         redeem(&app, &client, &q["code"], Some(&verifier)).await.1["error"],
         "invalid_grant",
         "no challenge, no verifier"
     );
-    let q = app
-        .code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    let q = browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     let (status, body, _) = app
         .token(
@@ -1108,8 +908,8 @@ async fn code_is_bound_to_verifier_redirect_uri_client_and_lifetime(backend: Bac
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let q = app
-        .code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    let q = browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     let (status, body, _) = app
         .token(
@@ -1127,8 +927,8 @@ async fn code_is_bound_to_verifier_redirect_uri_client_and_lifetime(backend: Bac
         (400, Some("invalid_grant")),
         "bound to its client"
     );
-    let q = app
-        .code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    let q = browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     app.clock.advance(61);
     assert_eq!(
@@ -1137,8 +937,8 @@ async fn code_is_bound_to_verifier_redirect_uri_client_and_lifetime(backend: Bac
         "expired"
     );
     app.clock.advance(-61);
-    let q = app
-        .code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    let q = browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     assert_eq!(
         redeem(&app, &client, &q["code"], Some(&verifier)).await.0,
@@ -1163,7 +963,7 @@ async fn id_token_uses_the_client_registered_algorithm(backend: Backend) {
             .await,
         );
         let browser = Browser::new(&app);
-        let q = app.code_flow(&browser, &client, "openid", None, &[]).await;
+        let q = browser.code_flow(&client, "openid", None, &[]).await;
         let (status, body) = redeem(&app, &client, &q["code"], None).await;
         assert_eq!(status, 200);
         let id = body["id_token"].as_str().unwrap();
@@ -1177,25 +977,19 @@ async fn id_token_uses_the_client_registered_algorithm(backend: Backend) {
 }
 
 async fn userinfo_follows_rfc6750(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
-    let q = app
-        .code_flow(&browser, &client, "openid phone", None, &[])
-        .await;
+    let q = browser.code_flow(&client, "openid phone", None, &[]).await;
     let access = redeem(&app, &client, &q["code"], None).await.1["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let post: Value = app
-        .http
-        .post(app.url("/userinfo"))
-        .form(&[("access_token", &access)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = fetch_json(
+        app.http
+            .post(app.url("/userinfo"))
+            .form(&[("access_token", &access)]),
+    )
+    .await;
     assert_eq!(post["phone_number"], "+1 555 0100");
     assert!(post.get("email").is_none());
     let both = app
@@ -1266,7 +1060,7 @@ async fn userinfo_follows_rfc6750(backend: Backend) {
             .contains("insufficient_scope")
     );
     // An ID token is not an access token.
-    let q = app.code_flow(&browser, &client, "openid", None, &[]).await;
+    let q = browser.code_flow(&client, "openid", None, &[]).await;
     let id_token = redeem(&app, &client, &q["code"], None).await.1["id_token"]
         .as_str()
         .unwrap()
@@ -1287,14 +1081,7 @@ async fn first_party_clients_skip_consent(backend: Backend) {
         .await,
     );
     let browser = Browser::new(&app);
-    let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid email"),
-        ])
-        .await;
+    let step = browser.authorize_for(&client, "openid email").await;
     let step = browser
         .login(&step.location.unwrap(), "alice", PASSWORD)
         .await;
@@ -1312,17 +1099,11 @@ async fn native_public_clients_are_asked_for_consent_every_time(backend: Backend
     let client = public_client(&app).await;
     let browser = Browser::new(&app);
     let (_, challenge) = pkce_pair();
-    app.code_flow(&browser, &client, "openid", Some(&challenge), &[])
+    browser
+        .code_flow(&client, "openid", Some(&challenge), &[])
         .await;
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
+        .authorize_with(&client, "openid", &pkce_params(&challenge))
         .await;
     assert!(
         step.location.unwrap().starts_with("/consent"),

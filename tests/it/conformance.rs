@@ -17,12 +17,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Browser, PASSWORD, Step, TestApp, TestClient, pkce_pair, query_of,
-    spawn_app,
+    Backend, Browser, PASSWORD, Step, TestApp, TestClient, authorize_params, code_form, fetch_json,
+    pkce_pair, pkce_params, query_of, spawn_app,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -43,9 +44,10 @@ async fn battery() -> (TestApp, TestClient) {
 
 async fn create_alice(app: &TestApp) -> Value {
     let (status, body) = app
-        .admin_post(
+        .admin(
+            reqwest::Method::POST,
             "/admin/users",
-            &json!({
+            Some(&json!({
                 "username": "alice",
                 "password": PASSWORD,
                 "name": "Alice Example",
@@ -67,29 +69,41 @@ async fn create_alice(app: &TestApp) -> Value {
                     "postal_code": "12345",
                     "country": "US",
                 },
-            }),
+            })),
         )
         .await;
     assert_eq!(status, 201, "user creation failed: {body}");
     body
 }
 
-/// The parameters every request of the suite's "CreateAuthorizationEndpointRequest" carries.
+/// The parameters every request of the suite's "CreateAuthorizationEndpointRequest" carries:
+/// the usual request of `client`, with the battery's `state` and `nonce`, then `extra`.
 fn auth_params<'a>(
     client: &'a TestClient,
     scope: &'a str,
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", scope),
-        ("state", STATE),
-        ("nonce", NONCE),
-    ];
+    let mut params = authorize_params(client, scope, &[("state", STATE), ("nonce", NONCE)]);
     params.extend_from_slice(extra);
     params
+}
+
+/// `params` with the value of `key` replaced by `value`, for the modules that send one
+/// parameter wrong.
+fn with_param<'a>(
+    params: Vec<(&'a str, &'a str)>,
+    key: &str,
+    value: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    params
+        .into_iter()
+        .map(|(k, v)| if k == key { (k, value) } else { (k, v) })
+        .collect()
+}
+
+/// `params` without `key`, for the modules that leave one parameter out.
+fn without_param<'a>(params: Vec<(&'a str, &'a str)>, key: &str) -> Vec<(&'a str, &'a str)> {
+    params.into_iter().filter(|(k, _)| *k != key).collect()
 }
 
 /// Where the browser ended up after an authorization request, and what it was shown.
@@ -134,6 +148,12 @@ async fn drive(browser: &Browser<'_>, step: Step, redirect_uri: &str) -> Flow {
 /// GET /authorize with `params`, then `drive`.
 async fn authorize(browser: &Browser<'_>, params: &[(&str, &str)], redirect_uri: &str) -> Flow {
     drive(browser, browser.authorize(params).await, redirect_uri).await
+}
+
+/// The battery's request for `openid` with an S256 PKCE `challenge`, followed to the client.
+async fn authorize_with_pkce(browser: &Browser<'_>, client: &TestClient, challenge: &str) -> Flow {
+    let params = auth_params(client, "openid", &pkce_params(challenge));
+    authorize(browser, &params, &client.redirect_uri).await
 }
 
 /// The suite's "CheckMatchingStateParameter" and RFC 9207 check on a successful response.
@@ -191,14 +211,7 @@ async fn redeem(
     code: &str,
     verifier: Option<&str>,
 ) -> (u16, Value) {
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", client.redirect_uri.as_str()),
-    ];
-    if let Some(v) = verifier {
-        form.push(("code_verifier", v));
-    }
+    let form = code_form(client, code, verifier);
     let (status, body, headers) = app.token(client, &form).await;
     if status == 200 {
         check_token_response(&body, &headers);
@@ -711,10 +724,7 @@ async fn oidcc_server_client_secret_post() {
 async fn oidcc_response_type_missing() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .filter(|(k, _)| *k != "response_type")
-        .collect();
+    let params = without_param(auth_params(&client, "openid", &[]), "response_type");
     let step = browser.authorize(&params).await;
     assert_error_redirect(&app, &step, &client.redirect_uri, "invalid_request");
 }
@@ -762,13 +772,14 @@ async fn oidcc_idtoken_unsigned() {
     );
     for alg in ["none", "None", "HS256"] {
         let (status, body) = app
-            .admin_post(
+            .admin(
+                reqwest::Method::POST,
                 "/admin/clients",
-                &json!({
+                Some(&json!({
                     "redirect_uris": ["https://app.example.test/callback"],
                     "scope": "openid",
                     "id_token_signed_response_alg": alg,
-                }),
+                })),
             )
             .await;
         assert_eq!(status, 400, "{alg}: {body}");
@@ -821,10 +832,7 @@ async fn oidcc_userinfo_post_body() {
 async fn oidcc_ensure_request_without_nonce_succeeds_for_code_flow() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .filter(|(k, _)| *k != "nonce")
-        .collect();
+    let params = without_param(auth_params(&client, "openid", &[]), "nonce");
     let flow = authorize(&browser, &params, &client.redirect_uri).await;
     finish_flow(&app, &client, flow, None, Nonce::Absent).await;
 }
@@ -1138,16 +1146,7 @@ async fn oidcc_ensure_registered_redirect_uri() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
     let bad = "https://app.example.test/callback-not-registered-a7b3";
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "redirect_uri" {
-                (k, bad)
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let params = with_param(auth_params(&client, "openid", &[]), "redirect_uri", bad);
     let step = browser.authorize(&params).await;
     assert_error_page(&step, "unregistered redirect_uri");
 }
@@ -1266,16 +1265,11 @@ async fn oidcc_ensure_request_object_with_redirect_uri() {
     }));
     let browser = Browser::new(&app);
     let invalid = "https://app.example.test/invalid-redirect-in-query";
-    let params: Vec<_> = auth_params(&client, "openid", &[("request", object.as_str())])
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "redirect_uri" {
-                (k, invalid)
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let params = with_param(
+        auth_params(&client, "openid", &[("request", object.as_str())]),
+        "redirect_uri",
+        invalid,
+    );
     let step = browser.authorize(&params).await;
     assert_error_page(&step, "unregistered redirect_uri next to a request object");
     let step = browser
@@ -1370,15 +1364,7 @@ async fn oidcc_ensure_request_with_valid_pkce_succeeds() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
     let (verifier, challenge) = pkce_pair();
-    let params = auth_params(
-        &client,
-        "openid",
-        &[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let flow = authorize(&browser, &params, &client.redirect_uri).await;
+    let flow = authorize_with_pkce(&browser, &client, &challenge).await;
     finish_flow(&app, &client, flow, Some(&verifier), Nonce::Is(NONCE)).await;
 }
 
@@ -1565,15 +1551,11 @@ async fn oidcc_discovery_issuer_not_matching_config() {
     let (app, client) = battery().await;
     let oidc = app.discovery().await;
     assert_eq!(oidc["issuer"], app.base.as_str());
-    let rfc8414: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rfc8414 = fetch_json(
+        app.http
+            .get(app.url("/.well-known/oauth-authorization-server")),
+    )
+    .await;
     assert_eq!(rfc8414["issuer"], oidc["issuer"]);
     for member in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
         assert_eq!(rfc8414[member], oidc[member], "{member}");
@@ -1604,14 +1586,8 @@ async fn oidcc_server_rotate_keys() {
     let (before, _) = fetch_jwks(&app).await;
     let old_kids = kids(&before);
 
-    let response = app
-        .http
-        .post(app.url("/admin/keys/rotate"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let (status, _) = app.admin(Method::POST, "/admin/keys/rotate", None).await;
+    assert_eq!(status, 200);
 
     let (after, _) = fetch_jwks(&app).await;
     let new_kids = kids(&after);
@@ -1643,10 +1619,7 @@ async fn oidcc_server_rotate_keys() {
 async fn oidcc_ensure_redirect_uri_in_authorization_request() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .filter(|(k, _)| *k != "redirect_uri")
-        .collect();
+    let params = without_param(auth_params(&client, "openid", &[]), "redirect_uri");
     let step = browser.authorize(&params).await;
     if step.status == 400 {
         assert_error_page(&step, "authentication request without redirect_uri");
@@ -1741,16 +1714,7 @@ async fn oidcc_redirect_uri_query_mismatch() {
         "https://query.example.test/cb?foo=bar&x=1",
         "https://query.example.test/cb",
     ] {
-        let params: Vec<_> = auth_params(&client, "openid", &[])
-            .into_iter()
-            .map(|(k, v)| {
-                if k == "redirect_uri" {
-                    (k, other)
-                } else {
-                    (k, v)
-                }
-            })
-            .collect();
+        let params = with_param(auth_params(&client, "openid", &[]), "redirect_uri", other);
         assert_error_page(&browser.authorize(&params).await, other);
     }
 }
@@ -1762,16 +1726,11 @@ async fn oidcc_redirect_uri_query_added() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
     let added = format!("{}?foo=bar", client.redirect_uri);
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "redirect_uri" {
-                (k, added.as_str())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let params = with_param(
+        auth_params(&client, "openid", &[]),
+        "redirect_uri",
+        added.as_str(),
+    );
     assert_error_page(&browser.authorize(&params).await, &added);
 }
 
@@ -1781,12 +1740,13 @@ async fn oidcc_redirect_uri_query_added() {
 async fn oidcc_redirect_uri_regfrag() {
     let app = spawn_app(Backend::Postgres).await;
     let (status, body) = app
-        .admin_post(
+        .admin(
+            reqwest::Method::POST,
             "/admin/clients",
-            &json!({
+            Some(&json!({
                 "redirect_uris": ["https://frag.example.test/cb#fragment"],
                 "scope": "openid",
-            }),
+            })),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -1805,15 +1765,7 @@ async fn fapi2_security_profile_final_ensure_pkce_code_verifier_required() {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
     let (_, challenge) = pkce_pair();
-    let params = auth_params(
-        &client,
-        "openid",
-        &[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let flow = authorize(&browser, &params, &client.redirect_uri).await;
+    let flow = authorize_with_pkce(&browser, &client, &challenge).await;
     let (status, body) = redeem(&app, &client, &flow.query["code"], None).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -1830,15 +1782,7 @@ async fn fapi2_security_profile_final_incorrect_pkce_code_verifier_rejected() {
     let browser = Browser::new(&app);
     let (_, challenge) = pkce_pair();
     let (wrong, _) = pkce_pair();
-    let params = auth_params(
-        &client,
-        "openid",
-        &[
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let flow = authorize(&browser, &params, &client.redirect_uri).await;
+    let flow = authorize_with_pkce(&browser, &client, &challenge).await;
     let (status, body) = redeem(&app, &client, &flow.query["code"], Some(&wrong)).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -1888,16 +1832,11 @@ async fn fapi2_security_profile_final_par_ensure_pkce_required() {
 async fn refuses_response_type(response_type: &'static str) {
     let (app, client) = battery().await;
     let browser = Browser::new(&app);
-    let params: Vec<_> = auth_params(&client, "openid", &[])
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "response_type" {
-                (k, response_type)
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let params = with_param(
+        auth_params(&client, "openid", &[]),
+        "response_type",
+        response_type,
+    );
     let step = browser.authorize(&params).await;
     assert_error_redirect(
         &app,

@@ -16,7 +16,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::both_backends;
 use crate::helpers::{
     ADMIN_TOKEN, Backend, ServerProcess, TEST_MASTER_KEY, TestApp, fresh_database,
-    no_redirect_client, spawn_app_with,
+    no_redirect_client, self_signed_certificate, settings, spawn_app_with,
 };
 
 both_backends!(
@@ -36,14 +36,6 @@ both_backends!(
 const PATIENCE: Duration = Duration::from_secs(5);
 
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
-
-async fn spawn(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
-    let settings: Vec<(String, String)> = settings
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    spawn_app_with(backend, move |env| env.extend(settings)).await
-}
 
 fn server_addr(app: &TestApp) -> SocketAddr {
     app.base.trim_start_matches("http://").parse().unwrap()
@@ -117,7 +109,11 @@ fn assert_not_before(took: Duration, min_ms: u64, what: &str) {
 }
 
 async fn a_request_head_that_arrives_too_slowly_is_closed(backend: Backend) {
-    let app = spawn(backend, &[("LATCHKEY_HEADER_READ_TIMEOUT_MS", "500")]).await;
+    let app = spawn_app_with(
+        backend,
+        settings(&[("LATCHKEY_HEADER_READ_TIMEOUT_MS", "500")]),
+    )
+    .await;
     let stream = connect_from(&app, "127.0.0.1").await;
     let started = Instant::now();
     let (mut reader, mut writer) = stream.into_split();
@@ -145,7 +141,11 @@ async fn a_request_head_that_arrives_too_slowly_is_closed(backend: Backend) {
 }
 
 async fn a_connection_that_sends_nothing_is_closed(backend: Backend) {
-    let app = spawn(backend, &[("LATCHKEY_HEADER_READ_TIMEOUT_MS", "500")]).await;
+    let app = spawn_app_with(
+        backend,
+        settings(&[("LATCHKEY_HEADER_READ_TIMEOUT_MS", "500")]),
+    )
+    .await;
     let mut stream = connect_from(&app, "127.0.0.1").await;
     let took = closed_after(&mut stream, Instant::now()).await;
     assert_not_before(took, 400, "a silent connection");
@@ -153,12 +153,12 @@ async fn a_connection_that_sends_nothing_is_closed(backend: Backend) {
 
 async fn an_idle_connection_is_closed_but_a_slow_request_is_not_cut(backend: Backend) {
     // The head timeout is long here, so that only the idle timeout can close anything.
-    let app = spawn(
+    let app = spawn_app_with(
         backend,
-        &[
+        settings(&[
             ("LATCHKEY_IDLE_TIMEOUT_MS", "1000"),
             ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "30000"),
-        ],
+        ]),
     )
     .await;
 
@@ -303,7 +303,11 @@ async fn assert_admitted_again(app: &TestApp, source: &str) {
 async fn past_the_per_address_cap_new_connections_are_refused_and_admitted_ones_still_answer(
     backend: Backend,
 ) {
-    let app = spawn(backend, &[("LATCHKEY_MAX_CONNECTIONS_PER_IP", "3")]).await;
+    let app = spawn_app_with(
+        backend,
+        settings(&[("LATCHKEY_MAX_CONNECTIONS_PER_IP", "3")]),
+    )
+    .await;
     let mut admitted = open_answered(&app, "127.0.0.1", 3).await;
     assert_refused(&app, "127.0.0.1").await;
     // Another address is not affected.
@@ -317,13 +321,13 @@ async fn past_the_per_address_cap_new_connections_are_refused_and_admitted_ones_
 }
 
 async fn a_trusted_proxy_is_held_only_to_the_total_cap(backend: Backend) {
-    let app = spawn(
+    let app = spawn_app_with(
         backend,
-        &[
+        settings(&[
             ("LATCHKEY_MAX_CONNECTIONS_PER_IP", "1"),
             ("LATCHKEY_MAX_CONNECTIONS", "5"),
             ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.3"),
-        ],
+        ]),
     )
     .await;
     let _proxy = open_answered(&app, "127.0.0.3", 4).await;
@@ -335,7 +339,7 @@ async fn a_trusted_proxy_is_held_only_to_the_total_cap(backend: Backend) {
 async fn past_the_total_cap_new_connections_are_refused_and_admitted_ones_still_answer(
     backend: Backend,
 ) {
-    let app = spawn(backend, &[("LATCHKEY_MAX_CONNECTIONS", "4")]).await;
+    let app = spawn_app_with(backend, settings(&[("LATCHKEY_MAX_CONNECTIONS", "4")])).await;
     let mut admitted = open_answered(&app, "127.0.0.1", 2).await;
     admitted.extend(open_answered(&app, "127.0.0.2", 2).await);
     assert_refused(&app, "127.0.0.5").await;
@@ -348,25 +352,16 @@ async fn past_the_total_cap_new_connections_are_refused_and_admitted_ones_still_
 }
 
 async fn a_tls_handshake_cannot_be_held_open(backend: Backend) {
-    let dir = latchkey::store::testing::fresh_sqlite_path()
-        .parent()
-        .unwrap()
-        .join("tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    let app = spawn(
+    let certificate = self_signed_certificate();
+    let (cert, key) = (&certificate.cert, &certificate.key);
+    let app = spawn_app_with(
         backend,
-        &[
+        settings(&[
             ("LATCHKEY_TLS_CERT", &cert.display().to_string()),
             ("LATCHKEY_TLS_KEY", &key.display().to_string()),
             ("LATCHKEY_TLS_HANDSHAKE_TIMEOUT_MS", "500"),
             ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "1500"),
-        ],
+        ]),
     )
     .await;
 
@@ -388,7 +383,7 @@ async fn a_tls_handshake_cannot_be_held_open(backend: Backend) {
     // After a finished handshake, the request head has its own deadline; a request in time
     // is answered. (rustls' blocking client: the test then needs no TLS crate of its own.)
     let addr = server_addr(&app);
-    let root = generated.cert.der().clone();
+    let root = certificate.der.clone();
     let (answer, silent_after_handshake) = tokio::task::spawn_blocking(move || {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
@@ -443,12 +438,12 @@ async fn an_idle_http2_connection_is_closed_even_while_the_client_pings(backend:
     use axum::body::Body;
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
-    let app = spawn(
+    let app = spawn_app_with(
         backend,
-        &[
+        settings(&[
             ("LATCHKEY_IDLE_TIMEOUT_MS", "1000"),
             ("LATCHKEY_HEADER_READ_TIMEOUT_MS", "30000"),
-        ],
+        ]),
     )
     .await;
     // HTTP/2 with prior knowledge, as a proxy speaking h2c to its upstream does. The client

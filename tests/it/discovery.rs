@@ -1,7 +1,9 @@
 //! Discovery documents and JWKS.
 
 use crate::both_backends;
-use crate::helpers::{Backend, Browser, PASSWORD, TestClient, spawn_app};
+use crate::helpers::{
+    Backend, Browser, PASSWORD, TestClient, authorize_params, fetch_json, spawn_app,
+};
 
 both_backends!(
     discovery_lists_every_endpoint_and_capability,
@@ -30,15 +32,11 @@ async fn discovery_lists_every_endpoint_and_capability(backend: Backend) {
         serde_json::json!(["S256"])
     );
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
-    let rfc8414: serde_json::Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rfc8414 = fetch_json(
+        app.http
+            .get(app.url("/.well-known/oauth-authorization-server")),
+    )
+    .await;
     assert_eq!(rfc8414["issuer"], app.base.as_str());
 }
 
@@ -215,14 +213,8 @@ async fn urls_come_from_the_issuer_never_from_host_headers(backend: Backend) {
     }
     // A whole code flow under hostile headers: every redirect, page and token.
     let browser = Browser::new(&app);
-    let query = serde_urlencoded::to_string([
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", "openid"),
-        ("state", "h"),
-    ])
-    .unwrap();
+    let query = serde_urlencoded::to_string(authorize_params(&client, "openid", &[("state", "h")]))
+        .unwrap();
     let r = hostile(browser.http.get(app.url(&format!("/authorize?{query}"))))
         .send()
         .await

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{
+use crate::helpers::cluster::{
     Agent, Client, Cluster, REDIRECT_URI, SCOPE, browser_flow, code_form, token_request,
 };
 use crate::helpers::{Backend, fresh_database};

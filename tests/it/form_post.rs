@@ -3,7 +3,10 @@
 //! submitted by a script from `/static` (no inline script under the CSP), or by its button.
 
 use crate::both_backends;
-use crate::helpers::{Backend, Browser, PASSWORD, TestApp, TestClient, hidden_field, spawn_app};
+use crate::helpers::{
+    Backend, Browser, PASSWORD, Step, TestClient, authorize_params, code_form, hidden_field,
+    spawn_app_with_alice,
+};
 
 both_backends!(
     a_code_is_posted_to_the_client,
@@ -11,18 +14,8 @@ both_backends!(
     form_post_pages_escape_what_they_carry,
 );
 
-async fn setup(backend: Backend) -> (TestApp, TestClient) {
-    let app = spawn_app(backend).await;
-    app.create_user("alice").await;
-    let client = TestClient::from_registration(&app.create_web_client().await);
-    (app, client)
-}
-
 /// Checks a form_post page: the form, its target and the fields it posts.
-fn posted_fields(
-    page: &crate::helpers::Step,
-    client: &TestClient,
-) -> std::collections::HashMap<String, String> {
+fn posted_fields(page: &Step, client: &TestClient) -> std::collections::HashMap<String, String> {
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.headers["cache-control"], "no-store");
     let csp = page.headers["content-security-policy"].to_str().unwrap();
@@ -51,17 +44,14 @@ fn posted_fields(
 }
 
 async fn a_code_is_posted_to_the_client(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("state", "fp-1"),
-            ("response_mode", "form_post"),
-        ])
+        .authorize_with(
+            &client,
+            "openid",
+            &[("state", "fp-1"), ("response_mode", "form_post")],
+        )
         .await;
     let step = browser
         .login(step.location.as_deref().unwrap(), "alice", PASSWORD)
@@ -73,25 +63,12 @@ async fn a_code_is_posted_to_the_client(backend: Backend) {
     assert_eq!(fields["state"], "fp-1");
     assert_eq!(fields["iss"], app.base);
     let (status, body, _) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &fields["code"]),
-                ("redirect_uri", &client.redirect_uri),
-            ],
-        )
+        .token(&client, &code_form(&client, &fields["code"], None))
         .await;
     assert_eq!(status, 200, "the posted code is a real one: {body}");
     // The next request of the signed-in user answers at once, again by form.
     let again = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("response_mode", "form_post"),
-        ])
+        .authorize_with(&client, "openid", &[("response_mode", "form_post")])
         .await;
     assert!(posted_fields(&again, &client).contains_key("code"));
     let script = browser.get("/static/form_post.js").await;
@@ -111,20 +88,17 @@ async fn a_code_is_posted_to_the_client(backend: Backend) {
 }
 
 async fn errors_are_posted_too(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     for (extra, error) in [
         (("scope", "openid not-registered"), "invalid_scope"),
         (("prompt", "none"), "login_required"),
     ] {
-        let mut params = vec![
-            ("response_type", "code"),
-            ("client_id", client.client_id.as_str()),
-            ("redirect_uri", client.redirect_uri.as_str()),
-            ("scope", "openid"),
-            ("state", "fp-2"),
-            ("response_mode", "form_post"),
-        ];
+        let mut params = authorize_params(
+            &client,
+            "openid",
+            &[("state", "fp-2"), ("response_mode", "form_post")],
+        );
         params.retain(|(k, _)| *k != extra.0);
         params.push(extra);
         let page = browser.authorize(&params).await;
@@ -135,13 +109,7 @@ async fn errors_are_posted_too(backend: Backend) {
     }
     // Denying consent is posted as access_denied.
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("response_mode", "form_post"),
-        ])
+        .authorize_with(&client, "openid", &[("response_mode", "form_post")])
         .await;
     let step = browser
         .login(step.location.as_deref().unwrap(), "alice", PASSWORD)
@@ -152,32 +120,26 @@ async fn errors_are_posted_too(backend: Backend) {
     assert_eq!(posted_fields(&answer, &client)["error"], "access_denied");
     // An unsupported mode is refused by query, the one mode every client understands.
     let refused = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("response_mode", "fragment"),
-        ])
+        .authorize_with(&client, "openid", &[("response_mode", "fragment")])
         .await;
     assert_eq!(refused.status, 303);
     assert!(refused.location.unwrap().contains("error=invalid_request"));
 }
 
 async fn form_post_pages_escape_what_they_carry(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let state = r#""><script>alert(1)</script>"#;
     let page = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("state", state),
-            ("prompt", "none"),
-            ("response_mode", "form_post"),
-        ])
+        .authorize_with(
+            &client,
+            "openid",
+            &[
+                ("state", state),
+                ("prompt", "none"),
+                ("response_mode", "form_post"),
+            ],
+        )
         .await;
     assert!(!page.body.contains("<script>alert"), "{}", page.body);
     let fields = posted_fields(&page, &client);

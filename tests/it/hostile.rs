@@ -17,9 +17,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, Browser, TestApp, TestClient, hidden_field, spawn_app};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, Browser, ServerProcess, TestApp, TestClient, fresh_database,
+    hidden_field, spawn_app,
+};
 
-both_backends!(malformed_requests_never_cause_a_server_error);
+both_backends!(malformed_requests_never_cause_a_server_error,);
 
 /// The generator's seed; every case is a function of it and its number.
 const SEED: u64 = 0x6c61_7463_686b_6579;
@@ -1224,14 +1227,7 @@ async fn setup(app: &TestApp) -> Ctx {
     let access_token = body["access_token"].as_str().unwrap().to_owned();
     // A live interaction, so that login and consent requests reach their deeper checks.
     let browser = Browser::new(app);
-    let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await;
+    let step = browser.authorize_for(&client, "openid").await;
     let login = step.location.unwrap();
     let page = browser.get(&login).await;
     Ctx {
@@ -1400,8 +1396,8 @@ fn raw_header_values(raw: &[u8], name: &str) -> Vec<Vec<u8>> {
 /// characters and line breaks never get that far (hyper refuses the request head).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_request_ids_are_kept_only_when_well_formed() {
-    let database = crate::helpers::fresh_database(Backend::Sqlite).await;
-    let node = crate::helpers::ServerProcess::start(&database, &[]).await;
+    let database = fresh_database(Backend::Sqlite).await;
+    let node = ServerProcess::start(&database, &[]).await;
     let addr = node.base.trim_start_matches("http://").to_owned();
     let request = |path: &str, ids: &[&[u8]]| {
         let mut out =

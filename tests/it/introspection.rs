@@ -8,10 +8,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, TestClient, spawn_app, spawn_app_with};
-use crate::token::{
-    assert_error, client_credentials, endpoint, field, introspect, is_active, jwt_part, post_as,
-    refresh, resource_server, revoke, setup, setup_with, user_tokens,
+use crate::helpers::{
+    Backend, TestApp, TestClient, assert_error, client_credentials, field, introspect, is_active,
+    jwt_part, machine_client, post_as, refresh, resource_server, revoke, spawn_app, spawn_app_with,
+    spawn_app_with_alice, spawn_app_with_alice_and, user_tokens,
 };
 
 both_backends!(
@@ -33,12 +33,12 @@ async fn inactive(app: &TestApp, client: &TestClient, token: &str) {
 }
 
 async fn an_active_access_token_is_described_in_full(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &client, "openid email offline_access").await;
     let access = field(&tokens, "access_token");
     let claims = jwt_part(&access, 1);
-    let url = endpoint(&app, "introspection_endpoint").await;
+    let url = app.endpoint("introspection_endpoint").await;
     let (status, body, headers) = post_as(&app, &url, &rs, &[("token", &access)]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
@@ -70,7 +70,7 @@ async fn an_active_access_token_is_described_in_full(backend: Backend) {
 }
 
 async fn an_active_refresh_token_is_described_as_a_refresh_token(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let refresh_token = field(&tokens, "refresh_token");
@@ -94,7 +94,8 @@ async fn an_active_refresh_token_is_described_as_a_refresh_token(backend: Backen
 }
 
 async fn an_expired_access_token_is_only_inactive(backend: Backend) {
-    let (app, client) = setup_with(backend, &[("LATCHKEY_ACCESS_TOKEN_TTL", "300")]).await;
+    let (app, client) =
+        spawn_app_with_alice_and(backend, &[("LATCHKEY_ACCESS_TOKEN_TTL", "300")]).await;
     let rs = resource_server(&app).await;
     let user_access = field(&user_tokens(&app, &client, "openid").await, "access_token");
     let (_, machine) = client_credentials(&app, &client, &[]).await;
@@ -109,7 +110,7 @@ async fn an_expired_access_token_is_only_inactive(backend: Backend) {
 }
 
 async fn revoked_tokens_are_only_inactive(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     let second = user_tokens(&app, &client, "openid offline_access").await;
@@ -127,7 +128,7 @@ fn b64(value: &Value) -> String {
 }
 
 async fn garbage_forged_and_id_tokens_are_only_inactive(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let access = field(&tokens, "access_token");
@@ -170,7 +171,7 @@ async fn garbage_forged_and_id_tokens_are_only_inactive(backend: Backend) {
 }
 
 async fn tokens_of_another_latchkey_are_only_inactive(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     // Another instance with its own keys, one under another issuer and one impersonating
     // this issuer.
@@ -182,7 +183,7 @@ async fn tokens_of_another_latchkey_are_only_inactive(backend: Backend) {
     })
     .await;
     for other in [&elsewhere, &impostor] {
-        let machine = crate::token::machine_client(
+        let machine = machine_client(
             &other
                 .create_client(
                     serde_json::json!({"grant_types": ["client_credentials"], "scope": "api.read"}),
@@ -208,9 +209,9 @@ async fn tokens_of_another_latchkey_are_only_inactive(backend: Backend) {
 }
 
 async fn introspection_needs_an_authenticated_confidential_client(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let access = field(&user_tokens(&app, &client, "openid").await, "access_token");
-    let url = endpoint(&app, "introspection_endpoint").await;
+    let url = app.endpoint("introspection_endpoint").await;
     let r = app
         .http
         .post(&url)
@@ -249,7 +250,7 @@ async fn other_web_client(app: &TestApp) -> TestClient {
 /// with `"introspection": "any"`, get the full answer. The setting is client metadata,
 /// answered by the admin API.
 async fn only_the_issuing_client_or_a_resource_server_learns_about_a_token(backend: Backend) {
-    let (app, a) = setup(backend).await;
+    let (app, a) = spawn_app_with_alice(backend).await;
     let b = other_web_client(&app).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &a, "openid offline_access").await;
@@ -276,19 +277,26 @@ async fn only_the_issuing_client_or_a_resource_server_learns_about_a_token(backe
 
     // The admin API shows the setting; the default is `own`.
     for (client, expected) in [(&a, "own"), (&b, "own"), (&rs, "any")] {
-        let (status, body) = admin_get(&app, &format!("/admin/clients/{}", client.client_id)).await;
+        let (status, body) = app
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/clients/{}", client.client_id),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["introspection"], expected, "{body}");
     }
     // A public client cannot introspect at all, so it cannot be registered with `any`.
     let (status, body) = app
-        .admin_post(
+        .admin(
+            reqwest::Method::POST,
             "/admin/clients",
-            &json!({
+            Some(&json!({
                 "redirect_uris": ["http://127.0.0.1:7777/callback"],
                 "token_endpoint_auth_method": "none",
                 "introspection": "any",
-            }),
+            })),
         )
         .await;
     assert_eq!(
@@ -297,9 +305,10 @@ async fn only_the_issuing_client_or_a_resource_server_learns_about_a_token(backe
         "{body}"
     );
     let (status, body) = app
-        .admin_post(
+        .admin(
+            reqwest::Method::POST,
             "/admin/clients",
-            &json!({"grant_types": ["client_credentials"], "introspection": "everything"}),
+            Some(&json!({"grant_types": ["client_credentials"], "introspection": "everything"})),
         )
         .await;
     assert_eq!(
@@ -307,24 +316,13 @@ async fn only_the_issuing_client_or_a_resource_server_learns_about_a_token(backe
         (400, Some("invalid_client_metadata")),
         "{body}"
     );
-}
-
-async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 /// Introspection is a read: another client asking about A's refresh token, current or
 /// rotated out, many times, neither rotates it nor counts as reuse. A's token family
 /// lives on, and no reuse event is recorded.
 async fn introspecting_another_clients_refresh_token_changes_nothing(backend: Backend) {
-    let (app, a) = setup(backend).await;
+    let (app, a) = spawn_app_with_alice(backend).await;
     let b = other_web_client(&app).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &a, "openid offline_access").await;
@@ -347,7 +345,13 @@ async fn introspecting_another_clients_refresh_token_changes_nothing(backend: Ba
     let (status, third) = refresh(&app, &a, &second, None).await;
     assert_eq!(status, 200, "the family was not revoked: {third}");
     assert!(is_active(&app, &a, &field(&third, "access_token")).await);
-    let (status, events) = admin_get(&app, "/admin/events?kind=refresh_reuse_detected").await;
+    let (status, events) = app
+        .admin(
+            reqwest::Method::GET,
+            "/admin/events?kind=refresh_reuse_detected",
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{events}");
     assert_eq!(events["items"], json!([]), "{events}");
 }

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, PASSWORD, ServerProcess, TEST_MASTER_KEY, fresh_database,
+    ADMIN_TOKEN, Backend, PASSWORD, ServerProcess, TEST_MASTER_KEY, admin_call, fresh_database,
     no_redirect_client,
 };
 
@@ -25,25 +26,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(backend: Backend) {
     // Sixteen people, one login each: one account logging in sixteen times at once would
     // meet its own throttle, which counts every login in flight.
     for i in 0..16 {
-        let r = http
-            .post(format!("{base}/admin/users"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"username": format!("alice{i}"), "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let user = json!({"username": format!("alice{i}"), "password": PASSWORD});
+        let (status, _) = node.admin(Method::POST, "/admin/users", Some(&user)).await;
+        assert_eq!(status, 201);
     }
-    let reg: serde_json::Value = http
-        .post(format!("{base}/admin/clients"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"grant_types": ["password"], "scope": "openid"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = json!({"grant_types": ["password"], "scope": "openid"});
+    let (_, reg) = node
+        .admin(Method::POST, "/admin/clients", Some(&metadata))
+        .await;
     let (id, secret) = (
         reg["client_id"].as_str().unwrap().to_owned(),
         reg["client_secret"].as_str().unwrap().to_owned(),
@@ -119,16 +109,10 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
     let node = ServerProcess::start(&database, &[]).await;
     let base = &node.base;
     let http = &node.http;
-    let reg: serde_json::Value = http
-        .post(format!("{base}/admin/clients"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"grant_types": ["client_credentials"], "scope": "api.read"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = json!({"grant_types": ["client_credentials"], "scope": "api.read"});
+    let (_, reg) = node
+        .admin(Method::POST, "/admin/clients", Some(&metadata))
+        .await;
     let (id, secret) = (
         reg["client_id"].as_str().unwrap(),
         reg["client_secret"].as_str().unwrap(),
@@ -144,14 +128,9 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
         assert_eq!(r.status(), 200);
     }
     // Creating a user hashes its password once: the CPU it took is accounted for.
-    let r = http
-        .post(format!("{base}/admin/users"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"username": "metrics-user", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let user = json!({"username": "metrics-user", "password": "correct horse battery"});
+    let (status, _) = node.admin(Method::POST, "/admin/users", Some(&user)).await;
+    assert_eq!(status, 201);
     // The static documents are answered ahead of the metrics middleware and counted there.
     for path in ["/jwks", "/jwks", "/.well-known/openid-configuration"] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
@@ -252,14 +231,11 @@ impl UmaskedNode {
 
     /// A write through the admin API, so that SQLite has written its WAL.
     async fn create_user(&self, username: &str) {
-        let r = no_redirect_client(false)
-            .post(format!("{}/admin/users", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let user = json!({"username": username, "password": PASSWORD});
+        let http = no_redirect_client(false);
+        let (status, _) =
+            admin_call(&http, &self.base, Method::POST, "/admin/users", Some(&user)).await;
+        assert_eq!(status, 201);
     }
 }
 

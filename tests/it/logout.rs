@@ -3,7 +3,9 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Browser, TestApp, TestClient, hidden_field, query_of, spawn_app};
+use crate::helpers::{
+    Backend, Browser, TestApp, TestClient, code_form, hidden_field, query_of, spawn_app,
+};
 
 both_backends!(
     logout_with_id_token_hint_ends_the_session_and_redirects,
@@ -31,13 +33,7 @@ async fn silent_authorize(
     client: &TestClient,
 ) -> std::collections::HashMap<String, String> {
     let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-            ("prompt", "none"),
-        ])
+        .authorize_with(client, "openid", &[("prompt", "none")])
         .await;
     query_of(&step.location.unwrap())
 }
@@ -45,16 +41,9 @@ async fn silent_authorize(
 async fn logout_with_id_token_hint_ends_the_session_and_redirects(backend: Backend) {
     let (app, client) = setup(backend).await;
     let browser = Browser::new(&app);
-    let q = app.code_flow(&browser, &client, "openid", None, &[]).await;
+    let q = browser.code_flow(&client, "openid", None, &[]).await;
     let (_, body, _) = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
-                ("redirect_uri", &client.redirect_uri),
-            ],
-        )
+        .token(&client, &code_form(&client, &q["code"], None))
         .await;
     let id_token = body["id_token"].as_str().unwrap();
     assert!(
@@ -90,7 +79,7 @@ async fn logout_with_id_token_hint_ends_the_session_and_redirects(backend: Backe
 async fn logout_without_hint_asks_first(backend: Backend) {
     let (app, client) = setup(backend).await;
     let browser = Browser::new(&app);
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
+    browser.code_flow(&client, "openid", None, &[]).await;
     let page = browser.get("/logout").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Do you want to sign out"));

@@ -1,6 +1,11 @@
 //! The integration tests: one binary, one module per endpoint or concern. Every test starts
 //! the real server on a random loopback port over a fresh database, and runs on SQLite and
 //! on Postgres (`both_backends!`).
+//!
+//! Test modules import from `helpers` and never from another test module: what two modules
+//! need belongs in `helpers` (servers to test, the `Browser` and its flow steps, the admin API
+//! call, token requests, parsers). To add a test, add an `async fn(Backend)` beside its
+//! neighbours and its name to that file's `both_backends!` list.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

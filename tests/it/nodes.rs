@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, TestClient, spawn_app, spawn_node};
+use crate::helpers::{Backend, TestApp, TestClient, fetch_json, spawn_app, spawn_node};
 
 both_backends!(
     a_key_rotation_through_one_node_reaches_the_others,
@@ -14,14 +15,7 @@ both_backends!(
 );
 
 async fn jwks(node: &TestApp) -> Value {
-    node.http
-        .get(node.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    fetch_json(node.http.get(node.url("/jwks"))).await
 }
 
 fn kids_for(jwks: &Value, alg: &str) -> Vec<String> {
@@ -65,14 +59,8 @@ async fn a_key_rotation_through_one_node_reaches_the_others(backend: Backend) {
     assert_eq!(before.len(), 1);
     assert_eq!(client_credentials_kid(&a, &client).await, before[0]);
 
-    let r = a
-        .http
-        .post(a.url("/admin/keys/rotate"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    let (status, _) = a.admin(Method::POST, "/admin/keys/rotate", None).await;
+    assert!((200..300).contains(&status), "{status}");
     let new_kid = kids_for(&jwks(&a).await, "ES256")
         .into_iter()
         .find(|k| !before.contains(k))
@@ -95,14 +83,9 @@ async fn a_client_deleted_through_one_node_is_refused_by_the_others(backend: Bac
     let client = TestClient::from_registration(&a.create_web_client().await);
     // Node C caches the client on first use.
     client_credentials_kid(&c, &client).await;
-    let r = a
-        .http
-        .delete(a.url(&format!("/admin/clients/{}", client.client_id)))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    let path = format!("/admin/clients/{}", client.client_id);
+    let (status, _) = a.admin(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
     assert!(
         eventually(async || {
             let (status, _, _) = c

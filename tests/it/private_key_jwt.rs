@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -426,7 +427,9 @@ async fn key_registrations_are_checked(backend: Backend) {
         for (k, v) in keys.as_object().unwrap() {
             metadata[k] = v.clone();
         }
-        let (status, body) = app.admin_post("/admin/clients", &metadata).await;
+        let (status, body) = app
+            .admin(Method::POST, "/admin/clients", Some(&metadata))
+            .await;
         assert_eq!(status, 400, "{what}: {body}");
         assert_eq!(body["error"], "invalid_client_metadata", "{what}");
     }
@@ -447,7 +450,11 @@ async fn key_registrations_are_checked(backend: Backend) {
     assert_eq!(status, 401, "ES256 where RS256 was registered");
     // A private_key_jwt client has no secret to rotate.
     let (status, _) = app
-        .admin_post(&format!("/admin/clients/{client_id}/secret"), &json!({}))
+        .admin(
+            Method::POST,
+            &format!("/admin/clients/{client_id}/secret"),
+            Some(&json!({})),
+        )
         .await;
     assert_eq!(status, 400);
 }

@@ -7,12 +7,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Browser, PASSWORD, TestApp, TestClient, hidden_field, pkce_pair,
-    query_of, spawn_app_with, spawn_node_with,
+    Backend, Browser, PASSWORD, TestApp, TestClient, code_form, hidden_field, pkce_pair, query_of,
+    spawn_app_with, spawn_node_with,
 };
 
 both_backends!(
@@ -116,14 +117,7 @@ struct LoginForm {
 
 async fn login_form(app: &TestApp, client: &TestClient) -> LoginForm {
     let browser = Browser::new(app);
-    let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await;
+    let step = browser.authorize_for(client, "openid").await;
     let page = browser.get(&step.location.unwrap()).await;
     LoginForm {
         http: browser.http,
@@ -292,15 +286,8 @@ async fn racing_wrong_admin_tokens_get_exactly_the_free_attempts(backend: Backen
         let statuses = fire(racers).await;
         assert_eq!(tally(&statuses, 401), 101, "{layout:?}: counted");
         assert_eq!(tally(&statuses, 429), ADMIN_RACERS - 101, "{layout:?}");
-        let right = d
-            .first
-            .http
-            .get(d.first.url("/admin/clients"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(right.status(), 429, "{layout:?}: the right token waits too");
+        let (right, _) = d.first.admin(Method::GET, "/admin/clients", None).await;
+        assert_eq!(right, 429, "{layout:?}: the right token waits too");
     }
 }
 
@@ -312,14 +299,7 @@ async fn racing_consent_answers_issue_exactly_one_code(backend: Backend) {
         d.first.create_user("alice").await;
         let client = TestClient::from_registration(&d.first.create_web_client().await);
         let browser = Browser::new(&d.first);
-        let step = browser
-            .authorize(&[
-                ("response_type", "code"),
-                ("client_id", &client.client_id),
-                ("redirect_uri", &client.redirect_uri),
-                ("scope", "openid email"),
-            ])
-            .await;
+        let step = browser.authorize_for(&client, "openid email").await;
         let step = browser
             .login(&step.location.unwrap(), "alice", PASSWORD)
             .await;
@@ -379,9 +359,8 @@ async fn code_for(d: &Deployment, scope: &str) -> (TestClient, String, String) {
     );
     let browser = Browser::new(&d.first);
     let (verifier, challenge) = pkce_pair();
-    let query = d
-        .first
-        .code_flow(&browser, &client, scope, Some(&challenge), &[])
+    let query = browser
+        .code_flow(&client, scope, Some(&challenge), &[])
         .await;
     (client, query["code"].clone(), verifier)
 }
@@ -448,15 +427,7 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
         let (client, code, verifier) = code_for(&d, "openid offline_access").await;
         let (status, body, _) = d
             .first
-            .token(
-                &client,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", &client.redirect_uri),
-                    ("code_verifier", &verifier),
-                ],
-            )
+            .token(&client, &code_form(&client, &code, Some(&verifier)))
             .await;
         assert_eq!(status, 200, "{body}");
         let refresh = body["refresh_token"].as_str().unwrap().to_owned();
@@ -499,22 +470,16 @@ async fn racing_forced_password_changes_take_the_ticket_once(backend: Backend) {
         let sub = alice["sub"].as_str().unwrap().to_owned();
         let (status, _) = d
             .first
-            .admin_patch(
+            .admin(
+                reqwest::Method::PATCH,
                 &format!("/admin/users/{sub}"),
-                &json!({"password_reset_required": true}),
+                Some(&json!({"password_reset_required": true})),
             )
             .await;
         assert_eq!(status, 200);
         let client = TestClient::from_registration(&d.first.create_web_client().await);
         let browser = Browser::new(&d.first);
-        let step = browser
-            .authorize(&[
-                ("response_type", "code"),
-                ("client_id", &client.client_id),
-                ("redirect_uri", &client.redirect_uri),
-                ("scope", "openid"),
-            ])
-            .await;
+        let step = browser.authorize_for(&client, "openid").await;
         let form = browser
             .login(&step.location.unwrap(), "alice", PASSWORD)
             .await;
@@ -570,15 +535,5 @@ async fn racing_forced_password_changes_take_the_ticket_once(backend: Backend) {
 
 /// The audit events of one kind, newest first.
 async fn events(app: &TestApp, kind: &str) -> Vec<Value> {
-    let body: Value = app
-        .http
-        .get(app.url(&format!("/admin/events?kind={kind}&limit=100")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["items"].as_array().unwrap().clone()
+    app.events(&format!("kind={kind}&limit=100")).await
 }

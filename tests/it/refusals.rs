@@ -126,14 +126,7 @@ async fn floods_of_refused_requests_leave_bounded_rows(backend: Backend) {
     app.create_user("alice").await;
     let client = TestClient::from_registration(&app.create_web_client().await);
     let browser = Browser::new(&app);
-    let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await;
+    let step = browser.authorize_for(&client, "openid").await;
     let login_page = browser.get(&step.location.unwrap()).await;
     let interaction = hidden_field(&login_page.body, "interaction").unwrap();
     let csrf = hidden_field(&login_page.body, "csrf_token").unwrap();

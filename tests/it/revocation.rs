@@ -3,10 +3,9 @@
 //! trusted, and another client's token or an unknown token gets 200 with nothing changed.
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestClient};
-use crate::token::{
-    assert_error, endpoint, field, is_active, post_as, refresh, resource_server, revoke, setup,
-    user_tokens, userinfo_status,
+use crate::helpers::{
+    Backend, TestClient, assert_error, field, is_active, post_as, refresh, resource_server, revoke,
+    spawn_app_with_alice, user_tokens, userinfo_status,
 };
 
 both_backends!(
@@ -19,7 +18,7 @@ both_backends!(
 );
 
 async fn revoking_a_refresh_token_ends_its_family(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     let (status, second) = refresh(&app, &client, &field(&first, "refresh_token"), None).await;
@@ -47,7 +46,7 @@ async fn revoking_a_refresh_token_ends_its_family(backend: Backend) {
 }
 
 async fn revoking_an_access_token_makes_introspection_and_userinfo_refuse_it(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let revoked = field(&user_tokens(&app, &client, "openid").await, "access_token");
     let kept = field(&user_tokens(&app, &client, "openid").await, "access_token");
@@ -67,7 +66,7 @@ async fn revoking_an_access_token_makes_introspection_and_userinfo_refuse_it(bac
 }
 
 async fn a_wrong_token_type_hint_does_not_stop_revocation(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let access = field(&user_tokens(&app, &client, "openid").await, "access_token");
     assert_eq!(
@@ -91,7 +90,7 @@ async fn a_wrong_token_type_hint_does_not_stop_revocation(backend: Backend) {
 }
 
 async fn revoking_another_clients_token_answers_200_and_changes_nothing(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let other = TestClient::from_registration(&app.create_web_client().await);
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
@@ -113,8 +112,8 @@ async fn revoking_another_clients_token_answers_200_and_changes_nothing(backend:
 }
 
 async fn revoking_an_unknown_token_answers_200(backend: Backend) {
-    let (app, client) = setup(backend).await;
-    let url = endpoint(&app, "revocation_endpoint").await;
+    let (app, client) = spawn_app_with_alice(backend).await;
+    let url = app.endpoint("revocation_endpoint").await;
     let header_segment = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9";
     let fake_jwt = format!("{header_segment}.e30.c2lnbmF0dXJl");
     for token in ["not-a-token", "a.b.c", fake_jwt.as_str(), &"x".repeat(5000)] {
@@ -131,8 +130,8 @@ async fn revoking_an_unknown_token_answers_200(backend: Backend) {
 }
 
 async fn revocation_without_a_token_is_an_invalid_request(backend: Backend) {
-    let (app, client) = setup(backend).await;
-    let url = endpoint(&app, "revocation_endpoint").await;
+    let (app, client) = spawn_app_with_alice(backend).await;
+    let url = app.endpoint("revocation_endpoint").await;
     for form in [
         vec![],
         vec![("token", "")],

@@ -7,11 +7,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, Step, TestApp, TestClient, hidden_field, query_of, spawn_app,
+    Backend, Browser, PASSWORD, Step, TestApp, TestClient, authorize_params, code_form,
+    hidden_field, query_of, spawn_app, spawn_app_with_alice,
 };
 
 both_backends!(
@@ -23,25 +25,19 @@ both_backends!(
     an_interaction_ends_when_its_redirect_uri_is_removed,
 );
 
+/// `spawn_app_with_alice`, and the user bob.
 async fn setup(backend: Backend) -> (TestApp, TestClient) {
-    let app = spawn_app(backend).await;
-    app.create_user("alice").await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     app.create_user("bob").await;
-    let client = TestClient::from_registration(&app.create_web_client().await);
     (app, client)
 }
 
-fn authorize_params<'a>(
+/// The request every test here starts: the usual one for `openid`, with `state`, then `extra`.
+fn skip_params<'a>(
     client: &'a TestClient,
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", client.client_id.as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("scope", "openid"),
-        ("state", "skip"),
-    ];
+    let mut params = authorize_params(client, "openid", &[("state", "skip")]);
     params.extend_from_slice(extra);
     params
 }
@@ -105,22 +101,13 @@ fn sent_to_login(step: &Step, what: &str) {
 /// An ID token for `username`, from a full flow in a browser of its own.
 async fn id_token_of(app: &TestApp, client: &TestClient, username: &str) -> String {
     let browser = Browser::new(app);
-    let step = browser.authorize(&authorize_params(client, &[])).await;
+    let step = browser.authorize(&skip_params(client, &[])).await;
     let step = browser
         .login(&step.location.unwrap(), username, PASSWORD)
         .await;
     let (_, answer) = browser.consent(&step.location.unwrap(), "allow").await;
     let code = query_of(&answer.location.unwrap())["code"].clone();
-    let (_, body, _) = app
-        .token(
-            client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect_uri),
-            ],
-        )
-        .await;
+    let (_, body, _) = app.token(client, &code_form(client, &code, None)).await;
     body["id_token"].as_str().unwrap().to_owned()
 }
 
@@ -132,7 +119,7 @@ async fn consent_cannot_complete_a_request_that_owes_a_login(backend: Backend) {
     let (app, client) = setup(backend).await;
     let bob_token = id_token_of(&app, &client, "bob").await;
     let browser = Browser::new(&app);
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
+    browser.code_flow(&client, "openid", None, &[]).await;
     let cases: [(&str, Vec<(&str, &str)>); 4] = [
         ("prompt=login", vec![("prompt", "login")]),
         ("max_age=0", vec![("max_age", "0")]),
@@ -143,7 +130,7 @@ async fn consent_cannot_complete_a_request_that_owes_a_login(backend: Backend) {
         // Each case's session is two minutes old (the previous case logged in again).
         app.clock.advance(120);
         let granted_before = consent_events(&app).await;
-        let step = browser.authorize(&authorize_params(&client, &extra)).await;
+        let step = browser.authorize(&skip_params(&client, &extra)).await;
         sent_to_login(&step, what);
         let interaction = interaction_of(step.location.as_deref().unwrap());
         let page = browser
@@ -194,9 +181,9 @@ async fn first_party_clients_never_see_the_consent_page(backend: Backend) {
         .await,
     );
     let browser = Browser::new(&app);
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
+    browser.code_flow(&client, "openid", None, &[]).await;
     let step = browser
-        .authorize(&authorize_params(&client, &[("prompt", "login")]))
+        .authorize(&skip_params(&client, &[("prompt", "login")]))
         .await;
     sent_to_login(&step, "prompt=login");
     let interaction = interaction_of(step.location.as_deref().unwrap());
@@ -224,15 +211,8 @@ async fn consent_is_asked_only_of_the_session_it_was_decided_for(backend: Backen
     let (app, client) = setup(backend).await;
     let browser = Browser::new(&app);
     // Alice is signed in and has granted `openid`; asking for `email` needs her consent.
-    app.code_flow(&browser, &client, "openid", None, &[]).await;
-    let step = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", client.client_id.as_str()),
-            ("redirect_uri", client.redirect_uri.as_str()),
-            ("scope", "openid email"),
-        ])
-        .await;
+    browser.code_flow(&client, "openid", None, &[]).await;
+    let step = browser.authorize_for(&client, "openid email").await;
     let consent_location = step.location.unwrap();
     assert!(
         consent_location.starts_with("/consent"),
@@ -241,7 +221,7 @@ async fn consent_is_asked_only_of_the_session_it_was_decided_for(backend: Backen
     let for_alice = interaction_of(&consent_location);
     // In the same browser Bob signs in for another request (a new session).
     let step = browser
-        .authorize(&authorize_params(&client, &[("prompt", "login")]))
+        .authorize(&skip_params(&client, &[("prompt", "login")]))
         .await;
     let step = browser
         .login(step.location.as_deref().unwrap(), "bob", PASSWORD)
@@ -269,16 +249,17 @@ async fn the_forced_password_change_needs_a_live_ticket(backend: Backend) {
         .unwrap();
     let require_reset = async || {
         let (status, _) = app
-            .admin_patch(
+            .admin(
+                reqwest::Method::PATCH,
                 &format!("/admin/users/{}", alice.sub),
-                &json!({"password_reset_required": true}),
+                Some(&json!({"password_reset_required": true})),
             )
             .await;
         assert_eq!(status, 200);
     };
     require_reset().await;
     let browser = Browser::new(&app);
-    let step = browser.authorize(&authorize_params(&client, &[])).await;
+    let step = browser.authorize(&skip_params(&client, &[])).await;
     let form = browser
         .login(step.location.as_deref().unwrap(), "alice", PASSWORD)
         .await;
@@ -316,15 +297,16 @@ async fn the_forced_password_change_needs_a_live_ticket(backend: Backend) {
     assert_eq!(submit(&ticket, &bob.sub, "new password one").await, 400);
     // An operator resets the password again (a new temporary one): the old ticket is dead.
     let (status, _) = app
-        .admin_patch(
+        .admin(
+            reqwest::Method::PATCH,
             &format!("/admin/users/{}", alice.sub),
-            &json!({"password": "temporary password two", "password_reset_required": true}),
+            Some(&json!({"password": "temporary password two", "password_reset_required": true})),
         )
         .await;
     assert_eq!(status, 200);
     assert_eq!(submit(&ticket, &alice.sub, "new password one").await, 400);
     // A fresh login gives a fresh ticket, good once.
-    let step = browser.authorize(&authorize_params(&client, &[])).await;
+    let step = browser.authorize(&skip_params(&client, &[])).await;
     let form = browser
         .login(
             step.location.as_deref().unwrap(),
@@ -375,7 +357,7 @@ async fn the_forced_password_change_needs_a_live_ticket(backend: Backend) {
 async fn pages_refuse_interactions_they_did_not_issue(backend: Backend) {
     let (app, client) = setup(backend).await;
     let browser = Browser::new(&app);
-    let step = browser.authorize(&authorize_params(&client, &[])).await;
+    let step = browser.authorize(&skip_params(&client, &[])).await;
     let interaction = interaction_of(step.location.as_deref().unwrap());
     let mut altered = interaction.clone().into_bytes();
     let last = altered.len() - 1;
@@ -400,26 +382,25 @@ async fn pages_refuse_interactions_they_did_not_issue(backend: Backend) {
 async fn an_interaction_ends_when_its_redirect_uri_is_removed(backend: Backend) {
     let (app, client) = setup(backend).await;
     let browser = Browser::new(&app);
-    let step = browser.authorize(&authorize_params(&client, &[])).await;
+    let step = browser.authorize(&skip_params(&client, &[])).await;
     let login = step.location.unwrap();
     let page = browser.get(&login).await;
     assert_eq!(page.status, 200);
-    let r = app
-        .http
-        .put(app.url(&format!("/admin/clients/{}", client.client_id)))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .json(&json!({
-            "client_id": client.client_id,
-            "client_name": "Test Web App",
-            "redirect_uris": ["https://app.example.test/new-callback"],
-            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
-            "token_endpoint_auth_method": "client_secret_basic",
-            "scope": "openid profile email phone address offline_access api.read api.write",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/clients/{}", client.client_id),
+            Some(&json!({
+                "client_id": client.client_id,
+                "client_name": "Test Web App",
+                "redirect_uris": ["https://app.example.test/new-callback"],
+                "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "scope": "openid profile email phone address offline_access api.read api.write",
+            })),
+        )
+        .await;
+    assert_eq!(status, 200);
     // Every node sees a client change within the change-poll bound.
     let mut refused = false;
     for _ in 0..60 {

@@ -2,11 +2,10 @@
 //! authentication per client id and IP, with exponential back-off then lockout, shared by
 //! every node, and without telling whether an account exists.
 
-use serde_json::Value;
-
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, Step, TestApp, TestClient, spawn_app, spawn_app_with, spawn_node,
+    Backend, Browser, PASSWORD, Step, TestApp, TestClient, settings, spawn_app, spawn_app_with,
+    spawn_node,
 };
 
 both_backends!(
@@ -22,16 +21,7 @@ both_backends!(
 
 async fn login_attempt(app: &TestApp, client: &TestClient, username: &str, password: &str) -> Step {
     let browser = Browser::new(app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(client, "openid").await;
     browser.login(&location, username, password).await
 }
 
@@ -90,17 +80,8 @@ async fn failed_logins_back_off_then_lock_the_account(backend: Backend) {
         .parse()
         .unwrap();
     assert!(wait > 600, "a lockout, not a back-off: {wait}");
-    let events: Value = app
-        .http
-        .get(app.url("/admin/events?kind=account_locked"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    let events = app.events("kind=account_locked").await;
+    assert_eq!(events.len(), 1);
     app.clock.advance(wait + 1);
     assert_eq!(
         login_attempt(&app, &client, "alice", PASSWORD).await.status,
@@ -148,9 +129,10 @@ async fn many_accounts_from_one_address_lock_the_address(backend: Backend) {
 }
 
 async fn the_password_grant_shares_the_login_throttle(backend: Backend) {
-    let app = spawn_app_with(backend, |env| {
-        env.push(("LATCHKEY_ENABLE_PASSWORD_GRANT".into(), "true".into()))
-    })
+    let app = spawn_app_with(
+        backend,
+        settings(&[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]),
+    )
     .await;
     app.create_user("alice").await;
     let reg = app
@@ -274,16 +256,7 @@ async fn a_login_whose_client_left_is_never_hashed(backend: Backend) {
     use tokio::io::AsyncWriteExt;
     let (app, client) = setup(backend).await;
     let browser = Browser::new(&app);
-    let location = browser
-        .authorize(&[
-            ("response_type", "code"),
-            ("client_id", &client.client_id),
-            ("redirect_uri", &client.redirect_uri),
-            ("scope", "openid"),
-        ])
-        .await
-        .location
-        .unwrap();
+    let location = browser.authorize_location(&client, "openid").await;
     let page = browser.get(&location).await;
     let form = serde_urlencoded::to_string([
         (

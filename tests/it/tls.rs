@@ -1,24 +1,18 @@
 //! Latchkey serving HTTPS itself (`LATCHKEY_TLS_CERT`, `LATCHKEY_TLS_KEY`), with a certificate
 //! generated in the test; and what an https issuer changes: `Secure`, `__Host-` cookies, HSTS.
 
+use reqwest::Method;
+
 use crate::both_backends;
-use crate::helpers::{Backend, TestClient, spawn_app_with};
+use crate::helpers::{
+    Backend, TestClient, admin_call, authorize_params, self_signed_certificate, spawn_app_with,
+};
 
 both_backends!(https_is_served_with_secure_cookies_and_hsts);
 
 async fn https_is_served_with_secure_cookies_and_hsts(backend: Backend) {
-    let dir = latchkey::store::testing::fresh_sqlite_path()
-        .parent()
-        .unwrap()
-        .join("tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let cert_pem = generated.cert.pem();
-    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(dir.join("key.pem"), generated.signing_key.serialize_pem()).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let certificate = self_signed_certificate();
+    let (cert, key, cert_pem) = (certificate.cert, certificate.key, certificate.pem);
     let app = spawn_app_with(backend, |env| {
         for (k, v) in env.iter_mut() {
             if k == "LATCHKEY_ISSUER" {
@@ -58,31 +52,20 @@ async fn https_is_served_with_secure_cookies_and_hsts(backend: Backend) {
     assert!(!plain.is_ok_and(|r| r.status().is_success()));
 
     // Cookies on an https issuer: __Host- prefix, Secure, HttpOnly, SameSite=Lax, Path=/.
-    let admin = |path: &str, body: serde_json::Value| {
-        https
-            .post(format!("{base}{path}"))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&body)
-            .send()
-    };
-    let reg: serde_json::Value = admin(
+    let metadata =
+        serde_json::json!({"redirect_uris": ["https://app.example.test/cb"], "scope": "openid"});
+    let (_, reg) = admin_call(
+        &https,
+        &base,
+        Method::POST,
         "/admin/clients",
-        serde_json::json!({"redirect_uris": ["https://app.example.test/cb"], "scope": "openid"}),
+        Some(&metadata),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     let client = TestClient::from_registration(&reg);
     let r = https
         .get(format!("{base}/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", client.client_id.as_str()),
-            ("redirect_uri", client.redirect_uri.as_str()),
-            ("scope", "openid"),
-        ])
+        .query(&authorize_params(&client, "openid", &[]))
         .send()
         .await
         .unwrap();

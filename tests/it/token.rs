@@ -1,7 +1,7 @@
 //! The token endpoint through the token lifecycle: refresh-token rotation, families and their
 //! lifetimes, racing redemptions, the client_credentials and password grants, client
 //! authentication (shared with the revocation and introspection endpoints), and the endpoint's
-//! HTTP hygiene. The helpers at the top are shared with `revocation` and `introspection`.
+//! HTTP hygiene. The requests they make are in `crate::helpers`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,245 +13,14 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    ADMIN_TOKEN, Backend, Browser, PASSWORD, TestApp, TestClient, pkce_pair, spawn_app,
-    spawn_app_with,
+    Backend, Browser, PASSWORD, TestApp, TestClient, assert_error, client_credentials, code_form,
+    fetch_json, field, introspect, is_active, jwt_part, machine_client, pkce_pair, post_as,
+    refresh, resource_server, scope_set, spawn_app, spawn_app_with_alice, spawn_app_with_alice_and,
+    user_tokens, user_tokens_with, userinfo_status,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
-
-/// The decoded header (`0`) or claims (`1`) of a JWT.
-pub(crate) fn jwt_part(token: &str, index: usize) -> Value {
-    let part = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-/// The URL discovery advertises under `key` (e.g. `revocation_endpoint`).
-pub(crate) async fn endpoint(app: &TestApp, key: &str) -> String {
-    app.discovery().await[key].as_str().unwrap().to_owned()
-}
-
-/// The tokens' scope as a set, so that order does not matter.
-pub(crate) fn scope_set(scope: &Value) -> BTreeSet<String> {
-    scope
-        .as_str()
-        .unwrap()
-        .split(' ')
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A server with extra settings, the user alice and the standard confidential web client.
-pub(crate) async fn setup_with(
-    backend: Backend,
-    settings: &[(&str, &str)],
-) -> (TestApp, TestClient) {
-    let settings: Vec<(String, String)> = settings
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let app = spawn_app_with(backend, move |env| env.extend(settings)).await;
-    app.create_user("alice").await;
-    let client = TestClient::from_registration(&app.create_web_client().await);
-    (app, client)
-}
-
-pub(crate) async fn setup(backend: Backend) -> (TestApp, TestClient) {
-    setup_with(backend, &[]).await
-}
-
-/// A client without redirect URIs (a machine client or resource server).
-pub(crate) fn machine_client(registration: &Value) -> TestClient {
-    TestClient {
-        client_id: registration["client_id"].as_str().unwrap().to_owned(),
-        secret: registration["client_secret"].as_str().map(str::to_owned),
-        redirect_uri: String::new(),
-    }
-}
-
-/// A confidential client that only uses client_credentials, registered with
-/// `"introspection": "any"`: the resource server that introspects every client's tokens in
-/// these tests.
-pub(crate) async fn resource_server(app: &TestApp) -> TestClient {
-    machine_client(
-        &app.create_client(json!({
-            "client_name": "Resource Server",
-            "grant_types": ["client_credentials"],
-            "scope": "api.read",
-            "introspection": "any",
-        }))
-        .await,
-    )
-}
-
-/// Signs alice in through the browser, redeems the code (with PKCE), and returns the token
-/// response.
-pub(crate) async fn user_tokens(app: &TestApp, client: &TestClient, scope: &str) -> Value {
-    user_tokens_with(app, client, scope, &[]).await
-}
-
-/// `user_tokens` with extra authorization request parameters.
-pub(crate) async fn user_tokens_with(
-    app: &TestApp,
-    client: &TestClient,
-    scope: &str,
-    extra: &[(&str, &str)],
-) -> Value {
-    let browser = Browser::new(app);
-    let (verifier, challenge) = pkce_pair();
-    let query = app
-        .code_flow(&browser, client, scope, Some(&challenge), extra)
-        .await;
-    let (status, body, _) = app
-        .token(
-            client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &query["code"]),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "code redemption: {body}");
-    body
-}
-
-/// A string field of a token response.
-pub(crate) fn field(body: &Value, name: &str) -> String {
-    body[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
-        .to_owned()
-}
-
-/// `grant_type=refresh_token`, optionally with a `scope`.
-pub(crate) async fn refresh(
-    app: &TestApp,
-    client: &TestClient,
-    refresh_token: &str,
-    scope: Option<&str>,
-) -> (u16, Value) {
-    let mut form = vec![
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-    ];
-    if let Some(s) = scope {
-        form.push(("scope", s));
-    }
-    let (status, body, _) = app.token(client, &form).await;
-    (status, body)
-}
-
-/// `grant_type=client_credentials` with extra parameters.
-pub(crate) async fn client_credentials(
-    app: &TestApp,
-    client: &TestClient,
-    extra: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut form = vec![("grant_type", "client_credentials")];
-    form.extend_from_slice(extra);
-    let (status, body, _) = app.token(client, &form).await;
-    (status, body)
-}
-
-/// POSTs a form to `url`, authenticating like `TestApp::token` (Basic with a secret, else
-/// `client_id` in the form); returns status, JSON body (`Null` when not JSON) and headers.
-pub(crate) async fn post_as(
-    app: &TestApp,
-    url: &str,
-    client: &TestClient,
-    form: &[(&str, &str)],
-) -> (u16, Value, HeaderMap) {
-    let mut fields: Vec<(&str, &str)> = form.to_vec();
-    let mut request = app.http.post(url);
-    match &client.secret {
-        Some(secret) => request = request.basic_auth(&client.client_id, Some(secret)),
-        None => fields.push(("client_id", &client.client_id)),
-    }
-    let response = request.form(&fields).send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        headers,
-    )
-}
-
-/// Introspects `token` as `client`.
-pub(crate) async fn introspect(app: &TestApp, client: &TestClient, token: &str) -> (u16, Value) {
-    let url = endpoint(app, "introspection_endpoint").await;
-    let (status, body, _) = post_as(app, &url, client, &[("token", token)]).await;
-    (status, body)
-}
-
-/// Introspects `token` and returns whether it is active (asserting the inactive answer is
-/// exactly `{"active": false}`).
-pub(crate) async fn is_active(app: &TestApp, client: &TestClient, token: &str) -> bool {
-    let (status, body) = introspect(app, client, token).await;
-    assert_eq!(status, 200, "{body}");
-    if body["active"] == true {
-        true
-    } else {
-        assert_eq!(body, json!({"active": false}));
-        false
-    }
-}
-
-/// Revokes `token` as `client` with an optional `token_type_hint`; returns the status.
-pub(crate) async fn revoke(
-    app: &TestApp,
-    client: &TestClient,
-    token: &str,
-    hint: Option<&str>,
-) -> u16 {
-    let url = endpoint(app, "revocation_endpoint").await;
-    let mut form = vec![("token", token)];
-    if let Some(h) = hint {
-        form.push(("token_type_hint", h));
-    }
-    post_as(app, &url, client, &form).await.0
-}
-
-/// GET userinfo with `token`; the status.
-pub(crate) async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
-    let url = endpoint(app, "userinfo_endpoint").await;
-    app.http
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-/// An admin API call; the status.
-pub(crate) async fn admin(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> u16 {
-    let mut request = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(b) = body {
-        request = request.json(&b);
-    }
-    request.send().await.unwrap().status().as_u16()
-}
-
-/// Asserts a JSON error answer with this status and `error` code.
-pub(crate) fn assert_error(status: u16, body: &Value, expected_status: u16, expected_error: &str) {
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (expected_status, Some(expected_error)),
-        "{body}"
-    );
-}
 
 /// Sends the same token request `n` times at once (all tasks released together by a
 /// barrier, over one shared reqwest client); returns every (status, body).
@@ -334,7 +103,7 @@ both_backends!(
 );
 
 async fn every_refresh_rotates_the_refresh_token_and_the_old_one_stops_working(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     let rt1 = field(&first, "refresh_token");
     let (status, second) = refresh(&app, &client, &rt1, None).await;
@@ -357,7 +126,7 @@ async fn every_refresh_rotates_the_refresh_token_and_the_old_one_stops_working(b
 }
 
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_family(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     let (a1, rt1) = (
@@ -385,7 +154,7 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family(backend: Backe
 }
 
 async fn a_refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let original = "openid email offline_access";
     let first = user_tokens(&app, &client, original).await;
     let (status, narrowed) = refresh(
@@ -399,16 +168,12 @@ async fn a_refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
     assert_eq!(narrowed["scope"], "openid");
     let access = field(&narrowed, "access_token");
     assert_eq!(jwt_part(&access, 1)["scope"], "openid");
-    let info: Value = app
-        .http
-        .get(endpoint(&app, "userinfo_endpoint").await)
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = fetch_json(
+        app.http
+            .get(app.endpoint("userinfo_endpoint").await)
+            .bearer_auth(&access),
+    )
+    .await;
     assert!(
         info["sub"].is_string() && info.get("email").is_none(),
         "{info}"
@@ -448,7 +213,7 @@ async fn a_refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
 }
 
 async fn a_refresh_token_works_only_for_the_client_it_was_issued_to(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let other = TestClient::from_registration(&app.create_web_client().await);
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let (status, body) = refresh(&app, &other, &field(&tokens, "refresh_token"), None).await;
@@ -456,7 +221,7 @@ async fn a_refresh_token_works_only_for_the_client_it_was_issued_to(backend: Bac
 }
 
 async fn a_refresh_token_dies_when_unused_for_its_idle_lifetime(backend: Backend) {
-    let (app, client) = setup_with(
+    let (app, client) = spawn_app_with_alice_and(
         backend,
         &[
             ("LATCHKEY_REFRESH_TOKEN_IDLE_TTL", "100"),
@@ -490,7 +255,8 @@ async fn a_refresh_token_family_ends_at_its_absolute_lifetime_however_often_it_i
     backend: Backend,
 ) {
     // Only the absolute lifetime is set: the idle lifetime defaults to it.
-    let (app, client) = setup_with(backend, &[("LATCHKEY_REFRESH_TOKEN_TTL", "300")]).await;
+    let (app, client) =
+        spawn_app_with_alice_and(backend, &[("LATCHKEY_REFRESH_TOKEN_TTL", "300")]).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     app.clock.advance(150);
     let (status, second) = refresh(&app, &client, &field(&first, "refresh_token"), None).await;
@@ -507,7 +273,8 @@ async fn a_refresh_token_family_ends_at_its_absolute_lifetime_however_often_it_i
 /// Housekeeping purges dead grants; an access token issued by the last refresh before the
 /// family's end must not lose its grant (and so its validity) before it expires itself.
 async fn access_tokens_from_the_last_refresh_stay_active_until_they_expire(backend: Backend) {
-    let (app, client) = setup_with(backend, &[("LATCHKEY_REFRESH_TOKEN_TTL", "1000")]).await;
+    let (app, client) =
+        spawn_app_with_alice_and(backend, &[("LATCHKEY_REFRESH_TOKEN_TTL", "1000")]).await;
     let rs = resource_server(&app).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     app.clock.advance(900);
@@ -533,7 +300,7 @@ async fn access_tokens_from_the_last_refresh_stay_active_until_they_expire(backe
 }
 
 async fn refresh_tokens_need_offline_access_and_the_refresh_token_grant(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let tokens = user_tokens(&app, &client, "openid email").await;
     assert!(
         tokens.get("refresh_token").is_none(),
@@ -566,7 +333,7 @@ async fn refresh_tokens_need_offline_access_and_the_refresh_token_grant(backend:
 }
 
 async fn a_refresh_returns_an_id_token_when_openid_is_in_scope(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let first = user_tokens(&app, &client, "openid offline_access").await;
     let original = jwt_part(&field(&first, "id_token"), 1);
     app.clock.advance(30);
@@ -603,20 +370,20 @@ async fn a_refresh_returns_an_id_token_when_openid_is_in_scope(backend: Backend)
 }
 
 async fn disabling_the_user_ends_their_token_families(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let access = field(&tokens, "access_token");
     let sub = jwt_part(&access, 1)["sub"].as_str().unwrap().to_owned();
     let path = format!("/admin/users/{sub}");
     assert_eq!(
-        admin(
-            &app,
+        app.admin(
             reqwest::Method::PATCH,
             &path,
-            Some(json!({"disabled": true}))
+            Some(&json!({"disabled": true}))
         )
-        .await,
+        .await
+        .0,
         200
     );
 
@@ -627,13 +394,13 @@ async fn disabling_the_user_ends_their_token_families(backend: Backend) {
 
     // Enabling the user again does not bring the family back.
     assert_eq!(
-        admin(
-            &app,
+        app.admin(
             reqwest::Method::PATCH,
             &path,
-            Some(json!({"disabled": false}))
+            Some(&json!({"disabled": false}))
         )
-        .await,
+        .await
+        .0,
         200
     );
     let (status, body) = refresh(&app, &client, &field(&tokens, "refresh_token"), None).await;
@@ -642,19 +409,19 @@ async fn disabling_the_user_ends_their_token_families(backend: Backend) {
 }
 
 async fn deleting_the_user_ends_their_token_families(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let access = field(&tokens, "access_token");
     let sub = jwt_part(&access, 1)["sub"].as_str().unwrap().to_owned();
     assert_eq!(
-        admin(
-            &app,
+        app.admin(
             reqwest::Method::DELETE,
             &format!("/admin/users/{sub}"),
             None
         )
-        .await,
+        .await
+        .0,
         204
     );
 
@@ -666,7 +433,7 @@ async fn deleting_the_user_ends_their_token_families(backend: Backend) {
 }
 
 async fn deleting_the_client_ends_its_token_families(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let rs = resource_server(&app).await;
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let access = field(&tokens, "access_token");
@@ -676,7 +443,7 @@ async fn deleting_the_client_ends_its_token_families(backend: Backend) {
     assert!(is_active(&app, &rs, &machine_access).await);
 
     let path = format!("/admin/clients/{}", client.client_id);
-    assert_eq!(admin(&app, reqwest::Method::DELETE, &path, None).await, 204);
+    assert_eq!(app.admin(reqwest::Method::DELETE, &path, None).await.0, 204);
 
     let (status, body) = refresh(&app, &client, &refresh_token, None).await;
     assert_error(status, &body, 401, "invalid_client");
@@ -687,29 +454,18 @@ async fn deleting_the_client_ends_its_token_families(backend: Backend) {
 }
 
 async fn a_code_redeemed_in_a_race_of_20_succeeds_exactly_once(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let browser = Browser::new(&app);
     let (verifier, challenge) = pkce_pair();
-    let query = app
-        .code_flow(
-            &browser,
-            &client,
-            "openid offline_access",
-            Some(&challenge),
-            &[],
-        )
+    let query = browser
+        .code_flow(&client, "openid offline_access", Some(&challenge), &[])
         .await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", query["code"].as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
+    let form = code_form(&client, &query["code"], Some(&verifier));
     assert_exactly_one_success(&race(&app, &client, &form, 20).await);
 }
 
 async fn a_refresh_token_used_in_a_race_of_20_rotates_exactly_once(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let tokens = user_tokens(&app, &client, "openid offline_access").await;
     let refresh_token = field(&tokens, "refresh_token");
     let form = [
@@ -720,7 +476,7 @@ async fn a_refresh_token_used_in_a_race_of_20_rotates_exactly_once(backend: Back
 }
 
 async fn client_credentials_is_for_confidential_clients_that_register_it(backend: Backend) {
-    let (app, web) = setup(backend).await;
+    let (app, web) = spawn_app_with_alice(backend).await;
     let public = TestClient::from_registration(
         &app.create_client(json!({
             "redirect_uris": ["http://127.0.0.1:7777/callback"],
@@ -789,7 +545,7 @@ async fn client_credentials_scope_defaults_to_and_stays_within_the_registered_sc
 async fn client_credentials_tokens_are_rfc9068_jwts_about_the_client_without_refresh_token(
     backend: Backend,
 ) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let (status, first) = client_credentials(&app, &client, &[]).await;
     assert_eq!(status, 200, "{first}");
     assert!(first.get("refresh_token").is_none(), "{first}");
@@ -925,7 +681,7 @@ async fn password_client(app: &TestApp) -> TestClient {
 }
 
 async fn the_password_grant_is_off_unless_enabled_server_wide(backend: Backend) {
-    let (app, _) = setup(backend).await;
+    let (app, _) = spawn_app_with_alice(backend).await;
     let legacy = password_client(&app).await;
     let (status, body, _) = app
         .token(
@@ -941,7 +697,8 @@ async fn the_password_grant_is_off_unless_enabled_server_wide(backend: Backend) 
 }
 
 async fn the_password_grant_works_only_for_clients_that_register_it(backend: Backend) {
-    let (app, web) = setup_with(backend, &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]).await;
+    let (app, web) =
+        spawn_app_with_alice_and(backend, &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]).await;
     let legacy = password_client(&app).await;
     let (status, body, headers) = app
         .token(
@@ -980,7 +737,8 @@ async fn the_password_grant_works_only_for_clients_that_register_it(backend: Bac
 }
 
 async fn password_grant_failures_do_not_tell_unknown_users_from_wrong_passwords(backend: Backend) {
-    let (app, _) = setup_with(backend, &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]).await;
+    let (app, _) =
+        spawn_app_with_alice_and(backend, &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]).await;
     let legacy = password_client(&app).await;
     let attempt = |username: &'static str, password: &'static str| {
         let (app, legacy) = (&app, &legacy);
@@ -1021,15 +779,15 @@ async fn authenticated_endpoints(
 ) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
     vec![
         (
-            endpoint(app, "token_endpoint").await,
+            app.endpoint("token_endpoint").await,
             vec![("grant_type", "client_credentials")],
         ),
         (
-            endpoint(app, "revocation_endpoint").await,
+            app.endpoint("revocation_endpoint").await,
             vec![("token", "some-token")],
         ),
         (
-            endpoint(app, "introspection_endpoint").await,
+            app.endpoint("introspection_endpoint").await,
             vec![("token", "some-token")],
         ),
     ]
@@ -1047,7 +805,7 @@ fn assert_invalid_client(status: u16, body: &Value, headers: &HeaderMap, basic_c
 async fn failed_client_authentication_is_401_invalid_client_with_a_basic_challenge(
     backend: Backend,
 ) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let wrong_secret = TestClient {
         secret: Some("wrong".into()),
         client_id: client.client_id.clone(),
@@ -1110,17 +868,17 @@ async fn client_secret_post_authenticates_at_every_endpoint(backend: Backend) {
         }
     };
     let (status, body) = post(
-        endpoint(&app, "token_endpoint").await,
+        app.endpoint("token_endpoint").await,
         vec![("grant_type", "client_credentials".into())],
     )
     .await;
     assert_eq!(status, 200, "{body}");
     let access = field(&body, "access_token");
-    let introspection = endpoint(&app, "introspection_endpoint").await;
+    let introspection = app.endpoint("introspection_endpoint").await;
     let (status, body) = post(introspection.clone(), vec![("token", access.clone())]).await;
     assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
     let (status, _) = post(
-        endpoint(&app, "revocation_endpoint").await,
+        app.endpoint("revocation_endpoint").await,
         vec![("token", access.clone())],
     )
     .await;
@@ -1134,7 +892,7 @@ async fn client_secret_post_authenticates_at_every_endpoint(backend: Backend) {
 }
 
 async fn two_client_authentication_methods_at_once_are_an_invalid_request(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let secret = client.secret.clone().unwrap();
     for (url, form) in authenticated_endpoints(&app).await {
         let mut fields = form.clone();
@@ -1153,7 +911,7 @@ async fn two_client_authentication_methods_at_once_are_an_invalid_request(backen
 }
 
 async fn basic_credentials_are_form_url_decoded(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding. Encoding every
     // byte is a legal (if extreme) encoding that a server must decode.
     let encode_all = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
@@ -1165,7 +923,7 @@ async fn basic_credentials_are_form_url_decoded(backend: Backend) {
     let header = format!("Basic {}", STANDARD.encode(credentials));
     let r = app
         .http
-        .post(endpoint(&app, "token_endpoint").await)
+        .post(app.endpoint("token_endpoint").await)
         .header("authorization", &header)
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -1174,7 +932,7 @@ async fn basic_credentials_are_form_url_decoded(backend: Backend) {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let r = app
         .http
-        .post(endpoint(&app, "introspection_endpoint").await)
+        .post(app.endpoint("introspection_endpoint").await)
         .header("authorization", &header)
         .form(&[("token", "x")])
         .send()
@@ -1188,7 +946,7 @@ async fn basic_credentials_are_form_url_decoded(backend: Backend) {
     );
     let r = app
         .http
-        .post(endpoint(&app, "token_endpoint").await)
+        .post(app.endpoint("token_endpoint").await)
         .header("authorization", wrong)
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -1233,8 +991,8 @@ async fn public_clients_use_their_client_id_at_the_token_endpoint_but_cannot_int
 }
 
 async fn token_responses_are_never_cached(backend: Backend) {
-    let (app, client) = setup(backend).await;
-    let url = endpoint(&app, "token_endpoint").await;
+    let (app, client) = spawn_app_with_alice(backend).await;
+    let url = app.endpoint("token_endpoint").await;
     let wrong = TestClient {
         secret: Some("wrong".into()),
         client_id: client.client_id.clone(),
@@ -1261,8 +1019,8 @@ async fn token_responses_are_never_cached(backend: Backend) {
 }
 
 async fn the_token_endpoint_takes_only_form_posts(backend: Backend) {
-    let (app, client) = setup(backend).await;
-    let url = endpoint(&app, "token_endpoint").await;
+    let (app, client) = spawn_app_with_alice(backend).await;
+    let url = app.endpoint("token_endpoint").await;
     let get = app.http.get(&url).send().await.unwrap();
     assert_eq!(get.status(), 405);
     let secret = client.secret.as_deref();
@@ -1312,7 +1070,7 @@ async fn the_token_endpoint_takes_only_form_posts(backend: Backend) {
 }
 
 async fn malformed_token_requests_are_refused_with_the_right_error(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let cases: [(&[(&str, &str)], &str); 7] = [
         (
             &[
@@ -1348,7 +1106,7 @@ async fn malformed_token_requests_are_refused_with_the_right_error(backend: Back
 }
 
 async fn garbage_bodies_get_a_json_4xx_never_a_5xx(backend: Backend) {
-    let (app, client) = setup(backend).await;
+    let (app, client) = spawn_app_with_alice(backend).await;
     let secret = client.secret.clone().unwrap();
     let bodies: [&[u8]; 8] = [
         b"\xff\xfe\xfd\x00\x01",
@@ -1370,7 +1128,7 @@ async fn garbage_bodies_get_a_json_4xx_never_a_5xx(backend: Backend) {
         "revocation_endpoint",
         "introspection_endpoint",
     ] {
-        let url = endpoint(&app, key).await;
+        let url = app.endpoint(key).await;
         for body in bodies {
             for authorization in [None, Some(nul_basic.as_str()), Some(good_basic.as_str())] {
                 let mut request = app
