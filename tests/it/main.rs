@@ -2,9 +2,13 @@
 //! the real server on a random loopback port over a fresh database, and runs on SQLite and
 //! on Postgres (`both_backends!`).
 //!
-//! Test modules import from `helpers` and never from another test module: what two modules
-//! need belongs in `helpers` (servers to test, the `Browser` and its flow steps, the admin API
-//! call, token requests, parsers). To add a test, add an `async fn(Backend)` beside its
+//! A module that grew past a few hundred lines is a directory with one file per concern
+//! (`admin/`, `code_flow/`, `conformance/` by OpenID test plan, `hostile/`, `token/`); its
+//! `mod.rs` (and a support file such as `conformance/rp.rs` or `hostile/wire.rs`) holds only
+//! what its test files share, never tests. Test modules import from `helpers` and from their
+//! own directory, never from another test module: what two modules need belongs in `helpers`
+//! (servers to test, the `Browser` and its flow steps, the admin API call, token requests,
+//! parsers). To add a test, add an `async fn(Backend)` beside its
 //! neighbours and its name to that file's `both_backends!` list.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
