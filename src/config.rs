@@ -74,6 +74,7 @@ struct RawConfig {
     log_format: Option<String>,
     trusted_proxies: Option<String>,
     registration_trusted_hosts: Option<String>,
+    require_par: Option<bool>,
     header_read_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     tls_handshake_timeout_ms: Option<u64>,
@@ -198,6 +199,8 @@ pub struct Config {
     /// may name although they resolve to loopback, private or otherwise non-public addresses:
     /// host names or IP literals, lower case.
     pub registration_trusted_hosts: Vec<String>,
+    /// Every authorization request must be pushed first (RFC 9126), server-wide.
+    pub require_par: bool,
     pub connections: ConnectionSettings,
 }
 
@@ -218,6 +221,7 @@ impl Config {
         crate::protocol::discovery::Features {
             issuer: &self.issuer,
             password_grant: self.enable_password_grant,
+            require_par: self.require_par,
         }
     }
 
@@ -322,6 +326,7 @@ fn apply_env(
     parsed!(id_token_ttl);
     parsed!(session_ttl);
     parsed!(enable_password_grant);
+    parsed!(require_par);
     parsed!(database_max_connections);
     parsed!(database_timeout_ms);
     parsed!(header_read_timeout_ms);
@@ -573,6 +578,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         log_format,
         trusted_proxies,
         registration_trusted_hosts,
+        require_par: raw.require_par.unwrap_or(false),
         connections,
     })
 }

@@ -1,6 +1,9 @@
 //! The authorization endpoint's pipeline (RFC 6749 §4.1, OpenID Connect Core §3.1.2), as an
 //! ordered list of steps:
 //!
+//! 0. `par::effective_params`: the pushed request a `request_uri` names, or the contents of
+//!    a signed `request` (errors go to a registered redirect URI the request as sent names,
+//!    else they are shown as a page);
 //! 1. `request::resolve_target`: client and redirect URI (errors shown as a page, never
 //!    redirected);
 //! 2. `request::validate`: response type, scope, PKCE, prompt, max_age, hints, resource
@@ -16,10 +19,12 @@
 
 pub mod flow;
 pub mod interaction;
+pub mod par;
 pub mod pending;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod request;
+pub mod request_object;
 
 pub use pending::{Pending, answer_consent, consent_to_ask, continue_after_login, load_pending};
 
@@ -127,6 +132,26 @@ pub async fn authorize(
     session: Option<SessionRecord>,
     browser_binding: &str,
 ) -> Result<Decision, AuthorizeError> {
+    let params = match par::effective_params(app, params).await {
+        Ok(p) => p,
+        // A refused request object or request_uri goes back to the client when the request
+        // as sent names it and, explicitly, one of its registered redirect URIs; else it is
+        // shown.
+        Err(e) => {
+            let named = params.contains("redirect_uri") && e.code != ErrorCode::ServerError;
+            return Err(match request::resolve_target(app, params).await {
+                Ok(target) if named => AuthorizeError::Redirect(error_redirect(
+                    app,
+                    &target.redirect_uri,
+                    target.response_mode,
+                    target.state.as_deref(),
+                    &e,
+                )),
+                _ => AuthorizeError::Page(e),
+            });
+        }
+    };
+    let params = params.as_ref();
     let target = request::resolve_target(app, params).await?;
     let redirect_error = |e: OAuthError| {
         AuthorizeError::Redirect(error_redirect(

@@ -77,18 +77,12 @@ pub fn validate(
     params: &Params,
 ) -> Result<AuthorizationRequest, OAuthError> {
     let metadata = &target.client.metadata;
-    for unsupported in ["request", "request_uri", "registration"] {
-        if params.contains(unsupported) {
-            let code = match unsupported {
-                "request" => ErrorCode::RequestNotSupported,
-                "request_uri" => ErrorCode::RequestUriNotSupported,
-                _ => ErrorCode::RegistrationNotSupported,
-            };
-            return Err(OAuthError::new(
-                code,
-                format!("the {unsupported} parameter is not supported"),
-            ));
-        }
+    // `request` and `request_uri` were resolved before (`par::effective_params`).
+    if params.contains("registration") {
+        return Err(OAuthError::new(
+            ErrorCode::RegistrationNotSupported,
+            "the registration parameter is not supported",
+        ));
     }
     match params.get("response_type") {
         None => return Err(OAuthError::invalid_request("response_type is required")),

@@ -108,6 +108,12 @@ pub struct ClientRegistration {
     pub jwks_uri: Option<String>,
     /// The one algorithm its authentication assertions must use, when set.
     pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The one algorithm its request objects must use, when set (RFC 9101 §10.5).
+    pub request_object_signing_alg: Option<String>,
+    /// Every authorization request must be a signed request object (RFC 9101 §10.5).
+    pub require_signed_request_object: Option<bool>,
+    /// Every authorization request must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -144,6 +150,12 @@ pub struct ClientMetadata {
     pub jwks_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub token_endpoint_auth_signing_alg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_object_signing_alg: Option<String>,
+    #[serde(default)]
+    pub require_signed_request_object: bool,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientMetadata {
@@ -298,13 +310,30 @@ impl ClientRegistration {
                 _ => return Err(metadata_error("jwks_uri must be an absolute https URL")),
             }
         }
-        if let Some(alg) = &self.token_endpoint_auth_signing_alg
-            && !CLIENT_SIGNING_ALGS.contains(&alg.as_str())
-        {
-            return Err(metadata_error(format!(
-                "token_endpoint_auth_signing_alg must be one of {}",
-                CLIENT_SIGNING_ALGS.join(", ")
-            )));
+        for (name, alg) in [
+            (
+                "token_endpoint_auth_signing_alg",
+                &self.token_endpoint_auth_signing_alg,
+            ),
+            (
+                "request_object_signing_alg",
+                &self.request_object_signing_alg,
+            ),
+        ] {
+            if let Some(alg) = alg
+                && !CLIENT_SIGNING_ALGS.contains(&alg.as_str())
+            {
+                return Err(metadata_error(format!(
+                    "{name} must be one of {}",
+                    CLIENT_SIGNING_ALGS.join(", ")
+                )));
+            }
+        }
+        let require_signed_request_object = self.require_signed_request_object.unwrap_or(false);
+        if require_signed_request_object && self.jwks.is_none() && self.jwks_uri.is_none() {
+            return Err(metadata_error(
+                "require_signed_request_object needs the client's public keys: jwks or jwks_uri",
+            ));
         }
         Ok(ClientMetadata {
             redirect_uris: self.redirect_uris,
@@ -323,6 +352,11 @@ impl ClientRegistration {
             jwks: self.jwks,
             jwks_uri: self.jwks_uri,
             token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
+            request_object_signing_alg: self.request_object_signing_alg,
+            require_signed_request_object,
+            require_pushed_authorization_requests: self
+                .require_pushed_authorization_requests
+                .unwrap_or(false),
         })
     }
 }

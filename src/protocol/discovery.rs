@@ -14,6 +14,7 @@ pub mod paths {
     pub const JWKS: &str = "/jwks";
     pub const REVOCATION: &str = "/revoke";
     pub const INTROSPECTION: &str = "/introspect";
+    pub const PAR: &str = "/par";
     pub const LOGIN: &str = "/login";
     pub const CONSENT: &str = "/consent";
     pub const END_SESSION: &str = "/logout";
@@ -83,6 +84,8 @@ pub struct Metadata {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub end_session_endpoint: String,
+    pub pushed_authorization_request_endpoint: String,
+    pub require_pushed_authorization_requests: bool,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
@@ -103,6 +106,7 @@ pub struct Metadata {
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
+    pub request_object_signing_alg_values_supported: Vec<&'static str>,
     pub authorization_response_iss_parameter_supported: bool,
 }
 
@@ -111,6 +115,7 @@ pub struct Metadata {
 pub struct Features<'a> {
     pub issuer: &'a str,
     pub password_grant: bool,
+    pub require_par: bool,
 }
 
 impl Metadata {
@@ -129,6 +134,8 @@ impl Metadata {
             revocation_endpoint: url(paths::REVOCATION),
             introspection_endpoint: url(paths::INTROSPECTION),
             end_session_endpoint: url(paths::END_SESSION),
+            pushed_authorization_request_endpoint: url(paths::PAR),
+            require_pushed_authorization_requests: features.require_par,
             scopes_supported: STANDARD_SCOPES.to_vec(),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query", "form_post"],
@@ -161,8 +168,10 @@ impl Metadata {
             prompt_values_supported: vec!["none", "login", "consent"],
             ui_locales_supported: UI_LOCALES.to_vec(),
             claims_parameter_supported: false,
-            request_parameter_supported: false,
+            request_parameter_supported: true,
+            // request_uri only from the PAR endpoint, never fetched from the client.
             request_uri_parameter_supported: false,
+            request_object_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
             authorization_response_iss_parameter_supported: true,
         }
     }

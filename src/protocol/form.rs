@@ -31,8 +31,18 @@ impl Params {
     /// UTF-8 becomes U+FFFD, which no identifier or token contains, so such values fail the
     /// checks that read them.
     pub fn parse(input: &[u8]) -> Result<Params, FormError> {
+        Self::from_pairs(
+            form_urlencoded::parse(input).map(|(n, v)| (n.into_owned(), v.into_owned())),
+        )
+    }
+
+    /// Parameters from already decoded pairs (a signed request object's claims, a pushed
+    /// request read back), under the same rules as `parse`.
+    pub fn from_pairs(
+        input: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Params, FormError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for (name, value) in form_urlencoded::parse(input) {
+        for (name, value) in input {
             if pairs.len() >= MAX_PARAMS {
                 return Err(FormError::TooMany);
             }
@@ -52,9 +62,35 @@ impl Params {
             if pairs.iter().any(|(n, _)| *n == name) {
                 return Err(FormError::Duplicate(truncate(&name)));
             }
-            pairs.push((name.into_owned(), value.into_owned()));
+            pairs.push((name, value));
         }
         Ok(Params { pairs })
+    }
+
+    /// The parameters as a form body, the way `parse` reads them back.
+    pub fn to_form(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.pairs.iter())
+            .finish()
+    }
+
+    /// These parameters without the ones named.
+    pub fn without(&self, names: &[&str]) -> Params {
+        Params {
+            pairs: self
+                .pairs
+                .iter()
+                .filter(|(n, _)| !names.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// These parameters with `name` set to `value` (replacing it when present).
+    pub fn with(&self, name: &str, value: &str) -> Params {
+        let mut out = self.without(&[name]);
+        out.pairs.push((name.to_owned(), value.to_owned()));
+        out
     }
 
     /// The value of `name`; an empty value counts as absent (RFC 6749 §3.1).

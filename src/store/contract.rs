@@ -86,6 +86,9 @@ fn metadata(name: &str) -> ClientMetadata {
         jwks: None,
         jwks_uri: None,
         token_endpoint_auth_signing_alg: None,
+        request_object_signing_alg: None,
+        require_signed_request_object: false,
+        require_pushed_authorization_requests: false,
     }
 }
 

@@ -13,9 +13,11 @@ use async_trait::async_trait;
 use crate::protocol::client::ClientMetadata;
 use crate::protocol::user::UserClaims;
 
+pub use pushed::{PushedRequest, PushedRequestStore};
 pub use replay::ReplayStore;
 
 pub mod postgres;
+mod pushed;
 mod replay;
 mod sql;
 pub mod sqlite;
@@ -624,6 +626,7 @@ pub trait Store:
     + KeyStore
     + ThrottleStore
     + ReplayStore
+    + PushedRequestStore
     + AuditStore
     + Housekeeping
 {
@@ -642,6 +645,7 @@ impl<T> Store for T where
         + KeyStore
         + ThrottleStore
         + ReplayStore
+        + PushedRequestStore
         + AuditStore
         + Housekeeping
 {

@@ -31,6 +31,7 @@ mod introspection;
 mod lifecycle;
 mod logout;
 mod nodes;
+mod par_jar;
 mod private_key_jwt;
 mod races;
 mod refusals;

@@ -5,14 +5,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, spawn_app_with, spawn_node};
+use crate::helpers::{Backend, ClientKey, TestApp, spawn_app_with, spawn_node};
 
 both_backends!(
     a_signed_assertion_authenticates_at_every_endpoint,
@@ -22,51 +21,6 @@ both_backends!(
     key_registrations_are_checked,
     a_client_authenticates_only_by_its_registered_method,
 );
-
-/// A client's key pair: signs assertions; its public half is a JWK.
-struct ClientKey {
-    pair: EcdsaKeyPair,
-    kid: String,
-}
-
-impl ClientKey {
-    fn new(kid: &str) -> Self {
-        ClientKey {
-            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
-            kid: kid.to_owned(),
-        }
-    }
-
-    fn jwk(&self) -> Value {
-        let point = self.pair.public_key().as_ref();
-        json!({
-            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
-            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        })
-    }
-
-    /// A JWS over `claims` with `header` (ES256 unless the header says otherwise).
-    fn sign_with(&self, header: Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = self
-            .pair
-            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
-            .unwrap();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        self.sign_with(
-            json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"}),
-            claims,
-        )
-    }
-}
 
 /// Claims of a good assertion by `client_id` for `app`'s token endpoint.
 fn claims(app: &TestApp, client_id: &str, jti: &str) -> Value {

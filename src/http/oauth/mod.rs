@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod introspection;
+pub mod par;
 pub mod revocation;
 pub mod token;
 
@@ -33,6 +34,7 @@ pub fn token_router() -> Router<App> {
         .route(paths::TOKEN, post(token::post))
         .route(paths::REVOCATION, post(revocation::post))
         .route(paths::INTROSPECTION, post(introspection::post))
+        .route(paths::PAR, post(par::post))
 }
 
 /// A request of a client to the token, revocation or introspection endpoint: its form (by the

@@ -174,7 +174,7 @@ async fn later_errors_are_redirected_with_state_and_iss(backend: Backend) {
                 ("scope", "openid"),
                 ("request", "eyJ"),
             ],
-            "request_not_supported",
+            "invalid_request_object",
         ),
         (
             vec![

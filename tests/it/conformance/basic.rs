@@ -570,12 +570,13 @@ async fn oidcc_request_uri_unsigned_supported_correctly_or_rejected_as_unsupport
 
 /// oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported
 /// (OP-request-Unsigned): an unsigned request object (`alg: none`) passed as `request` must
-/// either work or be refused with `request_not_supported` (Core §6.1); Latchkey advertises
-/// `request_parameter_supported: false` and refuses it at the redirect URI.
+/// either work or be refused (Core §6.1). Latchkey supports signed request objects
+/// (`request_parameter_supported: true`, RFC 9101) and refuses `alg: none` with
+/// `invalid_request_object` at the redirect URI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupported() {
     let (app, client) = battery().await;
-    assert_eq!(app.discovery().await["request_parameter_supported"], false);
+    assert_eq!(app.discovery().await["request_parameter_supported"], true);
     let object = unsigned_request_object(&json!({
         "iss": client.client_id,
         "aud": app.base,
@@ -594,7 +595,7 @@ async fn oidcc_unsigned_request_object_supported_correctly_or_rejected_as_unsupp
             &[("request", object.as_str())],
         ))
         .await;
-    assert_error_redirect(&app, &step, &client.redirect_uri, "request_not_supported");
+    assert_error_redirect(&app, &step, &client.redirect_uri, "invalid_request_object");
 }
 
 /// oidcc-claims-essential (OP-claims-essential): a `claims` request for `name` as an essential
@@ -617,13 +618,13 @@ async fn oidcc_claims_essential() {
 }
 
 /// oidcc-ensure-request-object-with-redirect-uri: a request object carrying the registered
-/// redirect URI while the query carries another one. Without request-object support the query
-/// is all there is: its unregistered redirect URI gets an error page (never a redirect to
-/// it), and with a registered one the request object is refused with `request_not_supported`.
+/// redirect URI while the query carries another one. The query's unregistered redirect URI
+/// gets an error page (never a redirect to it), and with a registered one the unsigned
+/// request object is refused with `invalid_request_object`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidcc_ensure_request_object_with_redirect_uri() {
     let (app, client) = battery().await;
-    assert_eq!(app.discovery().await["request_parameter_supported"], false);
+    assert_eq!(app.discovery().await["request_parameter_supported"], true);
     let object = unsigned_request_object(&json!({
         "iss": client.client_id,
         "aud": app.base,
@@ -650,7 +651,7 @@ async fn oidcc_ensure_request_object_with_redirect_uri() {
             &[("request", object.as_str())],
         ))
         .await;
-    assert_error_redirect(&app, &step, &client.redirect_uri, "request_not_supported");
+    assert_error_redirect(&app, &step, &client.redirect_uri, "invalid_request_object");
 }
 
 /// oidcc-refresh-token: with `offline_access` (and `prompt=consent`, Core §11) the token

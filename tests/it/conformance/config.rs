@@ -134,7 +134,8 @@ async fn oidcc_discovery_endpoint_verification() {
     assert!(auth_methods.contains(&"client_secret_basic".to_owned()));
     assert!(auth_methods.contains(&"client_secret_post".to_owned()));
     assert_eq!(doc["claims_parameter_supported"], false);
-    assert_eq!(doc["request_parameter_supported"], false);
+    // Signed request objects (RFC 9101) are supported; request_uri only from PAR.
+    assert_eq!(doc["request_parameter_supported"], true);
     assert_eq!(
         doc["request_uri_parameter_supported"], false,
         "defaults to true if absent"

@@ -1,0 +1,161 @@
+//! Pushed authorization requests (RFC 9126), `PushedRequestStore`: the validated parameters a
+//! client pushed, held briefly under the hash of their `request_uri`, taken once by whichever
+//! node the browser reaches. The statements are the same in both dialects.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// A pushed request as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRequest {
+    pub client_id: String,
+    /// The request's parameters, form-encoded.
+    pub params: String,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait PushedRequestStore: Send + Sync {
+    async fn insert_pushed(&self, request_hash: &[u8], request: &PushedRequest) -> StoreResult<()>;
+    /// Takes the pushed request named by `request_hash`, when it has not expired at `now`:
+    /// one conditional delete, so of racing calls exactly one gets it.
+    async fn take_pushed(
+        &self,
+        request_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<PushedRequest>>;
+    /// Deletes at most `batch` pushed requests that expired by `now`; returns how many.
+    async fn purge_pushed(&self, now: i64, batch: u32) -> StoreResult<u64>;
+}
+
+const INSERT: &str = "INSERT INTO pushed_request (request_hash, client_id, params, expires_at) VALUES ($1, $2, $3, $4)";
+const TAKE: &str = "DELETE FROM pushed_request WHERE request_hash = $1 AND expires_at > $2 \
+     RETURNING client_id, params, expires_at";
+
+/// `$lock` as in `sql::purge_statements!`: Postgres purgers take disjoint batches.
+macro_rules! purge_pushed {
+    ($lock:literal) => {
+        concat!(
+            "DELETE FROM pushed_request WHERE request_hash IN (SELECT request_hash \
+             FROM pushed_request WHERE expires_at <= $1 LIMIT $2",
+            $lock,
+            ")"
+        )
+    };
+}
+
+macro_rules! impl_pushed_store {
+    ($store:ty, $lock:literal) => {
+        #[async_trait]
+        impl PushedRequestStore for $store {
+            async fn insert_pushed(
+                &self,
+                request_hash: &[u8],
+                request: &PushedRequest,
+            ) -> StoreResult<()> {
+                ::sqlx::query(INSERT)
+                    .bind(request_hash)
+                    .bind(&request.client_id)
+                    .bind(&request.params)
+                    .bind(request.expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(super::sql::db_err)?;
+                Ok(())
+            }
+
+            async fn take_pushed(
+                &self,
+                request_hash: &[u8],
+                now: i64,
+            ) -> StoreResult<Option<PushedRequest>> {
+                use ::sqlx::Row as _;
+                let row = ::sqlx::query(TAKE)
+                    .bind(request_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(super::sql::db_err)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                Ok(Some(PushedRequest {
+                    client_id: row.try_get("client_id").map_err(super::sql::db_err)?,
+                    params: row.try_get("params").map_err(super::sql::db_err)?,
+                    expires_at: row.try_get("expires_at").map_err(super::sql::db_err)?,
+                }))
+            }
+
+            async fn purge_pushed(&self, now: i64, batch: u32) -> StoreResult<u64> {
+                let done = ::sqlx::query(purge_pushed!($lock))
+                    .bind(now)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(super::sql::db_err)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+impl_pushed_store!(super::postgres::PgStore, " FOR UPDATE SKIP LOCKED");
+impl_pushed_store!(super::sqlite::SqliteStore, "");
+
+#[cfg(test)]
+mod contract {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use super::PushedRequest;
+    use crate::store::{Store, testing};
+
+    const NOW: i64 = 1_700_000_000;
+
+    async fn a_pushed_request_is_taken_once_before_it_expires(store: Arc<dyn Store>) {
+        let request = PushedRequest {
+            client_id: "c1".into(),
+            params: "response_type=code&client_id=c1".into(),
+            expires_at: NOW + 60,
+        };
+        store.insert_pushed(b"r1", &request).await.unwrap();
+        store.insert_pushed(b"r2", &request).await.unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(50));
+        let racers: Vec<_> = (0..50)
+            .map(|_| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.take_pushed(b"r1", NOW).await.unwrap()
+                })
+            })
+            .collect();
+        let mut taken = Vec::new();
+        for r in racers {
+            taken.extend(r.await.unwrap());
+        }
+        assert_eq!(
+            taken,
+            vec![request.clone()],
+            "exactly one of 50 racers takes it"
+        );
+        assert_eq!(
+            store.take_pushed(b"r2", NOW + 60).await.unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(store.purge_pushed(NOW + 60, 10).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        a_pushed_request_is_taken_once_before_it_expires(testing::postgres_store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        a_pushed_request_is_taken_once_before_it_expires(testing::sqlite_store().await).await;
+    }
+}
