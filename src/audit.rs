@@ -34,6 +34,7 @@ pub enum Kind {
     PasswordChanged,
     AdminAccessDenied,
     Logout,
+    DeviceApproved,
 }
 
 impl Kind {
@@ -60,6 +61,7 @@ impl Kind {
             Kind::PasswordChanged => "password_changed",
             Kind::AdminAccessDenied => "admin_access_denied",
             Kind::Logout => "logout",
+            Kind::DeviceApproved => "device_approved",
         }
     }
 }

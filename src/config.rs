@@ -75,6 +75,7 @@ struct RawConfig {
     trusted_proxies: Option<String>,
     registration_trusted_hosts: Option<String>,
     require_par: Option<bool>,
+    device_code_ttl: Option<i64>,
     header_read_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     tls_handshake_timeout_ms: Option<u64>,
@@ -201,6 +202,8 @@ pub struct Config {
     pub registration_trusted_hosts: Vec<String>,
     /// Every authorization request must be pushed first (RFC 9126), server-wide.
     pub require_par: bool,
+    /// Seconds a device authorization (RFC 8628) waits for its user.
+    pub device_code_ttl: i64,
     pub connections: ConnectionSettings,
 }
 
@@ -327,6 +330,7 @@ fn apply_env(
     parsed!(session_ttl);
     parsed!(enable_password_grant);
     parsed!(require_par);
+    parsed!(device_code_ttl);
     parsed!(database_max_connections);
     parsed!(database_timeout_ms);
     parsed!(header_read_timeout_ms);
@@ -579,6 +583,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         trusted_proxies,
         registration_trusted_hosts,
         require_par: raw.require_par.unwrap_or(false),
+        device_code_ttl: {
+            let ttl = positive("device_code_ttl", raw.device_code_ttl, 600)?;
+            if ttl > 3600 {
+                return Err(ConfigError::new(
+                    "device_code_ttl",
+                    "must be at most 3600 seconds",
+                ));
+            }
+            ttl
+        },
         connections,
     })
 }

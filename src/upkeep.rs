@@ -65,6 +65,9 @@ pub async fn housekeeping(app: App) {
         if let Err(e) = app.store.purge_pushed(app.now(), HOUSEKEEPING_BATCH).await {
             tracing::warn!(error = %e, "housekeeping of pushed requests failed");
         }
+        if let Err(e) = app.store.purge_devices(app.now(), HOUSEKEEPING_BATCH).await {
+            tracing::warn!(error = %e, "housekeeping of device authorizations failed");
+        }
         // Retired keys past their publication window are dropped too, and the key set
         // reloaded so JWKS stops listing them.
         let cutoff = app.now() - retired_key_publication(&app.config);

@@ -70,6 +70,16 @@ pub const ADMIN_ANONYMOUS_IP: Policy = Policy {
     lockout: 0,
 };
 
+/// Per client address at `/device`: wrong user codes. RFC 8628 §5.1: user codes are short,
+/// so guessing them must be limited; ten wrong codes a quarter hour, then 15 minutes off.
+pub const DEVICE_CODE_IP: Policy = Policy {
+    free: 10,
+    window: 900,
+    max_delay: 0,
+    lockout_after: 10,
+    lockout: 900,
+};
+
 /// The part of a client address that names one client: the address itself for IPv4, the
 /// /64 prefix for IPv6 (one subscriber is routinely given a whole /64, so keying on the full
 /// address would hand an attacker 2^64 fresh counters).
@@ -92,6 +102,10 @@ pub fn admin_ip_key(ip: IpAddr) -> String {
 
 pub fn admin_anonymous_key(ip: IpAddr) -> String {
     format!("admin-anon:{}", address_key(ip))
+}
+
+pub fn device_code_ip_key(ip: IpAddr) -> String {
+    format!("device-ip:{}", address_key(ip))
 }
 
 pub fn login_account_key(username: &str) -> String {

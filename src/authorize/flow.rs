@@ -230,6 +230,7 @@ mod tests {
             ui_locales: None,
             acr_values: None,
             resource: None,
+            device_user_code: None,
         }
     }
 

@@ -17,6 +17,7 @@
 //! (`interaction`), with the stage `flow` decided. Nothing here knows HTTP: the caller renders
 //! `Decision`.
 
+pub mod device;
 pub mod flow;
 pub mod interaction;
 pub mod par;
@@ -62,6 +63,8 @@ pub enum Decision {
     Login { interaction_id: String },
     /// The user must consent; `interaction_id` is the sealed interaction.
     Consent { interaction_id: String },
+    /// A device's authorization was answered (RFC 8628): tell the person to return to it.
+    DeviceAnswered { approved: bool },
 }
 
 /// An authorization response: parameters for the client's redirect URI, delivered as the

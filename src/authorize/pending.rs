@@ -13,7 +13,8 @@ use crate::audit::{self, Event, Kind};
 use crate::protocol::authorization::AuthorizationRequest;
 use crate::protocol::{ErrorCode, OAuthError, Scope};
 use crate::store::{
-    ClientRecord, ConsentFinish, ConsentOutcome, InteractionFinish, SessionRecord, StoreError,
+    ClientRecord, ConsentFinish, ConsentOutcome, DeviceAnswer, DeviceAnswered, InteractionFinish,
+    SessionRecord, StoreError,
 };
 
 /// A pending interaction, opened and checked against the browser that started it.
@@ -49,10 +50,13 @@ pub async fn load_pending(
     let Some(client) = app.client(&opened.request.client_id).await? else {
         return Ok(None);
     };
-    if !redirect_uri::matches_registered(
-        &opened.request.redirect_uri,
-        &client.metadata.redirect_uris,
-    ) {
+    // A device's request has no redirect URI; every other must still end at a registered one.
+    if opened.request.device_user_code.is_none()
+        && !redirect_uri::matches_registered(
+            &opened.request.redirect_uri,
+            &client.metadata.redirect_uris,
+        )
+    {
         return Ok(None);
     }
     Ok(Some(Pending {
@@ -88,7 +92,8 @@ pub async fn continue_after_login(
         Arrival::Login,
     )
     .await?;
-    if next == Next::Consent {
+    // A device's request always asks for consent (see `device`).
+    if next == Next::Consent || pending.request.device_user_code.is_some() {
         let stage = Stage::Consent {
             sid: session.sid.clone(),
         };
@@ -146,6 +151,12 @@ pub async fn consent_to_ask(
     };
     let requested = Scope::parse_lenient(&pending.request.scope);
     let missing = consent::missing_from(view.consented_scope.as_deref(), &requested);
+    // A device asks for everything it wants, every time: the person must see it all.
+    let missing = if pending.request.device_user_code.is_some() {
+        Scope::default()
+    } else {
+        missing
+    };
     Ok(Some(ConsentAsk {
         username: view.username,
         scopes: if missing.is_empty() {
@@ -186,6 +197,18 @@ pub async fn answer_consent(
     else {
         return Ok(to_login());
     };
+    if let Some(user_code) = &pending.request.device_user_code {
+        return answer_device(
+            app,
+            pending,
+            user_code,
+            session_hash,
+            session_sid,
+            allowed,
+            ip,
+        )
+        .await;
+    }
     if !allowed {
         if !app
             .store
@@ -264,4 +287,48 @@ async fn finish(
         &pending.request,
         &code,
     )))
+}
+
+/// The consent answer for a device (RFC 8628): approves or denies its authorization, in one
+/// transaction that checks the session the question was asked in.
+async fn answer_device(
+    app: &App,
+    pending: &Pending,
+    user_code: &str,
+    session_hash: &[u8],
+    session_sid: &str,
+    allowed: bool,
+    ip: Option<IpAddr>,
+) -> Result<Decision, AuthorizeError> {
+    let event = Event::new(Kind::DeviceApproved)
+        .client(&pending.client.client_id)
+        .ip(ip)
+        .detail("scope", pending.request.scope.clone());
+    let mut event = audit::row(app, event);
+    let answered = app
+        .store
+        .answer_device(&DeviceAnswer {
+            user_code,
+            session_hash,
+            session_sid,
+            allowed,
+            now: app.now(),
+            event: &event,
+        })
+        .await?;
+    match answered {
+        DeviceAnswered::Done { user_sub } => {
+            if allowed {
+                event.user_sub = Some(user_sub);
+                audit::log(&event);
+            }
+            Ok(Decision::DeviceAnswered { approved: allowed })
+        }
+        DeviceAnswered::NoSession => Ok(Decision::Login {
+            interaction_id: pending.interaction_id.clone(),
+        }),
+        DeviceAnswered::NotPending => Err(AuthorizeError::Page(OAuthError::invalid_request(
+            "this device request was already answered, or it has expired",
+        ))),
+    }
 }

@@ -200,6 +200,7 @@ pub fn validate(
         ui_locales: params.get("ui_locales").map(str::to_owned),
         acr_values: params.get("acr_values").map(str::to_owned),
         resource,
+        device_user_code: None,
     })
 }
 

@@ -105,6 +105,10 @@ pub fn router(app: App) -> Router {
             get(ui::logout::show).post(ui::logout::submit),
         )
         .route(paths::PASSWORD, post(ui::password::submit))
+        .route(
+            paths::DEVICE,
+            get(ui::device::show).post(ui::device::submit),
+        )
         .route(paths::ACCOUNT, get(ui::account::show))
         .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
         .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))

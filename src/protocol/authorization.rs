@@ -57,4 +57,8 @@ pub struct AuthorizationRequest {
     pub ui_locales: Option<String>,
     pub acr_values: Option<String>,
     pub resource: Option<String>,
+    /// Set when the request is a device's (RFC 8628): the user code the person typed. Such a
+    /// request ends by approving the device, not with a redirect, and has no redirect URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_user_code: Option<String>,
 }

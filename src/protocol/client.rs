@@ -71,11 +71,12 @@ impl IntrospectionAccess {
 }
 
 /// The grant types Latchkey implements.
-pub const SUPPORTED_GRANT_TYPES: [&str; 4] = [
+pub const SUPPORTED_GRANT_TYPES: [&str; 5] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
+    "urn:ietf:params:oauth:grant-type:device_code",
 ];
 
 /// Registration request from the admin API. Unknown fields are refused so that a typo in a

@@ -15,6 +15,8 @@ pub mod paths {
     pub const REVOCATION: &str = "/revoke";
     pub const INTROSPECTION: &str = "/introspect";
     pub const PAR: &str = "/par";
+    pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+    pub const DEVICE: &str = "/device";
     pub const LOGIN: &str = "/login";
     pub const CONSENT: &str = "/consent";
     pub const END_SESSION: &str = "/logout";
@@ -85,6 +87,7 @@ pub struct Metadata {
     pub introspection_endpoint: String,
     pub end_session_endpoint: String,
     pub pushed_authorization_request_endpoint: String,
+    pub device_authorization_endpoint: String,
     pub require_pushed_authorization_requests: bool,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
@@ -121,7 +124,12 @@ pub struct Features<'a> {
 impl Metadata {
     pub fn new(features: &Features<'_>) -> Self {
         let url = |path: &str| format!("{}{}", features.issuer, path);
-        let mut grants = vec!["authorization_code", "refresh_token", "client_credentials"];
+        let mut grants = vec![
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ];
         if features.password_grant {
             grants.push("password");
         }
@@ -135,6 +143,7 @@ impl Metadata {
             introspection_endpoint: url(paths::INTROSPECTION),
             end_session_endpoint: url(paths::END_SESSION),
             pushed_authorization_request_endpoint: url(paths::PAR),
+            device_authorization_endpoint: url(paths::DEVICE_AUTHORIZATION),
             require_pushed_authorization_requests: features.require_par,
             scopes_supported: STANDARD_SCOPES.to_vec(),
             response_types_supported: vec!["code"],

@@ -33,6 +33,13 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// Too many attempts; answered with 429 and `Retry-After`.
     SlowDown,
+    /// RFC 8628 §3.5: the device's user has not answered yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: `slow_down` to a device polling faster than its interval (a 400, unlike
+    /// `SlowDown`, which answers a throttled request with 429).
+    SlowDownPolling,
+    /// RFC 8628 §3.5: the device code has expired.
+    ExpiredToken,
     /// Admin API: no such resource.
     NotFound,
     /// Admin API: the resource exists already (for example a username).
@@ -67,7 +74,9 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
-            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::SlowDown | ErrorCode::SlowDownPolling => "slow_down",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
         }
@@ -85,6 +94,9 @@ impl ErrorCode {
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::InvalidRequest
+            | ErrorCode::AuthorizationPending
+            | ErrorCode::SlowDownPolling
+            | ErrorCode::ExpiredToken
             | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType

@@ -13,9 +13,11 @@ use async_trait::async_trait;
 use crate::protocol::client::ClientMetadata;
 use crate::protocol::user::UserClaims;
 
+pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
 pub use pushed::{PushedRequest, PushedRequestStore};
 pub use replay::ReplayStore;
 
+mod devices;
 pub mod postgres;
 mod pushed;
 mod replay;
@@ -627,6 +629,7 @@ pub trait Store:
     + ThrottleStore
     + ReplayStore
     + PushedRequestStore
+    + DeviceStore
     + AuditStore
     + Housekeeping
 {
@@ -646,6 +649,7 @@ impl<T> Store for T where
         + ThrottleStore
         + ReplayStore
         + PushedRequestStore
+        + DeviceStore
         + AuditStore
         + Housekeeping
 {

@@ -26,6 +26,8 @@ pub enum GrantType {
     RefreshToken,
     ClientCredentials,
     Password,
+    /// RFC 8628 §3.4.
+    DeviceCode,
 }
 
 impl GrantType {
@@ -38,6 +40,7 @@ impl GrantType {
             Some("refresh_token") => Ok(GrantType::RefreshToken),
             Some("client_credentials") => Ok(GrantType::ClientCredentials),
             Some("password") if password_enabled => Ok(GrantType::Password),
+            Some(crate::authorize::device::DEVICE_GRANT) => Ok(GrantType::DeviceCode),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant_type is not supported",
@@ -51,6 +54,7 @@ impl GrantType {
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
+            GrantType::DeviceCode => crate::authorize::device::DEVICE_GRANT,
         }
     }
 }
@@ -110,6 +114,7 @@ pub async fn token_request(
         GrantType::RefreshToken => grants::refresh_token::validate(app, client, params).await?,
         GrantType::ClientCredentials => grants::client_credentials::validate(app, client, params)?,
         GrantType::Password => grants::password::validate(app, client, params, ip).await?,
+        GrantType::DeviceCode => grants::device_code::validate(app, client, params).await?,
     };
     let response = issue(app, outcome).await?;
     crate::telemetry::token_issued(grant_type.as_str());

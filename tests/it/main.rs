@@ -23,6 +23,7 @@ mod cluster;
 mod code_flow;
 mod conformance;
 mod connections;
+mod device;
 mod discovery;
 mod faults;
 mod form_post;

@@ -1,6 +1,7 @@
 //! The OAuth 2.0 endpoints: authorization, token, revocation, introspection.
 
 pub mod authorize;
+pub mod device;
 pub mod introspection;
 pub mod par;
 pub mod revocation;
@@ -35,6 +36,7 @@ pub fn token_router() -> Router<App> {
         .route(paths::REVOCATION, post(revocation::post))
         .route(paths::INTROSPECTION, post(introspection::post))
         .route(paths::PAR, post(par::post))
+        .route(paths::DEVICE_AUTHORIZATION, post(device::post))
 }
 
 /// A request of a client to the token, revocation or introspection endpoint: its form (by the

@@ -64,6 +64,11 @@ pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
         StatusCode::OK,
         &ConsentPage {
             t,
+            device_user_code: pending
+                .request
+                .device_user_code
+                .as_deref()
+                .map(crate::authorize::device::display),
             client_name: display_name(&pending.client),
             interaction: &pending.interaction_id,
             csrf_token: &csrf,

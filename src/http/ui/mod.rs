@@ -10,6 +10,7 @@
 
 pub mod account;
 pub mod consent;
+pub mod device;
 pub mod login;
 pub mod logout;
 pub mod password;
@@ -57,6 +58,8 @@ pub struct ScopeLine {
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
     pub t: &'a Text,
+    /// The user code, shown when a device is asking (RFC 8628).
+    pub device_user_code: Option<String>,
     pub client_name: &'a str,
     pub interaction: &'a str,
     pub csrf_token: &'a str,
@@ -245,8 +248,18 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
             Redirect::to(&format!("{}?interaction={interaction_id}", paths::CONSENT))
                 .into_response()
         }
+        Ok(Decision::DeviceAnswered { approved }) => {
+            html(StatusCode::OK, &DeviceDonePage { t, approved })
+        }
         Err(AuthorizeError::Page(err)) => error_page(t, &err),
     }
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+struct DeviceDonePage<'a> {
+    t: &'a Text,
+    approved: bool,
 }
 
 #[derive(Template)]

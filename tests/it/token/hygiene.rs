@@ -97,7 +97,7 @@ async fn the_token_endpoint_takes_only_form_posts(backend: Backend) {
 
 async fn malformed_token_requests_are_refused_with_the_right_error(backend: Backend) {
     let (app, client) = spawn_app_with_alice(backend).await;
-    let cases: [(&[(&str, &str)], &str); 7] = [
+    let cases: [(&[(&str, &str)], &str); 8] = [
         (
             &[
                 ("grant_type", "client_credentials"),
@@ -120,8 +120,13 @@ async fn malformed_token_requests_are_refused_with_the_right_error(backend: Back
         (&[("scope", "api.read")], "invalid_request"),
         (&[("grant_type", "")], "invalid_request"),
         (
-            &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")],
             "unsupported_grant_type",
+        ),
+        // Supported, but this client did not register it (RFC 6749 §5.2).
+        (
+            &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            "unauthorized_client",
         ),
         (&[("grant_type", "implicit")], "unsupported_grant_type"),
     ];
