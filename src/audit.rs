@@ -35,6 +35,7 @@ pub enum Kind {
     AdminAccessDenied,
     Logout,
     DeviceApproved,
+    InitialAccessTokenCreated,
 }
 
 impl Kind {
@@ -62,6 +63,7 @@ impl Kind {
             Kind::AdminAccessDenied => "admin_access_denied",
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
+            Kind::InitialAccessTokenCreated => "initial_access_token_created",
         }
     }
 }

@@ -76,6 +76,7 @@ struct RawConfig {
     registration_trusted_hosts: Option<String>,
     require_par: Option<bool>,
     device_code_ttl: Option<i64>,
+    open_registration: Option<bool>,
     header_read_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     tls_handshake_timeout_ms: Option<u64>,
@@ -204,6 +205,9 @@ pub struct Config {
     pub require_par: bool,
     /// Seconds a device authorization (RFC 8628) waits for its user.
     pub device_code_ttl: i64,
+    /// Anyone may register a client at the registration endpoint (RFC 7591), without an
+    /// initial access token.
+    pub open_registration: bool,
     pub connections: ConnectionSettings,
 }
 
@@ -331,6 +335,7 @@ fn apply_env(
     parsed!(enable_password_grant);
     parsed!(require_par);
     parsed!(device_code_ttl);
+    parsed!(open_registration);
     parsed!(database_max_connections);
     parsed!(database_timeout_ms);
     parsed!(header_read_timeout_ms);
@@ -583,6 +588,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         trusted_proxies,
         registration_trusted_hosts,
         require_par: raw.require_par.unwrap_or(false),
+        open_registration: raw.open_registration.unwrap_or(false),
         device_code_ttl: {
             let ttl = positive("device_code_ttl", raw.device_code_ttl, 600)?;
             if ttl > 3600 {

@@ -68,6 +68,13 @@ pub async fn housekeeping(app: App) {
         if let Err(e) = app.store.purge_devices(app.now(), HOUSEKEEPING_BATCH).await {
             tracing::warn!(error = %e, "housekeeping of device authorizations failed");
         }
+        if let Err(e) = app
+            .store
+            .purge_initial_tokens(app.now(), HOUSEKEEPING_BATCH)
+            .await
+        {
+            tracing::warn!(error = %e, "housekeeping of initial access tokens failed");
+        }
         // Retired keys past their publication window are dropped too, and the key set
         // reloaded so JWKS stops listing them.
         let cutoff = app.now() - retired_key_publication(&app.config);

@@ -80,6 +80,34 @@ pub const DEVICE_CODE_IP: Policy = Policy {
     lockout: 900,
 };
 
+/// Per client address at the registration endpoint: wrong initial access tokens (as wrong
+/// admin tokens: a long random token, so this only bounds a guesser's traffic).
+pub const REGISTRATION_TOKEN_IP: Policy = Policy {
+    free: 20,
+    window: 900,
+    max_delay: 60,
+    lockout_after: 100,
+    lockout: 900,
+};
+
+/// Per client address, with open registration: registrations themselves, so that anyone's
+/// writes stay bounded (twenty clients an hour from one address).
+pub const OPEN_REGISTRATION_IP: Policy = Policy {
+    free: 20,
+    window: 3600,
+    max_delay: 0,
+    lockout_after: 20,
+    lockout: 3600,
+};
+
+pub fn registration_ip_key(ip: IpAddr) -> String {
+    format!("registration-ip:{}", address_key(ip))
+}
+
+pub fn open_registration_ip_key(ip: IpAddr) -> String {
+    format!("open-registration-ip:{}", address_key(ip))
+}
+
 /// The part of a client address that names one client: the address itself for IPv4, the
 /// /64 prefix for IPv6 (one subscriber is routinely given a whole /64, so keying on the full
 /// address would hand an attacker 2^64 fresh counters).

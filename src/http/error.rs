@@ -139,3 +139,35 @@ impl IntoResponse for AdminError {
         response
     }
 }
+
+/// JSON error of the registration endpoint (RFC 7591 §3.2.2; RFC 6750 §3 for a refused
+/// initial or registration access token).
+pub struct RegistrationError(pub OAuthError);
+
+impl<E: Into<OAuthError>> From<E> for RegistrationError {
+    fn from(e: E) -> Self {
+        RegistrationError(e.into())
+    }
+}
+
+impl IntoResponse for RegistrationError {
+    fn into_response(self) -> Response {
+        let err = self.0;
+        log_cause(&err);
+        let mut response = (status_of(err.code), json_body(&err)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if err.code == ErrorCode::InvalidToken {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        retry_after(headers, &err);
+        response
+    }
+}

@@ -194,6 +194,8 @@ pub async fn delete(app: &App, client_id: &str) -> Result<(), OAuthError> {
     if !app.store.delete_client(client_id, app.now()).await? {
         return Err(not_found(client_id));
     }
+    // A dynamically registered client's registration access token goes with it.
+    app.store.delete_registration(client_id).await?;
     forget_cached(app);
     audit::record(app, Event::new(Kind::ClientDeleted).client(client_id)).await;
     Ok(())

@@ -11,6 +11,7 @@ pub mod access;
 pub mod clients;
 pub mod events;
 pub mod keys;
+pub mod registration;
 pub mod users;
 
 use crate::protocol::OAuthError;

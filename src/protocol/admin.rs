@@ -32,6 +32,25 @@ pub struct ClientResponse {
     pub metadata: ClientMetadata,
 }
 
+/// A dynamically registered client, as the registration endpoint answers it (RFC 7591 §3.2.1,
+/// RFC 7592 §3): the registration plus where and with what token it is managed. No `Debug`:
+/// it holds secrets.
+#[derive(Clone, Serialize)]
+pub struct RegistrationResponse {
+    #[serde(flatten)]
+    pub client: ClientResponse,
+    pub registration_client_uri: String,
+    pub registration_access_token: String,
+}
+
+/// An initial access token, shown this once. No `Debug`: it is a secret.
+#[derive(Clone, Serialize)]
+pub struct InitialAccessTokenResponse {
+    pub token: String,
+    pub expires_at: i64,
+    pub max_uses: i64,
+}
+
 /// A user as the admin API answers it. There is deliberately no field for the password or
 /// its hash: what is not in this type cannot leak through the API.
 #[derive(Debug, Clone, Serialize)]

@@ -17,6 +17,7 @@ pub mod paths {
     pub const PAR: &str = "/par";
     pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
     pub const DEVICE: &str = "/device";
+    pub const REGISTRATION: &str = "/register";
     pub const LOGIN: &str = "/login";
     pub const CONSENT: &str = "/consent";
     pub const END_SESSION: &str = "/logout";
@@ -88,6 +89,7 @@ pub struct Metadata {
     pub end_session_endpoint: String,
     pub pushed_authorization_request_endpoint: String,
     pub device_authorization_endpoint: String,
+    pub registration_endpoint: String,
     pub require_pushed_authorization_requests: bool,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
@@ -144,6 +146,7 @@ impl Metadata {
             end_session_endpoint: url(paths::END_SESSION),
             pushed_authorization_request_endpoint: url(paths::PAR),
             device_authorization_endpoint: url(paths::DEVICE_AUTHORIZATION),
+            registration_endpoint: url(paths::REGISTRATION),
             require_pushed_authorization_requests: features.require_par,
             scopes_supported: STANDARD_SCOPES.to_vec(),
             response_types_supported: vec!["code"],

@@ -15,11 +15,13 @@ use crate::protocol::user::UserClaims;
 
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
 pub use pushed::{PushedRequest, PushedRequestStore};
+pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 
 mod devices;
 pub mod postgres;
 mod pushed;
+mod registrations;
 mod replay;
 mod sql;
 pub mod sqlite;
@@ -630,6 +632,7 @@ pub trait Store:
     + ReplayStore
     + PushedRequestStore
     + DeviceStore
+    + RegistrationStore
     + AuditStore
     + Housekeeping
 {
@@ -650,6 +653,7 @@ impl<T> Store for T where
         + ReplayStore
         + PushedRequestStore
         + DeviceStore
+        + RegistrationStore
         + AuditStore
         + Housekeeping
 {

@@ -36,6 +36,7 @@ mod par_jar;
 mod private_key_jwt;
 mod races;
 mod refusals;
+mod registration;
 mod relying_party;
 mod revocation;
 mod skipped_steps;

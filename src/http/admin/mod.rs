@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod events;
+pub mod initial_tokens;
 pub mod keys;
 pub mod users;
 
@@ -51,6 +52,7 @@ pub fn router() -> Router<App> {
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))
         .route("/events", get(events::list))
+        .route("/initial-access-tokens", post(initial_tokens::create))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -100,7 +102,7 @@ async fn no_such_endpoint(_: AdminAuth) -> AdminError {
 
 /// A JSON answer. `no-store` because some carry a client secret, and none should sit in a
 /// cache anyway.
-fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut response = (status, bytes).into_response();
@@ -117,7 +119,7 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
 }
 
 /// 201 with `Location` naming the new resource.
-fn created(location: &str, body: &impl Serialize) -> Response {
+pub(crate) fn created(location: &str, body: &impl Serialize) -> Response {
     let mut response = json_response(StatusCode::CREATED, body);
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -125,7 +127,7 @@ fn created(location: &str, body: &impl Serialize) -> Response {
     response
 }
 
-fn no_content() -> Response {
+pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -145,7 +147,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The body of a JSON request, or `code` (the error each resource uses for bad input) when
 /// it is not declared as JSON.
-fn json_body<'a>(
+pub(crate) fn json_body<'a>(
     headers: &HeaderMap,
     body: &'a Bytes,
     code: ErrorCode,
@@ -162,7 +164,9 @@ fn json_body<'a>(
 
 /// A path segment. It can only fail to decode (invalid percent-encoding or UTF-8), and no
 /// such id exists, so that is a 404 in the admin API's JSON shape.
-fn path_id(path: Result<axum::extract::Path<String>, PathRejection>) -> Result<String, AdminError> {
+pub(crate) fn path_id(
+    path: Result<axum::extract::Path<String>, PathRejection>,
+) -> Result<String, AdminError> {
     path.map(|p| p.0)
         .map_err(|_| AdminError(OAuthError::new(ErrorCode::NotFound, "no such resource")))
 }

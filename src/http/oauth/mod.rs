@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod device;
 pub mod introspection;
 pub mod par;
+pub mod registration;
 pub mod revocation;
 pub mod token;
 
@@ -37,6 +38,13 @@ pub fn token_router() -> Router<App> {
         .route(paths::INTROSPECTION, post(introspection::post))
         .route(paths::PAR, post(par::post))
         .route(paths::DEVICE_AUTHORIZATION, post(device::post))
+        .route(paths::REGISTRATION, post(registration::register))
+        .route(
+            "/register/{client_id}",
+            get(registration::read)
+                .put(registration::replace)
+                .delete(registration::delete),
+        )
 }
 
 /// A request of a client to the token, revocation or introspection endpoint: its form (by the
