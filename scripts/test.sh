@@ -13,9 +13,16 @@ if ! psql "$admin_url" -Atqc 'select 1' >/dev/null 2>&1; then
     echo "error: Postgres is not reachable at $admin_url; the test suite needs it" >&2
     exit 1
 fi
-# Databases left by earlier runs (each test makes its own).
-psql "$admin_url" -Atqc "select datname from pg_database where datname like 'latchkey_test_%'" \
-    | while read -r db; do psql "$admin_url" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+# Each test makes its own database (and SQLite directory) and leaves it behind: a test
+# process has no hook at exit. Drop them before the run (leftovers of an interrupted one) and
+# after it, so repeated runs do not fill the disk. Databases in use are left alone.
+drop_test_databases() {
+    psql "$admin_url" -Atqc "select datname from pg_database where datname like 'latchkey_test_%'" \
+        | while read -r db; do psql "$admin_url" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+    find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'latchkey_test_*' -mmin +5 -exec rm -rf {} + 2>/dev/null || true
+}
+drop_test_databases
+trap drop_test_databases EXIT
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

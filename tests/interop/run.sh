@@ -128,7 +128,7 @@ py_post_client="$(admin_post /clients "{
   \"scope\": \"$scope\"}")"
 spa_client="$(admin_post /clients "{
   \"client_name\": \"Interop SPA (oidc-client-ts)\",
-  \"redirect_uris\": [\"http://127.0.0.1:$spa_port/callback.html\"],
+  \"redirect_uris\": [\"http://127.0.0.1:$spa_port/callback.html\", \"http://127.0.0.1:$spa_port/form_post_callback\"],
   \"post_logout_redirect_uris\": [\"http://127.0.0.1:$spa_port/index.html\"],
   \"grant_types\": [\"authorization_code\", \"refresh_token\"],
   \"response_types\": [\"code\"],
@@ -143,6 +143,8 @@ user="$(admin_post /users "{
   \"name\": \"Ada Lovelace\", \"given_name\": \"Ada\", \"family_name\": \"Lovelace\"}")"
 
 export INTEROP_ISSUER="$issuer"
+# The client-protocol tests register clients of their own (keys they generate, a device).
+export INTEROP_ADMIN_TOKEN="$admin_token"
 export INTEROP_USERNAME="$username" INTEROP_PASSWORD="$password"
 export INTEROP_USER_SUB="$(json_field sub <<<"$user")"
 export INTEROP_USER_NAME="Ada Lovelace" INTEROP_USER_EMAIL="ada@example.test"

@@ -170,6 +170,35 @@ test('sign-out clears the app\'s state (RP-Initiated Logout when discovery offer
   }
 });
 
+test('response_mode=form_post: the browser posts the code to the client by itself', async () => {
+  // A PKCE pair of the page's own making; the code is not redeemed here, only delivered.
+  const verifier = 'form-post-verifier-0123456789-0123456789-0123456789';
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  const challenge = Buffer.from(digest).toString('base64url');
+  const query = new URLSearchParams({
+    response_type: 'code', client_id: clientId, redirect_uri: `${spa}/form_post_callback`,
+    scope: 'openid', state: 'form-post-state', response_mode: 'form_post',
+    code_challenge: challenge, code_challenge_method: 'S256',
+  });
+  await page.goto(`${issuer}/authorize?${query}`);
+  if (page.url().startsWith(`${issuer}/login?`)) {
+    await page.fill('input[name=username]', user.username);
+    await page.fill('input[name=password]', user.password);
+    await Promise.all([
+      page.waitForURL((url) => url.href.startsWith(`${issuer}/consent?`)),
+      page.locator('form button[type=submit]').first().click(),
+    ]);
+  }
+  await Promise.all([
+    page.waitForURL(`${spa}/form_post_callback`),
+    page.click('button[name=decision][value=allow]'),
+  ]);
+  const posted = JSON.parse(await page.locator('body').innerText());
+  assert.ok(posted.code, 'the code was posted');
+  assert.equal(posted.state, 'form-post-state');
+  assert.equal(posted.iss, issuer);
+});
+
 test('no page errors, and no request left 127.0.0.1', () => {
   assert.deepEqual(problems, []);
   assert.deepEqual(offHost, []);

@@ -14,6 +14,13 @@ const MODULE_DIRS = ['/node_modules/oidc-client-ts/dist/esm/', '/node_modules/jw
 export function startSpaServer({ port, issuer, clientId }) {
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (req.method === 'POST' && path === '/form_post_callback') {
+      // The response_mode=form_post redirect target: echoes what the browser posted.
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      return res.end(JSON.stringify(Object.fromEntries(new URLSearchParams(body))));
+    }
     let file;
     if (path === '/config.js') {
       res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'no-store' });

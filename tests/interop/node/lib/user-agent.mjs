@@ -60,6 +60,15 @@ export class UserAgent {
       }
       const form = parseForm(html, url);
       const body = new URLSearchParams(form.hidden);
+      if (form.action.origin !== this.origin && /id="form-post"/.test(html)) {
+        // response_mode=form_post: the page would POST these fields to the client; hand them
+        // over as that request, unsent.
+        return new Request(form.action, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body,
+        });
+      }
       if ('password' in form.fields) {
         this.visited.push('login');
         body.set('username', username);
@@ -78,6 +87,51 @@ export class UserAgent {
       });
     }
     throw new Error(`no redirect back to the client after ${MAX_STEPS} steps`);
+  }
+
+  // A person at the device verification page (RFC 8628 §3.3): types `userCode`, logs in when
+  // asked, answers the consent page with `decision`. Returns the final page's text.
+  async approveDevice(verificationUri, userCode, { username, password, decision = 'allow' }) {
+    let url = new URL(verificationUri);
+    let res = await this.request(url);
+    let html = await res.text();
+    let form = parseForm(html, url);
+    const body = new URLSearchParams(form.hidden);
+    body.set('user_code', userCode);
+    res = await this.request(form.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    for (let step = 0; step < MAX_STEPS; step++) {
+      if (res.status >= 300 && res.status < 400) {
+        url = new URL(res.headers.get('location'), url);
+        res = await this.request(url);
+        continue;
+      }
+      html = await res.text();
+      if (res.status !== 200) throw new Error(`${url.pathname} answered ${res.status}: ${html.slice(0, 300)}`);
+      if (!/<form\b/i.test(html)) return html;
+      form = parseForm(html, url);
+      const next = new URLSearchParams(form.hidden);
+      if ('password' in form.fields) {
+        this.visited.push('login');
+        next.set('username', username);
+        next.set('password', password);
+      } else if (/name="decision"/.test(html)) {
+        this.visited.push('consent');
+        next.set('decision', decision);
+      } else {
+        throw new Error(`unexpected page at ${url}: ${html.slice(0, 300)}`);
+      }
+      url = form.action;
+      res = await this.request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: next,
+      });
+    }
+    throw new Error(`the device flow did not end after ${MAX_STEPS} steps`);
   }
 }
 
