@@ -32,6 +32,7 @@ mod revocations;
 mod sessions;
 mod sql;
 pub mod sqlite;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod throttle;
 mod users;
