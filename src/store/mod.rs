@@ -150,17 +150,25 @@ pub struct ConnectOptions {
     pub acquire_timeout: std::time::Duration,
 }
 
+/// Which database backend to use; picked once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    /// Path of the SQLite file; created when missing.
+    Sqlite(std::path::PathBuf),
+}
+
 /// Opens the backend named by `url` (creating the SQLite file and its directory when
 /// missing). Does not migrate; call `migrate` for that.
 pub async fn open(
-    url: &crate::config::DatabaseUrl,
+    url: &DatabaseUrl,
     options: &ConnectOptions,
 ) -> StoreResult<std::sync::Arc<dyn Store>> {
     match url {
-        crate::config::DatabaseUrl::Postgres(u) => Ok(std::sync::Arc::new(
+        DatabaseUrl::Postgres(u) => Ok(std::sync::Arc::new(
             postgres::PgStore::connect(u, options).await?,
         )),
-        crate::config::DatabaseUrl::Sqlite(path) => Ok(std::sync::Arc::new(
+        DatabaseUrl::Sqlite(path) => Ok(std::sync::Arc::new(
             sqlite::SqliteStore::connect(path, options).await?,
         )),
     }
