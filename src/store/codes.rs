@@ -1,14 +1,16 @@
 //! Authorization codes: stored by hash with the grant (family) they start, and redeemed once.
-//! Redeeming is one conditional `UPDATE … RETURNING`, so of racing redemptions on any number
-//! of nodes exactly one wins; on Postgres the grant's expiry is raised in the same
-//! statement, on SQLite in the same transaction.
+//! `consume_code` decides everything about a presented code in one operation: on Postgres one
+//! statement, on SQLite one `BEGIN IMMEDIATE` transaction. A code redeemed for the first time
+//! by its own client is consumed and its grant extended; a code used before, or presented by
+//! another client, revokes its grant (RFC 6749 §4.1.2, RFC 9700 §4.5) in that same
+//! operation. The decision is one SQL `CASE` (`code_verdict!`) both dialects share.
 //!
 //! Contract: `contract/codes.rs`.
 
 use async_trait::async_trait;
 
 use super::StoreResult;
-use super::grants::{GrantRecord, INSERT_GRANT, bind_grant, grant_columns};
+use super::grants::{GrantRecord, INSERT_GRANT, bind_grant, grant_columns, revoke_families};
 use super::postgres::PgStore;
 use super::sql::{self, Backend, Bind, Dialect, SqlRow, active_user, db_err, live_grant};
 use super::sqlite::SqliteStore;
@@ -39,11 +41,15 @@ pub struct AuthCodeRecord {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CodeRedemption {
-    /// First redemption within its lifetime: the code is now consumed.
+    /// First redemption within its lifetime, by its own client: the code is now consumed.
     Redeemed(AuthCodeRecord),
-    /// The code was redeemed before: the caller must revoke `grant_id`.
+    /// The code was redeemed before (or lost a race to another redemption): its grant
+    /// `grant_id` is now revoked.
     Reused { grant_id: String },
-    /// Unknown or expired.
+    /// The code was issued to another client, which means it leaked: it is now consumed and
+    /// its grant `grant_id` revoked.
+    OtherClient { grant_id: String },
+    /// Unknown or expired, or its grant revoked or its user disabled or gone: nothing changed.
     Invalid,
 }
 
@@ -51,14 +57,17 @@ pub enum CodeRedemption {
 pub trait AuthCodeStore: Send + Sync {
     /// Stores the code and creates its grant (family) row with the given expiry, atomically.
     async fn insert_code(&self, code: &AuthCodeRecord, grant_expires_at: i64) -> StoreResult<()>;
-    /// Marks the code consumed with one conditional update, so that of any number of racing
-    /// calls (on any number of nodes) exactly one gets `Redeemed`. An expired code, or one
-    /// whose user is disabled or gone, is `Invalid` (and stays unconsumed); a consumed one is
-    /// `Reused`. On success the grant's expiry is raised to at
+    /// Redeems the code for `client_id` in one operation (one statement on Postgres, one
+    /// transaction on SQLite), so that of any number of racing calls (on any number of nodes)
+    /// exactly one gets `Redeemed`, and every other gets `Reused` with the grant already
+    /// revoked. An expired code, or one whose grant is revoked or whose user is disabled or
+    /// gone, is `Invalid` and stays unconsumed. Presented by another client, it is consumed
+    /// and its grant revoked (`OtherClient`). On success the grant's expiry is raised to at
     /// least `grant_expires_at`.
     async fn consume_code(
         &self,
         code_hash: &[u8],
+        client_id: &str,
         now: i64,
         grant_expires_at: i64,
     ) -> StoreResult<CodeRedemption>;
@@ -87,38 +96,62 @@ const INSERT_GRANT_AND_CODE: &str = concat!(
     code_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
-// The single conditional update that redeems a code: of racing calls, the database lets
-// exactly one see `consumed_at IS NULL`. A code whose family was revoked (for example by
-// revoke_grants_for_user) cannot be redeemed either.
-const CONSUME_CODE: &str = concat!(
-    "UPDATE auth_code SET consumed_at = $2 \
-     WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND ",
-    live_grant!("auth_code"),
-    " AND ",
-    active_user!("auth_code"),
-    " RETURNING ",
-    code_columns!()
-);
+/// What a presented code `$1` means for client `$3` at `$2`, in this order: used before
+/// (`reused`); expired, its grant revoked or gone, its user disabled or gone (`invalid`);
+/// issued to another client (`other_client`); else `redeem`. The one definition both
+/// dialects decide by.
+macro_rules! code_verdict {
+    () => {
+        concat!(
+            "SELECT ",
+            code_columns!(),
+            ", CASE WHEN consumed_at IS NOT NULL THEN 'reused' \
+             WHEN expires_at <= $2 OR NOT ",
+            live_grant!("auth_code"),
+            " OR NOT ",
+            active_user!("auth_code"),
+            " THEN 'invalid' WHEN client_id <> $3 THEN 'other_client' \
+             ELSE 'redeem' END AS verdict FROM auth_code WHERE code_hash = $1"
+        )
+    };
+}
+
+/// SQLite: the verdict, read inside the transaction that then acts on it.
+const CODE_VERDICT: &str = code_verdict!();
+/// SQLite: consumes the code whose verdict was read under the same write lock.
+const MARK_CONSUMED: &str = "UPDATE auth_code SET consumed_at = $2 WHERE code_hash = $1";
 /// Only ever raises the expiry: the grant must outlive every token already issued.
 const EXTEND_GRANT: &str =
     "UPDATE auth_grant SET expires_at = $2 WHERE grant_id = $1 AND expires_at < $2";
-/// Postgres: `CONSUME_CODE` and `EXTEND_GRANT` (to `$3`) of the redeemed code's grant in
-/// one statement. Of racing calls the row lock on the code lets one through; the others
-/// see no row and extend nothing.
-const CONSUME_CODE_AND_EXTEND_GRANT: &str = concat!(
-    "WITH consumed AS (UPDATE auth_code SET consumed_at = $2 \
-     WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 AND ",
-    live_grant!("auth_code"),
-    " AND ",
-    active_user!("auth_code"),
-    " RETURNING ",
+/// Postgres: `consume_code` in one statement. `found` is the verdict as of the statement's
+/// snapshot; `consumed` then takes the code with one conditional update, which Postgres
+/// re-checks against the latest row after waiting for a racing redemption, so exactly one
+/// of racing statements consumes it. One that found the code redeemable but could not
+/// consume it lost the race: its `outcome` is `reused`, like one that found it consumed.
+/// A redemption extends the grant to `$4`; reuse and another client's code revoke it.
+const CONSUME_CODE: &str = concat!(
+    "WITH found AS (",
+    code_verdict!(),
+    "), consumed AS (UPDATE auth_code SET consumed_at = $2 \
+     WHERE code_hash = $1 AND consumed_at IS NULL \
+     AND EXISTS (SELECT 1 FROM found WHERE verdict IN ('redeem', 'other_client')) \
+     RETURNING code_hash), \
+     outcome AS (SELECT found.*, CASE WHEN verdict = 'redeem' \
+     AND NOT EXISTS (SELECT 1 FROM consumed) THEN 'reused' ELSE verdict END AS outcome \
+     FROM found), \
+     extended AS (UPDATE auth_grant SET expires_at = $4 WHERE grant_id IN \
+     (SELECT grant_id FROM outcome WHERE outcome = 'redeem') AND expires_at < $4), \
+     families AS (SELECT grant_id FROM outcome WHERE outcome IN ('reused', 'other_client')), ",
+    revoke_families!("families", "$2"),
+    " SELECT ",
     code_columns!(),
-    "), extended AS (UPDATE auth_grant SET expires_at = $3 \
-     WHERE grant_id IN (SELECT grant_id FROM consumed) AND expires_at < $3) SELECT ",
-    code_columns!(),
-    " FROM consumed"
+    ", outcome AS verdict FROM outcome"
 );
-const CODE_STATE: &str = "SELECT grant_id, consumed_at FROM auth_code WHERE code_hash = $1";
+
+/// A `code_verdict!` (or `CONSUME_CODE` outcome) row: the code and what it means.
+fn code_and_verdict(row: &impl SqlRow) -> StoreResult<(AuthCodeRecord, String)> {
+    Ok((code_from_row(row)?, row.col("verdict")?))
+}
 
 /// Binds a code's fifteen columns, in `code_columns!` order, as `$1`..`$15`.
 pub(super) fn bind_code<'q, Q: Bind<'q>>(query: Q, code: &'q AuthCodeRecord) -> Q {
@@ -194,27 +227,6 @@ macro_rules! impl_code_store {
                     .map_err(db_err)?;
                 Ok(())
             }
-
-            /// Why a code was not redeemed: a reused code (whose grant the caller revokes),
-            /// or an unknown or expired one.
-            async fn unredeemed<'c, E>(executor: E, code_hash: &[u8]) -> StoreResult<CodeRedemption>
-            where
-                E: ::sqlx::Executor<'c, Database = $db>,
-            {
-                let state = ::sqlx::query(CODE_STATE)
-                    .bind(code_hash)
-                    .fetch_optional(executor)
-                    .await
-                    .map_err(db_err)?;
-                Ok(match state {
-                    Some(row) if row.col::<Option<i64>>("consumed_at")?.is_some() => {
-                        CodeRedemption::Reused {
-                            grant_id: row.col("grant_id")?,
-                        }
-                    }
-                    _ => CodeRedemption::Invalid,
-                })
-            }
         }
 
         #[async_trait]
@@ -244,43 +256,76 @@ macro_rules! impl_code_store {
             async fn consume_code(
                 &self,
                 code_hash: &[u8],
+                client_id: &str,
                 now: i64,
                 grant_expires_at: i64,
             ) -> StoreResult<CodeRedemption> {
-                if let Backend::Postgres = <$db as Dialect>::BACKEND {
-                    let consumed = ::sqlx::query(CONSUME_CODE_AND_EXTEND_GRANT)
+                let (found, tx) = match <$db as Dialect>::BACKEND {
+                    // Postgres: decided and done in one statement.
+                    Backend::Postgres => {
+                        let row = ::sqlx::query(CONSUME_CODE)
+                            .bind(code_hash)
+                            .bind(now)
+                            .bind(client_id)
+                            .bind(grant_expires_at)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        (row.as_ref().map(code_and_verdict).transpose()?, None)
+                    }
+                    // SQLite: the verdict read under the write lock, then acted on below in
+                    // the same transaction.
+                    Backend::Sqlite => {
+                        let mut tx = sql::begin_write(&self.pool).await?;
+                        let row = ::sqlx::query(CODE_VERDICT)
+                            .bind(code_hash)
+                            .bind(now)
+                            .bind(client_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        (row.as_ref().map(code_and_verdict).transpose()?, Some(tx))
+                    }
+                };
+                let Some((code, verdict)) = found else {
+                    return Ok(CodeRedemption::Invalid);
+                };
+                let outcome = match verdict.as_str() {
+                    "redeem" => CodeRedemption::Redeemed(code),
+                    "reused" => CodeRedemption::Reused {
+                        grant_id: code.grant_id,
+                    },
+                    "other_client" => CodeRedemption::OtherClient {
+                        grant_id: code.grant_id,
+                    },
+                    _ => CodeRedemption::Invalid,
+                };
+                let Some(mut tx) = tx else {
+                    return Ok(outcome);
+                };
+                if let CodeRedemption::Redeemed(_) | CodeRedemption::OtherClient { .. } = &outcome {
+                    ::sqlx::query(MARK_CONSUMED)
                         .bind(code_hash)
                         .bind(now)
-                        .bind(grant_expires_at)
-                        .fetch_optional(&self.pool)
+                        .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    if let Some(row) = consumed {
-                        return Ok(CodeRedemption::Redeemed(code_from_row(&row)?));
-                    }
-                    return Self::unredeemed(&self.pool, code_hash).await;
                 }
-                // SQLite: the same in one transaction.
-                let mut tx = sql::begin_write(&self.pool).await?;
-                let consumed = ::sqlx::query(CONSUME_CODE)
-                    .bind(code_hash)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                let outcome = match consumed.first() {
-                    Some(row) => {
-                        let code = code_from_row(row)?;
+                match &outcome {
+                    CodeRedemption::Redeemed(code) => {
                         ::sqlx::query(EXTEND_GRANT)
                             .bind(&code.grant_id)
                             .bind(grant_expires_at)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err)?;
-                        CodeRedemption::Redeemed(code)
                     }
-                    None => Self::unredeemed(&mut *tx, code_hash).await?,
-                };
+                    CodeRedemption::Reused { grant_id }
+                    | CodeRedemption::OtherClient { grant_id } => {
+                        Self::revoke_family(&mut tx, grant_id, now).await?;
+                    }
+                    CodeRedemption::Invalid => {}
+                }
                 sql::commit(tx).await?;
                 Ok(outcome)
             }

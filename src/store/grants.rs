@@ -1,7 +1,9 @@
 //! Grants: the family of tokens descended from one authorization. Revoking a family marks
 //! its grant revoked (its access tokens are then inactive) and deletes its refresh tokens;
 //! the grant row stays until every access token it produced has expired. Also what deleting
-//! a client or a user takes with it (`OwnerDeletion`).
+//! a client or a user takes with it (`OwnerDeletion`), and the revocation that `codes.rs`
+//! and `refresh.rs` run in the statement or transaction that detects a reuse
+//! (`revoke_families!`, `revoke_family`).
 //!
 //! Contract: `contract/grants.rs`.
 
@@ -48,6 +50,26 @@ macro_rules! grant_columns {
     };
 }
 pub(super) use grant_columns;
+
+/// Postgres: the CTEs that revoke the families named by the CTE `$families` (a column
+/// `grant_id`) at `$now`, for a statement that detects a reuse. The grant is locked first
+/// and then its refresh tokens, the order `revoke_grant` takes them in. `revoked` names every
+/// family it touched, revoked before or now (the first revocation time stays), so that
+/// `dropped` deletes the tokens of a family revoked before as well.
+macro_rules! revoke_families {
+    ($families:literal, $now:literal) => {
+        concat!(
+            "revoked AS (UPDATE auth_grant SET revoked_at = COALESCE(revoked_at, ",
+            $now,
+            ") WHERE grant_id IN (SELECT grant_id FROM ",
+            $families,
+            ") RETURNING grant_id), \
+             dropped AS (DELETE FROM refresh_token \
+             WHERE grant_id IN (SELECT grant_id FROM revoked))"
+        )
+    };
+}
+pub(super) use revoke_families;
 
 pub(super) const INSERT_GRANT: &str = concat!(
     "INSERT INTO auth_grant (",
@@ -106,7 +128,8 @@ pub(super) struct OwnerDeletion {
 macro_rules! impl_grant_store {
     ($store:ty, $db:ty) => {
         impl $store {
-            /// Revokes the family `grant_id` inside `tx`: the grant first, then its tokens.
+            /// Revokes the family `grant_id` inside `tx`: the grant first, then its tokens (SQLite's
+            /// `revoke_families!`).
             pub(super) async fn revoke_family(
                 tx: &mut ::sqlx::Transaction<'static, $db>,
                 grant_id: &str,

@@ -9,10 +9,11 @@
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
-//! database: a code is consumed by one conditional update (`consume_code`), a refresh token is
-//! rotated in one transaction (`rotate_refresh_token`), and both report reuse so the caller can
-//! revoke the whole grant. Timestamps are Unix seconds (`i64`); hashes are the 32-byte output
-//! of `crypto::SecretHasher`.
+//! database: a code is redeemed (`consume_code`) and a refresh token rotated
+//! (`rotate_refresh_token`) by one operation each, one statement on Postgres and one
+//! transaction on SQLite, which also revokes the whole grant when it finds the code or token
+//! reused or presented by another client. Timestamps are Unix seconds (`i64`); hashes are the
+//! 32-byte output of `crypto::SecretHasher`.
 
 mod audit;
 mod clients;
@@ -50,7 +51,7 @@ pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use pushed::{PushedRequest, PushedRequestStore};
-pub use refresh::{RefreshTokenRecord, RefreshTokenStore, Rotation};
+pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
 pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;

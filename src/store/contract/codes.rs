@@ -5,6 +5,8 @@ use super::*;
 contract_tests!(
     a_code_is_redeemed_exactly_once_among_racing_requests,
     expired_unknown_and_revoked_codes_are_invalid,
+    a_reused_code_revokes_its_grant_in_the_same_call,
+    a_code_presented_by_another_client_is_consumed_and_revokes_its_grant,
 );
 
 async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn Store>) {
@@ -16,8 +18,9 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
         Some(grant("grant-1", "client-1", "sub-1", NOW + 60))
     );
 
-    let results = race(&store, |s, _| async move {
-        s.consume_code(&hash("code-1"), NOW + 1, NOW + 7_200).await
+    let results = race_n(&store, FAMILY_RACERS, |s, _| async move {
+        s.consume_code(&hash("code-1"), "client-1", NOW + 1, NOW + 7_200)
+            .await
     })
     .await;
     let redeemed: Vec<_> = results
@@ -31,11 +34,24 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
     let reused = CodeRedemption::Reused {
         grant_id: "grant-1".to_owned(),
     };
-    assert_eq!(results.iter().filter(|r| **r == reused).count(), RACERS - 1);
+    assert_eq!(
+        results.iter().filter(|r| **r == reused).count(),
+        FAMILY_RACERS - 1
+    );
+    assert_eq!(
+        store
+            .get_grant("grant-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(NOW + 1),
+        "the losers' reuse revoked the grant"
+    );
 
     assert_eq!(
         store
-            .consume_code(&hash("code-1"), NOW + 2, NOW + 7_200)
+            .consume_code(&hash("code-1"), "client-1", NOW + 2, NOW + 7_200)
             .await
             .unwrap(),
         reused
@@ -48,7 +64,7 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
     store.insert_code(&c2, NOW + 9_000).await.unwrap();
     assert!(matches!(
         store
-            .consume_code(&hash("code-2"), NOW, NOW + 100)
+            .consume_code(&hash("code-2"), "client-1", NOW, NOW + 100)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -72,14 +88,14 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         store
-            .consume_code(&hash("expired"), NOW, NOW + 60)
+            .consume_code(&hash("expired"), "client-1", NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
     );
     assert_eq!(
         store
-            .consume_code(&hash("unknown"), NOW, NOW + 60)
+            .consume_code(&hash("unknown"), "client-1", NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -95,7 +111,7 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
     store.revoke_grant("grant-r", NOW).await.unwrap();
     assert_eq!(
         store
-            .consume_code(&hash("revoked"), NOW, NOW + 60)
+            .consume_code(&hash("revoked"), "client-1", NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -111,14 +127,16 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
             .insert_code(&code(tag, &grant_id, "client-1", sub, NOW + 60), NOW + 60)
             .await
             .unwrap();
-        let redemption = store.consume_code(&hash(tag), NOW, NOW + 60).await;
+        let redemption = store
+            .consume_code(&hash(tag), "client-1", NOW, NOW + 60)
+            .await;
         assert_eq!(redemption.unwrap(), CodeRedemption::Invalid, "{tag}");
     }
     disabled.disabled = false;
     store.update_user(&disabled).await.unwrap();
     assert!(matches!(
         store
-            .consume_code(&hash("of-disabled"), NOW, NOW + 60)
+            .consume_code(&hash("of-disabled"), "client-1", NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -133,5 +151,144 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
     assert!(
         matches!(duplicate, Err(StoreError::Conflict("grant_id"))),
         "{duplicate:?}"
+    );
+}
+
+/// A code grant with one refresh token, for the revocation cases.
+async fn redeemed_family(store: &Arc<dyn Store>, tag: &str, grant_id: &str) {
+    store
+        .insert_code(
+            &code(tag, grant_id, "client-1", "sub-1", NOW + 60),
+            NOW + 60,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .consume_code(&hash(tag), "client-1", NOW, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    store
+        .insert_refresh_token(&refresh(
+            &format!("rt-{tag}"),
+            grant_id,
+            "client-1",
+            "sub-1",
+        ))
+        .await
+        .unwrap();
+}
+
+async fn a_reused_code_revokes_its_grant_in_the_same_call(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
+    redeemed_family(&store, "code-r", "grant-r").await;
+    assert!(
+        !store
+            .is_access_token_revoked("j", Some("grant-r"))
+            .await
+            .unwrap()
+    );
+
+    // No revoke_grant here: the call that detects the reuse revokes the family.
+    assert_eq!(
+        store
+            .consume_code(&hash("code-r"), "client-1", NOW + 5, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::Reused {
+            grant_id: "grant-r".to_owned()
+        }
+    );
+    let g = store.get_grant("grant-r").await.unwrap().unwrap();
+    assert_eq!(g.revoked_at, Some(NOW + 5));
+    assert!(
+        store
+            .is_access_token_revoked("j", Some("grant-r"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&hash("rt-code-r"), NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    // Reused again: still reuse, and the first revocation time stays.
+    assert!(matches!(
+        store
+            .consume_code(&hash("code-r"), "client-1", NOW + 9, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::Reused { .. }
+    ));
+    assert_eq!(
+        store
+            .get_grant("grant-r")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(NOW + 5)
+    );
+}
+
+async fn a_code_presented_by_another_client_is_consumed_and_revokes_its_grant(
+    store: Arc<dyn Store>,
+) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
+    let c = code("code-o", "grant-o", "client-1", "sub-1", NOW + 60);
+    store.insert_code(&c, NOW + 60).await.unwrap();
+    assert_eq!(
+        store
+            .consume_code(&hash("code-o"), "client-2", NOW, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::OtherClient {
+            grant_id: "grant-o".to_owned()
+        }
+    );
+    let g = store.get_grant("grant-o").await.unwrap().unwrap();
+    assert_eq!(g.revoked_at, Some(NOW));
+    assert_eq!(g.expires_at, NOW + 60, "not extended");
+    // The code is used up: its own client now presents a reused code.
+    assert_eq!(
+        store
+            .consume_code(&hash("code-o"), "client-1", NOW + 1, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::Reused {
+            grant_id: "grant-o".to_owned()
+        }
+    );
+
+    // Another client's code that is expired, or whose user is disabled, is merely invalid.
+    let mut disabled = user("sub-d", "dee");
+    disabled.disabled = true;
+    store.insert_user(&disabled).await.unwrap();
+    store
+        .insert_code(
+            &code("code-d", "grant-d", "client-1", "sub-d", NOW + 60),
+            NOW + 60,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .consume_code(&hash("code-d"), "client-2", NOW, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::Invalid
+    );
+    assert_eq!(
+        store
+            .get_grant("grant-d")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
     );
 }
