@@ -56,7 +56,7 @@ pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
 pub use sessions::{SessionRecord, SessionStore, SessionView};
-pub use throttle::{AttemptCount, ThrottleRule, ThrottleStore};
+pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
 pub use users::{UserRecord, UserStore};
 
 /// A storage failure. `Unavailable` means the database could not be reached in time (the

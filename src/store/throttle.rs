@@ -1,6 +1,12 @@
 //! Attempt counters, shared by every node: the rule (`ThrottleRule`) is applied inside the
 //! statement that counts an attempt, so that the count, the lock check and the next lock are
-//! one atomic step.
+//! one atomic step. An attempt's one or two keys (address, then account) are counted in one
+//! round trip: one statement on Postgres, one `BEGIN IMMEDIATE` transaction on SQLite.
+//!
+//! On Postgres every throttle write commits relaxed (`sql::relaxed_commit!`): a counter lost
+//! in a crash of the database costs at most the attempts counted in its last fraction of a
+//! second, that is a few more free guesses for an attacker (or a success's release lost, a
+//! few attempts more counted against a user), and buys each login one disk flush less.
 //!
 //! Contract: `contract/throttle.rs`.
 
@@ -8,7 +14,7 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use super::postgres::PgStore;
-use super::sql::{Backend, Dialect, SqlRow, db_err};
+use super::sql::{self, Backend, Dialect, SqlRow, db_err, relaxed_commit};
 use super::sqlite::SqliteStore;
 
 /// How one kind of throttle key is limited, in plain numbers that the store applies inside
@@ -49,6 +55,9 @@ impl ThrottleRule {
     }
 }
 
+/// One key and the rule it is counted under.
+pub type AttemptKey<'a> = (&'a str, &'a ThrottleRule);
+
 /// What `ThrottleStore::count_attempt` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptCount {
@@ -79,7 +88,18 @@ pub trait ThrottleStore: Send + Sync {
         key: &str,
         rule: &ThrottleRule,
         now: i64,
-    ) -> StoreResult<AttemptCount>;
+    ) -> StoreResult<AttemptCount> {
+        Ok(self.count_attempts((key, rule), None, now).await?.0)
+    }
+    /// `count_attempt` of `first` and then, only if that was counted, of `then`, in one round
+    /// trip (one statement on Postgres, one transaction on SQLite). The second count is
+    /// `None` when there was no second key or the first refused. The keys must differ.
+    async fn count_attempts(
+        &self,
+        first: AttemptKey<'_>,
+        then: Option<AttemptKey<'_>>,
+        now: i64,
+    ) -> StoreResult<(AttemptCount, Option<AttemptCount>)>;
     /// After an attempt that succeeded: forgets every attempt of `clear` (the account that
     /// proved itself), and takes back the one attempt counted for `release` (the address it
     /// came from, whose other attempts stand), lifting that key's lock when what remains is
@@ -91,50 +111,114 @@ pub trait ThrottleStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
-/// The attempt count a `COUNT_ATTEMPT` update reaches: 1 in a new window (the last one,
-/// `$3` seconds long, has passed at `$2`), else one more than before.
+/// The attempt count an upsert of `count_upsert!` reaches: 1 in a new window (the last one
+/// has passed at `$2`), else one more than before.
 macro_rules! next_attempt {
     () => {
         "(CASE WHEN throttle.expires_at <= $2 THEN 1 ELSE throttle.failures + 1 END)"
     };
 }
-/// The lock a `COUNT_ATTEMPT` update sets for the count `next_attempt!` reaches (n): the
-/// lockout at `$6` attempts, else past the `$4` free ones a back-off of 2^(n - free - 1)
-/// seconds capped at `$5`, else none (0). Shifts stand in for powers, which SQLite lacks;
-/// the exponent is bounded before shifting.
+/// The lock an upsert of `count_upsert!` sets at `$2` for the count `next_attempt!` reaches
+/// (n): the lockout at `$lockout_after` attempts, else past the `$free` ones a back-off of
+/// 2^(n - free - 1) seconds capped at `$max_delay`, else none (0). Shifts stand in for powers,
+/// which SQLite lacks; the exponent is bounded before shifting.
 macro_rules! attempt_lock {
-    () => {
+    ($free:literal, $max_delay:literal, $lockout_after:literal, $lockout:literal) => {
         concat!(
             "CASE WHEN ",
             next_attempt!(),
-            " >= $6 THEN $2 + $7 WHEN ",
+            " >= ",
+            $lockout_after,
+            " THEN $2 + ",
+            $lockout,
+            " WHEN ",
             next_attempt!(),
-            " > $4 THEN $2 + (CASE WHEN ",
+            " > ",
+            $free,
+            " THEN $2 + (CASE WHEN ",
             next_attempt!(),
-            " - $4 > 20 THEN $5 WHEN (CAST(1 AS BIGINT) << CAST(",
+            " - ",
+            $free,
+            " > 20 THEN ",
+            $max_delay,
+            " WHEN (CAST(1 AS BIGINT) << CAST(",
             next_attempt!(),
-            " - $4 - 1 AS INTEGER)) >= $5 THEN $5 ELSE (CAST(1 AS BIGINT) << CAST(",
+            " - ",
+            $free,
+            " - 1 AS INTEGER)) >= ",
+            $max_delay,
+            " THEN ",
+            $max_delay,
+            " ELSE (CAST(1 AS BIGINT) << CAST(",
             next_attempt!(),
-            " - $4 - 1 AS INTEGER)) END) ELSE 0 END"
+            " - ",
+            $free,
+            " - 1 AS INTEGER)) END) ELSE 0 END"
+        )
+    };
+}
+/// Counts an attempt at `$2` for the key in `$row` (a `VALUES` or `SELECT` giving the key,
+/// 1, the window's end and the lock a first attempt sets, which `ThrottleRule` computes),
+/// under a rule (`$window`, `$free`, `$max_delay`, `$lockout_after`, `$lockout` name its
+/// parameters), unless the key is locked: the `WHERE` of the upsert leaves a locked row
+/// alone, and then no row is returned. The row lock of the upsert orders racing attempts,
+/// so each sees the count of the ones before it.
+macro_rules! count_upsert {
+    (
+        $row:literal,
+        $window:literal,
+        $free:literal,
+        $max_delay:literal,
+        $lockout_after:literal,
+        $lockout:literal
+    ) => {
+        concat!(
+            "INSERT INTO throttle (throttle_key, failures, expires_at, locked_until) ",
+            $row,
+            " ON CONFLICT (throttle_key) DO UPDATE SET failures = ",
+            next_attempt!(),
+            ", locked_until = ",
+            attempt_lock!($free, $max_delay, $lockout_after, $lockout),
+            ", expires_at = $2 + ",
+            $window,
+            " WHERE throttle.locked_until <= $2 \
+             RETURNING failures AS attempts, locked_until"
         )
     };
 }
 
-/// Counts an attempt for key `$1` at `$2` under a rule (`$3` window, `$4` free, `$5`
-/// max_delay, `$6` lockout_after, `$7` lockout), unless the key is locked: the `WHERE` of
-/// the upsert leaves a locked row alone, and then no row is returned. The row lock of the
-/// upsert orders racing attempts, so each sees the count of the ones before it. `$8` is
-/// the lock a first attempt sets (`ThrottleRule` computes it; normally 0).
-const COUNT_ATTEMPT: &str = concat!(
-    "INSERT INTO throttle (throttle_key, failures, expires_at, locked_until) \
-     VALUES ($1, 1, $2 + $3, $8) \
-     ON CONFLICT (throttle_key) DO UPDATE SET failures = ",
-    next_attempt!(),
-    ", locked_until = ",
-    attempt_lock!(),
-    ", expires_at = $2 + $3 \
-     WHERE throttle.locked_until <= $2 \
-     RETURNING failures AS attempts, locked_until"
+/// One key `$1` at `$2` under the rule `$3` window, `$4` free, `$5` max_delay, `$6`
+/// lockout_after, `$7` lockout; `$8` the lock a first attempt sets.
+const COUNT_ATTEMPT: &str =
+    count_upsert!("VALUES ($1, 1, $2 + $3, $8)", "$3", "$4", "$5", "$6", "$7");
+/// Postgres: `COUNT_ATTEMPT` of `$1` and then, only when that counted (the second upsert
+/// selects from the first's result), of `$9` (NULL: none) under its rule `$10`..`$14` with
+/// first lock `$15`: one statement, committed relaxed.
+const COUNT_ATTEMPTS: &str = concat!(
+    "WITH ",
+    relaxed_commit!(),
+    ", first AS (",
+    count_upsert!(
+        "SELECT $1, 1, $2 + $3, $8 FROM relaxed",
+        "$3",
+        "$4",
+        "$5",
+        "$6",
+        "$7"
+    ),
+    "), second AS (",
+    count_upsert!(
+        "SELECT $9, 1, $2 + $10, $15 FROM first WHERE $9 IS NOT NULL",
+        "$10",
+        "$11",
+        "$12",
+        "$13",
+        "$14"
+    ),
+    ") SELECT (SELECT attempts FROM first) AS first_attempts, \
+     (SELECT locked_until FROM first) AS first_lock, \
+     (SELECT attempts FROM second) AS second_attempts, \
+     (SELECT locked_until FROM second) AS second_lock"
 );
 const LATEST_LOCK: &str = "SELECT \
      MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until \
@@ -146,12 +230,16 @@ const CLEAR_ATTEMPTS: &str = "DELETE FROM throttle WHERE throttle_key = $1";
 const RELEASE_ATTEMPT: &str = "UPDATE throttle SET failures = failures - 1, \
      locked_until = CASE WHEN failures - 1 <= $2 THEN 0 ELSE locked_until END \
      WHERE throttle_key = $1 AND failures > 0";
-/// Postgres: `CLEAR_ATTEMPTS` of `$3` and `RELEASE_ATTEMPT` of `$1` in one statement.
-const SETTLE_SUCCESS: &str = "WITH cleared AS \
-     (DELETE FROM throttle WHERE throttle_key = $3) \
+/// Postgres: `CLEAR_ATTEMPTS` of `$3` and `RELEASE_ATTEMPT` of `$1` (either may be NULL:
+/// nothing to do there) in one statement, committed relaxed.
+const SETTLE_SUCCESS: &str = concat!(
+    "WITH ",
+    relaxed_commit!(),
+    ", cleared AS (DELETE FROM throttle WHERE throttle_key = (SELECT $3 FROM relaxed)) \
      UPDATE throttle SET failures = failures - 1, \
      locked_until = CASE WHEN failures - 1 <= $2 THEN 0 ELSE locked_until END \
-     WHERE throttle_key = $1 AND failures > 0";
+     WHERE throttle_key = (SELECT $1 FROM relaxed) AND failures > 0"
+);
 
 /// The two throttle keys a lock query compares against; callers pass one or two.
 pub(super) fn key_pair<'k>(keys: &[&'k str]) -> (&'k str, &'k str) {
@@ -161,6 +249,53 @@ pub(super) fn key_pair<'k>(keys: &[&'k str]) -> (&'k str, &'k str) {
 
 macro_rules! impl_throttle_store {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// `COUNT_ATTEMPT` of one key: `None` when it was locked.
+            async fn count_one<'c, E>(
+                executor: E,
+                key: &str,
+                rule: &ThrottleRule,
+                now: i64,
+            ) -> StoreResult<Option<AttemptCount>>
+            where
+                E: ::sqlx::Executor<'c, Database = $db>,
+            {
+                let counted = ::sqlx::query(COUNT_ATTEMPT)
+                    .bind(key)
+                    .bind(now)
+                    .bind(rule.window)
+                    .bind(rule.free)
+                    .bind(rule.max_delay)
+                    .bind(rule.lockout_after)
+                    .bind(rule.lockout)
+                    .bind(rule.lock_after(1, now))
+                    .fetch_optional(executor)
+                    .await
+                    .map_err(db_err)?;
+                counted
+                    .map(|row| {
+                        Ok(AttemptCount::Counted {
+                            attempts: row.col("attempts")?,
+                            locked_until: row.col("locked_until")?,
+                        })
+                    })
+                    .transpose()
+            }
+
+            /// A refused attempt on `key`: reads the lock for the caller's Retry-After. A row
+            /// that vanished in between (purged) still refuses this attempt, for a second.
+            async fn refusal(&self, key: &str, now: i64) -> StoreResult<AttemptCount> {
+                let locked_until: Option<i64> = ::sqlx::query_scalar(THROTTLE_LOCK)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(AttemptCount::Refused {
+                    locked_until: locked_until.unwrap_or(now + 1).max(now + 1),
+                })
+            }
+        }
+
         #[async_trait]
         impl ThrottleStore for $store {
             async fn latest_lock(&self, keys: &[&str], now: i64) -> StoreResult<Option<i64>> {
@@ -174,40 +309,86 @@ macro_rules! impl_throttle_store {
                     .map_err(db_err)
             }
 
-            async fn count_attempt(
+            async fn count_attempts(
                 &self,
-                key: &str,
-                rule: &ThrottleRule,
+                first: AttemptKey<'_>,
+                then: Option<AttemptKey<'_>>,
                 now: i64,
-            ) -> StoreResult<AttemptCount> {
-                let counted = ::sqlx::query(COUNT_ATTEMPT)
-                    .bind(key)
-                    .bind(now)
-                    .bind(rule.window)
-                    .bind(rule.free)
-                    .bind(rule.max_delay)
-                    .bind(rule.lockout_after)
-                    .bind(rule.lockout)
-                    .bind(rule.lock_after(1, now))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                if let Some(row) = counted {
-                    return Ok(AttemptCount::Counted {
-                        attempts: row.col("attempts")?,
-                        locked_until: row.col("locked_until")?,
-                    });
+            ) -> StoreResult<(AttemptCount, Option<AttemptCount>)> {
+                let (key, rule) = first;
+                match (<$db as Dialect>::BACKEND, then) {
+                    // Postgres: both keys in one statement, committed relaxed.
+                    (Backend::Postgres, _) => {
+                        let (then_key, then_rule) = match then {
+                            Some((k, r)) => (Some(k), *r),
+                            None => (None, *rule),
+                        };
+                        let row = ::sqlx::query(COUNT_ATTEMPTS)
+                            .bind(key)
+                            .bind(now)
+                            .bind(rule.window)
+                            .bind(rule.free)
+                            .bind(rule.max_delay)
+                            .bind(rule.lockout_after)
+                            .bind(rule.lockout)
+                            .bind(rule.lock_after(1, now))
+                            .bind(then_key)
+                            .bind(then_rule.window)
+                            .bind(then_rule.free)
+                            .bind(then_rule.max_delay)
+                            .bind(then_rule.lockout_after)
+                            .bind(then_rule.lockout)
+                            .bind(then_rule.lock_after(1, now))
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        let counted = |attempts: Option<i64>, lock: Option<i64>| {
+                            attempts.map(|attempts| AttemptCount::Counted {
+                                attempts,
+                                locked_until: lock.unwrap_or_default(),
+                            })
+                        };
+                        let Some(first) =
+                            counted(row.col("first_attempts")?, row.col("first_lock")?)
+                        else {
+                            return Ok((self.refusal(key, now).await?, None));
+                        };
+                        let second = match then_key {
+                            None => None,
+                            Some(then_key) => Some(
+                                match counted(row.col("second_attempts")?, row.col("second_lock")?)
+                                {
+                                    Some(second) => second,
+                                    None => self.refusal(then_key, now).await?,
+                                },
+                            ),
+                        };
+                        Ok((first, second))
+                    }
+                    // SQLite, one key: one statement.
+                    (Backend::Sqlite, None) => {
+                        let first = match Self::count_one(&self.pool, key, rule, now).await? {
+                            Some(first) => first,
+                            None => self.refusal(key, now).await?,
+                        };
+                        Ok((first, None))
+                    }
+                    // SQLite, two keys: one transaction.
+                    (Backend::Sqlite, Some((then_key, then_rule))) => {
+                        let mut tx = sql::begin_write(&self.pool).await?;
+                        let Some(first) = Self::count_one(&mut *tx, key, rule, now).await? else {
+                            drop(tx);
+                            return Ok((self.refusal(key, now).await?, None));
+                        };
+                        let second = Self::count_one(&mut *tx, then_key, then_rule, now).await?;
+                        sql::commit(tx).await?;
+                        let second = match second {
+                            Some(second) => second,
+                            None => self.refusal(then_key, now).await?,
+                        };
+                        Ok((first, Some(second)))
+                    }
                 }
-                // Refused: read the lock for the caller's Retry-After. A row that vanished
-                // in between (purged) still refuses this attempt, for a second.
-                let locked_until: Option<i64> = ::sqlx::query_scalar(THROTTLE_LOCK)
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                Ok(AttemptCount::Refused {
-                    locked_until: locked_until.unwrap_or(now + 1).max(now + 1),
-                })
             }
 
             async fn settle_success(
@@ -215,18 +396,17 @@ macro_rules! impl_throttle_store {
                 clear: Option<&str>,
                 release: Option<(&str, &ThrottleRule)>,
             ) -> StoreResult<()> {
-                if let (Backend::Postgres, Some(clear), Some((key, rule))) =
-                    (<$db as Dialect>::BACKEND, clear, release)
-                {
+                if let Backend::Postgres = <$db as Dialect>::BACKEND {
                     ::sqlx::query(SETTLE_SUCCESS)
-                        .bind(key)
-                        .bind(rule.free)
+                        .bind(release.map(|(key, _)| key))
+                        .bind(release.map(|(_, rule)| rule.free))
                         .bind(clear)
                         .execute(&self.pool)
                         .await
                         .map_err(db_err)?;
                     return Ok(());
                 }
+                // SQLite: each on its own; a lost one costs no more than it would on Postgres.
                 if let Some(clear) = clear {
                     ::sqlx::query(CLEAR_ATTEMPTS)
                         .bind(clear)
@@ -247,6 +427,5 @@ macro_rules! impl_throttle_store {
         }
     };
 }
-
 impl_throttle_store!(PgStore, sqlx::Postgres);
 impl_throttle_store!(SqliteStore, sqlx::Sqlite);
