@@ -86,13 +86,9 @@ struct RawConfig {
 
 pub use crate::protocol::alg::SigningAlg;
 
-/// Which database backend to use; picked once at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Postgres(String),
-    /// Path of the SQLite file; created when missing.
-    Sqlite(PathBuf),
-}
+/// `DatabaseUrl` is the store's (it names what `store::open` opens); the configuration
+/// parses it from `LATCHKEY_DATABASE_URL`, and knows where the embedded default lives.
+pub use crate::store::DatabaseUrl;
 
 impl DatabaseUrl {
     pub fn is_embedded_default(&self) -> bool {

@@ -3,8 +3,9 @@
 //! exponential back-off, then a temporary lockout.
 //!
 //! An attempt is counted *before* the work it guards (`admit`), in the same database
-//! statement that checks the lock (`ThrottleStore::count_attempt`): N simultaneous guesses on
-//! any number of nodes count N attempts, and only those the rule allows get through. An
+//! statement that checks the lock (`ThrottleStore::count_attempts`, both keys of an attempt
+//! in one round trip): N simultaneous guesses on any number of nodes count N attempts, and
+//! only those the rule allows get through. An
 //! attempt that then succeeds is taken back (`settle_success`). An unknown account is counted
 //! exactly like a known one, so throttling reveals nothing about who exists.
 
@@ -211,6 +212,8 @@ pub fn refused(locked_until: i64, now: i64, counts: Vec<i64>) -> Admission {
 /// `admit` without the first read, for a caller that has read `latest_lock` already (the
 /// login reads it with the user). Put the broadest key first (the address before the
 /// account): a locked address then creates no counter for each account name it tries.
+/// Keys are counted two to a round trip (`ThrottleStore::count_attempts`), in order, and a
+/// key that refuses stops the rest, so the usual address-and-account pair costs one.
 pub async fn count(
     store: &dyn ThrottleStore,
     keys: &[(&str, &Policy)],
@@ -218,17 +221,22 @@ pub async fn count(
 ) -> StoreResult<Admission> {
     let mut counts = Vec::with_capacity(keys.len());
     let mut locks = Vec::with_capacity(keys.len());
-    for (key, policy) in keys {
-        match store.count_attempt(key, policy, now).await? {
-            AttemptCount::Counted {
-                attempts,
-                locked_until,
-            } => {
-                counts.push(attempts);
-                locks.push(locked_until);
-            }
-            AttemptCount::Refused { locked_until } => {
-                return Ok(refused(locked_until, now, counts));
+    for pair in keys.chunks(2) {
+        let (first, second) = store
+            .count_attempts(pair[0], pair.get(1).copied(), now)
+            .await?;
+        for count in std::iter::once(first).chain(second) {
+            match count {
+                AttemptCount::Counted {
+                    attempts,
+                    locked_until,
+                } => {
+                    counts.push(attempts);
+                    locks.push(locked_until);
+                }
+                AttemptCount::Refused { locked_until } => {
+                    return Ok(refused(locked_until, now, counts));
+                }
             }
         }
     }

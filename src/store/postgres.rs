@@ -1,11 +1,12 @@
-//! The Postgres backend: the connection pool and the dialect-specific settings handed to the
-//! shared SQL implementation in `sql`. Every query lives in `sql`; this file must not grow
-//! its own.
+//! The Postgres backend: the connection pool and its migrations. The statements live with
+//! their concern (`clients.rs`, `refresh.rs`, …), which implements its trait for `PgStore`
+//! and `SqliteStore` alike; what is Postgres' own there (one-statement CTEs, `FOR UPDATE
+//! SKIP LOCKED`, relaxed commits) is marked where it occurs. This file must not grow queries.
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sql::{self, impl_sql_store};
+use super::sql;
 use super::{ConnectOptions, StoreError, StoreResult};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -17,6 +18,12 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Applies the pending migrations of this dialect. Safe to run on several nodes at once: sqlx
+    /// holds an advisory lock meanwhile.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(sql::migrate_err)
+    }
+
     /// Connects to `url` and checks that one connection can be opened. Does not migrate.
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         // The parse error is not passed on: it can quote the URL, password included.
@@ -73,17 +80,4 @@ fn with_statement_timeout(
     }
     let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
     options.options([("statement_timeout", format!("{millis}ms"))])
-}
-
-impl_sql_store! {
-    store: PgStore,
-    database: sqlx::Postgres,
-    // Read committed is enough: every decision is a conditional UPDATE, which Postgres
-    // re-checks against the latest committed row after waiting for a competing writer.
-    begin_write: "BEGIN",
-    purge_lock: " FOR UPDATE SKIP LOCKED",
-    // Data-modifying CTEs: a code and its grant are written, and a code redeemed with its
-    // grant extended, in one statement each instead of a four-round-trip transaction.
-    one_statement_code_writes: true,
-    migrator: MIGRATOR,
 }

@@ -1,6 +1,8 @@
 //! Pushed authorization requests (RFC 9126), `PushedRequestStore`: the validated parameters a
 //! client pushed, held briefly under the hash of their `request_uri`, taken once by whichever
 //! node the browser reaches. The statements are the same in both dialects.
+//!
+//! Contract: `contract/pushed.rs`.
 
 use async_trait::async_trait;
 
@@ -33,7 +35,7 @@ const INSERT: &str = "INSERT INTO pushed_request (request_hash, client_id, param
 const TAKE: &str = "DELETE FROM pushed_request WHERE request_hash = $1 AND expires_at > $2 \
      RETURNING client_id, params, expires_at";
 
-/// `$lock` as in `sql::purge_statements!`: Postgres purgers take disjoint batches.
+/// `$lock` as in `housekeeping::purge_statements!`: Postgres purgers take disjoint batches.
 macro_rules! purge_pushed {
     ($lock:literal) => {
         concat!(
@@ -102,60 +104,3 @@ macro_rules! impl_pushed_store {
 
 impl_pushed_store!(super::postgres::PgStore, " FOR UPDATE SKIP LOCKED");
 impl_pushed_store!(super::sqlite::SqliteStore, "");
-
-#[cfg(test)]
-mod contract {
-    #![allow(clippy::unwrap_used)]
-
-    use std::sync::Arc;
-
-    use super::PushedRequest;
-    use crate::store::{Store, testing};
-
-    const NOW: i64 = 1_700_000_000;
-
-    async fn a_pushed_request_is_taken_once_before_it_expires(store: Arc<dyn Store>) {
-        let request = PushedRequest {
-            client_id: "c1".into(),
-            params: "response_type=code&client_id=c1".into(),
-            expires_at: NOW + 60,
-        };
-        store.insert_pushed(b"r1", &request).await.unwrap();
-        store.insert_pushed(b"r2", &request).await.unwrap();
-        let barrier = Arc::new(tokio::sync::Barrier::new(50));
-        let racers: Vec<_> = (0..50)
-            .map(|_| {
-                let (store, barrier) = (store.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    store.take_pushed(b"r1", NOW).await.unwrap()
-                })
-            })
-            .collect();
-        let mut taken = Vec::new();
-        for r in racers {
-            taken.extend(r.await.unwrap());
-        }
-        assert_eq!(
-            taken,
-            vec![request.clone()],
-            "exactly one of 50 racers takes it"
-        );
-        assert_eq!(
-            store.take_pushed(b"r2", NOW + 60).await.unwrap(),
-            None,
-            "expired"
-        );
-        assert_eq!(store.purge_pushed(NOW + 60, 10).await.unwrap(), 1);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn postgres() {
-        a_pushed_request_is_taken_once_before_it_expires(testing::postgres_store().await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn sqlite() {
-        a_pushed_request_is_taken_once_before_it_expires(testing::sqlite_store().await).await;
-    }
-}

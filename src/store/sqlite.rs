@@ -1,6 +1,8 @@
 //! The SQLite backend: opening (and creating) the database file with the pragmas the store
-//! relies on, and the dialect-specific settings handed to the shared SQL implementation in
-//! `sql`. Every query lives in `sql`; this file must not grow its own.
+//! relies on, and its migrations. The statements live with their concern (`clients.rs`,
+//! `refresh.rs`, …), which implements its trait for `PgStore` and `SqliteStore` alike; what
+//! is SQLite's own there (transactions opened with `BEGIN IMMEDIATE` where Postgres runs one
+//! statement) is marked where it occurs. This file must not grow queries.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use super::sql::{self, impl_sql_store};
+use super::sql;
 use super::{ConnectOptions, StoreError, StoreResult};
 use crate::files::{self, Privacy};
 
@@ -25,6 +27,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Applies the pending migrations of this dialect.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await.map_err(sql::migrate_err)
+    }
+
     /// Opens the database at `path`, creating the file and its directory when missing.
     /// Does not migrate.
     ///
@@ -94,18 +101,4 @@ fn make_private(path: &Path) -> StoreResult<()> {
         }
     }
     Ok(())
-}
-
-impl_sql_store! {
-    store: SqliteStore,
-    database: sqlx::Sqlite,
-    // A write transaction takes the write lock when it starts. A deferred one would take a
-    // read lock first and could not upgrade it while another connection writes: SQLite
-    // answers that with SQLITE_BUSY at once, without waiting for the busy timeout.
-    begin_write: "BEGIN IMMEDIATE",
-    // SQLite has one writer at a time, so concurrent purges cannot deadlock.
-    purge_lock: "",
-    // SQLite has no data-modifying CTEs; its transactions cost no round trips anyway.
-    one_statement_code_writes: false,
-    migrator: MIGRATOR,
 }

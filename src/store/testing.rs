@@ -1,5 +1,7 @@
 //! Fresh, empty databases for tests, public so that the integration tests in `tests/` can use
-//! them too. Each call makes a new database, so tests never see each other's rows.
+//! them too. Each call makes a new database, so tests never see each other's rows. Compiled
+//! only for the library's own tests and with the `testing` feature, which the integration
+//! tests enable (Cargo.toml); the shipped library does not carry it.
 //!
 //! Postgres is not optional: when it cannot be reached these helpers panic with a message
 //! saying how to point them at one, so a missing database fails the run instead of silently

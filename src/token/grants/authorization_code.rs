@@ -30,34 +30,41 @@ pub async fn validate(
     let now = app.now();
     let refreshable = client.metadata.allows_grant("refresh_token");
     let grant_expires_at = now + super::grant_lifetime(&app.config, refreshable);
+    // One store operation decides, and revokes the grant where it must, so that no reuse
+    // goes unanswered whatever happens to this request afterwards.
     let record = match app
         .store
-        .consume_code(&app.hasher.hash(code), now, grant_expires_at)
+        .consume_code(
+            &app.hasher.hash(code),
+            &client.client_id,
+            now,
+            grant_expires_at,
+        )
         .await?
     {
         CodeRedemption::Redeemed(record) => record,
         CodeRedemption::Reused { grant_id } => {
             // RFC 6749 §4.1.2 and RFC 9700 §4.5: a code seen twice is stolen or replayed;
-            // everything issued from it is revoked.
-            app.store.revoke_grant(&grant_id, now).await?;
+            // everything issued from it is revoked (by the store, in the same operation).
             crate::telemetry::reuse_detected("code");
             let event = Event::new(Kind::CodeReuseDetected)
                 .client(&client.client_id)
-                .detail("grant_id", grant_id.clone());
+                .detail("grant_id", grant_id);
             audit::record(app, event).await;
             return Err(OAuthError::invalid_grant("the code was already used"));
+        }
+        // Another client holding the code means it leaked: the store consumed it and
+        // revoked its grant.
+        CodeRedemption::OtherClient { .. } => {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
         }
         // Also a code whose user was disabled or deleted since (the store checks).
         CodeRedemption::Invalid => {
             return Err(OAuthError::invalid_grant("the code is invalid or expired"));
         }
     };
-    if record.client_id != client.client_id {
-        app.store.revoke_grant(&record.grant_id, now).await?;
-        return Err(OAuthError::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
     // RFC 6749 §4.1.3: the redirect_uri must be repeated exactly when it was sent. When the
     // authorization request left it out (one registered URI, plain OAuth), a token request
     // may still name that one registered URI.

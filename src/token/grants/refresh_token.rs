@@ -9,7 +9,7 @@ use crate::audit::{self, Event, Kind};
 use crate::crypto::random_secret;
 use crate::protocol::form::Params;
 use crate::protocol::{OAuthError, Scope};
-use crate::store::{ClientRecord, RefreshTokenRecord, Rotation};
+use crate::store::{ClientRecord, RefreshScope, Rotation, RotationRequest};
 use crate::token::{GrantOutcome, RefreshPlan, UserContext, audience};
 
 pub async fn validate(
@@ -24,61 +24,56 @@ pub async fn validate(
         return Err(OAuthError::invalid_grant("the refresh token is invalid"));
     }
     let now = app.now();
-    let old_hash = app.hasher.hash(presented);
-    let Some(current) = app.store.get_refresh_token(&old_hash, now).await? else {
-        if let Some(grant_id) = app.store.rotated_token_grant(&old_hash).await? {
-            app.store.revoke_grant(&grant_id, now).await?;
-            reuse_detected(app, &client.client_id, &grant_id).await;
-        }
-        return Err(OAuthError::invalid_grant(
-            "the refresh token is invalid, expired or revoked",
-        ));
+    // Parsed before the store is asked, but a malformed scope is answered only once the
+    // token has been checked: a replayed token must revoke its family whatever else the
+    // request gets wrong.
+    let requested = super::requested_scope(params);
+    let requested_text = requested
+        .as_ref()
+        .ok()
+        .and_then(|s| s.as_ref())
+        .map(Scope::to_string);
+    let scope_asked = match (&requested, &requested_text) {
+        (Err(_), _) => RefreshScope::Malformed,
+        (Ok(_), Some(text)) => RefreshScope::Requested(text),
+        (Ok(_), None) => RefreshScope::Granted,
     };
-    if current.client_id != client.client_id {
-        // Another client holding this token means it leaked: end the family.
-        app.store.revoke_grant(&current.grant_id, now).await?;
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
-    }
-    let original = Scope::parse_lenient(&current.scope);
-    let scope = match super::requested_scope(params)? {
-        None => original.clone(),
-        Some(requested) => {
-            if !requested.is_subset_of(&original) {
-                return Err(OAuthError::invalid_scope(
-                    "a refresh may narrow the scope, never widen it",
-                ));
-            }
-            requested
-        }
-    };
-    match app.store.get_user(&current.user_sub).await? {
-        Some(user) if !user.disabled => {}
-        _ => {
-            app.store.revoke_grant(&current.grant_id, now).await?;
-            return Err(OAuthError::invalid_grant("the user is no longer active"));
-        }
-    }
-
     let new_token = random_secret();
-    let new_record = RefreshTokenRecord {
-        token_hash: app.hasher.hash(&new_token),
-        created_at: now,
-        idle_expires_at: (now + app.config.refresh_token_idle_ttl).min(current.expires_at),
-        ..current.clone()
-    };
-    match app
+    let new_token_hash = app.hasher.hash(&new_token);
+    // One store operation decides and does everything: rotation, or the family's revocation
+    // on reuse, another client's token or an inactive user.
+    let rotation = app
         .store
-        .rotate_refresh_token(&old_hash, &new_record, now)
-        .await?
-    {
-        Rotation::Rotated(_) => {}
+        .rotate_refresh_token(&RotationRequest {
+            token_hash: &app.hasher.hash(presented),
+            client_id: &client.client_id,
+            scope: scope_asked,
+            new_token_hash: &new_token_hash,
+            now,
+            idle_ttl: app.config.refresh_token_idle_ttl,
+        })
+        .await?;
+    let current = match rotation {
+        Rotation::Rotated(current) => current,
         Rotation::Reused { grant_id } => {
-            app.store.revoke_grant(&grant_id, now).await?;
             reuse_detected(app, &client.client_id, &grant_id).await;
             return Err(OAuthError::invalid_grant(
-                "the refresh token was already used",
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
+        // Another client holding this token means it leaked: the family has ended.
+        Rotation::OtherClient { .. } => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        Rotation::UserInactive { .. } => {
+            return Err(OAuthError::invalid_grant("the user is no longer active"));
+        }
+        Rotation::ScopeTooWide => {
+            requested?;
+            return Err(OAuthError::invalid_scope(
+                "a refresh may narrow the scope, never widen it",
             ));
         }
         Rotation::Invalid => {
@@ -86,7 +81,11 @@ pub async fn validate(
                 "the refresh token is invalid, expired or revoked",
             ));
         }
-    }
+    };
+    let scope = match requested? {
+        None => Scope::parse_lenient(&current.scope),
+        Some(requested) => requested,
+    };
     Ok(GrantOutcome {
         audience: audience(&client, current.resource.as_deref())?,
         client,
@@ -104,7 +103,7 @@ pub async fn validate(
     })
 }
 
-/// A rotated-out token came back: the family is revoked (by the caller) and this is recorded.
+/// A rotated-out token came back: the store has revoked the family; this records it.
 async fn reuse_detected(app: &App, client_id: &str, grant_id: &str) {
     crate::telemetry::reuse_detected("refresh_token");
     let event = Event::new(Kind::RefreshReuseDetected)

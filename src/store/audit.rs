@@ -1,0 +1,114 @@
+//! The audit log: security events, written on their own (`record_event`) or in the same
+//! statement as what they record (`sessions.rs`, `interactions.rs` use `bind_event`), and
+//! listed with filters, newest first. Housekeeping deletes events after `AUDIT_RETENTION`.
+//!
+//! Contract: `contract/audit.rs`.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use super::postgres::PgStore;
+use super::sql::{Bind, SqlRow, db_err};
+use super::sqlite::SqliteStore;
+
+/// How long audit events are kept before housekeeping deletes them (90 days).
+pub const AUDIT_RETENTION: i64 = 90 * 24 * 3600;
+
+/// A security event in the audit log. `detail` is a JSON object; it never holds a secret,
+/// password, token or code.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditEvent {
+    /// Assigned by the store; ignored on insert.
+    pub event_id: i64,
+    pub occurred_at: i64,
+    pub kind: String,
+    pub user_sub: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: String,
+}
+
+/// Which events to list: every set field must match. Newest first; `before` is an
+/// `event_id` cursor (events with a smaller id).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditFilter {
+    pub kind: Option<String>,
+    pub user_sub: Option<String>,
+    pub client_id: Option<String>,
+    pub since: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_event(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Events matching `filter`, newest first, at most `filter.limit`.
+    async fn list_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
+pub(super) const INSERT_EVENT: &str = "INSERT INTO audit_event \
+     (occurred_at, kind, user_sub, client_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6)";
+const LIST_EVENTS: &str = "SELECT event_id, occurred_at, kind, user_sub, \
+     client_id, ip, detail FROM audit_event \
+     WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR user_sub = $2) \
+     AND ($3 IS NULL OR client_id = $3) AND ($4 IS NULL OR occurred_at >= $4) \
+     AND ($5 IS NULL OR event_id < $5) \
+     ORDER BY event_id DESC LIMIT $6";
+
+/// Binds an audit event's six columns (all but its id), in `INSERT_EVENT` order.
+pub(super) fn bind_event<'q, Q: Bind<'q>>(query: Q, event: &'q AuditEvent) -> Q {
+    query
+        .arg(event.occurred_at)
+        .arg(&event.kind)
+        .arg(&event.user_sub)
+        .arg(&event.client_id)
+        .arg(&event.ip)
+        .arg(&event.detail)
+}
+
+fn event_from_row(row: &impl SqlRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        event_id: row.col("event_id")?,
+        occurred_at: row.col("occurred_at")?,
+        kind: row.col("kind")?,
+        user_sub: row.col("user_sub")?,
+        client_id: row.col("client_id")?,
+        ip: row.col("ip")?,
+        detail: row.col("detail")?,
+    })
+}
+
+macro_rules! impl_audit_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn record_event(&self, event: &AuditEvent) -> StoreResult<()> {
+                bind_event(::sqlx::query(INSERT_EVENT), event)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn list_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+                ::sqlx::query(LIST_EVENTS)
+                    .bind(&filter.kind)
+                    .bind(&filter.user_sub)
+                    .bind(&filter.client_id)
+                    .bind(filter.since)
+                    .bind(filter.before)
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(event_from_row)
+                    .collect()
+            }
+        }
+    };
+}
+
+impl_audit_store!(PgStore);
+impl_audit_store!(SqliteStore);

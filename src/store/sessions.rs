@@ -1,0 +1,236 @@
+//! Browser sessions after login, stored by the hash of the cookie's random token. A login's
+//! session is written with its audit event, all or nothing: on Postgres in one statement
+//! with a relaxed commit (`sql::relaxed_commit!`), on SQLite in one transaction.
+//!
+//! Contract: `contract/sessions.rs`.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use super::audit::{AuditEvent, INSERT_EVENT, bind_event};
+use super::postgres::PgStore;
+use super::sql::{self, Backend, Bind, Dialect, SqlRow, db_err, relaxed_commit};
+use super::sqlite::SqliteStore;
+
+/// A browser session after login. The cookie holds a random token; only its hash is stored.
+/// `sid` is the public session identifier put in ID tokens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionRecord {
+    pub session_hash: Vec<u8>,
+    pub sid: String,
+    pub user_sub: String,
+    pub auth_time: i64,
+    /// Authentication methods references (RFC 8176), space-separated, e.g. `pwd`.
+    pub amr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A live session with what the pages ask about its user and one client, read at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    pub session: SessionRecord,
+    pub username: String,
+    pub user_disabled: bool,
+    /// The scope the user has granted the client, if any.
+    pub consented_scope: Option<String>,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// The session and the audit event of the login that started it, all or nothing: the
+    /// log shows a login exactly when it led to a session.
+    async fn insert_session_with_event(
+        &self,
+        session: &SessionRecord,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// The session, when it exists and `expires_at > now`.
+    async fn get_session(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// The live session with its user (who must still exist) and the scope that user granted
+    /// `client_id`: one read.
+    async fn get_session_view(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+        client_id: &str,
+    ) -> StoreResult<Option<SessionView>>;
+    async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()>;
+    /// Ends every session of a user (disable, delete, password change).
+    async fn delete_sessions_for_user(&self, sub: &str) -> StoreResult<u64>;
+}
+
+macro_rules! session_columns {
+    () => {
+        "session_hash, sid, user_sub, auth_time, amr, created_at, expires_at"
+    };
+}
+
+const INSERT_SESSION: &str = concat!(
+    "INSERT INTO session (",
+    session_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+/// Postgres: a session and the audit event of the login that started it, in one
+/// statement. `$1`..`$7` the session, `$8`..`$13` the event (`bind_event`).
+const INSERT_SESSION_WITH_EVENT: &str = concat!(
+    "WITH ",
+    relaxed_commit!(),
+    ", logged AS (INSERT INTO audit_event \
+     (occurred_at, kind, user_sub, client_id, ip, detail) \
+     SELECT $8, $9, $10, $11, $12, $13 FROM relaxed) INSERT INTO session (",
+    session_columns!(),
+    ") SELECT $1, $2, $3, $4, $5, $6, $7 FROM relaxed"
+);
+const GET_SESSION: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM session WHERE session_hash = $1 AND expires_at > $2"
+);
+const DELETE_SESSION: &str = "DELETE FROM session WHERE session_hash = $1";
+pub(super) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM session WHERE user_sub = $1";
+// A session with its user and that user's consent for one client ($3), in one read.
+pub(super) const GET_SESSION_VIEW: &str = "SELECT s.session_hash, s.sid, s.user_sub, \
+     s.auth_time, s.amr, s.created_at, s.expires_at, u.username, u.disabled, \
+     c.scope AS consented_scope \
+     FROM session s JOIN app_user u ON u.sub = s.user_sub \
+     LEFT JOIN consent c ON c.user_sub = s.user_sub AND c.client_id = $3 \
+     WHERE s.session_hash = $1 AND s.expires_at > $2";
+
+/// Binds a session's seven columns, in `session_columns!` order.
+fn bind_session<'q, Q: Bind<'q>>(query: Q, session: &'q SessionRecord) -> Q {
+    query
+        .arg(&session.session_hash)
+        .arg(&session.sid)
+        .arg(&session.user_sub)
+        .arg(session.auth_time)
+        .arg(&session.amr)
+        .arg(session.created_at)
+        .arg(session.expires_at)
+}
+
+fn session_from_row(row: &impl SqlRow) -> StoreResult<SessionRecord> {
+    Ok(SessionRecord {
+        session_hash: row.col("session_hash")?,
+        sid: row.col("sid")?,
+        user_sub: row.col("user_sub")?,
+        auth_time: row.col("auth_time")?,
+        amr: row.col("amr")?,
+        created_at: row.col("created_at")?,
+        expires_at: row.col("expires_at")?,
+    })
+}
+
+/// A `GET_SESSION_VIEW` row.
+pub(super) fn session_view_from_row(row: &impl SqlRow) -> StoreResult<SessionView> {
+    Ok(SessionView {
+        session: session_from_row(row)?,
+        username: row.col("username")?,
+        user_disabled: row.col("disabled")?,
+        consented_scope: row.col("consented_scope")?,
+    })
+}
+
+macro_rules! impl_session_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait]
+        impl SessionStore for $store {
+            async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
+                bind_session(::sqlx::query(INSERT_SESSION), session)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn insert_session_with_event(
+                &self,
+                session: &SessionRecord,
+                event: &AuditEvent,
+            ) -> StoreResult<()> {
+                match <$db as Dialect>::BACKEND {
+                    Backend::Postgres => {
+                        let query = bind_session(::sqlx::query(INSERT_SESSION_WITH_EVENT), session);
+                        bind_event(query, event)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(db_err)?;
+                        Ok(())
+                    }
+                    Backend::Sqlite => {
+                        let mut tx = sql::begin_write(&self.pool).await?;
+                        bind_event(::sqlx::query(INSERT_EVENT), event)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        bind_session(::sqlx::query(INSERT_SESSION), session)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        sql::commit(tx).await
+                    }
+                }
+            }
+
+            async fn get_session(
+                &self,
+                session_hash: &[u8],
+                now: i64,
+            ) -> StoreResult<Option<SessionRecord>> {
+                ::sqlx::query(GET_SESSION)
+                    .bind(session_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(session_from_row)
+                    .transpose()
+            }
+
+            async fn get_session_view(
+                &self,
+                session_hash: &[u8],
+                now: i64,
+                client_id: &str,
+            ) -> StoreResult<Option<SessionView>> {
+                ::sqlx::query(GET_SESSION_VIEW)
+                    .bind(session_hash)
+                    .bind(now)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(session_view_from_row)
+                    .transpose()
+            }
+
+            async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()> {
+                ::sqlx::query(DELETE_SESSION)
+                    .bind(session_hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn delete_sessions_for_user(&self, sub: &str) -> StoreResult<u64> {
+                let result = ::sqlx::query(DELETE_SESSIONS_OF_USER)
+                    .bind(sub)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(result.rows_affected())
+            }
+        }
+    };
+}
+
+impl_session_store!(PgStore, sqlx::Postgres);
+impl_session_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,281 @@
+//! Users who log in on the login page. Deleting a user takes their sessions, codes, refresh
+//! tokens and consents with them and revokes their grants (`grants.rs`, `OwnerDeletion`).
+//!
+//! Contract: `contract/users.rs`.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use super::grants::OwnerDeletion;
+use super::postgres::PgStore;
+use super::sessions::DELETE_SESSIONS_OF_USER;
+use super::sql::{self, SqlRow, db_err};
+use super::sqlite::SqliteStore;
+use super::throttle::key_pair;
+use crate::protocol::user::UserClaims;
+
+/// A user who logs in on the login page. `password_hash` is an argon2id PHC string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub sub: String,
+    pub username: String,
+    pub password_hash: String,
+    pub claims: UserClaims,
+    pub disabled: bool,
+    /// The user must choose a new password at the next login; setting a password clears it.
+    pub password_reset_required: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with `Conflict("username")` when the username is taken.
+    async fn insert_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn get_user(&self, sub: &str) -> StoreResult<Option<UserRecord>>;
+    async fn get_user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// What a login attempt needs before it is counted, in one read: the user named
+    /// `username` (if any) and `ThrottleStore::latest_lock` of `throttle_keys` (one or two).
+    async fn get_user_for_login(
+        &self,
+        username: &str,
+        throttle_keys: &[&str],
+        now: i64,
+    ) -> StoreResult<(Option<UserRecord>, Option<i64>)>;
+    /// Ordered by `sub`, those strictly after `after`, at most `limit`.
+    async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>>;
+    /// Replaces username, claims, disabled, password_reset_required and updated_at; false
+    /// when there is no such user.
+    /// Fails with `Conflict("username")` when the new username is taken.
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<bool>;
+    /// Sets the password hash and clears `password_reset_required`.
+    async fn set_password(&self, sub: &str, password_hash: &str, now: i64) -> StoreResult<bool>;
+    /// The forced password change: sets `new_hash` and clears `password_reset_required` only
+    /// if the user is enabled, must choose a new password, and still has `current_hash`. Of
+    /// racing calls exactly one gets true.
+    async fn replace_required_password(
+        &self,
+        sub: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Deletes the user with its sessions, codes, refresh tokens and consents, and revokes its
+    /// grants; false when there was no such user.
+    async fn delete_user(&self, sub: &str, now: i64) -> StoreResult<bool>;
+}
+
+macro_rules! user_columns {
+    () => {
+        "sub, username, password_hash, claims, disabled, created_at, updated_at, \
+         password_reset_required"
+    };
+}
+
+const INSERT_USER: &str = concat!(
+    "INSERT INTO app_user (",
+    user_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+);
+const GET_USER: &str = concat!("SELECT ", user_columns!(), " FROM app_user WHERE sub = $1");
+const GET_USER_BY_USERNAME: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM app_user WHERE username = $1"
+);
+// What a login needs before counting its attempt, in one read: the latest lock in force
+// at $3 on the throttle keys ($1, $2) and the user named $4 (NULL columns when there is
+// none).
+const GET_USER_FOR_LOGIN: &str = "SELECT t.locked_until, \
+     u.sub, u.username, u.password_hash, u.claims, u.disabled, u.created_at, u.updated_at, \
+     u.password_reset_required \
+     FROM (SELECT MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until \
+           FROM throttle WHERE throttle_key IN ($1, $2)) t \
+     LEFT JOIN app_user u ON u.username = $4";
+const LIST_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM app_user WHERE sub > $1 ORDER BY sub LIMIT $2"
+);
+const UPDATE_USER: &str = "UPDATE app_user \
+     SET username = $2, claims = $3, disabled = $4, updated_at = $5, \
+     password_reset_required = $6 WHERE sub = $1";
+// The forced password change: only while the password is still the one the user proved
+// ($2) and a new one is required, so of racing submissions one wins, and a ticket dies
+// once the password changed (by this form or by an operator).
+const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
+     SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
+     WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
+const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
+     password_reset_required = FALSE WHERE sub = $1";
+
+const USER_DELETION: OwnerDeletion = OwnerDeletion {
+    delete_owner: "DELETE FROM app_user WHERE sub = $1",
+    revoke_grants: "UPDATE auth_grant SET revoked_at = $2 WHERE user_sub = $1 AND revoked_at IS NULL",
+    dependents: &[
+        DELETE_SESSIONS_OF_USER,
+        "DELETE FROM auth_code WHERE user_sub = $1",
+        "DELETE FROM refresh_token WHERE user_sub = $1",
+        "DELETE FROM consent WHERE user_sub = $1",
+    ],
+    version: None,
+};
+
+fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
+    let claims: String = row.col("claims")?;
+    Ok(UserRecord {
+        sub: row.col("sub")?,
+        username: row.col("username")?,
+        password_hash: row.col("password_hash")?,
+        claims: sql::from_json(&claims, "user claims")?,
+        disabled: row.col("disabled")?,
+        password_reset_required: row.col("password_reset_required")?,
+        created_at: row.col("created_at")?,
+        updated_at: row.col("updated_at")?,
+    })
+}
+
+macro_rules! impl_user_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl UserStore for $store {
+            async fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
+                let claims = sql::to_json(&user.claims, "user claims")?;
+                ::sqlx::query(INSERT_USER)
+                    .bind(&user.sub)
+                    .bind(&user.username)
+                    .bind(&user.password_hash)
+                    .bind(claims)
+                    .bind(user.disabled)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .bind(user.password_reset_required)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn get_user(&self, sub: &str) -> StoreResult<Option<UserRecord>> {
+                ::sqlx::query(GET_USER)
+                    .bind(sub)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn get_user_by_username(
+                &self,
+                username: &str,
+            ) -> StoreResult<Option<UserRecord>> {
+                ::sqlx::query(GET_USER_BY_USERNAME)
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn get_user_for_login(
+                &self,
+                username: &str,
+                throttle_keys: &[&str],
+                now: i64,
+            ) -> StoreResult<(Option<UserRecord>, Option<i64>)> {
+                let (first, second) = key_pair(throttle_keys);
+                let row = ::sqlx::query(GET_USER_FOR_LOGIN)
+                    .bind(first)
+                    .bind(second)
+                    .bind(now)
+                    .bind(username)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                let locked_until: Option<i64> = row.col("locked_until")?;
+                let sub: Option<String> = row.col("sub")?;
+                let user = match sub {
+                    Some(_) => Some(user_from_row(&row)?),
+                    None => None,
+                };
+                Ok((user, locked_until))
+            }
+
+            async fn list_users(
+                &self,
+                after: Option<&str>,
+                limit: u32,
+            ) -> StoreResult<Vec<UserRecord>> {
+                ::sqlx::query(LIST_USERS)
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(user_from_row)
+                    .collect()
+            }
+
+            async fn update_user(&self, user: &UserRecord) -> StoreResult<bool> {
+                let claims = sql::to_json(&user.claims, "user claims")?;
+                let result = ::sqlx::query(UPDATE_USER)
+                    .bind(&user.sub)
+                    .bind(&user.username)
+                    .bind(claims)
+                    .bind(user.disabled)
+                    .bind(user.updated_at)
+                    .bind(user.password_reset_required)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn replace_required_password(
+                &self,
+                sub: &str,
+                current_hash: &str,
+                new_hash: &str,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let result = ::sqlx::query(REPLACE_REQUIRED_PASSWORD)
+                    .bind(sub)
+                    .bind(current_hash)
+                    .bind(new_hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn set_password(
+                &self,
+                sub: &str,
+                password_hash: &str,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let result = ::sqlx::query(SET_PASSWORD)
+                    .bind(sub)
+                    .bind(password_hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn delete_user(&self, sub: &str, now: i64) -> StoreResult<bool> {
+                self.delete_owner(&USER_DELETION, sub, now).await
+            }
+        }
+    };
+}
+
+impl_user_store!(PgStore);
+impl_user_store!(SqliteStore);
