@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::manage::{self, Page};
-use crate::protocol::admin::{parse_client_registration, parse_user_create};
+use crate::protocol::admin::{parse_client_registration, parse_secret_rotation, parse_user_create};
 use crate::protocol::client::SUPPORTED_GRANT_TYPES;
 
 #[derive(Debug, Parser)]
@@ -86,11 +86,18 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
-    /// Give a confidential client a new secret (printed once); the old one stops working.
+    /// Give a confidential client a new secret (printed once); the old one stops working, at
+    /// once or after --keep-previous SECONDS.
     RotateSecret {
         /// The client's id, as printed by `client create` or `client list`.
         #[arg(allow_hyphen_values = true)]
         client_id: String,
+        /// Keep the old secret working this many seconds, while the client is redeployed.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        keep_previous: i64,
+        /// The new secret stops working after this many seconds (default: never).
+        #[arg(long, value_name = "SECONDS")]
+        valid_for: Option<i64>,
     },
 }
 
@@ -293,8 +300,18 @@ async fn client(app: &App, command: ClientCommand) -> CliResult {
             eprintln!("latchkey: client {client_id} deleted");
             Ok(())
         }
-        ClientCommand::RotateSecret { client_id } => {
-            print_json(&manage::clients::rotate_secret(app, &client_id).await?)?;
+        ClientCommand::RotateSecret {
+            client_id,
+            keep_previous,
+            valid_for,
+        } => {
+            // Through the admin API's parser, so both refuse the same values.
+            let body = serde_json::json!({
+                "previous_secret_valid_for": keep_previous,
+                "secret_valid_for": valid_for,
+            });
+            let rotation = parse_secret_rotation(&serde_json::to_vec(&body)?)?;
+            print_json(&manage::clients::rotate_secret(app, &client_id, rotation).await?)?;
             eprintln!("latchkey: save client_secret now; it cannot be shown again");
             Ok(())
         }

@@ -148,7 +148,7 @@ mod tests {
                 .is_none()
         );
 
-        let rotated = clients::rotate_secret(&app, &created.client_id)
+        let rotated = clients::rotate_secret(&app, &created.client_id, Default::default())
             .await
             .unwrap();
         let new_secret = rotated.client_secret.unwrap();
@@ -183,7 +183,7 @@ mod tests {
                 .secret_hash
                 .is_none()
         );
-        let err = clients::rotate_secret(&app, &public.client_id)
+        let err = clients::rotate_secret(&app, &public.client_id, Default::default())
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest);

@@ -42,7 +42,7 @@ mod users;
 mod contract;
 
 pub use audit::{AUDIT_RETENTION, AuditEvent, AuditFilter, AuditStore};
-pub use clients::{ClientRecord, ClientStore};
+pub use clients::{ClientRecord, ClientStore, NewClientSecret, PreviousSecret};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};

@@ -96,6 +96,9 @@ fn client(client_id: &str) -> ClientRecord {
     ClientRecord {
         client_id: client_id.to_owned(),
         secret_hash: Some(hash(&format!("secret-{client_id}"))),
+        secret_created_at: Some(NOW),
+        secret_expires_at: None,
+        previous_secret: None,
         metadata: metadata(client_id),
         issued_at: NOW,
         updated_at: NOW,
