@@ -8,6 +8,7 @@
 //! answer that created it.
 
 pub mod access;
+pub mod apply;
 pub mod clients;
 pub mod events;
 pub mod keys;

@@ -15,6 +15,7 @@
 //! reused or presented by another client. Timestamps are Unix seconds (`i64`); hashes are the
 //! 32-byte output of `crypto::SecretHasher`.
 
+mod apply;
 mod audit;
 mod clients;
 mod codes;
@@ -41,6 +42,7 @@ mod users;
 #[cfg(test)]
 mod contract;
 
+pub use apply::{ApplyStore, Change, STALE_PLAN};
 pub use audit::{AUDIT_RETENTION, AuditEvent, AuditFilter, AuditStore};
 pub use clients::{ClientRecord, ClientStore, NewClientSecret, PreviousSecret};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
@@ -117,6 +119,7 @@ pub trait Store:
     + DeviceStore
     + RegistrationStore
     + AuditStore
+    + ApplyStore
     + Housekeeping
 {
 }
@@ -138,6 +141,7 @@ impl<T> Store for T where
         + DeviceStore
         + RegistrationStore
         + AuditStore
+        + ApplyStore
         + Housekeeping
 {
 }

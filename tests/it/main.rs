@@ -17,6 +17,7 @@ mod helpers;
 
 mod account;
 mod admin;
+mod apply;
 mod audit;
 mod cli;
 mod cluster;

@@ -43,6 +43,7 @@ macro_rules! contract_tests {
     };
 }
 
+mod apply;
 mod audit;
 mod clients;
 mod codes;
