@@ -87,6 +87,7 @@ impl App {
             sealer,
             clock.now(),
             retired_key_publication(&config),
+            crate::keys::Schedule::from_config(&config),
         )
         .await?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
@@ -119,8 +120,9 @@ impl App {
     pub fn spawn_background_tasks(&self) -> BackgroundTasks {
         let watcher = tokio::spawn(crate::upkeep::watch_changes(self.clone()));
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
+        let rotation = tokio::spawn(crate::upkeep::rotate_keys_on_schedule(self.clone()));
         BackgroundTasks {
-            handles: vec![watcher, housekeeping],
+            handles: vec![watcher, housekeeping, rotation],
         }
     }
 }

@@ -29,6 +29,7 @@ mod faults;
 mod form_post;
 mod hostile;
 mod introspection;
+mod key_lifecycle;
 mod lifecycle;
 mod logout;
 mod nodes;

@@ -194,6 +194,7 @@ fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
         private_sealed: hash(&format!("sealed-{kid}")),
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at,
+        activates_at: created_at,
         retired_at: None,
     }
 }
