@@ -20,6 +20,7 @@ use crate::crypto::{Sealer, SecretHasher};
 use crate::keys::{KeyError, Keys};
 use crate::outbound::Outbound;
 use crate::protocol::discovery;
+use crate::replay::UsedOnce;
 use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
 
 pub use crate::upkeep::{CHANGE_POLL_INTERVAL, HOUSEKEEPING_BATCH, HOUSEKEEPING_INTERVAL};
@@ -55,6 +56,8 @@ pub struct App {
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
+    /// Single-use values (client assertion `jti`s), recorded in batches.
+    pub used_once: UsedOnce,
 }
 
 impl App {
@@ -94,7 +97,6 @@ impl App {
         Ok(App {
             hasher: Arc::new(SecretHasher::new(&master_key)),
             config: Arc::new(config),
-            store,
             keys: Arc::new(keys),
             clock,
             passwords,
@@ -103,6 +105,8 @@ impl App {
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
+            used_once: UsedOnce::start(store.clone()),
+            store,
         })
     }
 
