@@ -16,13 +16,16 @@
 #   bash tests/failover/run.sh              # both scenarios
 #   bash tests/failover/run.sh crash        # one of them (crash, switchover)
 #   FAILOVER_KEEP=1 bash tests/failover/run.sh   # keep the temporary directory (logs)
+#   LATCHKEY_BIN=/path/to/latchkey bash tests/failover/run.sh   # another release binary
 #
 # Needs root to install missing packages (patroni etcd-server etcd-client haproxy) with
 # apt-get; Postgres' own server programs come from Debian's `postgresql` package.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="$root/target/release/latchkey"
+# The release binary of this checkout, or LATCHKEY_BIN (for example one built from the same
+# commit in another checkout).
+bin="${LATCHKEY_BIN:-$root/target/release/latchkey}"
 
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(crash switchover)
@@ -51,6 +54,7 @@ fi
 pg_bin="${LATCHKEY_TEST_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)}"
 [ -x "$pg_bin/postgres" ] || die "no Postgres server programs in $pg_bin"
 if [ ! -x "$bin" ]; then
+    [ -z "${LATCHKEY_BIN:-}" ] || die "LATCHKEY_BIN=$LATCHKEY_BIN is not an executable"
     log "building the release binary"
     (cd "$root" && cargo build --release --quiet --bin latchkey)
 fi
@@ -321,7 +325,8 @@ for scenario in "${scenarios[@]}"; do
     write_topology
     log "== scenario $scenario"
     rc=0
-    python3 "$here/driver.py" --topology "$work/topology.json" --scenario "$scenario" \
+    # The driver bounds every request (10 s) and phase; the limit here is a last resort.
+    timeout -k 10 300 python3 "$here/driver.py" --topology "$work/topology.json" --scenario "$scenario" \
         --report "$work/$scenario.json" || rc=$?
     if [ "$rc" -eq 0 ]; then results+=("$scenario: passed"); else results+=("$scenario: FAILED"); failed=1; fi
 done

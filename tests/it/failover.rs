@@ -92,19 +92,30 @@ async fn a_demoted_primary_answers_503_and_the_node_recovers_on_the_new_one() {
         .unwrap()
         .get(0);
     admin
-        .execute(format!("ALTER DATABASE \"{name}\" SET default_transaction_read_only = on").as_str())
+        .execute(
+            format!("ALTER DATABASE \"{name}\" SET default_transaction_read_only = on").as_str(),
+        )
         .await
         .unwrap();
     cut_connections(&mut admin).await;
 
     // Writes answer 503 (with Retry-After), never 500, each tried a few times: the first may
     // meet a cut connection, the later ones a read-only server.
-    let rotate = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let rotate = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
     for attempt in 0..4 {
         let answer = token(&cluster, &client, &rotate).await;
-        assert_unavailable(&format!("refresh on a read-only server, attempt {attempt}"), &answer);
+        assert_unavailable(
+            &format!("refresh on a read-only server, attempt {attempt}"),
+            &answer,
+        );
         let answer = token(&cluster, &client, &code_form(&pending)).await;
-        assert_unavailable(&format!("code on a read-only server, attempt {attempt}"), &answer);
+        assert_unavailable(
+            &format!("code on a read-only server, attempt {attempt}"),
+            &answer,
+        );
     }
     // What needs no write still works: client_credentials (cached client) and the pages'
     // neighbours.
@@ -122,7 +133,13 @@ async fn a_demoted_primary_answers_503_and_the_node_recovers_on_the_new_one() {
     // token is still the current one and the code redeems once.
     let rotated = until_ok(&cluster, &client, "refresh after recovery", &rotate).await;
     assert!(rotated["refresh_token"].is_string(), "{rotated}");
-    let redeemed = until_ok(&cluster, &client, "code after recovery", &code_form(&pending)).await;
+    let redeemed = until_ok(
+        &cluster,
+        &client,
+        "code after recovery",
+        &code_form(&pending),
+    )
+    .await;
     assert!(redeemed["access_token"].is_string(), "{redeemed}");
     let (status, _, body) = token(&cluster, &client, &code_form(&pending)).await;
     assert_eq!(status, 400, "a code redeems once: {body}");
