@@ -304,3 +304,6 @@ macro_rules! impl_interaction_store {
 
 impl_interaction_store!(PgStore, sqlx::Postgres);
 impl_interaction_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests;
