@@ -26,6 +26,7 @@ mod conformance;
 mod connections;
 mod device;
 mod discovery;
+mod failover;
 mod faults;
 mod form_post;
 mod hostile;
