@@ -21,6 +21,7 @@ use crate::keys::{KeyError, Keys};
 use crate::outbound::Outbound;
 use crate::protocol::discovery;
 use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
+use crate::token::dpop::nonce::DpopNonces;
 
 pub use crate::upkeep::{CHANGE_POLL_INTERVAL, HOUSEKEEPING_BATCH, HOUSEKEEPING_INTERVAL};
 
@@ -55,6 +56,8 @@ pub struct App {
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
+    /// DPoP server nonces, the same on every node (a subkey of the master key).
+    pub dpop_nonces: Arc<DpopNonces>,
 }
 
 impl App {
@@ -102,6 +105,7 @@ impl App {
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
+            dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
         })
     }
 

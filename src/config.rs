@@ -82,6 +82,7 @@ struct RawConfig {
     tls_handshake_timeout_ms: Option<u64>,
     max_connections: Option<u32>,
     max_connections_per_ip: Option<u32>,
+    dpop_nonce: Option<String>,
 }
 
 pub use crate::protocol::alg::SigningAlg;
@@ -116,6 +117,15 @@ impl fmt::Debug for MasterKeySource {
             MasterKeySource::File(p) => write!(f, "File({})", p.display()),
         }
     }
+}
+
+/// Whether the token endpoint demands a server nonce in DPoP proofs (RFC 9449 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopNonceMode {
+    /// A proof may carry a nonce (which must then be valid) or none.
+    Optional,
+    /// A proof at the token endpoint without a valid nonce gets `use_dpop_nonce`.
+    Required,
 }
 
 /// Output format of log lines.
@@ -205,6 +215,8 @@ pub struct Config {
     /// initial access token.
     pub open_registration: bool,
     pub connections: ConnectionSettings,
+    /// `LATCHKEY_DPOP_NONCE`: whether DPoP proofs at the token endpoint need a server nonce.
+    pub dpop_nonce: DpopNonceMode,
 }
 
 impl fmt::Debug for Config {
@@ -322,6 +334,7 @@ fn apply_env(
     string!(log_format);
     string!(trusted_proxies);
     string!(registration_trusted_hosts);
+    string!(dpop_nonce);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -596,6 +609,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ttl
         },
         connections,
+        dpop_nonce: match raw.dpop_nonce.as_deref().map(str::trim) {
+            None | Some("optional") => DpopNonceMode::Optional,
+            Some("required") => DpopNonceMode::Required,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "dpop_nonce",
+                    format!("`{other}` is neither `optional` nor `required`"),
+                ));
+            }
+        },
     })
 }
 

@@ -25,6 +25,7 @@ mod conformance;
 mod connections;
 mod device;
 mod discovery;
+mod dpop;
 mod faults;
 mod form_post;
 mod hostile;
