@@ -22,6 +22,7 @@ use crate::outbound::Outbound;
 use crate::protocol::discovery;
 use crate::replay::UsedOnce;
 use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
+use crate::token::dpop::nonce::DpopNonces;
 
 pub use crate::upkeep::{CHANGE_POLL_INTERVAL, HOUSEKEEPING_BATCH, HOUSEKEEPING_INTERVAL};
 
@@ -56,8 +57,10 @@ pub struct App {
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
-    /// Single-use values (client assertion `jti`s), recorded in batches.
+    /// Single-use values (client assertion and DPoP proof `jti`s), recorded in batches.
     pub used_once: UsedOnce,
+    /// DPoP server nonces, the same on every node (a subkey of the master key).
+    pub dpop_nonces: Arc<DpopNonces>,
 }
 
 impl App {
@@ -107,6 +110,7 @@ impl App {
             client_keys: Arc::new(ClientKeyCache::default()),
             used_once: UsedOnce::start(store.clone()),
             store,
+            dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
         })
     }
 

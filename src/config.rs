@@ -84,6 +84,7 @@ struct RawConfig {
     max_connections_per_ip: Option<u32>,
     key_rotation_interval: Option<i64>,
     key_publish_ahead: Option<i64>,
+    dpop_nonce: Option<String>,
 }
 
 pub use crate::protocol::alg::SigningAlg;
@@ -118,6 +119,15 @@ impl fmt::Debug for MasterKeySource {
             MasterKeySource::File(p) => write!(f, "File({})", p.display()),
         }
     }
+}
+
+/// Whether the token endpoint demands a server nonce in DPoP proofs (RFC 9449 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopNonceMode {
+    /// A proof may carry a nonce (which must then be valid) or none.
+    Optional,
+    /// A proof at the token endpoint without a valid nonce gets `use_dpop_nonce`.
+    Required,
 }
 
 /// Output format of log lines.
@@ -212,6 +222,8 @@ pub struct Config {
     /// Seconds a new key is published in JWKS before it signs anything: always below the
     /// interval (capped at half of it), so that there is a time when the key is only `next`.
     pub key_publish_ahead: i64,
+    /// `LATCHKEY_DPOP_NONCE`: whether DPoP proofs at the token endpoint need a server nonce.
+    pub dpop_nonce: DpopNonceMode,
 }
 
 impl fmt::Debug for Config {
@@ -329,6 +341,7 @@ fn apply_env(
     string!(log_format);
     string!(trusted_proxies);
     string!(registration_trusted_hosts);
+    string!(dpop_nonce);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -610,6 +623,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ttl
         },
         connections,
+        dpop_nonce: match raw.dpop_nonce.as_deref().map(str::trim) {
+            None | Some("optional") => DpopNonceMode::Optional,
+            Some("required") => DpopNonceMode::Required,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "dpop_nonce",
+                    format!("`{other}` is neither `optional` nor `required`"),
+                ));
+            }
+        },
     })
 }
 

@@ -51,7 +51,8 @@ ADMIN_TOKEN = "bench-admin-token-" + secrets.token_hex(8)
 NODE_CLIENT_ID, NODE_CLIENT_SECRET = "bench-node", "bench-node-secret-" + secrets.token_hex(16)
 
 # Scenarios in the order they run; which targets have them is decided per target below.
-SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "code_exchange", "refresh",
+SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "client_credentials_dpop",
+             "code_exchange", "refresh",
              "introspection", "userinfo", "discovery", "jwks", "login"]
 STATIC = {"client_credentials", "introspection", "userinfo", "discovery", "jwks"}
 
@@ -455,6 +456,8 @@ class Bench:
             return "client_credentials_pkjwt.lua", t.base, {
                 "BENCH_ASSERTIONS": self.mint_assertions(t, run),
                 "BENCH_BODY": cc_body + "&client_id=" + q(st["pkjwt"]["client_id"])}
+        if scenario == "client_credentials_dpop":
+            return "dpop.lua", t.base, dict(common, BENCH_BODY=cc_body, BENCH_PROOFS=self.mint_proofs(t, run))
         if scenario == "introspection":
             return "static.lua", t.base + "/introspect", dict(
                 common, BENCH_METHOD="POST", BENCH_BODY="token=" + st["access_token"])
@@ -483,6 +486,23 @@ class Bench:
         path = os.path.join(self.work, f"{t.name}-{tag}.tokens")
         with open(path, "w") as f:
             f.write("\n".join(tokens) + "\n")
+        return path
+
+    def mint_proofs(self, t: Target, run: int) -> str:
+        """DPoP proofs for one run, one a line: 1.2 x what the bearer client_credentials
+        scenario did in the same time on this target (DPoP costs more, so that is enough;
+        dpop.lua reports any shortfall), at least 5,000. A proof is good for 60 s after it is
+        minted, so the count is capped to what can be minted and used within that."""
+        bearer = [r["rps"] for r in self.results
+                  if r["target"] == t.name and r["scenario"] == "client_credentials"]
+        rate = max(bearer) if bearer else 20000.0
+        count = int(min(max(1.2 * rate * self.args.duration, 5000), 300000))
+        started = time.monotonic()
+        proofs = lf.dpop_proofs(t.base + "/token", count)
+        path = os.path.join(self.work, f"{t.name}-proofs-{run}")
+        with open(path, "w") as f:
+            f.write("\n".join(proofs) + "\n")
+        log(f"{t.name}: minted {count} DPoP proofs in {time.monotonic() - started:.1f} s")
         return path
 
     def mint_codes(self, t: Target, run: int) -> str:

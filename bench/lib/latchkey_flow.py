@@ -243,3 +243,33 @@ def check(base: str, creds: dict, access_token: str) -> None:
     if status != 200:
         raise HttpError(f"client_credentials: {status} {body[:200]}")
     c.close()
+
+
+def dpop_proofs(htu: str, count: int) -> list[str]:
+    """`count` DPoP proofs (RFC 9449) for POST `htu`, one ES256 key, each with a fresh jti and
+    issued now: a proof is accepted once, and for 60 s. Needs the `cryptography` package (the
+    only scenario that does; Debian: python3-cryptography)."""
+    import secrets
+    import time
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")),
+           "y": b64(numbers.y.to_bytes(32, "big"))}
+    header = b64(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk},
+                            separators=(",", ":")).encode())
+    iat = int(time.time())
+    out = []
+    for _ in range(count):
+        claims = {"jti": secrets.token_urlsafe(12), "htm": "POST", "htu": htu, "iat": iat}
+        signing_input = header + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+        r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        out.append(signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+    return out

@@ -98,6 +98,7 @@ def _ratio(a, b):
 SCENARIO_LABEL = {
     "client_credentials": "client_credentials (ES256 JWT)",
     "client_credentials_pkjwt": "client_credentials, private_key_jwt",
+    "client_credentials_dpop": "client_credentials with a DPoP proof (ES256)",
     "code_exchange": "authorization-code exchange",
     "refresh": "refresh-token rotation",
     "introspection": "introspection",
@@ -195,6 +196,9 @@ def render(bench) -> tuple[str, list[str]]:
     check("client_credentials: Latchkey ÷ node-oidc-provider ≥ 5 (stretch 8)", cc_node, lambda v: v >= 5)
     cc_ceil = _ratio(g(lk, "client_credentials", "rps"), g("ceiling", "client_credentials", "rps"))
     check("client_credentials: Latchkey ÷ ES256 ceiling ≥ 0.5", cc_ceil, lambda v: v >= 0.5)
+    dpop = _ratio(g(lk, "client_credentials_dpop", "rps"), g(lk, "client_credentials", "rps"))
+    check("client_credentials with DPoP ≥ 0.4 × bearer (proof verified, jti spent in the database)",
+          dpop, lambda v: v >= 0.4)
     p99_ratio = _ratio(g(lk, "client_credentials", "p99_ms"), g("node-oidc-provider", "client_credentials", "p99_ms"))
     check("client_credentials: Latchkey p99 ÷ node-oidc-provider p99 ≤ 0.25", p99_ratio, lambda v: v <= 0.25)
     check("client_credentials with private_key_jwt ÷ with client_secret_basic ≥ 0.5",

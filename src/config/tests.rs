@@ -45,6 +45,19 @@ fn defaults_match_the_interface() {
     assert_eq!(c.connections.tls_handshake_timeout, Duration::from_secs(10));
     assert_eq!(c.connections.max_connections, 4096);
     assert_eq!(c.connections.max_connections_per_ip, 256);
+    assert_eq!(c.dpop_nonce, DpopNonceMode::Optional);
+}
+
+#[test]
+fn dpop_nonce_is_optional_or_required() {
+    let c = load(&[("LATCHKEY_DPOP_NONCE", "required")]).unwrap();
+    assert_eq!(c.dpop_nonce, DpopNonceMode::Required);
+    let c = load(&[("LATCHKEY_DPOP_NONCE", "optional")]).unwrap();
+    assert_eq!(c.dpop_nonce, DpopNonceMode::Optional);
+    check_error(
+        &[("LATCHKEY_DPOP_NONCE", "sometimes")],
+        "LATCHKEY_DPOP_NONCE",
+    );
 }
 
 #[test]

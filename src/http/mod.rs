@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client_ip;
 pub mod cookies;
 mod documents;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -82,7 +83,9 @@ pub fn router(app: App) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, dpop::DPOP])
+        // A browser client reads the DPoP nonce and the resource's challenge (RFC 9449 §8).
+        .expose_headers([dpop::DPOP_NONCE, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
     // Everything that writes to the database runs to completion even when the client hangs
     // up: axum drops a handler's future on disconnect, and a write dropped half-way (an open

@@ -35,6 +35,17 @@ pub struct AccessTokenClaims {
     /// token inactive. Absent for client_credentials tokens.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub grant_id: Option<String>,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to; it must be presented with a
+    /// proof signed by that key.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim (RFC 7800) of a DPoP-bound token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the client's proof key.
+    pub jkt: String,
 }
 
 /// OpenID Connect Core §2 claims of an ID token.

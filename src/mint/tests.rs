@@ -26,6 +26,9 @@ fn claims(exp: i64) -> AccessTokenClaims {
         acr: None,
         sid: None,
         grant_id: Some("g".into()),
+        cnf: Some(Confirmation {
+            jkt: "thumbprint".into(),
+        }),
     }
 }
 

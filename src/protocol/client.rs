@@ -115,6 +115,8 @@ pub struct ClientRegistration {
     pub require_signed_request_object: Option<bool>,
     /// Every authorization request must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -157,6 +159,9 @@ pub struct ClientMetadata {
     pub require_signed_request_object: bool,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// Clients stored before this field existed read as `false`.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientMetadata {
@@ -358,6 +363,7 @@ impl ClientRegistration {
             require_pushed_authorization_requests: self
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens.unwrap_or(false),
         })
     }
 }

@@ -5,6 +5,10 @@ use serde::Serialize;
 
 use super::client::CLIENT_SIGNING_ALGS;
 
+/// The algorithms DPoP proofs may be signed with (RFC 9449 §5.1): asymmetric only, since the
+/// proof carries its key.
+pub const DPOP_SIGNING_ALGS: [&str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+
 /// Paths of the protocol endpoints and pages, relative to the issuer. The router uses the
 /// same constants.
 pub mod paths {
@@ -113,6 +117,8 @@ pub struct Metadata {
     pub request_uri_parameter_supported: bool,
     pub request_object_signing_alg_values_supported: Vec<&'static str>,
     pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 §5.1.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
 }
 
 /// What the configuration switches on, as far as discovery tells (`Config::features`).
@@ -185,6 +191,7 @@ impl Metadata {
             request_uri_parameter_supported: false,
             request_object_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
             authorization_response_iss_parameter_supported: true,
+            dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS.to_vec(),
         }
     }
 }

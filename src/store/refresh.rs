@@ -34,9 +34,15 @@ pub struct RefreshTokenRecord {
     pub idle_expires_at: i64,
     /// When the family dies whatever happens (absolute lifetime).
     pub expires_at: i64,
+    /// The thumbprint of the DPoP key the family is bound to (RFC 9449 §5): every refresh
+    /// must come with a proof of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The result of presenting a refresh token (`RefreshTokenStore::rotate_refresh_token`).
+// One value per refresh request, returned and matched at once: boxing the record would cost
+// an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rotation {
     /// The presented token was current: it is now rotated out and its successor stored. The
@@ -53,6 +59,10 @@ pub enum Rotation {
     /// The scope asked for is not within the scope granted: nothing changed, and the token
     /// stays usable.
     ScopeTooWide,
+    /// The family is bound to a DPoP key and the request proved possession of no key, or of
+    /// another: nothing changed (the token is useless without its key, so whoever presents
+    /// it cannot use it, nor end the family for its owner).
+    KeyMismatch,
     /// Unknown, expired, or its family is gone: nothing changed.
     Invalid,
 }
@@ -77,8 +87,11 @@ pub struct RotationRequest<'a> {
     /// The client presenting it.
     pub client_id: &'a str,
     pub scope: RefreshScope<'a>,
+    /// The thumbprint of the DPoP key the request proved possession of, if any.
+    pub dpop_jkt: Option<&'a str>,
     /// The hash of the token that replaces it; the successor copies the family (grant,
-    /// client, user, scope, sid, auth_time, amr, resource and absolute expiry) from it.
+    /// client, user, scope, sid, auth_time, amr, resource, absolute expiry and DPoP key)
+    /// from it.
     pub new_token_hash: &'a [u8],
     /// When the presented token is rotated out and its successor created.
     pub now: i64,
@@ -92,11 +105,11 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Presents a refresh token, in one operation (one statement on Postgres, one
     /// transaction on SQLite). In this order: a token rotated before, or of a revoked family,
     /// is `Reused`; unknown, expired or of a missing family, `Invalid`; another client's,
-    /// `OtherClient`; asking for a scope not granted, `ScopeTooWide`; of a disabled or deleted
-    /// user, `UserInactive`; else `Rotated`, with its successor stored. `Reused`,
-    /// `OtherClient` and `UserInactive` have revoked the family (grant revoked, its refresh
-    /// tokens deleted) by the time they are returned; `ScopeTooWide` and `Invalid` changed
-    /// nothing. Of racing calls with one token (on any number of nodes) exactly one gets
+    /// `OtherClient`; bound to a DPoP key other than the one proven, `KeyMismatch`; asking for
+    /// a scope not granted, `ScopeTooWide`; of a disabled or deleted user, `UserInactive`;
+    /// else `Rotated`, with its successor stored. `Reused`, `OtherClient` and `UserInactive`
+    /// have revoked the family (grant revoked, its refresh tokens deleted) by the time they
+    /// are returned; `KeyMismatch`, `ScopeTooWide` and `Invalid` changed nothing. Of racing calls with one token (on any number of nodes) exactly one gets
     /// `Rotated`; the rest get `Reused`, so the family is revoked after the race.
     async fn rotate_refresh_token(&self, request: &RotationRequest<'_>) -> StoreResult<Rotation>;
     /// The current (not rotated) token, when it and its family are live.
@@ -110,14 +123,14 @@ pub trait RefreshTokenStore: Send + Sync {
 macro_rules! refresh_columns {
     () => {
         "token_hash, grant_id, client_id, user_sub, scope, sid, auth_time, amr, resource, \
-         created_at, idle_expires_at, expires_at"
+         created_at, idle_expires_at, expires_at, dpop_jkt"
     };
 }
 
 const INSERT_REFRESH_TOKEN: &str = concat!(
     "INSERT INTO refresh_token (",
     refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 );
 const GET_REFRESH_TOKEN: &str = concat!(
     "SELECT ",
@@ -128,19 +141,22 @@ const GET_REFRESH_TOKEN: &str = concat!(
 );
 
 /// What a presented token `$1` means for client `$3` at `$2`, asking for the scope tokens in
-/// the JSON array `$4` (NULL: the scope granted; `$5` true: a malformed scope), in the order
-/// `rotate_refresh_token` documents. `$within` is the dialect's test that every token of `$4`
+/// the JSON array `$4` (NULL: the scope granted; `$5` true: a malformed scope), with a proof
+/// of the DPoP key of thumbprint `$8` (NULL: none), in the order `rotate_refresh_token`
+/// documents. `$within` is the dialect's test that every token of `$4`
 /// is one of the space-separated `rt.scope`. The one definition of reuse both dialects use.
 macro_rules! refresh_verdict {
     ($within:literal) => {
         concat!(
             "SELECT rt.token_hash, rt.grant_id, rt.client_id, rt.user_sub, rt.scope, rt.sid, \
              rt.auth_time, rt.amr, rt.resource, rt.created_at, rt.idle_expires_at, \
-             rt.expires_at, CASE \
+             rt.expires_at, rt.dpop_jkt, CASE \
              WHEN rt.rotated_at IS NOT NULL OR g.revoked_at IS NOT NULL THEN 'reused' \
              WHEN g.grant_id IS NULL OR rt.idle_expires_at <= $2 OR rt.expires_at <= $2 \
              THEN 'invalid' \
              WHEN rt.client_id <> $3 THEN 'other_client' \
+             WHEN rt.dpop_jkt IS NOT NULL AND (CAST($8 AS TEXT) IS NULL \
+             OR rt.dpop_jkt <> CAST($8 AS TEXT)) THEN 'key_mismatch' \
              WHEN $5 OR ($4 IS NOT NULL AND NOT ",
             $within,
             ") THEN 'scope_too_wide' WHEN NOT ",
@@ -184,13 +200,13 @@ const ROTATE_REFRESH_TOKEN: &str = concat!(
      successor AS (INSERT INTO refresh_token (",
     refresh_columns!(),
     ") SELECT $6, grant_id, client_id, user_sub, scope, sid, auth_time, amr, resource, $2, \
-     CASE WHEN $2 + $7 < expires_at THEN $2 + $7 ELSE expires_at END, expires_at \
+     CASE WHEN $2 + $7 < expires_at THEN $2 + $7 ELSE expires_at END, expires_at, dpop_jkt \
      FROM outcome WHERE outcome = 'rotate'), \
      families AS (SELECT grant_id FROM outcome \
      WHERE outcome IN ('reused', 'other_client', 'user_inactive')), ",
     revoke_families!("families", "$2"),
     " SELECT token_hash, grant_id, client_id, user_sub, scope, sid, auth_time, amr, resource, \
-     created_at, idle_expires_at, expires_at, outcome AS verdict FROM outcome"
+     created_at, idle_expires_at, expires_at, dpop_jkt, outcome AS verdict FROM outcome"
 );
 
 /// The requested scope tokens as a JSON array (`$4` of `refresh_verdict!`), and whether the
@@ -206,7 +222,7 @@ fn scope_arguments(scope: RefreshScope<'_>) -> StoreResult<(Option<String>, bool
     })
 }
 
-/// Binds a token's twelve columns, in `refresh_columns!` order.
+/// Binds a token's thirteen columns, in `refresh_columns!` order.
 fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
     query
         .arg(&token.token_hash)
@@ -221,6 +237,7 @@ fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
         .arg(token.created_at)
         .arg(token.idle_expires_at)
         .arg(token.expires_at)
+        .arg(token.dpop_jkt.as_deref())
 }
 
 /// A `refresh_verdict!` (or `ROTATE_REFRESH_TOKEN`) row: the token and what it means.
@@ -242,6 +259,7 @@ fn refresh_from_row(row: &impl SqlRow) -> StoreResult<RefreshTokenRecord> {
         created_at: row.col("created_at")?,
         idle_expires_at: row.col("idle_expires_at")?,
         expires_at: row.col("expires_at")?,
+        dpop_jkt: row.col("dpop_jkt")?,
     })
 }
 
@@ -274,6 +292,7 @@ macro_rules! impl_refresh_token_store {
                             .bind(malformed)
                             .bind(request.new_token_hash)
                             .bind(request.idle_ttl)
+                            .bind(request.dpop_jkt)
                             .fetch_optional(&self.pool)
                             .await
                             .map_err(db_err)?;
@@ -289,6 +308,10 @@ macro_rules! impl_refresh_token_store {
                             .bind(request.client_id)
                             .bind(scope)
                             .bind(malformed)
+                            // $6 and $7 are Postgres's alone; SQLite numbers them all the same.
+                            .bind(request.new_token_hash)
+                            .bind(request.idle_ttl)
+                            .bind(request.dpop_jkt)
                             .fetch_optional(&mut *tx)
                             .await
                             .map_err(db_err)?;
@@ -305,6 +328,7 @@ macro_rules! impl_refresh_token_store {
                     "other_client" => Rotation::OtherClient { grant_id },
                     "user_inactive" => Rotation::UserInactive { grant_id },
                     "scope_too_wide" => Rotation::ScopeTooWide,
+                    "key_mismatch" => Rotation::KeyMismatch,
                     _ => Rotation::Invalid,
                 };
                 let Some(mut tx) = tx else {
@@ -335,7 +359,7 @@ macro_rules! impl_refresh_token_store {
                     | Rotation::UserInactive { grant_id } => {
                         Self::revoke_family(&mut tx, grant_id, now).await?;
                     }
-                    Rotation::ScopeTooWide | Rotation::Invalid => {}
+                    Rotation::ScopeTooWide | Rotation::KeyMismatch | Rotation::Invalid => {}
                 }
                 sql::commit(tx).await?;
                 Ok(outcome)

@@ -3,6 +3,7 @@
 //! same way for every grant.
 
 pub mod access;
+pub mod dpop;
 pub mod grants;
 pub mod introspection;
 pub mod revocation;
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::client_auth;
-use crate::mint::{self, AccessTokenClaims, IdTokenClaims};
+use crate::config::DpopNonceMode;
+use crate::mint::{self, AccessTokenClaims, Confirmation, IdTokenClaims};
 use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
 use crate::protocol::form::Params;
@@ -70,6 +72,9 @@ pub struct UserContext {
 }
 
 /// What to do about refresh tokens.
+// One value per token request, moved into `issue` at once: boxing the record would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RefreshPlan {
     None,
@@ -91,12 +96,13 @@ pub struct GrantOutcome {
     pub refresh: RefreshPlan,
 }
 
-/// Handles one token request end to end.
+/// Handles one token request end to end. `dpop` is the request's `DPoP` header (RFC 9449).
 pub async fn token_request(
     app: &App,
     authorization: Option<&str>,
     params: &Params,
     ip: Option<std::net::IpAddr>,
+    dpop: Option<&str>,
 ) -> Result<TokenResponse, TokenEndpointError> {
     let client = client_auth::authenticate(app, authorization, params, ip, paths::TOKEN).await?;
     let grant_type = GrantType::parse(params.get("grant_type"), app.config.enable_password_grant)?;
@@ -107,18 +113,48 @@ pub async fn token_request(
         )
         .into());
     }
+    // Before the grant: a refused proof must not cost the client its code or refresh token.
+    let proof = token_endpoint_proof(app, &client, dpop).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let outcome = match grant_type {
         GrantType::AuthorizationCode => {
             grants::authorization_code::validate(app, client, params).await?
         }
-        GrantType::RefreshToken => grants::refresh_token::validate(app, client, params).await?,
+        GrantType::RefreshToken => {
+            grants::refresh_token::validate(app, client, params, jkt).await?
+        }
         GrantType::ClientCredentials => grants::client_credentials::validate(app, client, params)?,
         GrantType::Password => grants::password::validate(app, client, params, ip).await?,
         GrantType::DeviceCode => grants::device_code::validate(app, client, params).await?,
     };
-    let response = issue(app, outcome).await?;
+    let response = issue(app, outcome, jkt).await?;
     crate::telemetry::token_issued(grant_type.as_str());
     Ok(response)
+}
+
+/// The DPoP proof of a token request (RFC 9449 §5), checked when sent and demanded when the
+/// client registered `dpop_bound_access_tokens`.
+async fn token_endpoint_proof(
+    app: &App,
+    client: &ClientRecord,
+    dpop: Option<&str>,
+) -> Result<Option<dpop::Proof>, OAuthError> {
+    let Some(proof) = dpop else {
+        if client.metadata.dpop_bound_access_tokens {
+            return Err(dpop::invalid(
+                "this client must send a DPoP proof with every token request",
+            ));
+        }
+        return Ok(None);
+    };
+    let url = format!("{}{}", app.config.issuer, paths::TOKEN);
+    let expected = dpop::Expected {
+        method: "POST",
+        url: &url,
+        access_token: None,
+        nonce_required: app.config.dpop_nonce == DpopNonceMode::Required,
+    };
+    Ok(Some(dpop::check(app, proof, &expected).await?))
 }
 
 /// Whether a grant with this client and scope gets a refresh token (interface.md: the client
@@ -145,8 +181,16 @@ pub fn audience(client: &ClientRecord, resource: Option<&str>) -> Result<String,
     }
 }
 
-/// Builds and signs the tokens of an outcome, storing a new refresh token when planned.
-pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OAuthError> {
+/// Builds and signs the tokens of an outcome, storing a new refresh token when planned. With
+/// `dpop_jkt` (the request proved possession of that key) the access token is bound to the key
+/// (`cnf.jkt`, `token_type` DPoP), and so is a new refresh family of a public client; a
+/// confidential client's refresh tokens stay unbound, its authentication protects them
+/// (RFC 9449 §5).
+pub async fn issue(
+    app: &App,
+    outcome: GrantOutcome,
+    dpop_jkt: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     let now = app.now();
     let keys = app.keys.current();
     let config = &app.config;
@@ -165,6 +209,9 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
         acr: None,
         sid: outcome.user.as_ref().map(|u| u.sid.clone()),
         grant_id: outcome.grant_id.clone(),
+        cnf: dpop_jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        }),
     };
     let access_token = mint::access_token(&keys, config.access_token_alg, &access_claims)?;
 
@@ -201,6 +248,9 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
         RefreshPlan::Start(mut record) => {
             let token = crate::crypto::random_secret();
             record.token_hash = app.hasher.hash(&token);
+            if outcome.client.metadata.is_public() {
+                record.dpop_jkt = dpop_jkt.map(str::to_owned);
+            }
             app.store.insert_refresh_token(&record).await?;
             Some(token)
         }
@@ -208,7 +258,7 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
 
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: config.access_token_ttl,
         scope,
         refresh_token,

@@ -27,6 +27,7 @@ mod connections;
 mod device;
 mod discovery;
 mod failover;
+mod dpop;
 mod faults;
 mod form_post;
 mod hostile;

@@ -90,6 +90,7 @@ fn metadata(name: &str) -> ClientMetadata {
         request_object_signing_alg: None,
         require_signed_request_object: false,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
     }
 }
 
@@ -188,6 +189,7 @@ fn refresh(tag: &str, grant_id: &str, client_id: &str, user_sub: &str) -> Refres
         created_at: NOW,
         idle_expires_at: NOW + 3_600,
         expires_at: NOW + 86_400,
+        dpop_jkt: None,
     }
 }
 

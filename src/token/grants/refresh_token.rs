@@ -1,6 +1,7 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 //! (RFC 9700 §4.14.2): every use returns a new refresh token and kills the old one; a
-//! rotated-out token presented again revokes its whole family.
+//! rotated-out token presented again revokes its whole family. A family bound to a DPoP key
+//! (a public client's, RFC 9449 §5) rotates only with a proof of that key.
 
 use std::sync::Arc;
 
@@ -12,10 +13,12 @@ use crate::protocol::{OAuthError, Scope};
 use crate::store::{ClientRecord, RefreshScope, Rotation, RotationRequest};
 use crate::token::{GrantOutcome, RefreshPlan, UserContext, audience};
 
+/// `dpop_jkt`: the thumbprint of the key the request's DPoP proof was signed with, if any.
 pub async fn validate(
     app: &App,
     client: Arc<ClientRecord>,
     params: &Params,
+    dpop_jkt: Option<&str>,
 ) -> Result<GrantOutcome, OAuthError> {
     let presented = params
         .get("refresh_token")
@@ -48,6 +51,7 @@ pub async fn validate(
             token_hash: &app.hasher.hash(presented),
             client_id: &client.client_id,
             scope: scope_asked,
+            dpop_jkt,
             new_token_hash: &new_token_hash,
             now,
             idle_ttl: app.config.refresh_token_idle_ttl,
@@ -74,6 +78,11 @@ pub async fn validate(
             requested?;
             return Err(OAuthError::invalid_scope(
                 "a refresh may narrow the scope, never widen it",
+            ));
+        }
+        Rotation::KeyMismatch => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is bound to a DPoP key; send a proof signed with that key",
             ));
         }
         Rotation::Invalid => {
