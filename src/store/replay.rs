@@ -137,12 +137,21 @@ impl super::postgres::PgStore {
 }
 
 impl super::sqlite::SqliteStore {
-    /// SQLite has one writer at a time anyway: one statement per key.
+    /// SQLite: one statement per key, all in one transaction (one commit for the batch).
     async fn use_each_sqlite(&self, uses: &[(String, i64)], now: i64) -> StoreResult<Vec<bool>> {
+        let mut tx = self.pool.begin().await.map_err(super::sql::db_err)?;
         let mut won = Vec::with_capacity(uses.len());
         for (key, expires_at) in uses {
-            won.push(self.use_once(key, *expires_at, now).await?);
+            let done = ::sqlx::query(USE_ONCE_SQLITE)
+                .bind(key)
+                .bind(*expires_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(super::sql::db_err)?;
+            won.push(done.rows_affected() == 1);
         }
+        tx.commit().await.map_err(super::sql::db_err)?;
         Ok(won)
     }
 }
