@@ -4,8 +4,8 @@
 //! `sqlite::SqliteStore`): `clients`, `users`, `sessions`, `interactions`, `codes`, `grants`,
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
-//! device authorization), `registrations` (RFC 7591 dynamic registration). What
-//! they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
+//! device authorization), `registrations` (RFC 7591 dynamic registration), `passkeys`
+//! (WebAuthn credentials). What they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -24,6 +24,7 @@ mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod passkeys;
 pub mod postgres;
 mod pushed;
 mod refresh;
@@ -50,6 +51,7 @@ pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use passkeys::{MAX_PASSKEYS_PER_USER, PasskeyRecord, PasskeyStore, PasskeyUse, PasskeyUsed};
 pub use pushed::{PushedRequest, PushedRequestStore};
 pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
 pub use registrations::RegistrationStore;
@@ -116,6 +118,7 @@ pub trait Store:
     + PushedRequestStore
     + DeviceStore
     + RegistrationStore
+    + PasskeyStore
     + AuditStore
     + Housekeeping
 {
@@ -137,6 +140,7 @@ impl<T> Store for T where
         + PushedRequestStore
         + DeviceStore
         + RegistrationStore
+        + PasskeyStore
         + AuditStore
         + Housekeeping
 {

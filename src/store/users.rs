@@ -117,6 +117,7 @@ const USER_DELETION: OwnerDeletion = OwnerDeletion {
         "DELETE FROM auth_code WHERE user_sub = $1",
         "DELETE FROM refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
+        super::passkeys::DELETE_PASSKEYS_OF_USER,
     ],
     version: None,
 };

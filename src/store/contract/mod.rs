@@ -52,6 +52,7 @@ mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod passkeys;
 mod pushed;
 mod refresh;
 mod registrations;
