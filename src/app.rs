@@ -35,6 +35,8 @@ pub enum StartupError {
     Keys(#[from] KeyError),
     #[error("outbound requests: {0}")]
     Outbound(String),
+    #[error("LATCHKEY_ISSUER: {0}")]
+    Passkeys(String),
 }
 
 /// Everything a request handler may use.
@@ -55,6 +57,9 @@ pub struct App {
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
+    /// The WebAuthn relying party (passkeys) and the sealer of its ceremonies; `None` when
+    /// the issuer's host is an IP address, which cannot be a relying-party id.
+    pub passkeys: crate::accounts::factors::passkey::Shared,
 }
 
 impl App {
@@ -86,6 +91,11 @@ impl App {
             retired_key_publication(&config),
         )
         .await?;
+        let passkeys = crate::accounts::factors::passkey::RelyingParty::for_issuer(
+            &config.issuer,
+            &master_key,
+        )
+        .map_err(|e| StartupError::Passkeys(e.to_string()))?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -102,6 +112,7 @@ impl App {
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
+            passkeys: passkeys.map(Arc::new),
         })
     }
 

@@ -36,6 +36,9 @@ pub enum Kind {
     Logout,
     DeviceApproved,
     InitialAccessTokenCreated,
+    PasskeyRegistered,
+    PasskeyRemoved,
+    PasskeyCloneSuspected,
 }
 
 impl Kind {
@@ -64,6 +67,9 @@ impl Kind {
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
             Kind::InitialAccessTokenCreated => "initial_access_token_created",
+            Kind::PasskeyRegistered => "passkey_registered",
+            Kind::PasskeyRemoved => "passkey_removed",
+            Kind::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 }

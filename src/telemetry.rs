@@ -16,6 +16,13 @@ pub fn reuse_detected(kind: &'static str) {
     metrics::counter!("latchkey_reuse_detections_total", "kind" => kind).increment(1);
 }
 
+/// A passkey `event` happened: `registered`, `used`, `failed`, `removed` or
+/// `clone_suspected` (metrics per factor kind; the other factors have their own `kind`).
+pub fn passkey(event: &'static str) {
+    metrics::counter!("latchkey_factor_events_total", "kind" => "passkey", "event" => event)
+        .increment(1);
+}
+
 /// A new connection was refused because `cap` (`total` or `per_address`) was reached.
 pub fn connection_refused(cap: &'static str) {
     metrics::counter!("latchkey_connections_refused_total", "cap" => cap).increment(1);

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod consent;
+pub mod factors;
 pub mod login;
 pub mod password;
 pub mod password_change;

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod ui;
+pub mod webauthn;
 
 use std::time::Duration;
 
@@ -112,6 +113,17 @@ pub fn router(app: App) -> Router {
         .route(paths::ACCOUNT, get(ui::account::show))
         .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
         .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))
+        .route(
+            paths::ACCOUNT_PASSKEYS_REMOVE,
+            post(ui::account::remove_passkey),
+        )
+        .route(
+            paths::WEBAUTHN_REGISTER_OPTIONS,
+            post(webauthn::register_options),
+        )
+        .route(paths::WEBAUTHN_REGISTER, post(webauthn::register))
+        .route(paths::WEBAUTHN_LOGIN_OPTIONS, post(webauthn::login_options))
+        .route(paths::WEBAUTHN_LOGIN, post(webauthn::login))
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
     let request_id = HeaderName::from_static(REQUEST_ID);
@@ -124,6 +136,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/static/latchkey.css", get(stylesheet))
         .route("/static/form_post.js", get(form_post_script))
+        .route("/static/passkeys.js", get(passkeys_script))
         .route("/metrics", get(metrics::render))
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(metrics::track))
@@ -266,6 +279,16 @@ async fn form_post_script() -> impl axum::response::IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/form_post.js"),
+    )
+}
+
+async fn passkeys_script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/passkeys.js"),
     )
 }
 

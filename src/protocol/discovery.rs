@@ -25,6 +25,11 @@ pub mod paths {
     pub const ACCOUNT: &str = "/account";
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_CONSENTS: &str = "/account/consents";
+    pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
+    pub const WEBAUTHN_REGISTER_OPTIONS: &str = "/webauthn/register/options";
+    pub const WEBAUTHN_REGISTER: &str = "/webauthn/register";
+    pub const WEBAUTHN_LOGIN_OPTIONS: &str = "/webauthn/login/options";
+    pub const WEBAUTHN_LOGIN: &str = "/webauthn/login";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 }

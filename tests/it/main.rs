@@ -33,6 +33,7 @@ mod lifecycle;
 mod logout;
 mod nodes;
 mod par_jar;
+mod passkeys;
 mod private_key_jwt;
 mod races;
 mod refusals;

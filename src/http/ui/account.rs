@@ -14,6 +14,7 @@ use super::{
     error_page, expired_page, html, with_retry_after,
 };
 use crate::accounts::account;
+use crate::accounts::factors::passkey;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
 use crate::accounts::session::{self, Session};
@@ -25,12 +26,21 @@ use crate::protocol::{OAuthError, Scope};
 
 use crate::protocol::discovery::paths::{ACCOUNT as PATH, ACCOUNT_LOGIN as LOGIN_PATH};
 const LOGIN_PURPOSE: &str = "account-login";
-const PURPOSE: &str = "account";
+/// The CSRF purpose of the account page's forms and its passkey script.
+pub const PURPOSE: &str = "account";
 
 pub struct AppLine {
     pub client_id: String,
     pub name: String,
     pub scopes: Vec<ScopeLine>,
+}
+
+/// A passkey as the account page lists it.
+pub struct PasskeyLine {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
 }
 
 #[derive(Template)]
@@ -40,6 +50,23 @@ struct AccountPage<'a> {
     username: &'a str,
     csrf_token: &'a str,
     apps: Vec<AppLine>,
+    passkeys_enabled: bool,
+    passkeys: Vec<PasskeyLine>,
+}
+
+/// A Unix time as the account page shows it: `2026-12-05 20:41 UTC`.
+fn when(unix: i64) -> String {
+    match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => String::new(),
+    }
 }
 
 async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
@@ -77,6 +104,7 @@ fn login_form(
             csrf_token: &csrf,
             username,
             error,
+            passkeys: false,
         },
     );
     (jar, page).into_response()
@@ -109,6 +137,18 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             name: granted.name,
         })
         .collect();
+    let passkeys = match passkey::list(&app, &session.user_sub).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|p| PasskeyLine {
+                id: p.passkey_id,
+                name: p.name,
+                created: when(p.created_at),
+                last_used: p.last_used_at.map(when),
+            })
+            .collect(),
+        Err(e) => return error_page(t, &e.into()),
+    };
     let csrf = csrf_token(&app, PURPOSE, "", "", &session.sid);
     html(
         StatusCode::OK,
@@ -117,6 +157,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             username: &overview.username,
             csrf_token: &csrf,
             apps,
+            passkeys_enabled: app.passkeys.is_some(),
+            passkeys,
         },
     )
 }
@@ -197,5 +239,35 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
     match account::withdraw(&app, &session, client_id, ip).await {
         Ok(()) => Redirect::to(PATH).into_response(),
         Err(e) => error_page(t, &e),
+    }
+}
+
+/// `POST /account/passkeys/remove`: remove one of the user's passkeys (a plain form, so it
+/// works without scripts).
+pub async fn remove_passkey(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    form: PageForm,
+) -> Response {
+    let t = &text::EN;
+    let PageForm { params, jar } = form;
+    let session = match current_session(&app, &jar).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e),
+    };
+    if !csrf_matches(
+        &csrf_token(&app, PURPOSE, "", "", &session.sid),
+        params.get("csrf_token"),
+    ) {
+        return expired_page(t);
+    }
+    let Some(passkey_id) = params.get("passkey_id") else {
+        return error_page(t, &OAuthError::invalid_request("passkey_id is required"));
+    };
+    match passkey::remove(&app, &session.user_sub, passkey_id, ip).await {
+        Ok(true) => Redirect::to(PATH).into_response(),
+        Ok(false) => error_page(t, &OAuthError::invalid_request("no such passkey")),
+        Err(e) => error_page(t, &e.into()),
     }
 }

@@ -47,6 +47,9 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// Offer "Sign in with a passkey" (an authorization request's login, on a server with
+    /// passkeys).
+    pub passkeys: bool,
 }
 
 pub struct ScopeLine {

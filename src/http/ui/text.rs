@@ -54,6 +54,20 @@ pub struct Text {
     pub scope_phone: &'static str,
     pub scope_offline_access: &'static str,
     pub scope_other: &'static str,
+    pub passkey_or: &'static str,
+    pub passkey_sign_in: &'static str,
+    pub passkey_failed: &'static str,
+    pub passkeys_title: &'static str,
+    pub passkeys_none: &'static str,
+    pub passkey_created: &'static str,
+    pub passkey_last_used: &'static str,
+    pub passkey_never_used: &'static str,
+    pub passkey_remove: &'static str,
+    pub passkey_name: &'static str,
+    pub passkey_add: &'static str,
+    pub passkey_added: &'static str,
+    pub passkey_add_failed: &'static str,
+    pub passkey_needs_script: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -108,6 +122,20 @@ pub const EN: Text = Text {
     scope_phone: "your phone number",
     scope_offline_access: "stay signed in: access when you are not present",
     scope_other: "access to",
+    passkey_or: "or",
+    passkey_sign_in: "Sign in with a passkey",
+    passkey_failed: "The passkey sign-in did not work. Try again, or use your password.",
+    passkeys_title: "Passkeys",
+    passkeys_none: "You have no passkeys yet.",
+    passkey_created: "Added",
+    passkey_last_used: "Last used",
+    passkey_never_used: "never",
+    passkey_remove: "Remove",
+    passkey_name: "Name of the new passkey",
+    passkey_add: "Add a passkey",
+    passkey_added: "The passkey was added.",
+    passkey_add_failed: "The passkey could not be added.",
+    passkey_needs_script: "Adding a passkey needs JavaScript and a browser that supports passkeys.",
 };
 
 pub const DE: Text = Text {
@@ -162,6 +190,20 @@ pub const DE: Text = Text {
     scope_phone: "Ihre Telefonnummer",
     scope_offline_access: "angemeldet bleiben: Zugriff, auch wenn Sie nicht anwesend sind",
     scope_other: "Zugriff auf",
+    passkey_or: "oder",
+    passkey_sign_in: "Mit einem Passkey anmelden",
+    passkey_failed: "Die Anmeldung mit dem Passkey hat nicht geklappt. Versuchen Sie es erneut oder verwenden Sie Ihr Passwort.",
+    passkeys_title: "Passkeys",
+    passkeys_none: "Sie haben noch keine Passkeys.",
+    passkey_created: "Hinzugefügt",
+    passkey_last_used: "Zuletzt verwendet",
+    passkey_never_used: "nie",
+    passkey_remove: "Entfernen",
+    passkey_name: "Name des neuen Passkeys",
+    passkey_add: "Passkey hinzufügen",
+    passkey_added: "Der Passkey wurde hinzugefügt.",
+    passkey_add_failed: "Der Passkey konnte nicht hinzugefügt werden.",
+    passkey_needs_script: "Zum Hinzufügen eines Passkeys werden JavaScript und ein Browser mit Passkey-Unterstützung benötigt.",
 };
 
 /// The first supported language of a space-separated `ui_locales` list (matching on the

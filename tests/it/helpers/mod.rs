@@ -9,6 +9,7 @@
 
 mod admin;
 mod app;
+mod authenticator;
 mod browser;
 pub mod cluster;
 mod keys;
@@ -18,6 +19,7 @@ mod tokens;
 
 pub use admin::*;
 pub use app::*;
+pub use authenticator::*;
 pub use browser::*;
 pub use keys::*;
 pub use parse::*;
