@@ -38,9 +38,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Content-Security-Policy for every response: scripts and styles only from our own files
-/// under `/static` (never inline, never `eval`), no framing (the consent button cannot be
+/// under `/static` (never inline, never `eval`), requests from scripts only to our own
+/// origin (the passkey script's JSON endpoints), no framing (the consent button cannot be
 /// clickjacked).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
 /// The header that carries a request's id, in and out.
 const REQUEST_ID: &str = "x-request-id";

@@ -17,7 +17,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="$root/target/release/latchkey"
+# INTEROP_BIN runs another build (a debug binary while developing).
+bin="${INTEROP_BIN:-$root/target/release/latchkey}"
 artifacts="$here/artifacts"
 admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 

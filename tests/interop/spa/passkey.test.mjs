@@ -30,7 +30,7 @@ const screenshots = process.env.INTEROP_SCREENSHOTS;
 const user = { username: env('INTEROP_USERNAME'), password: env('INTEROP_PASSWORD'), name: env('INTEROP_USER_NAME') };
 const TIMEOUT = 15_000;
 
-let server, browserDir, first, second;
+let server, first, second, third;
 const problems = [];
 const offHost = [];
 
@@ -88,7 +88,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const b of [first, second]) {
+  for (const b of [first, second, third]) {
     await b?.context.close().catch(() => {});
     if (b) await rm(b.dir, { recursive: true, force: true });
   }
@@ -130,6 +130,14 @@ test('a fresh browser signs in to the app with the passkey alone', async () => {
   // The same credential on this browser's authenticator (its private key, user handle and
   // counter): a second device of Ada's would hold it the same way.
   await cdp.send('WebAuthn.addCredential', { authenticatorId, credential: first.credential });
+  // The virtual authenticator answers a conditional request at once (no autofill to pick
+  // from), which would sign in before the button is used: this browser has no conditional
+  // mediation, so the button is what signs in. (The last test covers conditional mediation.)
+  await second.context.addInitScript(() => {
+    if (window.PublicKeyCredential) {
+      Object.defineProperty(PublicKeyCredential, 'isConditionalMediationAvailable', { value: undefined });
+    }
+  });
   await page.goto(`${spa}/index.html`);
   await page.locator('#status', { hasText: 'signed out' }).waitFor();
   await page.locator('button#login').click();
@@ -169,6 +177,24 @@ test('the login page in German offers the passkey too', async () => {
   await button.waitFor({ state: 'visible' });
   assert.match(await button.innerText(), /Mit einem Passkey anmelden/);
   await shoot(page, 'login-passkey-de');
+});
+
+test('with conditional mediation the browser offers the passkey by itself', async () => {
+  // A third browser with the credential as the second left it (its counter moved on: the
+  // first browser's copy is now behind, and would be refused as a clone). The virtual
+  // authenticator picks it for the conditional request the login page starts on load,
+  // without any click.
+  const { credentials } = await second.cdp.send('WebAuthn.getCredentials', { authenticatorId: second.authenticatorId });
+  third = await launch('conditional');
+  await third.cdp.send('WebAuthn.addCredential', { authenticatorId: third.authenticatorId, credential: credentials[0] });
+  const { page } = third;
+  const query = new URLSearchParams({
+    response_type: 'code', client_id: clientId, redirect_uri: `${spa}/callback.html`,
+    scope: 'openid', prompt: 'login', code_challenge_method: 'S256',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+  });
+  await page.goto(`${issuer}/authorize?${query}`);
+  await page.waitForURL((url) => url.href.startsWith(`${issuer}/consent?`));
 });
 
 test('no page errors, and no request left the machine', () => {
