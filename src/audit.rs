@@ -36,6 +36,11 @@ pub enum Kind {
     Logout,
     DeviceApproved,
     InitialAccessTokenCreated,
+    FactorEnrolled,
+    FactorUsed,
+    FactorFailed,
+    FactorRemoved,
+    RecoveryCodesRegenerated,
 }
 
 impl Kind {
@@ -64,6 +69,11 @@ impl Kind {
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
             Kind::InitialAccessTokenCreated => "initial_access_token_created",
+            Kind::FactorEnrolled => "factor_enrolled",
+            Kind::FactorUsed => "factor_used",
+            Kind::FactorFailed => "factor_failed",
+            Kind::FactorRemoved => "factor_removed",
+            Kind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }

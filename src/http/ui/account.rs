@@ -13,10 +13,10 @@ use super::{
     LoginPage, PageForm, ScopeLine, begin_session, client_left, csrf_matches, csrf_token,
     error_page, expired_page, html, with_retry_after,
 };
-use crate::accounts::account;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
 use crate::accounts::session::{self, Session};
+use crate::accounts::{account, factors};
 use crate::app::App;
 use crate::crypto::random_secret;
 use crate::http::client_ip::ClientIp;
@@ -33,6 +33,13 @@ pub struct AppLine {
     pub scopes: Vec<ScopeLine>,
 }
 
+pub struct FactorLine {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub last_used: Option<i64>,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -40,6 +47,9 @@ struct AccountPage<'a> {
     username: &'a str,
     csrf_token: &'a str,
     apps: Vec<AppLine>,
+    factors_csrf: &'a str,
+    factors: Vec<FactorLine>,
+    has_totp: bool,
 }
 
 async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
@@ -89,11 +99,37 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
+    // A user who has (or must have) a second factor uses it here too: a session won with
+    // the password alone gets the second-factor step, or the enrolment, first.
+    let standing = match factors::standing(&app, &session.user_sub).await {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return error_page(t, &e.into()),
+    };
+    if !factors::account_level_met(&standing, &session.amr) {
+        if standing.has_second_factor() {
+            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK);
+        }
+        return Redirect::to(crate::protocol::discovery::paths::ACCOUNT_TOTP).into_response();
+    }
     let overview = match account::overview(&app, &session).await {
         Ok(Some(o)) => o,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
+    let listed = match factors::list(&app, &session.user_sub).await {
+        Ok(l) => l,
+        Err(e) => return error_page(t, &e.into()),
+    };
+    let has_totp = listed.iter().any(|f| f.kind == "totp");
+    let factor_lines = listed
+        .into_iter()
+        .map(|f| FactorLine {
+            id: f.id,
+            name: f.name,
+            kind: f.kind,
+            last_used: f.last_used_at,
+        })
+        .collect();
     let apps = overview
         .granted
         .into_iter()
@@ -110,6 +146,7 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         })
         .collect();
     let csrf = csrf_token(&app, PURPOSE, "", "", &session.sid);
+    let factors_csrf = super::factors::account_csrf(&app, &session);
     html(
         StatusCode::OK,
         &AccountPage {
@@ -117,6 +154,9 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             username: &overview.username,
             csrf_token: &csrf,
             apps,
+            factors_csrf: &factors_csrf,
+            factors: factor_lines,
+            has_totp,
         },
     )
 }
@@ -190,6 +230,11 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
         params.get("csrf_token"),
     ) {
         return expired_page(t);
+    }
+    match factors::standing(&app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
+        Ok(_) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e.into()),
     }
     let Some(client_id) = params.get("client_id") else {
         return error_page(t, &OAuthError::invalid_request("client_id is required"));
