@@ -51,6 +51,8 @@ pub struct App {
     pub clients: Arc<ClientCache>,
     /// Seals pending interactions (`authorize::interaction`).
     pub interaction_sealer: Sealer,
+    /// Seals second-factor secrets at rest and enrolments in progress (`accounts::factors`).
+    pub factor_sealer: Sealer,
     /// Both discovery documents, serialized once at start-up.
     pub discovery: Arc<discovery::Documents>,
     /// Requests to other servers (client key sets), under the outbound rules.
@@ -84,6 +86,9 @@ impl App {
         let interaction_sealer =
             Sealer::for_purpose(&master_key, crate::authorize::interaction::SEALING_PURPOSE)
                 .map_err(|e| StartupError::MasterKey(e.to_string()))?;
+        let factor_sealer =
+            Sealer::for_purpose(&master_key, crate::accounts::factors::SEALING_PURPOSE)
+                .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let keys = Keys::load_or_create(
             store.as_ref(),
             sealer,
@@ -109,6 +114,7 @@ impl App {
             passwords,
             clients: Arc::new(ClientCache::default()),
             interaction_sealer,
+            factor_sealer,
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),

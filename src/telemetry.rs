@@ -16,13 +16,6 @@ pub fn reuse_detected(kind: &'static str) {
     metrics::counter!("latchkey_reuse_detections_total", "kind" => kind).increment(1);
 }
 
-/// A passkey `event` happened: `registered`, `used`, `failed`, `removed` or
-/// `clone_suspected` (metrics per factor kind; the other factors have their own `kind`).
-pub fn passkey(event: &'static str) {
-    metrics::counter!("latchkey_factor_events_total", "kind" => "passkey", "event" => event)
-        .increment(1);
-}
-
 /// A new connection was refused because `cap` (`total` or `per_address`) was reached.
 pub fn connection_refused(cap: &'static str) {
     metrics::counter!("latchkey_connections_refused_total", "cap" => cap).increment(1);
@@ -39,6 +32,13 @@ pub fn connection_timed_out(stage: &'static str) {
 /// bench/) can tell it from everything else the process does.
 pub fn password_hashed(cpu_seconds: f64) {
     metrics::histogram!("latchkey_password_hash_cpu_seconds").record(cpu_seconds);
+}
+
+/// A second factor was checked: `kind` (`totp`, `recovery_codes`, `passkey`) and `outcome`
+/// (`used`, `failed`, `enrolled`; for passkeys also `clone_suspected`).
+pub fn second_factor(kind: &'static str, outcome: &'static str) {
+    metrics::counter!("latchkey_second_factor_total", "kind" => kind, "outcome" => outcome)
+        .increment(1);
 }
 
 /// CPU time of the calling thread so far, in seconds: `CLOCK_THREAD_CPUTIME_ID`, which the

@@ -129,8 +129,12 @@
     }
   }
 
+  // On a flow's login or second-factor page `interaction` names the flow; on the account
+  // page's step-up it is empty, and the passkey confirms the signed-in account instead.
   function setUpLogin(box) {
-    var interaction = document.querySelector('input[name="interaction"]').value;
+    var field = document.querySelector('input[name="interaction"]');
+    var interaction = field ? field.value : "";
+    var start = interaction ? { interaction: interaction } : {};
     var error = document.getElementById("passkey-error");
     var pending = null; // the conditional request, aborted before a modal one starts
 
@@ -142,7 +146,7 @@
       if (mediation === "conditional") {
         pending = controller;
       }
-      return post("/webauthn/login/options", { interaction: interaction })
+      return post("/webauthn/login/options", start)
         .then(function (options) {
           var request = {
             publicKey: requestOptions(options.publicKey),
@@ -154,10 +158,8 @@
           return navigator.credentials.get(request);
         })
         .then(function (credential) {
-          return post("/webauthn/login", {
-            interaction: interaction,
-            credential: credentialJSON(credential),
-          });
+          var answer = Object.assign({ credential: credentialJSON(credential) }, start);
+          return post("/webauthn/login", answer);
         })
         .then(follow);
     }
@@ -171,8 +173,10 @@
         }
       });
     });
-    // Conditional mediation: the browser offers passkeys in the username field's autofill.
-    if (PublicKeyCredential.isConditionalMediationAvailable) {
+    // Conditional mediation: the browser offers passkeys in the username field's autofill
+    // (only where there is such a field: the login page).
+    var autofill = document.querySelector('input[autocomplete~="webauthn"]');
+    if (autofill && PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
         if (available) {
           signIn("conditional").catch(function () {

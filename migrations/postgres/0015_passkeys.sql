@@ -6,7 +6,7 @@
 -- explicitly (store/users.rs).
 CREATE TABLE passkey (
     -- Random; names the passkey in the account page and the admin API (a factor id).
-    passkey_id    TEXT NOT NULL,
+    passkey_id    TEXT COLLATE "C" NOT NULL,
     -- The credential id the authenticator chose (at most 1023 bytes, WebAuthn §5.8.3).
     credential_id BYTEA NOT NULL,
     user_sub      TEXT COLLATE "C" NOT NULL,

@@ -6,6 +6,7 @@
 //! known one (a dummy hash), so timing does not reveal who exists.
 
 pub mod account;
+pub mod assurance;
 pub mod consent;
 pub mod factors;
 pub mod login;

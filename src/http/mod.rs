@@ -125,6 +125,18 @@ pub fn router(app: App) -> Router {
         .route(paths::WEBAUTHN_REGISTER, post(webauthn::register))
         .route(paths::WEBAUTHN_LOGIN_OPTIONS, post(webauthn::login_options))
         .route(paths::WEBAUTHN_LOGIN, post(webauthn::login))
+        .route(
+            paths::LOGIN_OTP,
+            get(ui::second_factor::show).post(ui::second_factor::submit),
+        )
+        .route(paths::LOGIN_RESUME, post(ui::second_factor::resume))
+        .route(
+            paths::ACCOUNT_TOTP,
+            get(ui::factors::show).post(ui::factors::submit),
+        )
+        .route(paths::ACCOUNT_OTP, post(ui::factors::account_otp))
+        .route(paths::ACCOUNT_RECOVERY_CODES, post(ui::factors::regenerate))
+        .route(paths::ACCOUNT_FACTORS_REMOVE, post(ui::factors::remove))
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
     let request_id = HeaderName::from_static(REQUEST_ID);

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde_json::{Value, json};
 
+use crate::accounts::assurance::{self, Method};
+use crate::accounts::factors;
 use crate::accounts::factors::passkey::{self, Binding, CEREMONY_TTL, PasskeyError};
 use crate::accounts::session::{self, Session};
 use crate::app::App;
@@ -146,6 +148,29 @@ fn opening(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(Value, String
     Ok((body, csrf))
 }
 
+/// The session of an account-page call, checked against the account page's CSRF token.
+async fn account_session(app: &App, jar: &CookieJar, csrf: &str) -> Result<Session, Response> {
+    let cookie = cookies::read(jar, cookies::session_name(&app.config));
+    let session = match session::current(app, cookie).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                &OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "sign in on the account page first",
+                ),
+            ));
+        }
+        Err(e) => return Err(error(StatusCode::BAD_REQUEST, &e)),
+    };
+    let expected = csrf_token(app, ACCOUNT_PURPOSE, "", "", &session.sid);
+    if !csrf_matches(&expected, Some(csrf)) {
+        return Err(forbidden("the CSRF token does not match this session"));
+    }
+    Ok(session)
+}
+
 /// The signed-in user of a registration call, its session checked against the CSRF token.
 async fn signed_in(
     app: &App,
@@ -169,6 +194,17 @@ async fn signed_in(
     let expected = csrf_token(app, ACCOUNT_PURPOSE, "", "", &session.sid);
     if !csrf_matches(&expected, Some(csrf)) {
         return Err(forbidden("the CSRF token does not match this session"));
+    }
+    // A user who has (or must have) a second factor uses it on the account page first: a
+    // session won with the password alone cannot add a passkey (it would skip the factor).
+    match factors::standing(app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
+        Ok(_) => {
+            return Err(forbidden(
+                "confirm this session with your second factor on the account page first",
+            ));
+        }
+        Err(e) => return Err(error(StatusCode::BAD_REQUEST, &e.into())),
     }
     match app.store.get_user(&session.user_sub).await {
         Ok(Some(user)) if !user.disabled => Ok((session, user)),
@@ -295,6 +331,9 @@ pub async fn login_options(
         Ok(v) => v,
         Err(r) => return r,
     };
+    if body.get("interaction").is_none() {
+        return account_options(&app, jar, &csrf).await;
+    }
     let pending = match pending_for_login(&app, &jar, &body, &csrf).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -329,12 +368,15 @@ pub async fn login(
         Ok(v) => v,
         Err(r) => return r,
     };
+    let Some(credential) = body.get("credential") else {
+        return bad_request("credential is required");
+    };
+    if body.get("interaction").is_none() {
+        return account_login(&app, ip, jar, &csrf, credential).await;
+    }
     let pending = match pending_for_login(&app, &jar, &body, &csrf).await {
         Ok(p) => p,
         Err(r) => return r,
-    };
-    let Some(credential) = body.get("credential") else {
-        return bad_request("credential is required");
     };
     let binding = Binding::Login {
         finish_id: &pending.finish_id,
@@ -351,13 +393,77 @@ pub async fn login(
         .detail("method", "passkey");
     let old = cookies::read(&jar, cookies::session_name(&app.config));
     let (cookie_value, session) =
-        match session::begin(&app, old, &user.sub, passkey::AMR, Some(event)).await {
+        match session::begin(&app, old, &user.sub, &passkey::amr(), Some(event)).await {
             Ok(v) => v,
             Err(e) => return (jar, error(StatusCode::BAD_REQUEST, &e)).into_response(),
         };
     let jar = jar.add(cookies::session_cookie(&app.config, cookie_value));
     let decision = authorize::continue_after_login(&app, &pending, &session).await;
     (jar, continue_with(decision)).into_response()
+}
+
+/// Login options for the account page's step-up (no interaction): the ceremony is bound to
+/// the signed-in session.
+async fn account_options(app: &App, jar: CookieJar, csrf: &str) -> Response {
+    let session = match account_session(app, &jar, csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let binding = Binding::Account {
+        session_hash: &session.session_hash,
+    };
+    match passkey::login_options(app, &binding) {
+        Ok((options, sealed)) => {
+            let jar = jar.add(ceremony_cookie(&app.config, sealed, CEREMONY_TTL));
+            (
+                jar,
+                json_ok(StatusCode::OK, &json!({ "publicKey": options })),
+            )
+                .into_response()
+        }
+        Err(e) => from_core(e),
+    }
+}
+
+/// The account page's step-up with a passkey: the passkey must be the signed-in user's; the
+/// session is replaced by one that also records it (`hwk`, level `phr`).
+async fn account_login(
+    app: &App,
+    ip: Option<std::net::IpAddr>,
+    jar: CookieJar,
+    csrf: &str,
+    credential: &Value,
+) -> Response {
+    let session = match account_session(app, &jar, csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let binding = Binding::Account {
+        session_hash: &session.session_hash,
+    };
+    let sealed = ceremony(&jar, &app.config);
+    let outcome = passkey::login(app, &binding, sealed, credential, ip).await;
+    let jar = jar.add(ceremony_cookie(&app.config, String::new(), 0));
+    let user = match outcome {
+        Ok(user) => user,
+        Err(e) => return (jar, from_core(e)).into_response(),
+    };
+    if user.sub != session.user_sub {
+        let refused = PasskeyError::Refused("this passkey belongs to another account");
+        return (jar, from_core(refused)).into_response();
+    }
+    let mut methods = assurance::methods(&session.amr);
+    methods.push(Method::Hwk);
+    let event = crate::accounts::login::succeeded(&user.sub, ip, None).detail("method", "passkey");
+    let old = cookies::read(&jar, cookies::session_name(&app.config));
+    match session::begin(app, old, &user.sub, &assurance::amr(&methods), Some(event)).await {
+        Ok((cookie_value, _)) => {
+            let jar = jar.add(cookies::session_cookie(&app.config, cookie_value));
+            let body = json!({ "redirect": paths::ACCOUNT });
+            (jar, json_ok(StatusCode::OK, &body)).into_response()
+        }
+        Err(e) => (jar, error(StatusCode::BAD_REQUEST, &e)).into_response(),
+    }
 }
 
 /// Where the browser goes next, as JSON: the client (its redirect URI with the response in
@@ -381,6 +487,12 @@ fn continue_with(decision: Result<Decision, AuthorizeError>) -> Response {
         }
         Ok(Decision::Login { interaction_id }) => {
             json!({ "redirect": format!("{}?interaction={interaction_id}", paths::LOGIN) })
+        }
+        Ok(Decision::SecondFactor { interaction_id }) => {
+            json!({ "redirect": format!("{}?interaction={interaction_id}", paths::LOGIN_OTP) })
+        }
+        Ok(Decision::Enrol { interaction_id }) => {
+            json!({ "redirect": format!("{}?interaction={interaction_id}", paths::ACCOUNT_TOTP) })
         }
         Ok(Decision::DeviceAnswered { .. }) => {
             return bad_request("a device request is answered on the consent page");

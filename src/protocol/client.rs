@@ -115,6 +115,8 @@ pub struct ClientRegistration {
     pub require_signed_request_object: Option<bool>,
     /// Every authorization request must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Latchkey extension: every user of this client must use a second factor.
+    pub require_mfa: Option<bool>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -157,6 +159,9 @@ pub struct ClientMetadata {
     pub require_signed_request_object: bool,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// Every user of this client must use a second factor (`acr` `mfa` at least).
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 impl ClientMetadata {
@@ -358,6 +363,7 @@ impl ClientRegistration {
             require_pushed_authorization_requests: self
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
+            require_mfa: self.require_mfa.unwrap_or(false),
         })
     }
 }

@@ -4,8 +4,9 @@
 //! `sqlite::SqliteStore`): `clients`, `users`, `sessions`, `interactions`, `codes`, `grants`,
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
-//! device authorization), `registrations` (RFC 7591 dynamic registration), `passkeys`
-//! (WebAuthn credentials). What they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
+//! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
+//! `registrations` (RFC 7591 dynamic registration). What they share (the two dialects, error
+//! mapping, JSON and row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -20,6 +21,7 @@ mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod factors;
 mod grants;
 mod housekeeping;
 mod interactions;
@@ -47,6 +49,7 @@ pub use clients::{ClientRecord, ClientStore};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
+pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
@@ -117,6 +120,7 @@ pub trait Store:
     + ReplayStore
     + PushedRequestStore
     + DeviceStore
+    + FactorStore
     + RegistrationStore
     + PasskeyStore
     + AuditStore
@@ -139,6 +143,7 @@ impl<T> Store for T where
         + ReplayStore
         + PushedRequestStore
         + DeviceStore
+        + FactorStore
         + RegistrationStore
         + PasskeyStore
         + AuditStore

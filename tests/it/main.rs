@@ -31,6 +31,7 @@ mod hostile;
 mod introspection;
 mod lifecycle;
 mod logout;
+mod mfa;
 mod nodes;
 mod par_jar;
 mod passkeys;

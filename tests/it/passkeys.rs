@@ -24,6 +24,8 @@ both_backends!(
     of_fifty_racing_answers_exactly_one_signs_in,
     a_removed_passkey_no_longer_signs_in,
     an_issuer_on_an_address_has_no_passkeys,
+    a_passkey_is_the_second_factor_a_flow_owes_and_reaches_phr,
+    a_password_session_cannot_add_a_passkey_once_a_factor_exists,
 );
 
 /// A server whose issuer is `http://localhost:PORT`, with alice and a web client.
@@ -137,8 +139,74 @@ async fn register(
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["name"], name);
+    // A factor like the others: the admin API lists it.
+    let factors = factors_of(app, username).await;
+    assert!(
+        factors
+            .iter()
+            .any(|f| f["kind"] == "passkey" && f["name"] == name && f["id"] == body["id"]),
+        "{factors:?}"
+    );
+}
+
+/// The factors `GET /admin/users/{sub}` lists for `username`.
+async fn factors_of(app: &TestApp, username: &str) -> Vec<Value> {
+    let (_, users) = app.admin(reqwest::Method::GET, "/admin/users", None).await;
+    let items = users["items"]
+        .as_array()
+        .or(users.as_array())
+        .unwrap()
+        .clone();
+    let user = items.iter().find(|u| u["username"] == username).unwrap();
+    let path = format!("/admin/users/{}", user["sub"].as_str().unwrap());
+    let (status, body) = app.admin(reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    body["factors"].as_array().unwrap().clone()
+}
+
+/// Signs `username` in on the account page with the password, then confirms the session
+/// with the passkey (the step-up a user with a second factor gets); returns the account
+/// page's CSRF token.
+async fn account_with_passkey(
+    browser: &Browser<'_>,
+    origin: &str,
+    username: &str,
+    key: &mut SoftAuthenticator,
+) -> String {
+    let csrf = account_session(browser, username).await;
     let page = browser.get("/account").await;
-    assert!(page.body.contains(name), "the account page lists it");
+    assert!(
+        page.body.contains("passkey-sign-in"),
+        "the step-up offers the passkey"
+    );
+    assert!(
+        !page.body.contains("passkey-name"),
+        "no list before the step-up"
+    );
+    let options_path = "/webauthn/login/options";
+    let (status, options) =
+        call(browser, options_path, Some(origin), Some(&csrf), &json!({})).await;
+    assert_eq!(status, 200, "{options}");
+    let answer = json!({ "credential": key.assert(&options["publicKey"]) });
+    let (status, body) = call(
+        browser,
+        "/webauthn/login",
+        Some(origin),
+        Some(&csrf),
+        &answer,
+    )
+    .await;
+    assert_eq!(
+        (status, body["redirect"].as_str()),
+        (200, Some("/account")),
+        "{body}"
+    );
+    let page = browser.get("/account").await;
+    assert!(
+        page.body.contains("passkey-name"),
+        "the account page after the step-up"
+    );
+    meta_csrf(&page.body)
 }
 
 /// A fresh browser at the login page of an authorization request: (browser, interaction,
@@ -225,8 +293,9 @@ async fn a_registered_passkey_signs_in_with_hwk_and_mfa(backend: Backend) {
     let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
     assert_eq!(claims["amr"], json!(["hwk", "mfa"]));
 
-    let events = app.events("kind=passkey_registered").await;
+    let events = app.events("kind=factor_enrolled").await;
     assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["kind"], "passkey");
     let page = browser.get("/account").await;
     assert!(page.body.contains("Laptop"));
     assert!(!page.body.contains("never"), "its last use is shown");
@@ -303,10 +372,10 @@ async fn answers_from_elsewhere_or_for_another_challenge_are_refused(backend: Ba
 
 async fn a_replayed_assertion_is_refused(backend: Backend) {
     let (app, client, origin) = passkey_app(backend).await;
-    for counts in [true, false] {
+    for (counts, username) in [(true, "alice"), (false, "bob")] {
         let mut key = SoftAuthenticator::new(&origin);
         key.counts = counts;
-        register(&app, &origin, "alice", "Phone", &mut key).await;
+        register(&app, &origin, username, "Phone", &mut key).await;
         let (browser, interaction, csrf) = at_login(&app, &client).await;
         let options = login_options(&browser, &origin, &interaction, &csrf).await;
         let cookie = ceremony_cookie(&browser);
@@ -563,11 +632,12 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
     let (app, client, origin) = passkey_app(backend).await;
     let mut key = SoftAuthenticator::new(&origin);
     register(&app, &origin, "alice", "Old key", &mut key).await;
-    // Bob cannot remove it; alice can, with the account page's form (no script needed).
+    // Bob cannot remove it; alice can, with the account page's form (no script needed),
+    // once she has confirmed her session with the passkey (or with nothing it is refused).
     let bob = Browser::new(&app);
     let bob_csrf = account_session(&bob, "bob").await;
     let alice = Browser::new(&app);
-    let csrf = account_session(&alice, "alice").await;
+    let csrf = account_with_passkey(&alice, &origin, "alice", &mut key).await;
     let page = alice.get("/account").await;
     let id = hidden_field(&page.body, "passkey_id").unwrap();
     let removal = [
@@ -597,7 +667,8 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
         303
     );
     assert!(!alice.get("/account").await.body.contains("Old key"));
-    assert_eq!(app.events("kind=passkey_removed").await.len(), 1);
+    assert_eq!(app.events("kind=factor_removed").await.len(), 1);
+    assert!(factors_of(&app, "alice").await.is_empty());
 
     let (browser, interaction, csrf) = at_login(&app, &client).await;
     let options = login_options(&browser, &origin, &interaction, &csrf).await;
@@ -635,4 +706,105 @@ async fn an_issuer_on_an_address_has_no_passkeys(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+async fn a_passkey_is_the_second_factor_a_flow_owes_and_reaches_phr(backend: Backend) {
+    let (app, client, origin) = passkey_app(backend).await;
+    let mut key = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut key).await;
+    // A password login owes the second factor (alice has one); the request asks for phr.
+    let browser = Browser::new(&app);
+    let location = browser
+        .authorize_with(&client, "openid", &[("acr_values", "phr")])
+        .await
+        .location
+        .unwrap();
+    let step = browser.login(&location, "alice", PASSWORD).await;
+    assert_eq!(step.status, 303, "{}", step.body);
+    let second = step.location.unwrap();
+    assert!(second.starts_with("/login/otp?"), "{second}");
+    let page = browser.get(&second).await;
+    assert!(
+        page.body.contains("passkey-sign-in"),
+        "the second-factor page offers the passkey"
+    );
+    let interaction = hidden_field(&page.body, "interaction").unwrap();
+    let csrf = meta_csrf(&page.body);
+    let options = login_options(&browser, &origin, &interaction, &csrf).await;
+    let (status, answer) = login(
+        &browser,
+        &origin,
+        &interaction,
+        &csrf,
+        &key.assert(&options),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let next = answer["redirect"].as_str().unwrap();
+    assert!(next.starts_with("/consent?"), "{next}");
+    let (_, consented) = browser.consent(next, "allow").await;
+    let code = query_of(&consented.location.unwrap())["code"].clone();
+    let (status, tokens, _) = app.token(&client, &code_form(&client, &code, None)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["acr"], "phr");
+    assert_eq!(claims["amr"], json!(["hwk", "mfa"]));
+}
+
+async fn a_password_session_cannot_add_a_passkey_once_a_factor_exists(backend: Backend) {
+    let (app, _client, origin) = passkey_app(backend).await;
+    let mut key = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut key).await;
+    // Someone with alice's password alone: the account page asks for the factor, and the
+    // endpoints refuse to add another passkey (it would skip the factor).
+    let browser = Browser::new(&app);
+    let csrf = account_session(&browser, "alice").await;
+    let (status, body) = call(
+        &browser,
+        "/webauthn/register/options",
+        Some(&origin),
+        Some(&csrf),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    // Another user's passkey does not confirm alice's session.
+    let mut bobs = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "bob", "Bob's", &mut bobs).await;
+    let (status, options) = call(
+        &browser,
+        "/webauthn/login/options",
+        Some(&origin),
+        Some(&csrf),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let answer = json!({ "credential": bobs.assert(&options["publicKey"]) });
+    let (status, _) = call(
+        &browser,
+        "/webauthn/login",
+        Some(&origin),
+        Some(&csrf),
+        &answer,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(!browser.get("/account").await.body.contains("passkey-name"));
+    // Her own passkey does, and then she may add another.
+    let browser = Browser::new(&app);
+    let csrf = account_with_passkey(&browser, &origin, "alice", &mut key).await;
+    let (status, _) = call(
+        &browser,
+        "/webauthn/register/options",
+        Some(&origin),
+        Some(&csrf),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
 }

@@ -45,8 +45,11 @@ pub const MAX_SEALED_LEN: usize = 4000;
 pub const MAX_NAME_CHARS: usize = 64;
 
 /// What a passkey sign-in proves (RFC 8176): a hardware-bound key, and, since user
-/// verification is required, a second factor (the PIN or biometric that unlocked it).
-pub const AMR: &str = "hwk mfa";
+/// verification is required, a second factor (the PIN or biometric that unlocked it): `amr`
+/// `hwk mfa`, level `phr` (`assurance`).
+pub fn amr() -> String {
+    crate::accounts::assurance::amr(&[crate::accounts::assurance::Method::Hwk])
+}
 
 /// The name a passkey gets when the user gives none.
 pub const DEFAULT_NAME: &str = "Passkey";
@@ -152,6 +155,8 @@ struct Ceremony<S> {
 pub enum Binding<'a> {
     /// A registration, by the session (its stored hash) it was started in.
     Register { session_hash: &'a [u8] },
+    /// A step-up on the account page, in the session (its stored hash) it was started in.
+    Account { session_hash: &'a [u8] },
     /// A sign-in, for the pending interaction (its finish id) in the browser holding
     /// `browser_binding`.
     Login {
@@ -165,6 +170,11 @@ impl Binding<'_> {
         match self {
             Binding::Register { session_hash } => {
                 let mut aad = b"register\0".to_vec();
+                aad.extend_from_slice(session_hash);
+                aad
+            }
+            Binding::Account { session_hash } => {
+                let mut aad = b"account\0".to_vec();
                 aad.extend_from_slice(session_hash);
                 aad
             }
@@ -362,12 +372,13 @@ pub async fn register(
         }
         Err(e) => return Err(e.into()),
     }
-    let event = Event::new(Kind::PasskeyRegistered)
+    let event = Event::new(Kind::FactorEnrolled)
         .user(&user.sub)
         .ip(ip)
-        .detail("passkey_id", record.passkey_id.clone());
+        .detail("kind", "passkey")
+        .detail("factor_id", record.passkey_id.clone());
     audit::record(app, event).await;
-    crate::telemetry::passkey("registered");
+    crate::telemetry::second_factor("passkey", "enrolled");
     Ok(record)
 }
 
@@ -456,7 +467,7 @@ pub async fn login(
     }
     match app.store.get_user(&record.user_sub).await? {
         Some(user) if !user.disabled => {
-            crate::telemetry::passkey("used");
+            crate::telemetry::second_factor("passkey", "used");
             Ok(user)
         }
         _ => Err(PasskeyError::Refused(UNKNOWN)),
@@ -469,40 +480,21 @@ async fn cloned(app: &App, record: &PasskeyRecord, ip: Option<std::net::IpAddr>)
     let event = Event::new(Kind::PasskeyCloneSuspected)
         .user(&record.user_sub)
         .ip(ip)
-        .detail("passkey_id", record.passkey_id.clone());
+        .detail("factor_id", record.passkey_id.clone());
     audit::record(app, event).await;
-    crate::telemetry::passkey("clone_suspected");
+    crate::telemetry::second_factor("passkey", "clone_suspected");
     PasskeyError::Cloned
 }
 
 fn refused(ceremony: &'static str, e: &WebauthnError) -> PasskeyError {
     tracing::info!(ceremony, error = %e, "passkey verification failed");
-    crate::telemetry::passkey("failed");
+    crate::telemetry::second_factor("passkey", "failed");
     PasskeyError::Refused("the passkey could not be verified")
 }
 
 /// A user's passkeys, for the account page.
 pub async fn list(app: &App, sub: &str) -> Result<Vec<PasskeyRecord>, StoreError> {
     app.store.list_passkeys(sub).await
-}
-
-/// Removes one of `sub`'s passkeys; false when they have no such passkey.
-pub async fn remove(
-    app: &App,
-    sub: &str,
-    passkey_id: &str,
-    ip: Option<std::net::IpAddr>,
-) -> Result<bool, StoreError> {
-    let removed = app.store.delete_passkey(sub, passkey_id).await?;
-    if removed {
-        let event = Event::new(Kind::PasskeyRemoved)
-            .user(sub)
-            .ip(ip)
-            .detail("passkey_id", passkey_id.to_owned());
-        audit::record(app, event).await;
-        crate::telemetry::passkey("removed");
-    }
-    Ok(removed)
 }
 
 /// The relying party of an app, shared by its handlers.

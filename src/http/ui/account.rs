@@ -13,11 +13,11 @@ use super::{
     LoginPage, PageForm, ScopeLine, begin_session, client_left, csrf_matches, csrf_token,
     error_page, expired_page, html, with_retry_after,
 };
-use crate::accounts::account;
 use crate::accounts::factors::passkey;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
 use crate::accounts::session::{self, Session};
+use crate::accounts::{account, factors};
 use crate::app::App;
 use crate::crypto::random_secret;
 use crate::http::client_ip::ClientIp;
@@ -43,6 +43,13 @@ pub struct PasskeyLine {
     pub last_used: Option<String>,
 }
 
+pub struct FactorLine {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub last_used: Option<i64>,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -52,6 +59,9 @@ struct AccountPage<'a> {
     apps: Vec<AppLine>,
     passkeys_enabled: bool,
     passkeys: Vec<PasskeyLine>,
+    factors_csrf: &'a str,
+    factors: Vec<FactorLine>,
+    has_totp: bool,
 }
 
 /// A Unix time as the account page shows it: `2026-12-05 20:41 UTC`.
@@ -117,11 +127,39 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
+    // A user who has (or must have) a second factor uses it here too: a session won with
+    // the password alone gets the second-factor step, or the enrolment, first.
+    let standing = match factors::standing(&app, &session.user_sub).await {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return error_page(t, &e.into()),
+    };
+    if !factors::account_level_met(&standing, &session.amr) {
+        if standing.has_second_factor() {
+            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK);
+        }
+        return Redirect::to(crate::protocol::discovery::paths::ACCOUNT_TOTP).into_response();
+    }
     let overview = match account::overview(&app, &session).await {
         Ok(Some(o)) => o,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
+    let listed = match factors::list(&app, &session.user_sub).await {
+        Ok(l) => l,
+        Err(e) => return error_page(t, &e.into()),
+    };
+    let has_totp = listed.iter().any(|f| f.kind == "totp");
+    // Passkeys have a section of their own (with their dates and the add form).
+    let factor_lines = listed
+        .into_iter()
+        .filter(|f| f.kind != "passkey")
+        .map(|f| FactorLine {
+            id: f.id,
+            name: f.name,
+            kind: f.kind,
+            last_used: f.last_used_at,
+        })
+        .collect();
     let apps = overview
         .granted
         .into_iter()
@@ -150,6 +188,7 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         Err(e) => return error_page(t, &e.into()),
     };
     let csrf = csrf_token(&app, PURPOSE, "", "", &session.sid);
+    let factors_csrf = super::factors::account_csrf(&app, &session);
     html(
         StatusCode::OK,
         &AccountPage {
@@ -159,6 +198,9 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             apps,
             passkeys_enabled: app.passkeys.is_some(),
             passkeys,
+            factors_csrf: &factors_csrf,
+            factors: factor_lines,
+            has_totp,
         },
     )
 }
@@ -233,6 +275,11 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
     ) {
         return expired_page(t);
     }
+    match factors::standing(&app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
+        Ok(_) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e.into()),
+    }
     let Some(client_id) = params.get("client_id") else {
         return error_page(t, &OAuthError::invalid_request("client_id is required"));
     };
@@ -243,12 +290,9 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
 }
 
 /// `POST /account/passkeys/remove`: remove one of the user's passkeys (a plain form, so it
-/// works without scripts).
-pub async fn remove_passkey(
-    State(app): State<App>,
-    ClientIp(ip): ClientIp,
-    form: PageForm,
-) -> Response {
+/// works without scripts). The last second factor of a user who must use one is refused, as
+/// for every factor (`factors::remove_own`).
+pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response {
     let t = &text::EN;
     let PageForm { params, jar } = form;
     let session = match current_session(&app, &jar).await {
@@ -265,9 +309,14 @@ pub async fn remove_passkey(
     let Some(passkey_id) = params.get("passkey_id") else {
         return error_page(t, &OAuthError::invalid_request("passkey_id is required"));
     };
-    match passkey::remove(&app, &session.user_sub, passkey_id, ip).await {
+    match factors::standing(&app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
+        Ok(_) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e.into()),
+    }
+    match factors::remove_own(&app, &session.user_sub, passkey_id).await {
         Ok(true) => Redirect::to(PATH).into_response(),
         Ok(false) => error_page(t, &OAuthError::invalid_request("no such passkey")),
-        Err(e) => error_page(t, &e.into()),
+        Err(e) => error_page(t, &e),
     }
 }

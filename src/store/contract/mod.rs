@@ -48,6 +48,7 @@ mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod factors;
 mod grants;
 mod housekeeping;
 mod interactions;
@@ -90,6 +91,7 @@ fn metadata(name: &str) -> ClientMetadata {
         request_object_signing_alg: None,
         require_signed_request_object: false,
         require_pushed_authorization_requests: false,
+        require_mfa: false,
     }
 }
 
@@ -116,6 +118,7 @@ fn user(sub: &str, username: &str) -> UserRecord {
         },
         disabled: false,
         password_reset_required: false,
+        mfa_required: false,
         created_at: NOW,
         updated_at: NOW,
     }
