@@ -93,7 +93,10 @@ pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAut
         .await
         .map_err(username_conflict(&record.username))?;
     audit::record(app, Event::new(Kind::UserCreated).user(&record.sub)).await;
-    Ok(answer(record))
+    // A new user has no factors yet; the answer has the shape of `get`'s.
+    let mut user = answer(record);
+    user.factors = Some(Vec::new());
+    Ok(user)
 }
 
 /// One page of users, ordered by `sub`.
@@ -216,7 +219,9 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
         audit::record(app, Event::new(Kind::PasswordChanged).user(sub)).await;
     }
     audit::record(app, Event::new(Kind::UserUpdated).user(sub)).await;
-    Ok(answer(updated))
+    let mut user = answer(updated);
+    user.factors = Some(factors::list(app, sub).await?);
+    Ok(user)
 }
 
 /// Sets a new password and ends the user's sessions.
