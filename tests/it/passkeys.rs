@@ -670,6 +670,39 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
     assert_eq!(app.events("kind=factor_removed").await.len(), 1);
     assert!(factors_of(&app, "alice").await.is_empty());
 
+    // An operator removes a passkey as a factor: DELETE /admin/users/{sub}/factors/{id}.
+    let mut bobs = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "bob", "Bob's key", &mut bobs).await;
+    let id = factors_of(&app, "bob").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, users) = app.admin(reqwest::Method::GET, "/admin/users", None).await;
+    let bob_sub = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .unwrap()["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/admin/users/{bob_sub}/factors/{id}");
+    assert_eq!(app.admin(reqwest::Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(app.admin(reqwest::Method::DELETE, &path, None).await.0, 404);
+    assert!(factors_of(&app, "bob").await.is_empty());
+    let (browser, interaction, csrf) = at_login(&app, &client).await;
+    let options = login_options(&browser, &origin, &interaction, &csrf).await;
+    let (status, _) = login(
+        &browser,
+        &origin,
+        &interaction,
+        &csrf,
+        &bobs.assert(&options),
+    )
+    .await;
+    assert_eq!(status, 403, "an operator's removal holds too");
+
     let (browser, interaction, csrf) = at_login(&app, &client).await;
     let options = login_options(&browser, &origin, &interaction, &csrf).await;
     let (status, body) = login(
