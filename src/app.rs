@@ -37,6 +37,8 @@ pub enum StartupError {
     Keys(#[from] KeyError),
     #[error("outbound requests: {0}")]
     Outbound(String),
+    #[error("LATCHKEY_ISSUER: {0}")]
+    Passkeys(String),
 }
 
 /// Everything a request handler may use.
@@ -51,6 +53,8 @@ pub struct App {
     pub clients: Arc<ClientCache>,
     /// Seals pending interactions (`authorize::interaction`).
     pub interaction_sealer: Sealer,
+    /// Seals second-factor secrets at rest and enrolments in progress (`accounts::factors`).
+    pub factor_sealer: Sealer,
     /// Both discovery documents, serialized once at start-up.
     pub discovery: Arc<discovery::Documents>,
     /// Requests to other servers (client key sets), under the outbound rules.
@@ -61,6 +65,9 @@ pub struct App {
     pub used_once: UsedOnce,
     /// DPoP server nonces, the same on every node (a subkey of the master key).
     pub dpop_nonces: Arc<DpopNonces>,
+    /// The WebAuthn relying party (passkeys) and the sealer of its ceremonies; `None` when
+    /// the issuer's host is an IP address, which cannot be a relying-party id.
+    pub passkeys: crate::accounts::factors::passkey::Shared,
 }
 
 impl App {
@@ -85,6 +92,9 @@ impl App {
         let interaction_sealer =
             Sealer::for_purpose(&master_key, crate::authorize::interaction::SEALING_PURPOSE)
                 .map_err(|e| StartupError::MasterKey(e.to_string()))?;
+        let factor_sealer =
+            Sealer::for_purpose(&master_key, crate::accounts::factors::SEALING_PURPOSE)
+                .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let keys = Keys::load_or_create(
             store.as_ref(),
             sealer,
@@ -93,6 +103,11 @@ impl App {
             crate::keys::Schedule::from_config(&config),
         )
         .await?;
+        let passkeys = crate::accounts::factors::passkey::RelyingParty::for_issuer(
+            &config.issuer,
+            &master_key,
+        )
+        .map_err(|e| StartupError::Passkeys(e.to_string()))?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -105,12 +120,14 @@ impl App {
             passwords,
             clients: Arc::new(ClientCache::default()),
             interaction_sealer,
+            factor_sealer,
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
             used_once: UsedOnce::start(store.clone()),
             store,
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
+            passkeys: passkeys.map(Arc::new),
         })
     }
 

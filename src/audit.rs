@@ -38,6 +38,12 @@ pub enum Kind {
     Logout,
     DeviceApproved,
     InitialAccessTokenCreated,
+    PasskeyCloneSuspected,
+    FactorEnrolled,
+    FactorUsed,
+    FactorFailed,
+    FactorRemoved,
+    RecoveryCodesRegenerated,
 }
 
 impl Kind {
@@ -67,6 +73,12 @@ impl Kind {
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
             Kind::InitialAccessTokenCreated => "initial_access_token_created",
+            Kind::PasskeyCloneSuspected => "passkey_clone_suspected",
+            Kind::FactorEnrolled => "factor_enrolled",
+            Kind::FactorUsed => "factor_used",
+            Kind::FactorFailed => "factor_failed",
+            Kind::FactorRemoved => "factor_removed",
+            Kind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }

@@ -198,6 +198,30 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    /// Provision a TOTP authenticator for a user (replacing any they had) and print
+    /// `{"id", "secret", "otpauth_uri"}`; the secret is shown this once.
+    ProvisionTotp {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
+    /// Remove one second factor of a user (its id as `user show` lists it).
+    RemoveFactor {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+        /// The factor's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Require a second factor of a user (`--off` lifts the requirement).
+    RequireMfa {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -424,6 +448,21 @@ async fn user(app: &App, command: UserCommand) -> CliResult {
             manage::users::set_password(app, &sub, &password).await?;
             eprintln!("latchkey: password of user {sub} changed; their sessions have ended");
             Ok(())
+        }
+        UserCommand::ProvisionTotp { sub } => {
+            print_json(&manage::users::provision_totp(app, &sub).await?)
+        }
+        UserCommand::RemoveFactor { sub, id } => {
+            manage::users::delete_factor(app, &sub, &id).await?;
+            eprintln!("latchkey: factor {id} of user {sub} removed");
+            Ok(())
+        }
+        UserCommand::RequireMfa { sub, off } => {
+            let patch = crate::protocol::admin::UserPatch {
+                mfa_required: Some(!off),
+                ..Default::default()
+            };
+            print_json(&manage::users::patch(app, &sub, patch).await?)
         }
     }
 }

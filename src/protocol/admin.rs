@@ -121,8 +121,34 @@ pub struct UserResponse {
     pub claims: UserClaims,
     pub disabled: bool,
     pub password_reset_required: bool,
+    /// The user must use a second factor.
+    pub mfa_required: bool,
+    /// The user's second factors (`GET /admin/users/{sub}` only; never their secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factors: Option<Vec<FactorResponse>>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// One second factor of a user, as the admin API lists it: what it is, never its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct FactorResponse {
+    pub id: String,
+    /// `totp`, `recovery_codes` or `passkey`.
+    pub kind: &'static str,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A TOTP authenticator provisioned by an operator (`POST /admin/users/{sub}/totp`): its
+/// secret is shown this once. No `Debug`: it is a secret.
+#[derive(Clone, Serialize)]
+pub struct TotpProvisioned {
+    pub id: String,
+    /// Base32 (RFC 4648, no padding).
+    pub secret: String,
+    pub otpauth_uri: String,
 }
 
 /// One page of a list. `next` is the cursor to pass as `?after=` for the following page,
@@ -147,6 +173,8 @@ pub struct UserCreate {
     pub disabled: bool,
     /// The user must choose a new password at the first login.
     pub password_reset_required: bool,
+    /// The user must use a second factor.
+    pub mfa_required: bool,
     pub claims: UserClaims,
 }
 
@@ -159,6 +187,7 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
     /// `true` forces a password change at the next login.
     pub password_reset_required: Option<bool>,
+    pub mfa_required: Option<bool>,
     pub claims: Map<String, Value>,
 }
 
@@ -279,12 +308,14 @@ pub fn parse_user_create(body: &[u8]) -> Result<UserCreate, OAuthError> {
     // Not a claim: an operator may provision an account disabled and enable it later.
     let disabled = take_disabled(&mut map)?.unwrap_or(false);
     let password_reset_required = take_bool(&mut map, "password_reset_required")?.unwrap_or(false);
+    let mfa_required = take_bool(&mut map, "mfa_required")?.unwrap_or(false);
     let claims = claims_from(map)?;
     Ok(UserCreate {
         username,
         password,
         disabled,
         password_reset_required,
+        mfa_required,
         claims,
     })
 }
@@ -297,6 +328,7 @@ pub fn parse_user_patch(body: &[u8]) -> Result<UserPatch, OAuthError> {
     let password = take_string(&mut map, "password")?;
     let disabled = take_disabled(&mut map)?;
     let password_reset_required = take_bool(&mut map, "password_reset_required")?;
+    let mfa_required = take_bool(&mut map, "mfa_required")?;
     // The claims are checked (types, unknown names) when merged onto the stored ones; check
     // the patch alone here too, so that a bad name is refused even before the user is read.
     let without_nulls: Map<String, Value> = map
@@ -310,6 +342,7 @@ pub fn parse_user_patch(body: &[u8]) -> Result<UserPatch, OAuthError> {
         password,
         disabled,
         password_reset_required,
+        mfa_required,
         claims: map,
     })
 }

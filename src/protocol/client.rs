@@ -117,6 +117,8 @@ pub struct ClientRegistration {
     pub require_pushed_authorization_requests: Option<bool>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: Option<bool>,
+    /// Latchkey extension: every user of this client must use a second factor.
+    pub require_mfa: Option<bool>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -162,6 +164,8 @@ pub struct ClientMetadata {
     /// Clients stored before this field existed read as `false`.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// Every user of this client must use a second factor (`acr` `mfa` at least).
+    pub require_mfa: bool,
 }
 
 impl ClientMetadata {
@@ -364,6 +368,7 @@ impl ClientRegistration {
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens.unwrap_or(false),
+            require_mfa: self.require_mfa.unwrap_or(false),
         })
     }
 }

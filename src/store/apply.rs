@@ -158,6 +158,7 @@ macro_rules! impl_apply_store {
                                 .bind(user.created_at)
                                 .bind(user.updated_at)
                                 .bind(user.password_reset_required)
+                                .bind(user.mfa_required)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_err)?;
@@ -171,6 +172,7 @@ macro_rules! impl_apply_store {
                                 .bind(user.disabled)
                                 .bind(user.updated_at)
                                 .bind(user.password_reset_required)
+                                .bind(user.mfa_required)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_err)?

@@ -4,8 +4,9 @@
 //! `sqlite::SqliteStore`): `clients`, `users`, `sessions`, `interactions`, `codes`, `grants`,
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
-//! device authorization), `registrations` (RFC 7591 dynamic registration). What
-//! they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
+//! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
+//! `registrations` (RFC 7591 dynamic registration). What they share (the two dialects, error
+//! mapping, JSON and row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -21,10 +22,12 @@ mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod factors;
 mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod passkeys;
 pub mod postgres;
 mod pushed;
 mod refresh;
@@ -48,10 +51,12 @@ pub use clients::{ClientRecord, ClientStore, NewClientSecret, PreviousSecret};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
+pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use passkeys::{MAX_PASSKEYS_PER_USER, PasskeyRecord, PasskeyStore, PasskeyUse, PasskeyUsed};
 pub use pushed::{PushedRequest, PushedRequestStore};
 pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
 pub use registrations::RegistrationStore;
@@ -117,7 +122,9 @@ pub trait Store:
     + ReplayStore
     + PushedRequestStore
     + DeviceStore
+    + FactorStore
     + RegistrationStore
+    + PasskeyStore
     + AuditStore
     + ApplyStore
     + Housekeeping
@@ -139,7 +146,9 @@ impl<T> Store for T where
         + ReplayStore
         + PushedRequestStore
         + DeviceStore
+        + FactorStore
         + RegistrationStore
+        + PasskeyStore
         + AuditStore
         + ApplyStore
         + Housekeeping

@@ -156,6 +156,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ("consent_pkey", "consent.user_sub", "consent"),
     ("signing_key_pkey", "signing_key.kid", "kid"),
     (
+        "passkey_credential_id_key",
+        "passkey.credential_id",
+        "credential_id",
+    ),
+    (
         "change_version_pkey",
         "change_version.name",
         "change_version",

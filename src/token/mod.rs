@@ -206,7 +206,11 @@ pub async fn issue(
         client_id: outcome.client.client_id.clone(),
         scope: scope.clone(),
         auth_time: outcome.user.as_ref().map(|u| u.auth_time),
-        acr: None,
+        // RFC 9470: resource servers can demand a level.
+        acr: outcome
+            .user
+            .as_ref()
+            .map(|u| crate::accounts::assurance::acr(&u.amr).to_owned()),
         sid: outcome.user.as_ref().map(|u| u.sid.clone()),
         grant_id: outcome.grant_id.clone(),
         cnf: dpop_jkt.map(|jkt| Confirmation {
@@ -229,7 +233,8 @@ pub async fn issue(
                 at_hash: Some(mint::at_hash(&access_token, alg)),
                 azp: outcome.client.client_id.clone(),
                 sid: user.sid.clone(),
-                acr: user.acr.clone(),
+                // RFC 8176 / OpenID Connect Core §2: the level the session's methods reach.
+                acr: Some(crate::accounts::assurance::acr(&user.amr).to_owned()),
                 amr: user
                     .amr
                     .split(' ')

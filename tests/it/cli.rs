@@ -26,7 +26,16 @@ fn help_mentions_every_subcommand() {
         ),
         (
             "user",
-            &["create", "list", "show", "delete", "set-password"][..],
+            &[
+                "create",
+                "list",
+                "show",
+                "delete",
+                "set-password",
+                "provision-totp",
+                "remove-factor",
+                "require-mfa",
+            ][..],
         ),
         ("keys", &["list", "rotate"][..]),
     ] {
@@ -404,4 +413,50 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
         "{keys}"
     );
     assert!(!keys.to_string().contains("private"));
+}
+
+/// `user provision-totp`, `user require-mfa` and `user remove-factor` mirror the admin API's
+/// second-factor routes: the secret is printed once, `user show` lists the factor (never the
+/// secret), and removal takes it away.
+#[test]
+fn second_factor_commands_mirror_the_admin_api() {
+    let url = format!(
+        "sqlite://{}",
+        latchkey::store::testing::fresh_sqlite_path().display()
+    );
+    let cli = Latchkey::new(&url);
+    assert!(cli.run(&["migrate"], None).status.success());
+    let user = cli.ok(
+        &[
+            "user",
+            "create",
+            "--username",
+            "mallory",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    let sub = user["sub"].as_str().unwrap().to_owned();
+    assert_eq!(user["mfa_required"], false);
+    let required = cli.ok(&["user", "require-mfa", &sub], None);
+    assert_eq!(required["mfa_required"], true);
+    let totp = cli.ok(&["user", "provision-totp", &sub], None);
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    let id = totp["id"].as_str().unwrap().to_owned();
+    assert!(
+        totp["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let shown = cli.ok(&["user", "show", &sub], None);
+    assert_eq!(shown["factors"][0]["id"], id.as_str());
+    assert_eq!(shown["factors"][0]["kind"], "totp");
+    assert!(!shown.to_string().contains(&secret), "never the secret");
+    cli.ok(&["user", "remove-factor", &sub, &id], None);
+    assert_eq!(cli.ok(&["user", "show", &sub], None)["factors"], json!([]));
+    let err = cli.fails(&["user", "remove-factor", &sub, &id], None);
+    assert!(err.contains(&id), "{err}");
+    let lifted = cli.ok(&["user", "require-mfa", &sub, "--off"], None);
+    assert_eq!(lifted["mfa_required"], false);
 }

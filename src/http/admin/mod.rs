@@ -21,7 +21,7 @@ use axum::extract::rejection::PathRejection;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 
 use std::net::SocketAddr;
@@ -49,6 +49,8 @@ pub fn router() -> Router<App> {
             "/users/{sub}",
             get(users::show).patch(users::patch).delete(users::delete),
         )
+        .route("/users/{sub}/totp", post(users::provision_totp))
+        .route("/users/{sub}/factors/{id}", delete(users::delete_factor))
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))
         .route("/events", get(events::list))

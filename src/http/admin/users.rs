@@ -82,3 +82,33 @@ pub async fn delete(
     users::delete(&app, &sub).await?;
     Ok(no_content())
 }
+
+/// `DELETE /admin/users/{sub}/factors/{id}` → 204.
+pub async fn delete_factor(
+    _: AdminAuth,
+    State(app): State<App>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let Ok(Path((sub, id))) = ids else {
+        return Err(AdminError(crate::protocol::OAuthError::new(
+            ErrorCode::NotFound,
+            "no such resource",
+        )));
+    };
+    users::delete_factor(&app, &sub, &id).await?;
+    Ok(no_content())
+}
+
+/// `POST /admin/users/{sub}/totp` → 201 `{"id", "secret", "otpauth_uri"}`, shown this once.
+pub async fn provision_totp(
+    _: AdminAuth,
+    State(app): State<App>,
+    sub: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let sub = path_id(sub)?;
+    let provisioned = users::provision_totp(&app, &sub).await?;
+    Ok(created(
+        &format!("/admin/users/{sub}/factors/{}", provisioned.id),
+        &provisioned,
+    ))
+}

@@ -119,6 +119,8 @@ pub(super) async fn plan(
                     claims,
                     disabled,
                     password_reset_required: reset.unwrap_or(false),
+                    // Not declared in files yet: set with `PATCH /admin/users/{sub}`.
+                    mfa_required: false,
                     created_at: now,
                     updated_at: now,
                 };

@@ -49,10 +49,12 @@ mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod factors;
 mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod passkeys;
 mod pushed;
 mod refresh;
 mod registrations;
@@ -91,6 +93,7 @@ fn metadata(name: &str) -> ClientMetadata {
         require_signed_request_object: false,
         require_pushed_authorization_requests: false,
         dpop_bound_access_tokens: false,
+        require_mfa: false,
     }
 }
 
@@ -120,6 +123,7 @@ fn user(sub: &str, username: &str) -> UserRecord {
         },
         disabled: false,
         password_reset_required: false,
+        mfa_required: false,
         created_at: NOW,
         updated_at: NOW,
     }

@@ -9,6 +9,7 @@
 
 mod admin;
 mod app;
+mod authenticator;
 mod browser;
 mod cli;
 pub mod cluster;
@@ -19,6 +20,7 @@ mod tokens;
 
 pub use admin::*;
 pub use app::*;
+pub use authenticator::*;
 pub use browser::*;
 pub use cli::*;
 pub use keys::*;
