@@ -119,8 +119,9 @@ impl App {
     pub fn spawn_background_tasks(&self) -> BackgroundTasks {
         let watcher = tokio::spawn(crate::upkeep::watch_changes(self.clone()));
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
+        let logout = tokio::spawn(crate::logout::run(self.clone()));
         BackgroundTasks {
-            handles: vec![watcher, housekeeping],
+            handles: vec![watcher, housekeeping, logout],
         }
     }
 }

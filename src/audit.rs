@@ -36,6 +36,12 @@ pub enum Kind {
     Logout,
     DeviceApproved,
     InitialAccessTokenCreated,
+    /// An operator ended a user's sessions (`DELETE /admin/users/{sub}/sessions`).
+    SessionsEnded,
+    /// A back-channel logout notification reached its client.
+    LogoutDelivered,
+    /// A back-channel logout notification was given up after its retries.
+    LogoutDeliveryFailed,
 }
 
 impl Kind {
@@ -64,6 +70,9 @@ impl Kind {
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
             Kind::InitialAccessTokenCreated => "initial_access_token_created",
+            Kind::SessionsEnded => "sessions_ended",
+            Kind::LogoutDelivered => "logout_delivered",
+            Kind::LogoutDeliveryFailed => "logout_delivery_failed",
         }
     }
 }

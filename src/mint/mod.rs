@@ -96,6 +96,34 @@ pub fn access_token(
     sign_jwt(&key, &key.access_token_header, claims)
 }
 
+/// OpenID Connect Back-Channel Logout 1.0 §2.4 claims of a logout token: no `nonce`, an
+/// `events` member naming the logout event, `sid` and `sub`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub events: serde_json::Value,
+    pub sid: String,
+    pub sub: String,
+}
+
+/// The `events` member of every logout token.
+pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Signs a logout token (`typ: logout+jwt`) with the active key of `alg`, the algorithm the
+/// client's ID tokens use.
+pub fn logout_token(
+    keys: &KeySet,
+    alg: SigningAlg,
+    claims: &LogoutTokenClaims,
+) -> Result<String, KeyError> {
+    let key = keys.signing_key(alg)?;
+    sign_jwt(&key, &key.logout_token_header, claims)
+}
+
 /// Signs an ID token (`typ: JWT`) with the active key of `alg`.
 pub fn id_token(
     keys: &KeySet,

@@ -117,6 +117,11 @@ pub struct ClientRegistration {
     pub require_pushed_authorization_requests: Option<bool>,
     /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: Option<bool>,
+    /// Where logout tokens are POSTed when a session the client took part in ends
+    /// (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens (Latchkey always sends it).
+    pub backchannel_logout_session_required: Option<bool>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -162,6 +167,10 @@ pub struct ClientMetadata {
     /// Clients stored before this field existed read as `false`.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 impl ClientMetadata {
@@ -335,6 +344,21 @@ impl ClientRegistration {
                 )));
             }
         }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            // §2.2: an absolute URL, no fragment. Its host is checked against the outbound
+            // rules by the caller, which knows the trusted hosts.
+            match url::Url::parse(uri) {
+                Ok(u)
+                    if (u.scheme() == "https" || u.scheme() == "http")
+                        && u.host().is_some()
+                        && u.fragment().is_none() => {}
+                _ => {
+                    return Err(metadata_error(
+                        "backchannel_logout_uri must be an absolute https URL without a fragment",
+                    ));
+                }
+            }
+        }
         let require_signed_request_object = self.require_signed_request_object.unwrap_or(false);
         if require_signed_request_object && self.jwks.is_none() && self.jwks_uri.is_none() {
             return Err(metadata_error(
@@ -364,6 +388,10 @@ impl ClientRegistration {
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
             dpop_bound_access_tokens: self.dpop_bound_access_tokens.unwrap_or(false),
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            backchannel_logout_session_required: self
+                .backchannel_logout_session_required
+                .unwrap_or(false),
         })
     }
 }

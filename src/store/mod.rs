@@ -4,7 +4,8 @@
 //! `sqlite::SqliteStore`): `clients`, `users`, `sessions`, `interactions`, `codes`, `grants`,
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
-//! device authorization), `registrations` (RFC 7591 dynamic registration). What
+//! device authorization), `registrations` (RFC 7591 dynamic registration), `outbox` (work
+//! any node carries out later: back-channel logout deliveries). What
 //! they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
@@ -24,6 +25,7 @@ mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod outbox;
 pub mod postgres;
 mod pushed;
 mod refresh;
@@ -50,12 +52,13 @@ pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use outbox::{AttemptResult, OutboxItem, OutboxStore};
 pub use pushed::{PushedRequest, PushedRequestStore};
 pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
 pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
-pub use sessions::{SessionRecord, SessionStore, SessionView};
+pub use sessions::{LOGOUT_KIND, LOGOUT_RETRY_FOR, SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
 pub use users::{UserRecord, UserStore};
 
@@ -116,6 +119,7 @@ pub trait Store:
     + PushedRequestStore
     + DeviceStore
     + RegistrationStore
+    + OutboxStore
     + AuditStore
     + Housekeeping
 {
@@ -137,6 +141,7 @@ impl<T> Store for T where
         + PushedRequestStore
         + DeviceStore
         + RegistrationStore
+        + OutboxStore
         + AuditStore
         + Housekeeping
 {

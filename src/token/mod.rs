@@ -242,6 +242,9 @@ pub async fn issue(
         _ => None,
     };
 
+    if let Some(user) = &outcome.user {
+        crate::logout::joined(app, &outcome.client, &outcome.subject, &user.sid).await?;
+    }
     let refresh_token = match outcome.refresh {
         RefreshPlan::None => None,
         RefreshPlan::Rotated(token) => Some(token),

@@ -18,6 +18,7 @@ mod helpers;
 mod account;
 mod admin;
 mod audit;
+mod backchannel_logout;
 mod cli;
 mod cluster;
 mod code_flow;

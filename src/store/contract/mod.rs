@@ -52,6 +52,7 @@ mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod outbox;
 mod pushed;
 mod refresh;
 mod registrations;
@@ -90,6 +91,8 @@ fn metadata(name: &str) -> ClientMetadata {
         require_signed_request_object: false,
         require_pushed_authorization_requests: false,
         dpop_bound_access_tokens: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     }
 }
 
