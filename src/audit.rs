@@ -42,6 +42,8 @@ pub enum Kind {
     LogoutDelivered,
     /// A back-channel logout notification was given up after its retries.
     LogoutDeliveryFailed,
+    /// A token exchange (RFC 8693) issued a token.
+    TokenExchanged,
 }
 
 impl Kind {
@@ -73,6 +75,7 @@ impl Kind {
             Kind::SessionsEnded => "sessions_ended",
             Kind::LogoutDelivered => "logout_delivered",
             Kind::LogoutDeliveryFailed => "logout_delivery_failed",
+            Kind::TokenExchanged => "token_exchanged",
         }
     }
 }

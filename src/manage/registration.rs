@@ -218,6 +218,13 @@ fn check_self_registration(app: &App, registration: &ClientRegistration) -> Resu
         return refuse("introspection any");
     }
     if registration
+        .token_exchange_audiences
+        .as_ref()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return refuse("token_exchange_audiences");
+    }
+    if registration
         .allowed_resources
         .as_ref()
         .is_some_and(|r| !r.is_empty())

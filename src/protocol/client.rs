@@ -71,12 +71,13 @@ impl IntrospectionAccess {
 }
 
 /// The grant types Latchkey implements.
-pub const SUPPORTED_GRANT_TYPES: [&str; 5] = [
+pub const SUPPORTED_GRANT_TYPES: [&str; 6] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
     "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
 ];
 
 /// Registration request from the admin API. Unknown fields are refused so that a typo in a
@@ -122,6 +123,9 @@ pub struct ClientRegistration {
     pub backchannel_logout_uri: Option<String>,
     /// The client needs `sid` in logout tokens (Latchkey always sends it).
     pub backchannel_logout_session_required: Option<bool>,
+    /// Latchkey extension (RFC 8693): the audiences (or resource indicators) this client may
+    /// exchange tokens for.
+    pub token_exchange_audiences: Option<Vec<String>>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -171,6 +175,8 @@ pub struct ClientMetadata {
     pub backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    #[serde(default)]
+    pub token_exchange_audiences: Vec<String>,
 }
 
 impl ClientMetadata {
@@ -238,12 +244,14 @@ impl ClientRegistration {
             ));
         }
         if auth_method == TokenEndpointAuthMethod::None
-            && grant_types
-                .iter()
-                .any(|g| g == "client_credentials" || g == "password")
+            && grant_types.iter().any(|g| {
+                g == "client_credentials"
+                    || g == "password"
+                    || g == "urn:ietf:params:oauth:grant-type:token-exchange"
+            })
         {
             return Err(metadata_error(
-                "a public client (token_endpoint_auth_method none) cannot use client_credentials or password",
+                "a public client (token_endpoint_auth_method none) cannot use client_credentials, password or token exchange",
             ));
         }
         if uses_code && self.redirect_uris.is_empty() {
@@ -296,6 +304,14 @@ impl ClientRegistration {
             return Err(metadata_error(
                 "a public client (token_endpoint_auth_method none) cannot introspect, so introspection `any` makes no sense for it",
             ));
+        }
+        let token_exchange_audiences = self.token_exchange_audiences.unwrap_or_default();
+        for a in &token_exchange_audiences {
+            if a.is_empty() || a.len() > 2000 || a.chars().any(|c| c.is_control()) {
+                return Err(metadata_error(
+                    "token_exchange_audiences must be non-empty names without control characters",
+                ));
+            }
         }
         let allowed_resources = self.allowed_resources.unwrap_or_default();
         for r in &allowed_resources {
@@ -392,6 +408,7 @@ impl ClientRegistration {
             backchannel_logout_session_required: self
                 .backchannel_logout_session_required
                 .unwrap_or(false),
+            token_exchange_audiences,
         })
     }
 }

@@ -144,6 +144,7 @@ impl Metadata {
         if features.password_grant {
             grants.push("password");
         }
+        grants.push("urn:ietf:params:oauth:grant-type:token-exchange");
         Metadata {
             issuer: features.issuer.to_owned(),
             authorization_endpoint: url(paths::AUTHORIZE),

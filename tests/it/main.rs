@@ -45,3 +45,4 @@ mod skipped_steps;
 mod throttling;
 mod tls;
 mod token;
+mod token_exchange;

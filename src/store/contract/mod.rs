@@ -93,6 +93,7 @@ fn metadata(name: &str) -> ClientMetadata {
         dpop_bound_access_tokens: false,
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
+        token_exchange_audiences: vec![],
     }
 }
 

@@ -128,5 +128,6 @@ pub async fn validate(
             acr: None,
         }),
         refresh,
+        act: None,
     })
 }
