@@ -20,6 +20,7 @@ use crate::crypto::{Sealer, SecretHasher};
 use crate::keys::{KeyError, Keys};
 use crate::outbound::Outbound;
 use crate::protocol::discovery;
+use crate::replay::UsedOnce;
 use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
 use crate::token::dpop::nonce::DpopNonces;
 
@@ -56,6 +57,8 @@ pub struct App {
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
+    /// Single-use values (client assertion and DPoP proof `jti`s), recorded in batches.
+    pub used_once: UsedOnce,
     /// DPoP server nonces, the same on every node (a subkey of the master key).
     pub dpop_nonces: Arc<DpopNonces>,
 }
@@ -87,6 +90,7 @@ impl App {
             sealer,
             clock.now(),
             retired_key_publication(&config),
+            crate::keys::Schedule::from_config(&config),
         )
         .await?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
@@ -96,7 +100,6 @@ impl App {
         Ok(App {
             hasher: Arc::new(SecretHasher::new(&master_key)),
             config: Arc::new(config),
-            store,
             keys: Arc::new(keys),
             clock,
             passwords,
@@ -105,6 +108,8 @@ impl App {
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
+            used_once: UsedOnce::start(store.clone()),
+            store,
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
         })
     }
@@ -119,9 +124,10 @@ impl App {
     pub fn spawn_background_tasks(&self) -> BackgroundTasks {
         let watcher = tokio::spawn(crate::upkeep::watch_changes(self.clone()));
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
+        let rotation = tokio::spawn(crate::upkeep::rotate_keys_on_schedule(self.clone()));
         let logout = tokio::spawn(crate::logout::run(self.clone()));
         BackgroundTasks {
-            handles: vec![watcher, housekeeping, logout],
+            handles: vec![watcher, housekeeping, rotation, logout],
         }
     }
 }

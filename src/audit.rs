@@ -27,6 +27,8 @@ pub enum Kind {
     ClientDeleted,
     ClientSecretRotated,
     KeysRotated,
+    /// A scheduled rotation published the next keys (recorded by the node that won it).
+    KeysScheduled,
     UserCreated,
     UserUpdated,
     UserDisabled,
@@ -63,6 +65,7 @@ impl Kind {
             Kind::ClientDeleted => "client_deleted",
             Kind::ClientSecretRotated => "client_secret_rotated",
             Kind::KeysRotated => "keys_rotated",
+            Kind::KeysScheduled => "keys_scheduled",
             Kind::UserCreated => "user_created",
             Kind::UserUpdated => "user_updated",
             Kind::UserDisabled => "user_disabled",

@@ -25,6 +25,7 @@ pub mod manage;
 pub mod mint;
 pub mod outbound;
 pub mod protocol;
+pub mod replay;
 pub mod server;
 pub mod store;
 pub mod telemetry;

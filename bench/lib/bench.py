@@ -51,7 +51,8 @@ ADMIN_TOKEN = "bench-admin-token-" + secrets.token_hex(8)
 NODE_CLIENT_ID, NODE_CLIENT_SECRET = "bench-node", "bench-node-secret-" + secrets.token_hex(16)
 
 # Scenarios in the order they run; which targets have them is decided per target below.
-SCENARIOS = ["client_credentials", "client_credentials_dpop", "code_exchange", "refresh",
+SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "client_credentials_dpop",
+             "code_exchange", "refresh",
              "introspection", "userinfo", "discovery", "jwks", "login"]
 STATIC = {"client_credentials", "introspection", "userinfo", "discovery", "jwks"}
 
@@ -345,10 +346,31 @@ class Bench:
         api.close()
         lf.check(t.base, creds, tokens["access_token"])
         self.latchkey_state[t.name] = {"creds": creds, "browser": browser,
-                                       "access_token": tokens["access_token"]}
+                                       "access_token": tokens["access_token"],
+                                       "pkjwt": self.provision_pkjwt(t)}
         if backend == "pg" and self.argon2_ms is None:
             self.measure_argon2(t)
         return t
+
+    def provision_pkjwt(self, t: Target) -> dict:
+        """A second client that authenticates with private_key_jwt: a P-256 key made by the
+        ceiling (`keygen`), its public JWK registered as the client's `jwks`."""
+        key_path = os.path.join(self.work, f"{t.name}-pkjwt.pkcs8")
+        jwk = json.loads(subprocess.run([self.args.ceiling, "keygen", key_path], capture_output=True,
+                                        text=True, timeout=30, check=True).stdout)
+        client_id = lf.provision_pkjwt_client(t.base, ADMIN_TOKEN, jwk)
+        return {"client_id": client_id, "key": key_path}
+
+    def mint_assertions(self, t: Target, run: int) -> str:
+        """Client assertions for one run, each single use: enough for 25,000 requests a
+        second (above what client_credentials with a secret reaches here) for the run's
+        duration; the script reports a shortfall as `exhausted`. Returns the files' prefix."""
+        pk = self.latchkey_state[t.name]["pkjwt"]
+        prefix = os.path.join(self.work, f"{t.name}-assertions-{run}.")
+        n = max(2000, int(25000 * self.args.duration))
+        subprocess.run([self.args.ceiling, "assertions", pk["key"], pk["client_id"], t.base, str(n),
+                        prefix, str(self.args.threads)], timeout=300, check=True)
+        return prefix
 
     def measure_argon2(self, t: Target) -> None:
         """Time of one argon2id verification with the parameters of the hash Latchkey stored
@@ -430,6 +452,10 @@ class Bench:
                   "BENCH_VERIFIER": lf.PKCE_VERIFIER}
         if scenario == "client_credentials":
             return "static.lua", t.base + "/token", dict(common, BENCH_METHOD="POST", BENCH_BODY=cc_body)
+        if scenario == "client_credentials_pkjwt":
+            return "client_credentials_pkjwt.lua", t.base, {
+                "BENCH_ASSERTIONS": self.mint_assertions(t, run),
+                "BENCH_BODY": cc_body + "&client_id=" + q(st["pkjwt"]["client_id"])}
         if scenario == "client_credentials_dpop":
             return "dpop.lua", t.base, dict(common, BENCH_BODY=cc_body, BENCH_PROOFS=self.mint_proofs(t, run))
         if scenario == "introspection":

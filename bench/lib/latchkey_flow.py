@@ -132,6 +132,24 @@ def provision(base: str, admin_token: str, id_token_alg: str | None = None) -> d
     }
 
 
+def provision_pkjwt_client(base: str, admin_token: str, jwk: dict) -> str:
+    """Registers a client_credentials client that authenticates with private_key_jwt
+    (RFC 7523 §2.2) using the public key `jwk`; returns its client_id."""
+    c = Client(base)
+    status, _, body = c.request("POST", "/admin/clients", headers={"Authorization": f"Bearer {admin_token}"}, js={
+        "client_name": "Latchkey bench (private_key_jwt)",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [jwk]},
+        "scope": CLIENT_SCOPE,
+        "allowed_resources": [RESOURCE],
+    })
+    c.close()
+    if status != 201:
+        raise HttpError(f"POST /admin/clients (private_key_jwt): {status} {body[:300]}")
+    return json.loads(body)["client_id"]
+
+
 def authorize_path(client_id: str, scope: str, state: str, prompt: str | None = None) -> str:
     q = {
         "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,

@@ -97,6 +97,7 @@ def _ratio(a, b):
 
 SCENARIO_LABEL = {
     "client_credentials": "client_credentials (ES256 JWT)",
+    "client_credentials_pkjwt": "client_credentials, private_key_jwt",
     "client_credentials_dpop": "client_credentials with a DPoP proof (ES256)",
     "code_exchange": "authorization-code exchange",
     "refresh": "refresh-token rotation",
@@ -200,6 +201,9 @@ def render(bench) -> tuple[str, list[str]]:
           dpop, lambda v: v >= 0.4)
     p99_ratio = _ratio(g(lk, "client_credentials", "p99_ms"), g("node-oidc-provider", "client_credentials", "p99_ms"))
     check("client_credentials: Latchkey p99 ÷ node-oidc-provider p99 ≤ 0.25", p99_ratio, lambda v: v <= 0.25)
+    check("client_credentials with private_key_jwt ÷ with client_secret_basic ≥ 0.5",
+          _ratio(g(lk, "client_credentials_pkjwt", "rps"), g(lk, "client_credentials", "rps")),
+          lambda v: v >= 0.5)
     for s in ("discovery", "jwks"):
         check(f"{s}: Latchkey ÷ fixed-body ceiling ≥ 0.6", _ratio(g(lk, s, "rps"), g("ceiling", s, "rps")),
               lambda v: v >= 0.6)

@@ -207,6 +207,9 @@ mod tests {
         ClientRecord {
             client_id: "app".into(),
             secret_hash: None,
+            secret_created_at: None,
+            secret_expires_at: None,
+            previous_secret: None,
             metadata,
             issued_at: 0,
             updated_at: 0,

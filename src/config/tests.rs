@@ -229,3 +229,36 @@ fn the_file_is_read_and_the_environment_wins() {
     assert_eq!(err.variable, "LATCHKEY_ACCESS_TOKEN_TTL", "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_key_schedule_defaults_to_90_days_published_a_day_ahead_and_caps_the_window() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.key_rotation_interval, 90 * 86_400);
+    assert_eq!(c.key_publish_ahead, 86_400);
+    let short = load(&[("LATCHKEY_KEY_ROTATION_INTERVAL", "10")]).unwrap();
+    assert_eq!(short.key_rotation_interval, 10);
+    assert_eq!(short.key_publish_ahead, 5, "capped at half the interval");
+    let set = load(&[
+        ("LATCHKEY_KEY_ROTATION_INTERVAL", "100"),
+        ("LATCHKEY_KEY_PUBLISH_AHEAD", "20"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (set.key_rotation_interval, set.key_publish_ahead),
+        (100, 20)
+    );
+    let off = load(&[("LATCHKEY_KEY_ROTATION_INTERVAL", "0")]).unwrap();
+    assert_eq!(off.key_rotation_interval, 0);
+    check_error(
+        &[("LATCHKEY_KEY_ROTATION_INTERVAL", "1")],
+        "LATCHKEY_KEY_ROTATION_INTERVAL",
+    );
+    check_error(
+        &[("LATCHKEY_KEY_ROTATION_INTERVAL", "-5")],
+        "LATCHKEY_KEY_ROTATION_INTERVAL",
+    );
+    check_error(
+        &[("LATCHKEY_KEY_PUBLISH_AHEAD", "0")],
+        "LATCHKEY_KEY_PUBLISH_AHEAD",
+    );
+}

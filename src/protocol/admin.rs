@@ -25,11 +25,71 @@ pub struct ClientResponse {
     pub client_id_issued_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
-    /// Always 0 when present: Latchkey's secrets do not expire (RFC 7591 §3.2.1).
+    /// When the current secret stops working, 0 when it does not (RFC 7591 §3.2.1);
+    /// present for clients that have a secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
+    /// The secrets that may work (the current one first, then one a rotation kept): ids and
+    /// times, never values. Absent for clients without a secret.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_secrets: Vec<ClientSecretInfo>,
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+/// A stored client secret as the admin API describes it. The id is derived from the stored
+/// hash (not from the secret), so it names a secret without revealing anything about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientSecretInfo {
+    pub id: String,
+    pub created_at: i64,
+    /// 0: it does not expire.
+    pub expires_at: i64,
+    pub current: bool,
+}
+
+/// `POST /admin/clients/{client_id}/secret`: how long the replaced secret keeps working
+/// (default 0: it stops at once) and how long the new one lives (default: for ever).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SecretRotation {
+    pub previous_secret_valid_for: i64,
+    pub secret_valid_for: Option<i64>,
+}
+
+/// The longest a rotation may keep the old secret or give the new one: a year. Longer
+/// overlaps defeat the point of rotating.
+pub const MAX_SECRET_VALIDITY: i64 = 366 * 86_400;
+
+/// The rotation body; an empty body is a rotation without overlap.
+pub fn parse_secret_rotation(body: &[u8]) -> Result<SecretRotation, OAuthError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(SecretRotation::default());
+    }
+    let mut map = json_object(body)?;
+    let mut seconds = |name: &str, min: i64| -> Result<Option<i64>, OAuthError> {
+        match map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (min..=MAX_SECRET_VALIDITY).contains(&v) => Ok(Some(v)),
+                _ => Err(OAuthError::invalid_request(format!(
+                    "`{name}` must be a whole number of seconds from {min} to {MAX_SECRET_VALIDITY}"
+                ))),
+            },
+            Some(_) => Err(OAuthError::invalid_request(format!(
+                "`{name}` must be a number of seconds"
+            ))),
+        }
+    };
+    let rotation = SecretRotation {
+        previous_secret_valid_for: seconds("previous_secret_valid_for", 0)?.unwrap_or(0),
+        secret_valid_for: seconds("secret_valid_for", 1)?,
+    };
+    if let Some(field) = map.keys().next() {
+        return Err(OAuthError::invalid_request(format!(
+            "unknown field `{field}`"
+        )));
+    }
+    Ok(rotation)
 }
 
 /// A dynamically registered client, as the registration endpoint answers it (RFC 7591 §3.2.1,
@@ -227,7 +287,8 @@ fn take_bool(map: &mut Map<String, Value>, name: &str) -> Result<Option<bool>, O
     }
 }
 
-fn claims_from(map: Map<String, Value>) -> Result<UserClaims, OAuthError> {
+/// The OpenID standard claims of a user document (`latchkey apply` reads them too).
+pub fn claims_from(map: Map<String, Value>) -> Result<UserClaims, OAuthError> {
     serde_json::from_value(Value::Object(map))
         .map_err(|e| OAuthError::invalid_request(format!("invalid user claims: {e}")))
 }

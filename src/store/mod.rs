@@ -16,6 +16,7 @@
 //! reused or presented by another client. Timestamps are Unix seconds (`i64`); hashes are the
 //! 32-byte output of `crypto::SecretHasher`.
 
+mod apply;
 mod audit;
 mod clients;
 mod codes;
@@ -43,8 +44,9 @@ mod users;
 #[cfg(test)]
 mod contract;
 
+pub use apply::{ApplyStore, Change, STALE_PLAN};
 pub use audit::{AUDIT_RETENTION, AuditEvent, AuditFilter, AuditStore};
-pub use clients::{ClientRecord, ClientStore};
+pub use clients::{ClientRecord, ClientStore, NewClientSecret, PreviousSecret};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
@@ -121,6 +123,7 @@ pub trait Store:
     + RegistrationStore
     + OutboxStore
     + AuditStore
+    + ApplyStore
     + Housekeeping
 {
 }
@@ -143,6 +146,7 @@ impl<T> Store for T where
         + RegistrationStore
         + OutboxStore
         + AuditStore
+        + ApplyStore
         + Housekeeping
 {
 }

@@ -72,7 +72,7 @@ macro_rules! user_columns {
     };
 }
 
-const INSERT_USER: &str = concat!(
+pub(super) const INSERT_USER: &str = concat!(
     "INSERT INTO app_user (",
     user_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -97,7 +97,7 @@ const LIST_USERS: &str = concat!(
     user_columns!(),
     " FROM app_user WHERE sub > $1 ORDER BY sub LIMIT $2"
 );
-const UPDATE_USER: &str = "UPDATE app_user \
+pub(super) const UPDATE_USER: &str = "UPDATE app_user \
      SET username = $2, claims = $3, disabled = $4, updated_at = $5, \
      password_reset_required = $6 WHERE sub = $1";
 // The forced password change: only while the password is still the one the user proved
@@ -106,10 +106,10 @@ const UPDATE_USER: &str = "UPDATE app_user \
 const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
-const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
+pub(super) const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
      password_reset_required = FALSE WHERE sub = $1";
 
-const USER_DELETION: OwnerDeletion = OwnerDeletion {
+pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     delete_owner: "DELETE FROM app_user WHERE sub = $1",
     revoke_grants: "UPDATE auth_grant SET revoked_at = $2 WHERE user_sub = $1 AND revoked_at IS NULL",
     dependents: &[

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::http::error::AdminError;
 use crate::manage::clients;
 use crate::protocol::ErrorCode;
-use crate::protocol::admin::parse_client_registration;
+use crate::protocol::admin::{parse_client_registration, parse_secret_rotation};
 
 /// `POST /admin/clients` → 201 with the metadata, the id, and (confidential clients) the
 /// secret, shown this once.
@@ -99,15 +99,24 @@ pub async fn logout_deliveries(
     ))
 }
 
-/// `POST /admin/clients/{client_id}/secret` → 200 with the new secret, shown this once.
+/// `POST /admin/clients/{client_id}/secret` → 200 with the new secret, shown this once. An
+/// optional JSON body `{"previous_secret_valid_for": SECONDS, "secret_valid_for": SECONDS}`
+/// keeps the old secret working that long and limits the new one's life.
 pub async fn rotate_secret(
     _: AdminAuth,
     State(app): State<App>,
     client_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, AdminError> {
     let client_id = path_id(client_id)?;
+    let rotation = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        parse_secret_rotation(json_body(&headers, &body, ErrorCode::InvalidRequest)?)?
+    };
     Ok(json_response(
         StatusCode::OK,
-        &clients::rotate_secret(&app, &client_id).await?,
+        &clients::rotate_secret(&app, &client_id, rotation).await?,
     ))
 }

@@ -43,6 +43,7 @@ macro_rules! contract_tests {
     };
 }
 
+mod apply;
 mod audit;
 mod clients;
 mod codes;
@@ -101,6 +102,9 @@ fn client(client_id: &str) -> ClientRecord {
     ClientRecord {
         client_id: client_id.to_owned(),
         secret_hash: Some(hash(&format!("secret-{client_id}"))),
+        secret_created_at: Some(NOW),
+        secret_expires_at: None,
+        previous_secret: None,
         metadata: metadata(client_id),
         issued_at: NOW,
         updated_at: NOW,
@@ -200,6 +204,7 @@ fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
         private_sealed: hash(&format!("sealed-{kid}")),
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at,
+        activates_at: created_at,
         retired_at: None,
     }
 }

@@ -84,9 +84,9 @@ pub async fn check(app: &App, proof: &str, expected: &Expected<'_>) -> Result<Pr
     // Remembered until the proof's `iat` falls out of the window: after that the `iat`
     // check refuses it without the store's help.
     let fresh = app
-        .store
+        .used_once
         .use_once(
-            &replay_key(&verified.jkt, &verified.jti),
+            replay_key(&verified.jkt, &verified.jti),
             verified.iat + MAX_AGE + 1,
             now,
         )

@@ -10,6 +10,7 @@
 mod admin;
 mod app;
 mod browser;
+mod cli;
 pub mod cluster;
 mod keys;
 mod parse;
@@ -19,6 +20,7 @@ mod tokens;
 pub use admin::*;
 pub use app::*;
 pub use browser::*;
+pub use cli::*;
 pub use keys::*;
 pub use parse::*;
 pub use process::*;
