@@ -142,8 +142,9 @@ impl App {
         let watcher = tokio::spawn(crate::upkeep::watch_changes(self.clone()));
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
         let rotation = tokio::spawn(crate::upkeep::rotate_keys_on_schedule(self.clone()));
+        let logout = tokio::spawn(crate::logout::run(self.clone()));
         BackgroundTasks {
-            handles: vec![watcher, housekeeping, rotation],
+            handles: vec![watcher, housekeeping, rotation, logout],
         }
     }
 }

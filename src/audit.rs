@@ -44,6 +44,14 @@ pub enum Kind {
     FactorFailed,
     FactorRemoved,
     RecoveryCodesRegenerated,
+    /// An operator ended a user's sessions (`DELETE /admin/users/{sub}/sessions`).
+    SessionsEnded,
+    /// A back-channel logout notification reached its client.
+    LogoutDelivered,
+    /// A back-channel logout notification was given up after its retries.
+    LogoutDeliveryFailed,
+    /// A token exchange (RFC 8693) issued a token.
+    TokenExchanged,
 }
 
 impl Kind {
@@ -79,6 +87,10 @@ impl Kind {
             Kind::FactorFailed => "factor_failed",
             Kind::FactorRemoved => "factor_removed",
             Kind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Kind::SessionsEnded => "sessions_ended",
+            Kind::LogoutDelivered => "logout_delivered",
+            Kind::LogoutDeliveryFailed => "logout_delivery_failed",
+            Kind::TokenExchanged => "token_exchanged",
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod files;
 pub mod http;
 pub mod keys;
+pub mod logout;
 pub mod manage;
 pub mod mint;
 pub mod outbound;

@@ -15,6 +15,8 @@ pub const CHANGE_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How often expired rows are purged, and how many per table per round.
 pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 pub const HOUSEKEEPING_BATCH: u32 = 1000;
+/// How long a delivered or failed outbox item is kept after it finished.
+pub const OUTBOX_RETENTION: i64 = 7 * 24 * 3600;
 
 /// Polls the change counters; clears the client cache and reloads keys when they move.
 pub async fn watch_changes(app: App) {
@@ -99,6 +101,14 @@ pub async fn housekeeping(app: App) {
         }
         if let Err(e) = app.store.purge_used(app.now(), HOUSEKEEPING_BATCH).await {
             tracing::warn!(error = %e, "housekeeping of used values failed");
+        }
+        // Finished outbox items stay visible (the admin API's delivery status) for a week.
+        if let Err(e) = app
+            .store
+            .purge_outbox(app.now() - OUTBOX_RETENTION, HOUSEKEEPING_BATCH)
+            .await
+        {
+            tracing::warn!(error = %e, "housekeeping of the outbox failed");
         }
         if let Err(e) = app.store.purge_pushed(app.now(), HOUSEKEEPING_BATCH).await {
             tracing::warn!(error = %e, "housekeeping of pushed requests failed");

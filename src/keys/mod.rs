@@ -77,6 +77,8 @@ pub struct SigningKey {
     pub access_token_header: String,
     /// base64url of `{"alg","kid","typ":"JWT"}`.
     pub jwt_header: String,
+    /// base64url of `{"alg","kid","typ":"logout+jwt"}` (Back-Channel Logout 1.0 §2.4).
+    pub logout_token_header: String,
 }
 
 impl SigningKey {
@@ -373,6 +375,7 @@ pub fn build_key_set(
                     signer,
                     access_token_header: encode_header(alg, &record.kid, "at+jwt"),
                     jwt_header: encode_header(alg, &record.kid, "JWT"),
+                    logout_token_header: encode_header(alg, &record.kid, "logout+jwt"),
                 }),
             );
         }

@@ -8,10 +8,13 @@
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::{random_secret, random_token};
-use crate::protocol::admin::{ClientResponse, ClientSecretInfo, ListResponse, SecretRotation};
+use crate::protocol::admin::{
+    ClientResponse, ClientSecretInfo, ListResponse, LogoutDelivery, LogoutDeliveryList,
+    SecretRotation,
+};
 use crate::protocol::client::{ClientMetadata, ClientRegistration};
 use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::{ClientRecord, NewClientSecret};
+use crate::store::{ClientRecord, LOGOUT_KIND, NewClientSecret};
 
 use super::Page;
 
@@ -128,6 +131,42 @@ pub async fn get(app: &App, client_id: &str) -> Result<ClientResponse, OAuthErro
     }
 }
 
+/// The most logout notifications `logout_deliveries` lists.
+pub const DELIVERIES_LISTED: u32 = 100;
+
+/// The newest back-channel logout notifications to a client and how each went.
+pub async fn logout_deliveries(
+    app: &App,
+    client_id: &str,
+) -> Result<LogoutDeliveryList, OAuthError> {
+    if app.store.get_client(client_id).await?.is_none() {
+        return Err(not_found(client_id));
+    }
+    let items = app
+        .store
+        .list_outbox(LOGOUT_KIND, client_id, DELIVERIES_LISTED)
+        .await?;
+    let items = items
+        .into_iter()
+        .map(|item| {
+            let notice: serde_json::Value = serde_json::from_str(&item.payload).unwrap_or_default();
+            let text = |key: &str| notice.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+            LogoutDelivery {
+                id: item.outbox_id,
+                sid: text("sid"),
+                sub: text("sub"),
+                next_attempt_at: (item.status == "pending").then_some(item.next_attempt_at),
+                status: item.status,
+                attempts: item.attempts,
+                created_at: item.created_at,
+                finished_at: item.finished_at,
+                last_error: item.last_error,
+            }
+        })
+        .collect();
+    Ok(LogoutDeliveryList { items })
+}
+
 /// RFC 7592 §2.2: replaces the whole metadata, validated as on registration (a field left
 /// out takes its default, as it would on registration). A `client_id` in the body must name
 /// this client; a `client_secret` in the body is ignored, as §2.2 allows, so a secret can
@@ -181,13 +220,19 @@ pub async fn replace(
     ))
 }
 
-/// A `jwks_uri` must obey the outbound rules: https, and a public host unless the operator
-/// trusts it (`LATCHKEY_REGISTRATION_TRUSTED_HOSTS`).
+/// A `jwks_uri` or `backchannel_logout_uri` must obey the outbound rules: https, and a public
+/// host unless the operator trusts it (`LATCHKEY_REGISTRATION_TRUSTED_HOSTS`).
 pub(super) fn check_key_source(app: &App, metadata: &ClientMetadata) -> Result<(), OAuthError> {
-    if let Some(uri) = &metadata.jwks_uri {
-        app.outbound.check_url(uri).map_err(|e| {
-            OAuthError::new(ErrorCode::InvalidClientMetadata, format!("jwks_uri: {e}"))
-        })?;
+    let urls = [
+        ("jwks_uri", &metadata.jwks_uri),
+        ("backchannel_logout_uri", &metadata.backchannel_logout_uri),
+    ];
+    for (name, uri) in urls {
+        if let Some(uri) = uri {
+            app.outbound.check_url(uri).map_err(|e| {
+                OAuthError::new(ErrorCode::InvalidClientMetadata, format!("{name}: {e}"))
+            })?;
+        }
     }
     Ok(())
 }

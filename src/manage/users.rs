@@ -238,8 +238,10 @@ pub async fn set_password(app: &App, sub: &str, password: &str) -> Result<(), OA
 }
 
 /// Deletes the user; the store deletes its sessions, codes, refresh tokens and consents and
-/// revokes its grants in the same call.
+/// revokes its grants in the same call. The sessions are ended first, on their own, so that
+/// their clients are notified (back-channel logout).
 pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
+    app.store.delete_sessions_for_user(sub, app.now()).await?;
     if !app.store.delete_user(sub, app.now()).await? {
         return Err(not_found(sub));
     }
@@ -247,9 +249,26 @@ pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
+/// Ends every browser session of a user (`DELETE /admin/users/{sub}/sessions`); the clients
+/// that took part in them are notified (back-channel logout). Returns how many ended.
+pub async fn end_sessions(app: &App, sub: &str) -> Result<u64, OAuthError> {
+    if app.store.get_user(sub).await?.is_none() {
+        return Err(not_found(sub));
+    }
+    let ended = app.store.delete_sessions_for_user(sub, app.now()).await?;
+    audit::record(
+        app,
+        Event::new(Kind::SessionsEnded)
+            .user(sub)
+            .detail("sessions", ended),
+    )
+    .await;
+    Ok(ended)
+}
+
 /// Ends the user's browser sessions, and with `revoke_grants` every token family of theirs.
 async fn end_access(app: &App, sub: &str, revoke_grants: bool, now: i64) -> Result<(), OAuthError> {
-    app.store.delete_sessions_for_user(sub).await?;
+    app.store.delete_sessions_for_user(sub, now).await?;
     if revoke_grants {
         app.store.revoke_grants_for_user(sub, None, now).await?;
     }

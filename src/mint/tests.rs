@@ -29,6 +29,8 @@ fn claims(exp: i64) -> AccessTokenClaims {
         cnf: Some(Confirmation {
             jkt: "thumbprint".into(),
         }),
+        act: Some(serde_json::json!({"sub": "service-a"})),
+        may_act: None,
     }
 }
 

@@ -159,6 +159,31 @@ pub struct ListResponse<T> {
     pub next: Option<String>,
 }
 
+/// One back-channel logout notification to a client, as
+/// `GET /admin/clients/{client_id}/logout-deliveries` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogoutDelivery {
+    pub id: i64,
+    /// `pending` (waiting or under way), `delivered`, or `failed` (given up after 24 hours,
+    /// or the client no longer takes notifications).
+    pub status: String,
+    pub attempts: i64,
+    /// The session that ended and its user.
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+    pub created_at: i64,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The newest notifications first.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogoutDeliveryList {
+    pub items: Vec<LogoutDelivery>,
+}
+
 /// The signing keys currently published (active ones and retired ones still in JWKS).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyListResponse {

@@ -138,6 +138,9 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// RFC 9449 §5.1.
     pub dpop_signing_alg_values_supported: Vec<&'static str>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1.
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
 }
 
 /// What the configuration switches on, as far as discovery tells (`Config::features`).
@@ -160,6 +163,7 @@ impl Metadata {
         if features.password_grant {
             grants.push("password");
         }
+        grants.push("urn:ietf:params:oauth:grant-type:token-exchange");
         Metadata {
             issuer: features.issuer.to_owned(),
             authorization_endpoint: url(paths::AUTHORIZE),
@@ -212,6 +216,8 @@ impl Metadata {
             request_object_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
             authorization_response_iss_parameter_supported: true,
             dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS.to_vec(),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         }
     }
 }

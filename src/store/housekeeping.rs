@@ -104,6 +104,13 @@ macro_rules! purge_statements {
                 $lock,
                 ")"
             ),
+            // A session's clients are forgotten once the session can no longer be live.
+            concat!(
+                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
+                 FROM session_client WHERE expires_at <= $1 LIMIT $2",
+                $lock,
+                ")"
+            ),
             // Audit events are kept for audit::AUDIT_RETENTION (90 days).
             concat!(
                 "DELETE FROM audit_event WHERE event_id IN (SELECT event_id \
@@ -117,9 +124,9 @@ macro_rules! purge_statements {
 
 /// Postgres: nodes purging at once take disjoint batches instead of deadlocking on each
 /// other's row locks.
-const PURGE_POSTGRES: [&str; 8] = purge_statements!(" FOR UPDATE SKIP LOCKED");
+const PURGE_POSTGRES: [&str; 9] = purge_statements!(" FOR UPDATE SKIP LOCKED");
 /// SQLite: one writer at a time, so concurrent purges cannot deadlock.
-const PURGE_SQLITE: [&str; 8] = purge_statements!("");
+const PURGE_SQLITE: [&str; 9] = purge_statements!("");
 
 macro_rules! impl_housekeeping {
     ($store:ty, $db:ty) => {

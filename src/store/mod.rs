@@ -5,8 +5,9 @@
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
 //! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
-//! `registrations` (RFC 7591 dynamic registration). What they share (the two dialects, error
-//! mapping, JSON and row helpers, SQL fragments) is in
+//! `registrations` (RFC 7591 dynamic registration), `outbox` (work any node carries out later:
+//! back-channel logout deliveries). What they share (the two dialects, error mapping, JSON and
+//! row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -28,6 +29,7 @@ mod housekeeping;
 mod interactions;
 mod keys;
 mod passkeys;
+mod outbox;
 pub mod postgres;
 mod pushed;
 mod refresh;
@@ -57,12 +59,13 @@ pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use passkeys::{MAX_PASSKEYS_PER_USER, PasskeyRecord, PasskeyStore, PasskeyUse, PasskeyUsed};
+pub use outbox::{AttemptResult, OutboxItem, OutboxStore};
 pub use pushed::{PushedRequest, PushedRequestStore};
 pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
 pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
-pub use sessions::{SessionRecord, SessionStore, SessionView};
+pub use sessions::{LOGOUT_KIND, LOGOUT_RETRY_FOR, SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
 pub use users::{UserRecord, UserStore};
 
@@ -125,6 +128,7 @@ pub trait Store:
     + FactorStore
     + RegistrationStore
     + PasskeyStore
+    + OutboxStore
     + AuditStore
     + ApplyStore
     + Housekeeping
@@ -149,6 +153,7 @@ impl<T> Store for T where
         + FactorStore
         + RegistrationStore
         + PasskeyStore
+        + OutboxStore
         + AuditStore
         + ApplyStore
         + Housekeeping

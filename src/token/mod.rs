@@ -30,6 +30,8 @@ pub enum GrantType {
     Password,
     /// RFC 8628 §3.4.
     DeviceCode,
+    /// RFC 8693 §2.1.
+    TokenExchange,
 }
 
 impl GrantType {
@@ -43,6 +45,7 @@ impl GrantType {
             Some("client_credentials") => Ok(GrantType::ClientCredentials),
             Some("password") if password_enabled => Ok(GrantType::Password),
             Some(crate::authorize::device::DEVICE_GRANT) => Ok(GrantType::DeviceCode),
+            Some(grants::token_exchange::GRANT) => Ok(GrantType::TokenExchange),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant_type is not supported",
@@ -57,6 +60,7 @@ impl GrantType {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
             GrantType::DeviceCode => crate::authorize::device::DEVICE_GRANT,
+            GrantType::TokenExchange => grants::token_exchange::GRANT,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct GrantOutcome {
     pub grant_id: Option<String>,
     pub user: Option<UserContext>,
     pub refresh: RefreshPlan,
+    /// RFC 8693 §4.1: the actor of a token exchange, for the access token's `act`.
+    pub act: Option<serde_json::Value>,
 }
 
 /// Handles one token request end to end. `dpop` is the request's `DPoP` header (RFC 9449).
@@ -126,8 +132,12 @@ pub async fn token_request(
         GrantType::ClientCredentials => grants::client_credentials::validate(app, client, params)?,
         GrantType::Password => grants::password::validate(app, client, params, ip).await?,
         GrantType::DeviceCode => grants::device_code::validate(app, client, params).await?,
+        GrantType::TokenExchange => grants::token_exchange::validate(app, client, params).await?,
     };
-    let response = issue(app, outcome, jkt).await?;
+    let mut response = issue(app, outcome, jkt).await?;
+    if grant_type == GrantType::TokenExchange {
+        response.issued_token_type = Some(grants::token_exchange::ACCESS_TOKEN_TYPE);
+    }
     crate::telemetry::token_issued(grant_type.as_str());
     Ok(response)
 }
@@ -216,6 +226,8 @@ pub async fn issue(
         cnf: dpop_jkt.map(|jkt| Confirmation {
             jkt: jkt.to_owned(),
         }),
+        act: outcome.act.clone(),
+        may_act: None,
     };
     let access_token = mint::access_token(&keys, config.access_token_alg, &access_claims)?;
 
@@ -247,6 +259,9 @@ pub async fn issue(
         _ => None,
     };
 
+    if let Some(user) = &outcome.user {
+        crate::logout::joined(app, &outcome.client, &outcome.subject, &user.sid).await?;
+    }
     let refresh_token = match outcome.refresh {
         RefreshPlan::None => None,
         RefreshPlan::Rotated(token) => Some(token),
@@ -268,5 +283,6 @@ pub async fn issue(
         scope,
         refresh_token,
         id_token,
+        issued_token_type: None,
     })
 }

@@ -85,6 +85,20 @@ pub async fn delete(
     Ok(no_content())
 }
 
+/// `GET /admin/clients/{client_id}/logout-deliveries`: the newest back-channel logout
+/// notifications to the client and their status.
+pub async fn logout_deliveries(
+    _: AdminAuth,
+    State(app): State<App>,
+    client_id: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let client_id = path_id(client_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &clients::logout_deliveries(&app, &client_id).await?,
+    ))
+}
+
 /// `POST /admin/clients/{client_id}/secret` → 200 with the new secret, shown this once. An
 /// optional JSON body `{"previous_secret_valid_for": SECONDS, "secret_valid_for": SECONDS}`
 /// keeps the old secret working that long and limits the new one's life.

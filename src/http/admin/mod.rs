@@ -44,6 +44,10 @@ pub fn router() -> Router<App> {
                 .delete(clients::delete),
         )
         .route("/clients/{client_id}/secret", post(clients::rotate_secret))
+        .route(
+            "/clients/{client_id}/logout-deliveries",
+            get(clients::logout_deliveries),
+        )
         .route("/users", post(users::create).get(users::list))
         .route(
             "/users/{sub}",
@@ -51,6 +55,7 @@ pub fn router() -> Router<App> {
         )
         .route("/users/{sub}/totp", post(users::provision_totp))
         .route("/users/{sub}/factors/{id}", delete(users::delete_factor))
+        .route("/users/{sub}/sessions", delete(users::end_sessions))
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))
         .route("/events", get(events::list))

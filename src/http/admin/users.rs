@@ -72,6 +72,18 @@ pub async fn patch(
     ))
 }
 
+/// `DELETE /admin/users/{sub}/sessions` → 204: ends every session of the user, and their
+/// clients are notified (back-channel logout).
+pub async fn end_sessions(
+    _: AdminAuth,
+    State(app): State<App>,
+    sub: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let sub = path_id(sub)?;
+    users::end_sessions(&app, &sub).await?;
+    Ok(no_content())
+}
+
 /// `DELETE /admin/users/{sub}` → 204.
 pub async fn delete(
     _: AdminAuth,

@@ -55,6 +55,7 @@ mod housekeeping;
 mod interactions;
 mod keys;
 mod passkeys;
+mod outbox;
 mod pushed;
 mod refresh;
 mod registrations;
@@ -94,6 +95,9 @@ fn metadata(name: &str) -> ClientMetadata {
         require_pushed_authorization_requests: false,
         dpop_bound_access_tokens: false,
         require_mfa: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
+        token_exchange_audiences: vec![],
     }
 }
 

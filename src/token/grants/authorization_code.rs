@@ -129,5 +129,6 @@ pub async fn validate(
             acr: record.acr,
         }),
         refresh,
+        act: None,
     })
 }

@@ -104,5 +104,6 @@ pub async fn validate(
             acr: None,
         }),
         refresh,
+        act: None,
     })
 }

@@ -139,5 +139,6 @@ pub async fn validate(
             acr: None,
         }),
         refresh,
+        act: None,
     })
 }

@@ -109,6 +109,7 @@ pub async fn validate(
             acr: None,
         }),
         refresh: RefreshPlan::Rotated(new_token),
+        act: None,
     })
 }
 
