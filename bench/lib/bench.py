@@ -52,8 +52,10 @@ NODE_CLIENT_ID, NODE_CLIENT_SECRET = "bench-node", "bench-node-secret-" + secret
 
 # Scenarios in the order they run; which targets have them is decided per target below.
 SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "client_credentials_dpop",
-             "code_exchange", "refresh",
-             "introspection", "userinfo", "discovery", "jwks", "login"]
+             "code_exchange", "refresh", "introspection", "userinfo", "discovery", "jwks",
+             "login", "login_totp"]
+# The scenarios whose flows log in (argon2id-bound, run last, reported per finished flow).
+LOGINS = ("login", "login_totp")
 STATIC = {"client_credentials", "introspection", "userinfo", "discovery", "jwks"}
 
 
@@ -477,7 +479,30 @@ class Bench:
                 BENCH_LOGIN_AUTHORIZE_PATH=lf.authorize_path(creds["client_id"], "openid profile", "lg", "consent"),
                 BENCH_USERNAME_ENC=q(creds["username"]), BENCH_PASSWORD_ENC=q(creds["password"]),
                 BENCH_USER_COUNT=str(lf.LOGIN_USERS))
+        if scenario == "login_totp":
+            return "login.lua", t.base, dict(
+                common,
+                BENCH_LOGIN_AUTHORIZE_PATH=lf.authorize_path(creds["client_id"], "openid profile", "lt", "consent"),
+                BENCH_PASSWORD_ENC=q(creds["password"]), BENCH_USERNAME_ENC=q(creds["username"]),
+                BENCH_TOTP_FILE=self.totp_codes(t, run))
         raise ValueError(scenario)
+
+    def totp_codes(self, t: Target, run: int) -> str:
+        """Fresh TOTP users for one run of login_totp, with their codes for every time step the
+        run can see, one user a line: `USERNAME STEP:CODE STEP:CODE ...`. A code is accepted once
+        per user and step (one step of drift either way), so each user logs in at most three
+        times in a step window: enough users for ~60 logins/s are provisioned."""
+        n = max(48, int(30 * self.args.duration))
+        users = lf.provision_totp_users(t.base, ADMIN_TOKEN, f"{os.getpid()}-{run}", n)
+        first = int(time.time()) // 30 - 1
+        last = (int(time.time()) + int(self.args.duration) + 120) // 30 + 1
+        path = os.path.join(self.work, f"{t.name}-totp-{run}.codes")
+        with open(path, "w") as f:
+            for username, secret in users:
+                codes = " ".join(f"{s}:{lf.totp_code(secret, s)}" for s in range(first, last + 1))
+                f.write(f"{username} {codes}\n")
+        log(f"{t.name}: provisioned {n} TOTP users for run {run}")
+        return path
 
     def mint_families(self, t: Target, tag: str) -> str:
         """Two refresh-token families per connection, written one a line."""
@@ -533,7 +558,7 @@ class Bench:
         if warmup:
             run_wrk(script, url, env, duration, self.args)
             return None
-        hashing = scenario == "login" and t.name.startswith("latchkey")
+        hashing = scenario in LOGINS and t.name.startswith("latchkey")
         hash0 = hash_cpu(t.base) if hashing else None
         meter, sampler = CpuMeter(t), RssSampler(t.proc.pid)
         meter.start()
@@ -546,7 +571,7 @@ class Bench:
         errors = sum(rec["errors"].values())
         # Counters a script keeps that mean something went wrong are errors too.
         bad_extra = {k: v for k, v in rec["extra"].items()
-                     if k in ("exhausted", "lost", "dry", "aborted", "unexpected") and v}
+                     if k in ("exhausted", "lost", "dry", "aborted", "unexpected", "no_user") and v}
         requests = rec["requests"]
         row = {
             "target": t.name, "scenario": scenario, "run": run, "requests": requests,
@@ -558,7 +583,7 @@ class Bench:
             "pg_cpu_per_1k": 1000 * pg_cpu / requests if requests and t.pg_db else None,
             "rss_max_kib": rss_max, "hwm_kib": mem.get("VmHWM", 0), "extra": rec["extra"],
         }
-        if scenario == "login":
+        if scenario in LOGINS:
             flows = rec["extra"].get("flows", 0)
             row["flows_per_s"] = flows / row["duration_s"]
             row["cpu_per_flow_ms"] = 1000 * server_cpu / flows if flows else None
@@ -652,7 +677,7 @@ class Bench:
             # whatever the allocator keeps of it would otherwise show in the later scenarios'
             # memory figures.
             wanted = [s for s in SCENARIOS if not a.only or s in a.only.split(",")]
-            for phase in ([s for s in wanted if s != "login"], [s for s in wanted if s == "login"]):
+            for phase in ([s for s in wanted if s not in LOGINS], [s for s in wanted if s in LOGINS]):
                 for run in range(1, a.runs + 1):
                     for s in phase:
                         for t in self.targets:

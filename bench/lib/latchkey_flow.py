@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import http.client
 import json
 import re
+import struct
 import urllib.parse
 
 # One PKCE verifier for every code the benchmark mints: the exchange scenario sends it back.
@@ -148,6 +150,38 @@ def provision_pkjwt_client(base: str, admin_token: str, jwk: dict) -> str:
     if status != 201:
         raise HttpError(f"POST /admin/clients (private_key_jwt): {status} {body[:300]}")
     return json.loads(body)["client_id"]
+
+
+def provision_totp_users(base: str, admin_token: str, tag: str, n: int) -> list[tuple[str, str]]:
+    """Creates `n` users USERNAME-totp-TAG-I (the bench password) each with a TOTP provisioned
+    through the admin API; returns (username, base32 secret) pairs. A TOTP code is accepted once
+    per user and time step, so the login_totp scenario needs many people, fresh for each run."""
+    c = Client(base)
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    out = []
+    for i in range(n):
+        username = f"{USERNAME}-totp-{tag}-{i}"
+        status, _, body = c.request("POST", "/admin/users", headers=auth, js={
+            "username": username, "password": PASSWORD, "name": f"Bench TOTP {i}",
+        })
+        if status != 201:
+            raise HttpError(f"POST /admin/users ({username}): {status} {body[:300]}")
+        sub = json.loads(body)["sub"]
+        status, _, body = c.request("POST", f"/admin/users/{sub}/totp", headers=auth)
+        if status != 201:
+            raise HttpError(f"POST /admin/users/{sub}/totp: {status} {body[:300]}")
+        out.append((username, json.loads(body)["secret"]))
+    c.close()
+    return out
+
+
+def totp_code(secret_b32: str, step: int) -> str:
+    """RFC 6238 (SHA-1, 6 digits) for time step `step`, with the standard library's HMAC."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
 
 
 def authorize_path(client_id: str, scope: str, state: str, prompt: str | None = None) -> str:
