@@ -55,6 +55,9 @@ pub struct App {
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
+    /// Upstream identity providers: sealers of their secrets and round trips, and the
+    /// cache of their discovery documents.
+    pub upstreams: Arc<crate::upstream::Upstreams>,
 }
 
 impl App {
@@ -86,6 +89,8 @@ impl App {
             retired_key_publication(&config),
         )
         .await?;
+        let upstreams = crate::upstream::Upstreams::new(&master_key)
+            .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -102,6 +107,7 @@ impl App {
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
+            upstreams: Arc::new(upstreams),
         })
     }
 

@@ -36,6 +36,12 @@ pub enum Kind {
     Logout,
     DeviceApproved,
     InitialAccessTokenCreated,
+    UpstreamCreated,
+    UpstreamUpdated,
+    UpstreamDeleted,
+    UpstreamLoginFailed,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl Kind {
@@ -64,6 +70,12 @@ impl Kind {
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
             Kind::InitialAccessTokenCreated => "initial_access_token_created",
+            Kind::UpstreamCreated => "upstream_created",
+            Kind::UpstreamUpdated => "upstream_updated",
+            Kind::UpstreamDeleted => "upstream_deleted",
+            Kind::UpstreamLoginFailed => "upstream_login_failed",
+            Kind::IdentityLinked => "identity_linked",
+            Kind::IdentityUnlinked => "identity_unlinked",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, and the operator commands `client`,
-//! `user` and `keys`, which do what the admin API does, straight against the database.
+//! `user`, `keys` and `upstream`, which do what the admin API does, straight against the database.
 //!
 //! The operator commands open the database exactly as the server does (`App::start`, which
 //! applies pending migrations and loads the signing keys), call the same `manage` operations
@@ -60,6 +60,36 @@ pub enum Command {
     /// List or rotate the keys that sign access and ID tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Register and manage upstream identity providers ("Log in with …").
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Register an upstream from a JSON file ("-" for stdin): the document
+    /// `POST /admin/upstreams` takes. Prints it with its redirect_uri (never the secret).
+    #[command(
+        after_help = "Example (see docs/upstreams.md for Google, Entra ID, GitHub, GitLab, Apple):\n  \
+        latchkey upstream create --json google.json"
+    )]
+    Create {
+        #[arg(long, value_name = "FILE")]
+        json: PathBuf,
+    },
+    /// List upstreams as JSON, 50 at a time.
+    List(ListArgs),
+    /// Print one upstream as JSON.
+    Show { id: String },
+    /// Replace an upstream's settings from a JSON file ("-" for stdin); a left-out
+    /// client_secret keeps the stored one.
+    Replace {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        json: PathBuf,
+    },
+    /// Delete an upstream and every identity linked through it.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +281,38 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Client(command) => client(&open(config).await?, command).await,
         Command::User(command) => user(&open(config).await?, command).await,
         Command::Keys(command) => keys(&open(config).await?, command).await,
+        Command::Upstream(command) => upstream(&open(config).await?, command).await,
+    }
+}
+
+async fn upstream(app: &App, command: UpstreamCommand) -> CliResult {
+    use crate::manage::upstreams;
+    use crate::protocol::upstream::parse_upstream;
+    match command {
+        UpstreamCommand::Create { json } => {
+            let request = parse_upstream(&read_input(&json)?)?;
+            let created = upstreams::create(app, request).await?;
+            print_json(&created)?;
+            eprintln!(
+                "latchkey: register redirect_uri {} at the upstream",
+                created.redirect_uri
+            );
+            Ok(())
+        }
+        UpstreamCommand::List(args) => {
+            let page = Page::new(args.after, Some(args.limit))?;
+            print_json(&upstreams::list(app, &page).await?)
+        }
+        UpstreamCommand::Show { id } => print_json(&upstreams::get(app, &id).await?),
+        UpstreamCommand::Replace { id, json } => {
+            let request = parse_upstream(&read_input(&json)?)?;
+            print_json(&upstreams::replace(app, &id, request).await?)
+        }
+        UpstreamCommand::Delete { id } => {
+            upstreams::delete(app, &id).await?;
+            eprintln!("latchkey: upstream {id} deleted");
+            Ok(())
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use crate::accounts::password::check_new_password;
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
-use crate::protocol::admin::{ListResponse, UserCreate, UserPatch, UserResponse, merge_claims};
+use crate::protocol::admin::{
+    IdentityResponse, ListResponse, UserCreate, UserPatch, UserResponse, merge_claims,
+};
 use crate::protocol::user::canonical_username;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{StoreError, UserRecord};
@@ -33,6 +35,7 @@ fn answer(record: UserRecord) -> UserResponse {
         password_reset_required: record.password_reset_required,
         created_at: record.created_at,
         updated_at: record.updated_at,
+        identities: None,
     }
 }
 
@@ -103,11 +106,25 @@ pub async fn list(app: &App, page: &Page) -> Result<ListResponse<UserResponse>, 
     })
 }
 
+/// One user, with the upstream identities linked to it.
 pub async fn get(app: &App, sub: &str) -> Result<UserResponse, OAuthError> {
-    match app.store.get_user(sub).await? {
-        Some(record) => Ok(answer(record)),
-        None => Err(not_found(sub)),
-    }
+    let Some(record) = app.store.get_user(sub).await? else {
+        return Err(not_found(sub));
+    };
+    let identities = app
+        .store
+        .identities_of_user(sub)
+        .await?
+        .into_iter()
+        .map(|i| IdentityResponse {
+            upstream: i.upstream_id,
+            subject: i.subject,
+        })
+        .collect();
+    Ok(UserResponse {
+        identities: Some(identities),
+        ..answer(record)
+    })
 }
 
 /// Applies a partial update. Everything is validated (and a new password hashed) before

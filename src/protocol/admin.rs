@@ -63,6 +63,16 @@ pub struct UserResponse {
     pub password_reset_required: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The upstream identities linked to the user (answered by `GET /admin/users/{sub}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<IdentityResponse>>,
+}
+
+/// An upstream identity linked to a user.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityResponse {
+    pub upstream: String,
+    pub subject: String,
 }
 
 /// One page of a list. `next` is the cursor to pass as `?after=` for the following page,

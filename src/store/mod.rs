@@ -4,7 +4,8 @@
 //! `sqlite::SqliteStore`): `clients`, `users`, `sessions`, `interactions`, `codes`, `grants`,
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
-//! device authorization), `registrations` (RFC 7591 dynamic registration). What
+//! device authorization), `registrations` (RFC 7591 dynamic registration), `upstreams` (upstream identity providers
+//! and the identities linked to users). What
 //! they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
@@ -36,6 +37,7 @@ pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod throttle;
+mod upstreams;
 mod users;
 
 #[cfg(test)]
@@ -57,6 +59,7 @@ pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
 pub use sessions::{SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
+pub use upstreams::{IdentityRecord, UpstreamRecord, UpstreamStore};
 pub use users::{UserRecord, UserStore};
 
 /// A storage failure. `Unavailable` means the database could not be reached in time (the
@@ -116,6 +119,7 @@ pub trait Store:
     + PushedRequestStore
     + DeviceStore
     + RegistrationStore
+    + UpstreamStore
     + AuditStore
     + Housekeeping
 {
@@ -137,6 +141,7 @@ impl<T> Store for T where
         + PushedRequestStore
         + DeviceStore
         + RegistrationStore
+        + UpstreamStore
         + AuditStore
         + Housekeeping
 {

@@ -155,6 +155,12 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ),
     ("consent_pkey", "consent.user_sub", "consent"),
     ("signing_key_pkey", "signing_key.kid", "kid"),
+    ("upstream_pkey", "upstream.upstream_id", "upstream_id"),
+    (
+        "upstream_identity_pkey",
+        "upstream_identity.upstream_id",
+        "upstream_identity",
+    ),
     (
         "change_version_pkey",
         "change_version.name",

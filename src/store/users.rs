@@ -72,6 +72,10 @@ macro_rules! user_columns {
     };
 }
 
+/// The user columns qualified by the alias `u`, for reads that join or filter on them.
+pub(super) const USER_COLUMNS_U: &str = "u.sub, u.username, u.password_hash, u.claims, \
+     u.disabled, u.created_at, u.updated_at, u.password_reset_required";
+
 const INSERT_USER: &str = concat!(
     "INSERT INTO app_user (",
     user_columns!(),
@@ -117,11 +121,12 @@ const USER_DELETION: OwnerDeletion = OwnerDeletion {
         "DELETE FROM auth_code WHERE user_sub = $1",
         "DELETE FROM refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
+        "DELETE FROM upstream_identity WHERE user_sub = $1",
     ],
     version: None,
 };
 
-fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
+pub(super) fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
     let claims: String = row.col("claims")?;
     Ok(UserRecord {
         sub: row.col("sub")?,

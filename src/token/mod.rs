@@ -171,6 +171,7 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
     let id_token = match &outcome.user {
         Some(user) if outcome.scope.contains("openid") => {
             let alg = outcome.client.metadata.id_token_alg();
+            let (amr, idp) = crate::accounts::session::split_amr(&user.amr);
             let claims = IdTokenClaims {
                 iss: config.issuer.clone(),
                 sub: outcome.subject.clone(),
@@ -183,12 +184,8 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
                 azp: outcome.client.client_id.clone(),
                 sid: user.sid.clone(),
                 acr: user.acr.clone(),
-                amr: user
-                    .amr
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                amr,
+                idp,
             };
             Some(mint::id_token(&keys, alg, &claims)?)
         }

@@ -43,3 +43,4 @@ mod skipped_steps;
 mod throttling;
 mod tls;
 mod token;
+mod upstream;

@@ -1,4 +1,5 @@
-//! The admin API under `/admin`: clients, users and signing keys, as JSON.
+//! The admin API under `/admin`: clients, users, upstream identity providers and signing
+//! keys, as JSON.
 //!
 //! Every handler takes `AdminAuth` first, so no handler runs (and no body is read) before the
 //! bearer token is checked; the fallback takes it too, so an unauthenticated caller cannot
@@ -12,6 +13,7 @@ pub mod clients;
 pub mod events;
 pub mod initial_tokens;
 pub mod keys;
+pub mod upstreams;
 pub mod users;
 
 use axum::Router;
@@ -48,6 +50,13 @@ pub fn router() -> Router<App> {
         .route(
             "/users/{sub}",
             get(users::show).patch(users::patch).delete(users::delete),
+        )
+        .route("/upstreams", post(upstreams::create).get(upstreams::list))
+        .route(
+            "/upstreams/{id}",
+            get(upstreams::show)
+                .put(upstreams::replace)
+                .delete(upstreams::delete),
         )
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))

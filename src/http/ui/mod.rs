@@ -15,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod password;
 pub mod text;
+pub mod upstream;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -47,6 +48,8 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// One button per upstream identity provider: (id, display name).
+    pub upstreams: Vec<(String, String)>,
 }
 
 pub struct ScopeLine {
@@ -250,6 +253,11 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
         }
         Ok(Decision::DeviceAnswered { approved }) => {
             html(StatusCode::OK, &DeviceDonePage { t, approved })
+        }
+        Ok(Decision::Upstream(departure)) => {
+            let jar =
+                CookieJar::new().add(cookies::upstream_cookie(departure.secure, departure.trip));
+            (jar, Redirect::to(&departure.location)).into_response()
         }
         Err(AuthorizeError::Page(err)) => error_page(t, &err),
     }
