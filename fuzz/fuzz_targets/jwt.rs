@@ -83,6 +83,9 @@ fn access_claims(exp: i64) -> AccessTokenClaims {
         acr: None,
         sid: Some("c2lkLTEyMw".into()),
         grant_id: Some("Zy1ncmFudC0x".into()),
+        cnf: None,
+        act: None,
+        may_act: None,
     }
 }
 
