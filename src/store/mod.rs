@@ -47,11 +47,14 @@ pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
 pub use grants::{GrantRecord, GrantStore};
-pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
+pub use housekeeping::{ChangeVersions, Expiring, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use pushed::{PushedRequest, PushedRequestStore};
-pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
+pub use refresh::{
+    LegacyRefresh, PresentedRefresh, RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation,
+    RotationRequest,
+};
 pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;

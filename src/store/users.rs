@@ -115,7 +115,8 @@ const USER_DELETION: OwnerDeletion = OwnerDeletion {
     dependents: &[
         DELETE_SESSIONS_OF_USER,
         "DELETE FROM auth_code WHERE user_sub = $1",
-        "DELETE FROM refresh_token WHERE user_sub = $1",
+        "DELETE FROM refresh_family WHERE user_sub = $1",
+        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
     ],
     version: None,

@@ -97,6 +97,7 @@ pub async fn validate(
     let scope = Scope::parse_lenient(&record.scope);
     let refresh = if wants_refresh_token(&client, &scope) {
         RefreshPlan::Start(RefreshTokenRecord {
+            generation: 0,
             token_hash: Vec::new(),
             grant_id: record.grant_id.clone(),
             client_id: client.client_id.clone(),

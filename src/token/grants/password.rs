@@ -96,6 +96,7 @@ pub async fn validate(
         .await?;
     let refresh = if refreshable {
         RefreshPlan::Start(RefreshTokenRecord {
+            generation: 0,
             token_hash: Vec::new(),
             grant_id: grant_id.clone(),
             client_id: client.client_id.clone(),
