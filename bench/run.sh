@@ -3,6 +3,8 @@
 #
 #   bash bench/run.sh            # full run: 3 x 10 s per scenario, 5-minute soak; writes bench/RESULTS.md
 #   bash bench/run.sh --smoke    # CI smoke: 2 s per scenario, one run, no soak; fails on any error
+#   bash bench/run.sh --scale    # empty vs preloaded database (1M users, 1M families, 5M events);
+#                                # writes bench/RESULTS-scale.md, fails when a target is missed
 #
 # Any other flag goes to bench/lib/bench.py (--duration, --runs, --soak, --only, ...; --help).
 #
