@@ -306,9 +306,11 @@ class ScaleBench(b.Bench):
                     f"grants) and {events:,} audit events in {self.preload_s.get(t.name, 0):.0f} s.", "",
                     "| scenario | req/s empty | req/s scale | ratio | p99 empty (ms) | p99 scale (ms) | ratio | errors | verdict |",
                     "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+            seen = set()
             for s in [r["scenario"] for r in self.results if r["target"] == t.name and r.get("phase") == "empty"]:
-                if any(line.startswith(f"| {s} |") for line in out[-40:]):
+                if s in seen:
                     continue
+                seen.add(s)
                 e_rps, s_rps = self.median(t.name, s, "empty", "rps"), self.median(t.name, s, "scale", "rps")
                 e_p99, s_p99 = self.median(t.name, s, "empty", "p99_ms"), self.median(t.name, s, "scale", "p99_ms")
                 errors = sum(r["errors"] for r in self.results if r["target"] == t.name and r["scenario"] == s)

@@ -75,7 +75,7 @@ pub struct LegacyRefresh {
 pub enum Rotation {
     /// The presented token was current: the family now holds its successor. The record is
     /// the family as it was when the presented token was current.
-    Rotated(RefreshTokenRecord),
+    Rotated(Box<RefreshTokenRecord>),
     /// The presented token is not its family's current one (rotated out, or it lost a race
     /// to another rotation), or its family was revoked: the family `grant_id` is now revoked.
     Reused { grant_id: String },
@@ -372,7 +372,7 @@ macro_rules! impl_refresh_token_store {
                 };
                 let grant_id = family.grant_id.clone();
                 let outcome = match verdict.as_str() {
-                    "rotate" => Rotation::Rotated(family),
+                    "rotate" => Rotation::Rotated(Box::new(family)),
                     "reused" => Rotation::Reused { grant_id },
                     "other_client" => Rotation::OtherClient { grant_id },
                     "user_inactive" => Rotation::UserInactive { grant_id },

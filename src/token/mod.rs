@@ -75,7 +75,7 @@ pub struct UserContext {
 pub enum RefreshPlan {
     None,
     /// Start a family: store this first token (generation and hash are filled in by `issue`).
-    Start(RefreshTokenRecord),
+    Start(Box<RefreshTokenRecord>),
     /// Rotation already stored this token; just hand it out.
     Rotated(String),
 }

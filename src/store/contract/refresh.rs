@@ -78,7 +78,7 @@ async fn a_refresh_token_rotates_exactly_once_among_racing_requests(store: Arc<d
         })
         .collect();
     assert_eq!(winners.len(), 1, "{results:?}");
-    assert_eq!(winners[0].1, old);
+    assert_eq!(*winners[0].1, old);
     // Every loser presented a token that was no longer current. The first to see that
     // revoked the family, which deletes its row: those after it find no family.
     let reuses = results
@@ -500,7 +500,7 @@ async fn a_refresh_asking_for_more_scope_than_granted_changes_nothing(store: Arc
     };
     assert_eq!(
         store.rotate_refresh_token(&narrower).await.unwrap(),
-        Rotation::Rotated(token.clone())
+        Rotation::Rotated(Box::new(token.clone()))
     );
     let successor = RefreshTokenRecord {
         generation: 1,

@@ -96,7 +96,7 @@ pub async fn validate(
     }
     let scope = Scope::parse_lenient(&record.scope);
     let refresh = if wants_refresh_token(&client, &scope) {
-        RefreshPlan::Start(RefreshTokenRecord {
+        RefreshPlan::Start(Box::new(RefreshTokenRecord {
             generation: 0,
             token_hash: Vec::new(),
             grant_id: record.grant_id.clone(),
@@ -110,7 +110,7 @@ pub async fn validate(
             created_at: now,
             idle_expires_at: now + app.config.refresh_token_idle_ttl,
             expires_at: now + app.config.refresh_token_ttl,
-        })
+        }))
     } else {
         RefreshPlan::None
     };

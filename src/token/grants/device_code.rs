@@ -71,7 +71,7 @@ pub async fn validate(
         })
         .await?;
     let refresh = if refreshable {
-        RefreshPlan::Start(RefreshTokenRecord {
+        RefreshPlan::Start(Box::new(RefreshTokenRecord {
             generation: 0,
             token_hash: Vec::new(),
             grant_id: grant_id.clone(),
@@ -85,7 +85,7 @@ pub async fn validate(
             created_at: now,
             idle_expires_at: now + app.config.refresh_token_idle_ttl,
             expires_at: now + app.config.refresh_token_ttl,
-        })
+        }))
     } else {
         RefreshPlan::None
     };

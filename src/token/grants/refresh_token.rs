@@ -66,7 +66,7 @@ pub async fn validate(
         })
         .await?;
     let current = match rotation {
-        Rotation::Rotated(current) => current,
+        Rotation::Rotated(current) => *current,
         Rotation::Reused { grant_id } => {
             reuse_detected(app, &client.client_id, &grant_id).await;
             return Err(OAuthError::invalid_grant(
