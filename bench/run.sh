@@ -28,6 +28,17 @@ if ! command -v wrk >/dev/null 2>&1; then
     fi
 fi
 
+# --- DPoP proofs for the client_credentials_dpop scenario are signed in Python
+# (bench/lib/latchkey_flow.py) with the cryptography package (Debian package).
+if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+    say "installing python3-cryptography"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography >/dev/null
+    fi
+fi
+
 # --- Postgres must answer, as for the test suite.
 admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 if ! psql "$admin_url" -Atqc 'select 1' >/dev/null 2>&1; then

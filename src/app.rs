@@ -20,7 +20,9 @@ use crate::crypto::{Sealer, SecretHasher};
 use crate::keys::{KeyError, Keys};
 use crate::outbound::Outbound;
 use crate::protocol::discovery;
+use crate::replay::UsedOnce;
 use crate::store::{self, ConnectOptions, Store, StoreError, StoreResult};
+use crate::token::dpop::nonce::DpopNonces;
 
 pub use crate::upkeep::{CHANGE_POLL_INTERVAL, HOUSEKEEPING_BATCH, HOUSEKEEPING_INTERVAL};
 
@@ -35,6 +37,8 @@ pub enum StartupError {
     Keys(#[from] KeyError),
     #[error("outbound requests: {0}")]
     Outbound(String),
+    #[error("LATCHKEY_ISSUER: {0}")]
+    Passkeys(String),
 }
 
 /// Everything a request handler may use.
@@ -49,12 +53,21 @@ pub struct App {
     pub clients: Arc<ClientCache>,
     /// Seals pending interactions (`authorize::interaction`).
     pub interaction_sealer: Sealer,
+    /// Seals second-factor secrets at rest and enrolments in progress (`accounts::factors`).
+    pub factor_sealer: Sealer,
     /// Both discovery documents, serialized once at start-up.
     pub discovery: Arc<discovery::Documents>,
     /// Requests to other servers (client key sets), under the outbound rules.
     pub outbound: Outbound,
     /// Client key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<ClientKeyCache>,
+    /// Single-use values (client assertion and DPoP proof `jti`s), recorded in batches.
+    pub used_once: UsedOnce,
+    /// DPoP server nonces, the same on every node (a subkey of the master key).
+    pub dpop_nonces: Arc<DpopNonces>,
+    /// The WebAuthn relying party (passkeys) and the sealer of its ceremonies; `None` when
+    /// the issuer's host is an IP address, which cannot be a relying-party id.
+    pub passkeys: crate::accounts::factors::passkey::Shared,
 }
 
 impl App {
@@ -79,13 +92,22 @@ impl App {
         let interaction_sealer =
             Sealer::for_purpose(&master_key, crate::authorize::interaction::SEALING_PURPOSE)
                 .map_err(|e| StartupError::MasterKey(e.to_string()))?;
+        let factor_sealer =
+            Sealer::for_purpose(&master_key, crate::accounts::factors::SEALING_PURPOSE)
+                .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let keys = Keys::load_or_create(
             store.as_ref(),
             sealer,
             clock.now(),
             retired_key_publication(&config),
+            crate::keys::Schedule::from_config(&config),
         )
         .await?;
+        let passkeys = crate::accounts::factors::passkey::RelyingParty::for_issuer(
+            &config.issuer,
+            &master_key,
+        )
+        .map_err(|e| StartupError::Passkeys(e.to_string()))?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -93,15 +115,19 @@ impl App {
         Ok(App {
             hasher: Arc::new(SecretHasher::new(&master_key)),
             config: Arc::new(config),
-            store,
             keys: Arc::new(keys),
             clock,
             passwords,
             clients: Arc::new(ClientCache::default()),
             interaction_sealer,
+            factor_sealer,
             discovery,
             outbound,
             client_keys: Arc::new(ClientKeyCache::default()),
+            used_once: UsedOnce::start(store.clone()),
+            store,
+            dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
+            passkeys: passkeys.map(Arc::new),
         })
     }
 
@@ -115,8 +141,10 @@ impl App {
     pub fn spawn_background_tasks(&self) -> BackgroundTasks {
         let watcher = tokio::spawn(crate::upkeep::watch_changes(self.clone()));
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
+        let rotation = tokio::spawn(crate::upkeep::rotate_keys_on_schedule(self.clone()));
+        let logout = tokio::spawn(crate::logout::run(self.clone()));
         BackgroundTasks {
-            handles: vec![watcher, housekeeping],
+            handles: vec![watcher, housekeeping, rotation, logout],
         }
     }
 }

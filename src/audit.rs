@@ -27,6 +27,8 @@ pub enum Kind {
     ClientDeleted,
     ClientSecretRotated,
     KeysRotated,
+    /// A scheduled rotation published the next keys (recorded by the node that won it).
+    KeysScheduled,
     UserCreated,
     UserUpdated,
     UserDisabled,
@@ -36,6 +38,20 @@ pub enum Kind {
     Logout,
     DeviceApproved,
     InitialAccessTokenCreated,
+    PasskeyCloneSuspected,
+    FactorEnrolled,
+    FactorUsed,
+    FactorFailed,
+    FactorRemoved,
+    RecoveryCodesRegenerated,
+    /// An operator ended a user's sessions (`DELETE /admin/users/{sub}/sessions`).
+    SessionsEnded,
+    /// A back-channel logout notification reached its client.
+    LogoutDelivered,
+    /// A back-channel logout notification was given up after its retries.
+    LogoutDeliveryFailed,
+    /// A token exchange (RFC 8693) issued a token.
+    TokenExchanged,
 }
 
 impl Kind {
@@ -55,6 +71,7 @@ impl Kind {
             Kind::ClientDeleted => "client_deleted",
             Kind::ClientSecretRotated => "client_secret_rotated",
             Kind::KeysRotated => "keys_rotated",
+            Kind::KeysScheduled => "keys_scheduled",
             Kind::UserCreated => "user_created",
             Kind::UserUpdated => "user_updated",
             Kind::UserDisabled => "user_disabled",
@@ -64,6 +81,16 @@ impl Kind {
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",
             Kind::InitialAccessTokenCreated => "initial_access_token_created",
+            Kind::PasskeyCloneSuspected => "passkey_clone_suspected",
+            Kind::FactorEnrolled => "factor_enrolled",
+            Kind::FactorUsed => "factor_used",
+            Kind::FactorFailed => "factor_failed",
+            Kind::FactorRemoved => "factor_removed",
+            Kind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Kind::SessionsEnded => "sessions_ended",
+            Kind::LogoutDelivered => "logout_delivered",
+            Kind::LogoutDeliveryFailed => "logout_delivery_failed",
+            Kind::TokenExchanged => "token_exchanged",
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::manage::{self, Page};
-use crate::protocol::admin::{parse_client_registration, parse_user_create};
+use crate::protocol::admin::{parse_client_registration, parse_secret_rotation, parse_user_create};
 use crate::protocol::client::SUPPORTED_GRANT_TYPES;
 
 #[derive(Debug, Parser)]
@@ -60,6 +60,22 @@ pub enum Command {
     /// List or rotate the keys that sign access and ID tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Make clients and users match a TOML file (configuration as code). Prints the plan,
+    /// field by field with secrets masked, then applies it in one transaction.
+    #[command(
+        after_help = "Secrets are never written in the file: give client_secret and \
+        password as \"env:NAME\". See config/apply.example.toml and docs/operations.md."
+    )]
+    Apply {
+        /// The TOML file declaring [[client]] and [[user]] entries.
+        file: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete the clients and users the file does not name.
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,11 +102,18 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
-    /// Give a confidential client a new secret (printed once); the old one stops working.
+    /// Give a confidential client a new secret (printed once); the old one stops working, at
+    /// once or after --keep-previous SECONDS.
     RotateSecret {
         /// The client's id, as printed by `client create` or `client list`.
         #[arg(allow_hyphen_values = true)]
         client_id: String,
+        /// Keep the old secret working this many seconds, while the client is redeployed.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        keep_previous: i64,
+        /// The new secret stops working after this many seconds (default: never).
+        #[arg(long, value_name = "SECONDS")]
+        valid_for: Option<i64>,
     },
 }
 
@@ -175,6 +198,30 @@ pub enum UserCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
+    /// Provision a TOTP authenticator for a user (replacing any they had) and print
+    /// `{"id", "secret", "otpauth_uri"}`; the secret is shown this once.
+    ProvisionTotp {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+    },
+    /// Remove one second factor of a user (its id as `user show` lists it).
+    RemoveFactor {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+        /// The factor's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Require a second factor of a user (`--off` lifts the requirement).
+    RequireMfa {
+        /// The user's `sub`, as printed by `user create` or `user list`.
+        #[arg(allow_hyphen_values = true)]
+        sub: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -251,7 +298,38 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
         Command::Client(command) => client(&open(config).await?, command).await,
         Command::User(command) => user(&open(config).await?, command).await,
         Command::Keys(command) => keys(&open(config).await?, command).await,
+        Command::Apply {
+            file,
+            dry_run,
+            prune,
+        } => apply(&open(config).await?, &file, dry_run, prune).await,
     }
+}
+
+/// `latchkey apply`: the plan on stdout, then (when applied) the secrets generated for new
+/// clients, each shown this once.
+async fn apply(app: &App, file: &std::path::Path, dry_run: bool, prune: bool) -> CliResult {
+    use manage::apply::{ApplyFile, ApplyOptions};
+    let text = String::from_utf8(read_input(file)?)
+        .map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
+    let parsed = ApplyFile::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let env = |name: &str| std::env::var(name).ok();
+    let applied = manage::apply::apply(app, &parsed, ApplyOptions { dry_run, prune }, &env).await?;
+    print!("{}", applied.plan);
+    if dry_run && !applied.plan.is_empty() {
+        println!("Dry run: nothing was changed.");
+    } else if applied.written {
+        println!("Applied.");
+    }
+    for (client_id, secret) in applied.generated_secrets() {
+        println!("client_secret of {client_id}: {secret}");
+    }
+    if !applied.generated_secrets().is_empty() {
+        eprintln!(
+            "latchkey: save the generated client secrets now; they are stored only as hashes"
+        );
+    }
+    Ok(())
 }
 
 /// Opens the database as the server would (migrating it, loading or creating the keys).
@@ -293,8 +371,18 @@ async fn client(app: &App, command: ClientCommand) -> CliResult {
             eprintln!("latchkey: client {client_id} deleted");
             Ok(())
         }
-        ClientCommand::RotateSecret { client_id } => {
-            print_json(&manage::clients::rotate_secret(app, &client_id).await?)?;
+        ClientCommand::RotateSecret {
+            client_id,
+            keep_previous,
+            valid_for,
+        } => {
+            // Through the admin API's parser, so both refuse the same values.
+            let body = serde_json::json!({
+                "previous_secret_valid_for": keep_previous,
+                "secret_valid_for": valid_for,
+            });
+            let rotation = parse_secret_rotation(&serde_json::to_vec(&body)?)?;
+            print_json(&manage::clients::rotate_secret(app, &client_id, rotation).await?)?;
             eprintln!("latchkey: save client_secret now; it cannot be shown again");
             Ok(())
         }
@@ -360,6 +448,21 @@ async fn user(app: &App, command: UserCommand) -> CliResult {
             manage::users::set_password(app, &sub, &password).await?;
             eprintln!("latchkey: password of user {sub} changed; their sessions have ended");
             Ok(())
+        }
+        UserCommand::ProvisionTotp { sub } => {
+            print_json(&manage::users::provision_totp(app, &sub).await?)
+        }
+        UserCommand::RemoveFactor { sub, id } => {
+            manage::users::delete_factor(app, &sub, &id).await?;
+            eprintln!("latchkey: factor {id} of user {sub} removed");
+            Ok(())
+        }
+        UserCommand::RequireMfa { sub, off } => {
+            let patch = crate::protocol::admin::UserPatch {
+                mfa_required: Some(!off),
+                ..Default::default()
+            };
+            print_json(&manage::users::patch(app, &sub, patch).await?)
         }
     }
 }

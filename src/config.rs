@@ -82,6 +82,9 @@ struct RawConfig {
     tls_handshake_timeout_ms: Option<u64>,
     max_connections: Option<u32>,
     max_connections_per_ip: Option<u32>,
+    key_rotation_interval: Option<i64>,
+    key_publish_ahead: Option<i64>,
+    dpop_nonce: Option<String>,
 }
 
 pub use crate::protocol::alg::SigningAlg;
@@ -116,6 +119,15 @@ impl fmt::Debug for MasterKeySource {
             MasterKeySource::File(p) => write!(f, "File({})", p.display()),
         }
     }
+}
+
+/// Whether the token endpoint demands a server nonce in DPoP proofs (RFC 9449 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopNonceMode {
+    /// A proof may carry a nonce (which must then be valid) or none.
+    Optional,
+    /// A proof at the token endpoint without a valid nonce gets `use_dpop_nonce`.
+    Required,
 }
 
 /// Output format of log lines.
@@ -205,6 +217,13 @@ pub struct Config {
     /// initial access token.
     pub open_registration: bool,
     pub connections: ConnectionSettings,
+    /// Seconds between automatic signing-key rotations; 0 turns them off.
+    pub key_rotation_interval: i64,
+    /// Seconds a new key is published in JWKS before it signs anything: always below the
+    /// interval (capped at half of it), so that there is a time when the key is only `next`.
+    pub key_publish_ahead: i64,
+    /// `LATCHKEY_DPOP_NONCE`: whether DPoP proofs at the token endpoint need a server nonce.
+    pub dpop_nonce: DpopNonceMode,
 }
 
 impl fmt::Debug for Config {
@@ -322,6 +341,7 @@ fn apply_env(
     string!(log_format);
     string!(trusted_proxies);
     string!(registration_trusted_hosts);
+    string!(dpop_nonce);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -339,6 +359,8 @@ fn apply_env(
     parsed!(tls_handshake_timeout_ms);
     parsed!(max_connections);
     parsed!(max_connections_per_ip);
+    parsed!(key_rotation_interval);
+    parsed!(key_publish_ahead);
     Ok(())
 }
 
@@ -562,7 +584,12 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         .filter(|h| !h.is_empty())
         .collect();
 
+    let (key_rotation_interval, key_publish_ahead) =
+        validate_key_schedule(raw.key_rotation_interval, raw.key_publish_ahead)?;
+
     Ok(Config {
+        key_rotation_interval,
+        key_publish_ahead,
         issuer,
         issuer_is_https,
         listen,
@@ -596,7 +623,44 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             ttl
         },
         connections,
+        dpop_nonce: match raw.dpop_nonce.as_deref().map(str::trim) {
+            None | Some("optional") => DpopNonceMode::Optional,
+            Some("required") => DpopNonceMode::Required,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "dpop_nonce",
+                    format!("`{other}` is neither `optional` nor `required`"),
+                ));
+            }
+        },
     })
+}
+
+/// Default rotation interval: 90 days.
+pub const DEFAULT_KEY_ROTATION_INTERVAL: i64 = 90 * 86_400;
+/// Default publish-ahead window: one day.
+pub const DEFAULT_KEY_PUBLISH_AHEAD: i64 = 86_400;
+
+/// The rotation interval (0: off, else at least 2 seconds, so that a key can be `next` for at
+/// least a second) and the publish-ahead window, capped at half the interval: a window as
+/// long as the interval would have the next key scheduled the moment the previous one starts
+/// signing, and relying parties would never see a key set without a pending key.
+fn validate_key_schedule(
+    interval: Option<i64>,
+    ahead: Option<i64>,
+) -> Result<(i64, i64), ConfigError> {
+    let interval = interval.unwrap_or(DEFAULT_KEY_ROTATION_INTERVAL);
+    if interval < 0 || interval == 1 {
+        return Err(ConfigError::new(
+            "key_rotation_interval",
+            "must be 0 (off) or at least 2 seconds",
+        ));
+    }
+    let ahead = positive("key_publish_ahead", ahead, DEFAULT_KEY_PUBLISH_AHEAD)?;
+    if interval == 0 {
+        return Ok((0, ahead));
+    }
+    Ok((interval, ahead.min(interval / 2)))
 }
 
 /// The issuer must be an https URL without query or fragment, unless its host is loopback

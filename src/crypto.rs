@@ -43,7 +43,13 @@ pub struct SecretHasher {
 
 impl SecretHasher {
     pub fn new(master_key: &[u8; 32]) -> Self {
-        let derived = derive_key(master_key, b"latchkey secret hashing v1");
+        Self::for_purpose(master_key, b"latchkey secret hashing v1")
+    }
+
+    /// A hasher under its own subkey: what one purpose MACs, no other reproduces (DPoP
+    /// nonces, `token::dpop::nonce`).
+    pub fn for_purpose(master_key: &[u8; 32], purpose: &[u8]) -> Self {
+        let derived = derive_key(master_key, purpose);
         // HMAC accepts keys of any length, so this cannot fail.
         let key =
             <HmacSha256 as Mac>::new_from_slice(&derived).unwrap_or_else(|_| unreachable_hmac());

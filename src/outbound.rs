@@ -1,5 +1,5 @@
-//! Requests Latchkey makes to other servers (a client's `jwks_uri`; later upstream identity
-//! providers and back-channel logout deliveries), all through one client with the same rules:
+//! Requests Latchkey makes to other servers (a client's `jwks_uri`, back-channel logout
+//! deliveries; later upstream identity providers), all through one client with the same rules:
 //! 5 s for the whole exchange, no redirects, at most 256 KiB read, and URLs that clients
 //! supply may reach only public addresses. A URL's host is checked when it is registered
 //! (`check_url`) and again against every address the connection would use (the resolver
@@ -123,6 +123,32 @@ impl Outbound {
             return Err(OutboundError::Status(response.status().as_u16()));
         }
         read_limited(response).await
+    }
+
+    /// POSTs a form to `url` (checked as by `check_url`); any 2xx answer is success. The
+    /// answer's body is read (at most 256 KiB) and dropped.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<(), OutboundError> {
+        let url = self.check_url(url)?;
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .http
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|_| OutboundError::Unreachable)?;
+        let status = response.status();
+        read_limited(response).await?;
+        if !status.is_success() {
+            return Err(OutboundError::Status(status.as_u16()));
+        }
+        Ok(())
     }
 
     /// Whether a URL's host is exempt from the public-address rule.

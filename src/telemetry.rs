@@ -58,6 +58,13 @@ pub fn password_hashed(cpu_seconds: f64) {
     metrics::histogram!("latchkey_password_hash_cpu_seconds").record(cpu_seconds);
 }
 
+/// A second factor was checked: `kind` (`totp`, `recovery_codes`, `passkey`) and `outcome`
+/// (`used`, `failed`, `enrolled`; for passkeys also `clone_suspected`).
+pub fn second_factor(kind: &'static str, outcome: &'static str) {
+    metrics::counter!("latchkey_second_factor_total", "kind" => kind, "outcome" => outcome)
+        .increment(1);
+}
+
 /// CPU time of the calling thread so far, in seconds: `CLOCK_THREAD_CPUTIME_ID`, which the
 /// kernel brings up to date when asked. (`/proc/thread-self/schedstat`, used before, is only
 /// updated at scheduler events and ticks, so a hash timed with it lost up to a tick, about

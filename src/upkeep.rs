@@ -1,6 +1,7 @@
 //! The background work that keeps a node in step with the others and the database tidy:
-//! polling the change counters (client cache, signing keys) and purging expired rows. Started
-//! by `App::spawn_background_tasks`.
+//! polling the change counters (client cache, signing keys), rebuilding the key set when a
+//! key changes state, scheduling key rotations, and purging expired rows. Started by
+//! `App::spawn_background_tasks`.
 //!
 //! Purging adapts to the backlog: each kind of row is deleted in batches that double while
 //! they come back full (`Batching`), each batch one short statement, until a batch comes
@@ -13,6 +14,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::app::{App, retired_key_publication};
+use crate::keys::Schedule;
 use crate::store::{ChangeVersions, Expiring, Store, StoreResult};
 
 /// How often a node polls the store's change counters. A client change or key rotation made
@@ -96,7 +98,9 @@ pub async fn purge_pass(
         let drained = drain(|b| store.purge_kind(kind, now, b), batching, deadline).await?;
         report.push((kind.table(), drained));
     }
-    let others: [(&'static str, Purge<'_>); 4] = [
+    // Finished outbox items stay visible (the admin API's delivery status) for a week.
+    let outbox_before = now - OUTBOX_RETENTION;
+    let others: [(&'static str, Purge<'_>); 5] = [
         ("used_value", Box::new(move |b| store.purge_used(now, b))),
         (
             "pushed_request",
@@ -109,6 +113,10 @@ pub async fn purge_pass(
         (
             "initial_access_token",
             Box::new(move |b| store.purge_initial_tokens(now, b)),
+        ),
+        (
+            "outbox",
+            Box::new(move |b| store.purge_outbox(outbox_before, b)),
         ),
     ];
     for (table, purge) in others {
@@ -124,6 +132,8 @@ type Purge<'a> = Box<
         + Send
         + 'a,
 >;
+/// How long a delivered or failed outbox item is kept after it finished.
+pub const OUTBOX_RETENTION: i64 = 7 * 24 * 3600;
 
 /// Polls the change counters; clears the client cache and reloads keys when they move.
 pub async fn watch_changes(app: App) {
@@ -148,13 +158,49 @@ pub async fn watch_changes(app: App) {
             app.clients.clear();
             app.client_keys.clear();
         }
-        if (seen.is_none() || versions.keys != previous.keys)
+        // A key changes state at a moment written in it (a `next` key activates, a retired
+        // one leaves JWKS): every node rebuilds its set then, without any write to notice.
+        if (seen.is_none() || versions.keys != previous.keys || app.keys.is_stale(app.now()))
             && let Err(e) = app.keys.reload(app.store.as_ref(), app.now()).await
         {
             tracing::warn!(error = %e, "could not reload signing keys");
             continue;
         }
         seen = Some(versions);
+    }
+}
+
+/// How often a node checks whether a key rotation is due. The check reads only the node's
+/// in-memory key set; the store is asked only when a rotation is due.
+pub const KEY_SCHEDULE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rotates signing keys on the configured schedule (`LATCHKEY_KEY_ROTATION_INTERVAL`). Every
+/// node runs it; the store lets exactly one node insert each successor.
+pub async fn rotate_keys_on_schedule(app: App) {
+    let schedule = Schedule::from_config(&app.config);
+    if schedule.interval == 0 {
+        return;
+    }
+    let mut interval = tokio::time::interval(KEY_SCHEDULE_CHECK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match app
+            .keys
+            .schedule_due(app.store.as_ref(), app.now(), schedule)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(keys = n, "scheduled the next signing keys");
+                crate::audit::record(
+                    &app,
+                    crate::audit::Event::new(crate::audit::Kind::KeysScheduled),
+                )
+                .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not schedule the next signing keys"),
+        }
     }
 }
 

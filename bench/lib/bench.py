@@ -51,8 +51,11 @@ ADMIN_TOKEN = "bench-admin-token-" + secrets.token_hex(8)
 NODE_CLIENT_ID, NODE_CLIENT_SECRET = "bench-node", "bench-node-secret-" + secrets.token_hex(16)
 
 # Scenarios in the order they run; which targets have them is decided per target below.
-SCENARIOS = ["client_credentials", "code_exchange", "refresh", "introspection", "userinfo",
-             "discovery", "jwks", "login"]
+SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "client_credentials_dpop",
+             "code_exchange", "refresh", "introspection", "userinfo", "discovery", "jwks",
+             "login", "login_totp"]
+# The scenarios whose flows log in (argon2id-bound, run last, reported per finished flow).
+LOGINS = ("login", "login_totp")
 STATIC = {"client_credentials", "introspection", "userinfo", "discovery", "jwks"}
 
 
@@ -345,10 +348,31 @@ class Bench:
         api.close()
         lf.check(t.base, creds, tokens["access_token"])
         self.latchkey_state[t.name] = {"creds": creds, "browser": browser,
-                                       "access_token": tokens["access_token"]}
+                                       "access_token": tokens["access_token"],
+                                       "pkjwt": self.provision_pkjwt(t)}
         if backend == "pg" and self.argon2_ms is None:
             self.measure_argon2(t)
         return t
+
+    def provision_pkjwt(self, t: Target) -> dict:
+        """A second client that authenticates with private_key_jwt: a P-256 key made by the
+        ceiling (`keygen`), its public JWK registered as the client's `jwks`."""
+        key_path = os.path.join(self.work, f"{t.name}-pkjwt.pkcs8")
+        jwk = json.loads(subprocess.run([self.args.ceiling, "keygen", key_path], capture_output=True,
+                                        text=True, timeout=30, check=True).stdout)
+        client_id = lf.provision_pkjwt_client(t.base, ADMIN_TOKEN, jwk)
+        return {"client_id": client_id, "key": key_path}
+
+    def mint_assertions(self, t: Target, run: int) -> str:
+        """Client assertions for one run, each single use: enough for 25,000 requests a
+        second (above what client_credentials with a secret reaches here) for the run's
+        duration; the script reports a shortfall as `exhausted`. Returns the files' prefix."""
+        pk = self.latchkey_state[t.name]["pkjwt"]
+        prefix = os.path.join(self.work, f"{t.name}-assertions-{run}.")
+        n = max(2000, int(25000 * self.args.duration))
+        subprocess.run([self.args.ceiling, "assertions", pk["key"], pk["client_id"], t.base, str(n),
+                        prefix, str(self.args.threads)], timeout=300, check=True)
+        return prefix
 
     def measure_argon2(self, t: Target) -> None:
         """Time of one argon2id verification with the parameters of the hash Latchkey stored
@@ -430,6 +454,12 @@ class Bench:
                   "BENCH_VERIFIER": lf.PKCE_VERIFIER}
         if scenario == "client_credentials":
             return "static.lua", t.base + "/token", dict(common, BENCH_METHOD="POST", BENCH_BODY=cc_body)
+        if scenario == "client_credentials_pkjwt":
+            return "client_credentials_pkjwt.lua", t.base, {
+                "BENCH_ASSERTIONS": self.mint_assertions(t, run),
+                "BENCH_BODY": cc_body + "&client_id=" + q(st["pkjwt"]["client_id"])}
+        if scenario == "client_credentials_dpop":
+            return "dpop.lua", t.base, dict(common, BENCH_BODY=cc_body, BENCH_PROOFS=self.mint_proofs(t, run))
         if scenario == "introspection":
             return "static.lua", t.base + "/introspect", dict(
                 common, BENCH_METHOD="POST", BENCH_BODY="token=" + st["access_token"])
@@ -449,7 +479,30 @@ class Bench:
                 BENCH_LOGIN_AUTHORIZE_PATH=lf.authorize_path(creds["client_id"], "openid profile", "lg", "consent"),
                 BENCH_USERNAME_ENC=q(creds["username"]), BENCH_PASSWORD_ENC=q(creds["password"]),
                 BENCH_USER_COUNT=str(lf.LOGIN_USERS))
+        if scenario == "login_totp":
+            return "login.lua", t.base, dict(
+                common,
+                BENCH_LOGIN_AUTHORIZE_PATH=lf.authorize_path(creds["client_id"], "openid profile", "lt", "consent"),
+                BENCH_PASSWORD_ENC=q(creds["password"]), BENCH_USERNAME_ENC=q(creds["username"]),
+                BENCH_TOTP_FILE=self.totp_codes(t, run))
         raise ValueError(scenario)
+
+    def totp_codes(self, t: Target, run: int) -> str:
+        """Fresh TOTP users for one run of login_totp, with their codes for every time step the
+        run can see, one user a line: `USERNAME STEP:CODE STEP:CODE ...`. A code is accepted once
+        per user and step (one step of drift either way), so each user logs in at most three
+        times in a step window: enough users for ~60 logins/s are provisioned."""
+        n = max(48, int(30 * self.args.duration))
+        users = lf.provision_totp_users(t.base, ADMIN_TOKEN, f"{os.getpid()}-{run}", n)
+        first = int(time.time()) // 30 - 1
+        last = (int(time.time()) + int(self.args.duration) + 120) // 30 + 1
+        path = os.path.join(self.work, f"{t.name}-totp-{run}.codes")
+        with open(path, "w") as f:
+            for username, secret in users:
+                codes = " ".join(f"{s}:{lf.totp_code(secret, s)}" for s in range(first, last + 1))
+                f.write(f"{username} {codes}\n")
+        log(f"{t.name}: provisioned {n} TOTP users for run {run}")
+        return path
 
     def mint_families(self, t: Target, tag: str) -> str:
         """Two refresh-token families per connection, written one a line."""
@@ -458,6 +511,23 @@ class Bench:
         path = os.path.join(self.work, f"{t.name}-{tag}.tokens")
         with open(path, "w") as f:
             f.write("\n".join(tokens) + "\n")
+        return path
+
+    def mint_proofs(self, t: Target, run: int) -> str:
+        """DPoP proofs for one run, one a line: 1.2 x what the bearer client_credentials
+        scenario did in the same time on this target (DPoP costs more, so that is enough;
+        dpop.lua reports any shortfall), at least 5,000. A proof is good for 60 s after it is
+        minted, so the count is capped to what can be minted and used within that."""
+        bearer = [r["rps"] for r in self.results
+                  if r["target"] == t.name and r["scenario"] == "client_credentials"]
+        rate = max(bearer) if bearer else 20000.0
+        count = int(min(max(1.2 * rate * self.args.duration, 5000), 300000))
+        started = time.monotonic()
+        proofs = lf.dpop_proofs(t.base + "/token", count)
+        path = os.path.join(self.work, f"{t.name}-proofs-{run}")
+        with open(path, "w") as f:
+            f.write("\n".join(proofs) + "\n")
+        log(f"{t.name}: minted {count} DPoP proofs in {time.monotonic() - started:.1f} s")
         return path
 
     def mint_codes(self, t: Target, run: int) -> str:
@@ -488,7 +558,7 @@ class Bench:
         if warmup:
             run_wrk(script, url, env, duration, self.args)
             return None
-        hashing = scenario == "login" and t.name.startswith("latchkey")
+        hashing = scenario in LOGINS and t.name.startswith("latchkey")
         hash0 = hash_cpu(t.base) if hashing else None
         meter, sampler = CpuMeter(t), RssSampler(t.proc.pid)
         meter.start()
@@ -501,7 +571,7 @@ class Bench:
         errors = sum(rec["errors"].values())
         # Counters a script keeps that mean something went wrong are errors too.
         bad_extra = {k: v for k, v in rec["extra"].items()
-                     if k in ("exhausted", "lost", "dry", "aborted", "unexpected") and v}
+                     if k in ("exhausted", "lost", "dry", "aborted", "unexpected", "no_user") and v}
         requests = rec["requests"]
         row = {
             "target": t.name, "scenario": scenario, "run": run, "requests": requests,
@@ -513,7 +583,7 @@ class Bench:
             "pg_cpu_per_1k": 1000 * pg_cpu / requests if requests and t.pg_db else None,
             "rss_max_kib": rss_max, "hwm_kib": mem.get("VmHWM", 0), "extra": rec["extra"],
         }
-        if scenario == "login":
+        if scenario in LOGINS:
             flows = rec["extra"].get("flows", 0)
             row["flows_per_s"] = flows / row["duration_s"]
             row["cpu_per_flow_ms"] = 1000 * server_cpu / flows if flows else None
@@ -607,7 +677,7 @@ class Bench:
             # whatever the allocator keeps of it would otherwise show in the later scenarios'
             # memory figures.
             wanted = [s for s in SCENARIOS if not a.only or s in a.only.split(",")]
-            for phase in ([s for s in wanted if s != "login"], [s for s in wanted if s == "login"]):
+            for phase in ([s for s in wanted if s not in LOGINS], [s for s in wanted if s in LOGINS]):
                 for run in range(1, a.runs + 1):
                     for s in phase:
                         for t in self.targets:

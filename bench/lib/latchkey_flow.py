@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import http.client
 import json
 import re
+import struct
 import urllib.parse
 
 # One PKCE verifier for every code the benchmark mints: the exchange scenario sends it back.
@@ -132,6 +134,56 @@ def provision(base: str, admin_token: str, id_token_alg: str | None = None) -> d
     }
 
 
+def provision_pkjwt_client(base: str, admin_token: str, jwk: dict) -> str:
+    """Registers a client_credentials client that authenticates with private_key_jwt
+    (RFC 7523 §2.2) using the public key `jwk`; returns its client_id."""
+    c = Client(base)
+    status, _, body = c.request("POST", "/admin/clients", headers={"Authorization": f"Bearer {admin_token}"}, js={
+        "client_name": "Latchkey bench (private_key_jwt)",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [jwk]},
+        "scope": CLIENT_SCOPE,
+        "allowed_resources": [RESOURCE],
+    })
+    c.close()
+    if status != 201:
+        raise HttpError(f"POST /admin/clients (private_key_jwt): {status} {body[:300]}")
+    return json.loads(body)["client_id"]
+
+
+def provision_totp_users(base: str, admin_token: str, tag: str, n: int) -> list[tuple[str, str]]:
+    """Creates `n` users USERNAME-totp-TAG-I (the bench password) each with a TOTP provisioned
+    through the admin API; returns (username, base32 secret) pairs. A TOTP code is accepted once
+    per user and time step, so the login_totp scenario needs many people, fresh for each run."""
+    c = Client(base)
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    out = []
+    for i in range(n):
+        username = f"{USERNAME}-totp-{tag}-{i}"
+        status, _, body = c.request("POST", "/admin/users", headers=auth, js={
+            "username": username, "password": PASSWORD, "name": f"Bench TOTP {i}",
+        })
+        if status != 201:
+            raise HttpError(f"POST /admin/users ({username}): {status} {body[:300]}")
+        sub = json.loads(body)["sub"]
+        status, _, body = c.request("POST", f"/admin/users/{sub}/totp", headers=auth)
+        if status != 201:
+            raise HttpError(f"POST /admin/users/{sub}/totp: {status} {body[:300]}")
+        out.append((username, json.loads(body)["secret"]))
+    c.close()
+    return out
+
+
+def totp_code(secret_b32: str, step: int) -> str:
+    """RFC 6238 (SHA-1, 6 digits) for time step `step`, with the standard library's HMAC."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
 def authorize_path(client_id: str, scope: str, state: str, prompt: str | None = None) -> str:
     q = {
         "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
@@ -225,3 +277,33 @@ def check(base: str, creds: dict, access_token: str) -> None:
     if status != 200:
         raise HttpError(f"client_credentials: {status} {body[:200]}")
     c.close()
+
+
+def dpop_proofs(htu: str, count: int) -> list[str]:
+    """`count` DPoP proofs (RFC 9449) for POST `htu`, one ES256 key, each with a fresh jti and
+    issued now: a proof is accepted once, and for 60 s. Needs the `cryptography` package (the
+    only scenario that does; Debian: python3-cryptography)."""
+    import secrets
+    import time
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")),
+           "y": b64(numbers.y.to_bytes(32, "big"))}
+    header = b64(json.dumps({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk},
+                            separators=(",", ":")).encode())
+    iat = int(time.time())
+    out = []
+    for _ in range(count):
+        claims = {"jti": secrets.token_urlsafe(12), "htm": "POST", "htu": htu, "iat": iat}
+        signing_input = header + "." + b64(json.dumps(claims, separators=(",", ":")).encode())
+        r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        out.append(signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+    return out

@@ -97,6 +97,8 @@ def _ratio(a, b):
 
 SCENARIO_LABEL = {
     "client_credentials": "client_credentials (ES256 JWT)",
+    "client_credentials_pkjwt": "client_credentials, private_key_jwt",
+    "client_credentials_dpop": "client_credentials with a DPoP proof (ES256)",
     "code_exchange": "authorization-code exchange",
     "refresh": "refresh-token rotation",
     "introspection": "introspection",
@@ -104,6 +106,7 @@ SCENARIO_LABEL = {
     "discovery": "discovery",
     "jwks": "JWKS",
     "login": "login flow (6 requests)",
+    "login_totp": "login flow with TOTP (8 requests)",
 }
 CEILING_LABEL = {
     "client_credentials": "one ES256 JWT per request",
@@ -194,8 +197,14 @@ def render(bench) -> tuple[str, list[str]]:
     check("client_credentials: Latchkey ÷ node-oidc-provider ≥ 5 (stretch 8)", cc_node, lambda v: v >= 5)
     cc_ceil = _ratio(g(lk, "client_credentials", "rps"), g("ceiling", "client_credentials", "rps"))
     check("client_credentials: Latchkey ÷ ES256 ceiling ≥ 0.5", cc_ceil, lambda v: v >= 0.5)
+    dpop = _ratio(g(lk, "client_credentials_dpop", "rps"), g(lk, "client_credentials", "rps"))
+    check("client_credentials with DPoP ≥ 0.4 × bearer (proof verified, jti spent in the database)",
+          dpop, lambda v: v >= 0.4)
     p99_ratio = _ratio(g(lk, "client_credentials", "p99_ms"), g("node-oidc-provider", "client_credentials", "p99_ms"))
     check("client_credentials: Latchkey p99 ÷ node-oidc-provider p99 ≤ 0.25", p99_ratio, lambda v: v <= 0.25)
+    check("client_credentials with private_key_jwt ÷ with client_secret_basic ≥ 0.5",
+          _ratio(g(lk, "client_credentials_pkjwt", "rps"), g(lk, "client_credentials", "rps")),
+          lambda v: v >= 0.5)
     for s in ("discovery", "jwks"):
         check(f"{s}: Latchkey ÷ fixed-body ceiling ≥ 0.6", _ratio(g(lk, s, "rps"), g("ceiling", s, "rps")),
               lambda v: v >= 0.6)
@@ -228,6 +237,12 @@ def render(bench) -> tuple[str, list[str]]:
               f"{hash_ms:.1f} ms CPU each, {bench.argon2_params}) = {non_hash:.1f} ms of other "
               f"work; {_f(g(lk, 'login', 'flows_per_s'))} logins/s{isolated}",
               non_hash / hash_flow_ms, lambda v: v <= 0.25, "{:.0%}")
+    totp_ms = g(lk, "login_totp", "cpu_per_flow_ms")
+    if flow_ms is not None and totp_ms is not None:
+        totp_pg = g(lk, "login_totp", "pg_cpu_per_flow_ms") or 0.0
+        check(f"logins with TOTP: CPU per finished flow ≤ 110 % of a password login's — "
+              f"{totp_ms:.1f} + {totp_pg:.1f} ms (Postgres) against {flow_ms:.1f} + {pg_flow_ms:.1f} ms",
+              (totp_ms + totp_pg) / (flow_ms + pg_flow_ms), lambda v: v <= 1.10, "{:.0%}")
     login_rss = g(lk, "login", "rss_max_kib")
     if login_rss is not None and targets.get(lk):
         # Latchkey allows one hash per CPU at once; each argon2id hash needs m KiB.
@@ -239,7 +254,7 @@ def render(bench) -> tuple[str, list[str]]:
     t = targets.get(lk)
     if t:
         check("memory: idle RSS ≤ 18 MiB", t.idle_rss_kib / MIB, lambda v: v <= 18, "{:.1f} MiB")
-        under = max((v["rss_max_kib"] for (tn, s), v in agg.items() if tn == lk and s != "login"),
+        under = max((v["rss_max_kib"] for (tn, s), v in agg.items() if tn == lk and s not in ("login", "login_totp")),
                     default=None)
         check("memory: RSS under load ≤ 40 MiB (largest over every scenario but logins; "
               "logins above)", None if under is None else under / MIB, lambda v: v <= 40, "{:.1f} MiB")

@@ -1,13 +1,14 @@
 -- Full browser-less login flows (authorize -> login -> consent -> token), see loginflow.lua.
 -- Every flow posts the password once, so this measures argon2id-bound logins. `flows`
 -- counts finished flows (token responses with an ID token); wrk's request count covers all
--- six steps. prompt=consent makes every flow show the consent page.
+-- six steps (eight with the second factor of login_totp, BENCH_TOTP_FILE). prompt=consent
+-- makes every flow show the consent page.
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local common = require("common")
 local flow = require("loginflow")
 
 setup = common.setup
-flows, aborted, unexpected = 0, 0, 0
+flows, aborted, unexpected, no_user = 0, 0, 0, 0
 
 function init(args) flow.init() end
 
@@ -27,8 +28,9 @@ function response(status, headers, body)
     flow.stats.unexpected = flow.stats.unexpected + 1
   end
   flows, aborted, unexpected = flow.stats.flows, flow.stats.aborted, flow.stats.unexpected
+  no_user = flow.stats.no_user
 end
 
 function done(summary, latency, requests)
-  common.report(summary, latency, { "flows", "aborted", "unexpected" })
+  common.report(summary, latency, { "flows", "aborted", "unexpected", "no_user" })
 end

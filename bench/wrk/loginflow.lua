@@ -17,6 +17,19 @@
 -- interaction id. A flow that takes more than
 -- MAX_STEPS steps is abandoned.
 --
+-- With BENCH_TOTP_FILE (the login_totp scenario) every user has a TOTP, and the login's answer
+-- is the second-factor page instead of the consent page:
+--
+--   POST /login                         -> 303 /login/otp?interaction=B (+ password session)
+--   GET  /login/otp?interaction=B       -> 200 form (interaction, csrf_token, otp; the user)
+--   POST /login/otp                     -> 303 /consent?interaction=C  (+ two-factor session)
+--
+-- A code is accepted once per user and 30-second step (one step of drift either way), so the
+-- file holds many users, each with its codes for every step of the run (computed by the
+-- harness), one user a line: `USERNAME STEP:CODE ...`. Each thread takes its share of the
+-- lines; a login takes a user whose next unused step is still within the drift of now, and
+-- the second-factor page (which names its user) gets that step's code.
+--
 -- Flows log in as BENCH_USER_COUNT users in turn (USERNAME-0, USERNAME-1, ...) from a random
 -- 10.x.y.z address sent as X-Forwarded-For (the server trusts 127.0.0.1 as its proxy): many
 -- people logging in at once, as in production, rather than one account and one address, whose
@@ -33,8 +46,41 @@ local cookies = {} -- interaction id -> "name=value; name=value" (the session co
 local steps = {}   -- interaction id -> steps taken
 local binding      -- this thread's binding cookie, "latchkey_interaction=VALUE"
 local logins = 0   -- logins posted by this thread
+local totp         -- login_totp: list of { name, codes = { [step] = code }, next = step }
+local owed = {}    -- username -> the code its pending second-factor page gets
 
-M.stats = { flows = 0, aborted = 0, unexpected = 0 }
+M.stats = { flows = 0, aborted = 0, unexpected = 0, no_user = 0 }
+
+-- login_totp: this thread's share of the users and their codes.
+local function load_totp(path)
+  local users = {}
+  for _, line in ipairs(common.read_share(path, tonumber(tid) or 0, tonumber(nthreads) or 1)) do
+    local name, rest = line:match("^(%S+)%s+(.*)$")
+    local codes = {}
+    for step, code in rest:gmatch("(%d+):(%d+)") do codes[tonumber(step)] = code end
+    users[#users + 1] = { name = name, codes = codes, next = 0 }
+  end
+  return users
+end
+
+-- login_totp: the next user with a code still acceptable now (its next unused step within one
+-- step of now); reserves that step's code for the user's second-factor page.
+local function totp_user()
+  local now = math.floor(os.time() / 30)
+  for _ = 1, #totp do
+    logins = logins + 1
+    local u = totp[(logins % #totp) + 1]
+    local step = math.max(u.next, now - 1)
+    if step <= now + 1 and u.codes[step] then
+      u.next = step + 1
+      owed[u.name] = u.codes[step]
+      return u.name
+    end
+  end
+  M.stats.no_user = M.stats.no_user + 1
+  local u = totp[(logins % #totp) + 1]
+  return u.name
+end
 
 function M.init()
   cfg = {
@@ -46,6 +92,8 @@ function M.init()
            "&code_verifier=" .. common.env("BENCH_VERIFIER"),
     users = tonumber(common.env("BENCH_USER_COUNT", "1")),
   }
+  local totp_file = os.getenv("BENCH_TOTP_FILE")
+  if totp_file and totp_file ~= "" then totp = load_totp(totp_file) end
   -- `tid` is the thread number common.setup gave this thread's Lua state.
   math.randomseed(os.time() * 1000 + (tonumber(tid) or 0))
   -- The thread's browser brings its binding cookie from the first request on, so that the
@@ -133,10 +181,25 @@ function M.response(status, headers, body)
     local path = "/login"
     if body:find('name="decision"', 1, true) then
       path, form = "/consent", form .. "&decision=allow"
+    elseif body:find('name="otp"', 1, true) then
+      local who = body:match('class="who">[^<]*<strong>([^<]+)</strong>')
+      local code = who and owed[who]
+      if not code then
+        M.stats.unexpected = M.stats.unexpected + 1
+        forget(id)
+        return true
+      end
+      owed[who] = nil
+      path, form = "/login/otp", form .. "&otp=" .. code
     else
-      local user = cfg.username
-      if cfg.users > 1 then user = user .. "-" .. (logins % cfg.users) end
-      logins = logins + 1
+      local user
+      if totp then
+        user = totp_user()
+      else
+        user = cfg.username
+        if cfg.users > 1 then user = user .. "-" .. (logins % cfg.users) end
+        logins = logins + 1
+      end
       form = form .. "&username=" .. user .. "&password=" .. cfg.password
       headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
         math.random(0, 255), math.random(0, 255), math.random(1, 254))

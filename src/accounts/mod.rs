@@ -6,7 +6,9 @@
 //! known one (a dummy hash), so timing does not reveal who exists.
 
 pub mod account;
+pub mod assurance;
 pub mod consent;
+pub mod factors;
 pub mod login;
 pub mod password;
 pub mod password_change;

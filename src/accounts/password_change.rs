@@ -147,7 +147,9 @@ pub async fn submit(
     {
         return Ok(Outcome::Expired);
     }
-    app.store.delete_sessions_for_user(form.sub).await?;
+    app.store
+        .delete_sessions_for_user(form.sub, app.now())
+        .await?;
     audit::record(
         app,
         Event::new(Kind::PasswordChanged)

@@ -89,7 +89,9 @@ pub async fn begin(
     event: Option<Event>,
 ) -> Result<(String, Session), OAuthError> {
     if let Some(old) = old_cookie {
-        app.store.delete_session(&app.hasher.hash(old)).await?;
+        app.store
+            .delete_session(&app.hasher.hash(old), app.now())
+            .await?;
     }
     let event = event.map(|e| audit::row(app, e));
     let started = start(
@@ -112,9 +114,12 @@ pub async fn current(app: &App, cookie_value: Option<&str>) -> Result<Option<Ses
     Ok(find(app.store.as_ref(), &app.hasher, cookie_value, app.now()).await?)
 }
 
-/// Ends a session (sign-out), with its audit event.
+/// Ends a session (sign-out), with its audit event; the clients that took part in it are
+/// notified (back-channel logout, queued with the deletion).
 pub async fn end(app: &App, session: &Session) -> Result<(), OAuthError> {
-    app.store.delete_session(&session.session_hash).await?;
+    app.store
+        .delete_session(&session.session_hash, app.now())
+        .await?;
     audit::record(app, Event::new(Kind::Logout).user(&session.user_sub)).await;
     Ok(())
 }

@@ -17,8 +17,8 @@ use crate::protocol::discovery::paths;
 use crate::protocol::{ErrorCode, OAuthError, Scope};
 use crate::store::{DeviceRecord, StoreError};
 
-use super::flow::Stage;
-use super::{Decision, seals};
+use super::flow::{self, Arrival, Next, Stage};
+use super::{Decision, deciding, seals};
 
 /// The grant type a device polls with.
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -196,13 +196,23 @@ pub async fn enter(
         resource: device.resource,
         device_user_code: Some(device.user_code),
     };
-    // Consent is always asked; a login first when the browser has no session.
+    // Consent is always asked; a login first when the browser has no session, and the second
+    // factor first when the session lacks the level owed.
     let decision = match session {
         Some(s) => {
-            let stage = Stage::Consent { sid: s.sid.clone() };
-            Decision::Consent {
-                interaction_id: seals(app).seal(&request, binding, &stage)?,
-            }
+            let Some(client) = app.client(&request.client_id).await? else {
+                return Ok(Entered::Unknown);
+            };
+            let next =
+                flow::next(deciding(app), &client, &request, Some(s), Arrival::Login).await?;
+            let sid = s.sid.clone();
+            let stage = match next {
+                Next::SecondFactor => Stage::SecondFactor { sid },
+                Next::Enrol => Stage::Enrol { sid },
+                _ => Stage::Consent { sid },
+            };
+            let interaction_id = seals(app).seal(&request, binding, &stage)?;
+            super::pending::decision_at(&stage, interaction_id)
         }
         None => Decision::Login {
             interaction_id: seals(app).seal(&request, binding, &Stage::Login)?,

@@ -7,11 +7,20 @@
 //!       │                                                                                  │
 //!       │ (session fine)                                        login (+ password change)  │
 //!       ▼                                                                                  ▼
+//!   level owed met? ──no, has a factor──▶ SecondFactor { sid } ──code──▶ (new session) ──┐
+//!       │           └─no, has none────▶ Enrol { sid } ──enrolled──▶ Resume { sid } ───────┤
+//!       │ yes                                                                             ▼
 //!   consent needed? ──yes──▶ Consent { sid of the session decided for } ──allow──▶ code
 //!       │ no                                                           └──deny───▶ access_denied
 //!       ▼
 //!     code
 //! ```
+//!
+//! The level a flow owes (`accounts::assurance::required`: the user's factors and
+//! `mfa_required`, the client's `require_mfa`, the request's `acr_values`) is checked against
+//! the session's `amr` here, so a session with the password alone is asked only for the
+//! missing factor (step-up), on the second-factor page; any factor that yields an `amr`
+//! method (a TOTP or recovery code today, a passkey assertion later) may satisfy that stage.
 //!
 //! The stage is sealed into the interaction (`interaction::seal`), so it travels with the
 //! browser and any node reads it; the final write (`InteractionStore::finish_consent`) checks
@@ -20,10 +29,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::assurance::{self, Standing};
 use crate::accounts::consent;
 use crate::protocol::Scope;
 use crate::protocol::authorization::AuthorizationRequest;
-use crate::store::{ClientRecord, ConsentStore, SessionRecord, StoreError};
+use crate::store::{ClientRecord, ConsentStore, FactorStore, SessionRecord, StoreError};
 
 /// What an interaction still owes before it may end with a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +41,15 @@ use crate::store::{ClientRecord, ConsentStore, SessionRecord, StoreError};
 pub enum Stage {
     /// A login is owed: only a login moves the interaction on.
     Login,
+    /// The session `sid` lacks the level the flow owes and its user has a second factor: only
+    /// that factor moves the interaction on, in that session (a login moves it back to here).
+    SecondFactor { sid: String },
+    /// As `SecondFactor`, for a user who has no second factor yet: only enrolling one (on the
+    /// TOTP enrolment page, in session `sid`) moves the interaction on.
+    Enrol { sid: String },
+    /// The factor was enrolled in this flow and session `sid` now has the level owed; the page
+    /// that showed the recovery codes continues the flow from here.
+    Resume { sid: String },
     /// The user must consent, in the session with public id `sid` that the decision was made
     /// for (the code carries that session's user and `auth_time`, nobody else's).
     Consent { sid: String },
@@ -42,6 +61,12 @@ pub enum Page {
     Login,
     /// The forced password change: the second half of a login.
     PasswordChange,
+    /// The second-factor page (a one-time code; a passkey assertion later).
+    SecondFactor,
+    /// The TOTP enrolment page, inside a flow.
+    Enrol,
+    /// The continuation after an enrolment inside a flow.
+    Resume,
     Consent,
 }
 
@@ -53,14 +78,31 @@ impl Stage {
     pub fn admits(&self, page: Page) -> bool {
         match page {
             Page::Login | Page::PasswordChange => true,
+            Page::SecondFactor => matches!(self, Stage::SecondFactor { .. }),
+            Page::Enrol => matches!(self, Stage::Enrol { .. }),
+            Page::Resume => matches!(self, Stage::Resume { .. }),
             Page::Consent => matches!(self, Stage::Consent { .. }),
         }
     }
 
-    /// The session a consent-stage interaction is bound to; `None` while a login is owed.
+    /// The session a consent-stage interaction is bound to; `None` at any other stage.
     pub fn consent_session(&self) -> Option<&str> {
         match self {
             Stage::Consent { sid } => Some(sid),
+            _ => None,
+        }
+    }
+
+    /// The session `page` acts in, when this stage admits it: the one the stage names.
+    pub fn session_for(&self, page: Page) -> Option<&str> {
+        if !self.admits(page) {
+            return None;
+        }
+        match self {
+            Stage::SecondFactor { sid }
+            | Stage::Enrol { sid }
+            | Stage::Resume { sid }
+            | Stage::Consent { sid } => Some(sid),
             Stage::Login => None,
         }
     }
@@ -70,6 +112,10 @@ impl Stage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     Login,
+    /// The session lacks the level owed; the user has a second factor to raise it with.
+    SecondFactor,
+    /// The session lacks the level owed; the user must enrol a second factor first.
+    Enrol,
     Consent,
     /// Nothing: the code can be issued.
     Code,
@@ -83,10 +129,11 @@ pub enum Arrival {
     Login,
 }
 
-/// What a flow needs to decide its next step: the remembered consents and the time. Nothing
-/// else of the node's state.
+/// What a flow needs to decide its next step: the remembered consents, the users' second
+/// factors and the time. Nothing else of the node's state.
 pub struct Deciding<'a> {
     pub consents: &'a dyn ConsentStore,
+    pub factors: &'a dyn FactorStore,
     pub now: i64,
 }
 
@@ -104,6 +151,24 @@ pub async fn next(
     };
     if arrival == Arrival::Authorize && needs_login(with.now, request, session) {
         return Ok(Next::Login);
+    }
+    // A user gone since counts as one without factors; the session check elsewhere ends it.
+    let standing = with
+        .factors
+        .mfa_standing(&session.user_sub)
+        .await?
+        .map(|(mfa_required, kinds)| Standing {
+            mfa_required,
+            kinds,
+        })
+        .unwrap_or_default();
+    let owed = assurance::required(&standing, &client.metadata, request);
+    if !assurance::meets(&session.amr, owed) {
+        return Ok(if standing.has_second_factor() {
+            Next::SecondFactor
+        } else {
+            Next::Enrol
+        });
     }
     if needs_consent(with.consents, client, request, &session.user_sub).await? {
         return Ok(Next::Consent);
@@ -160,7 +225,50 @@ async fn needs_consent(
 mod tests {
     use super::*;
     use crate::protocol::authorization::Prompt;
-    use crate::store::{ConsentRecord, StoreResult};
+    use crate::store::{ConsentRecord, FactorKind, FactorRecord, RecoverySet, StoreResult};
+
+    /// A user's standing towards second factors, held in memory.
+    #[derive(Default)]
+    struct Factors(Option<(bool, Vec<FactorKind>)>);
+
+    #[async_trait::async_trait]
+    impl FactorStore for Factors {
+        async fn list_factors(&self, _: &str) -> StoreResult<Vec<FactorRecord>> {
+            Ok(Vec::new())
+        }
+        async fn mfa_standing(&self, _: &str) -> StoreResult<Option<(bool, Vec<FactorKind>)>> {
+            Ok(self.0.clone())
+        }
+        async fn add_factor(&self, _: &FactorRecord) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn replace_totp(&self, _: &FactorRecord, _: Option<&RecoverySet>) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn replace_recovery_codes(&self, _: &RecoverySet) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn accept_totp_step(&self, _: &str, _: &str, _: i64, _: i64) -> StoreResult<bool> {
+            Ok(false)
+        }
+        async fn use_recovery_code(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: i64,
+        ) -> StoreResult<Option<String>> {
+            Ok(None)
+        }
+        async fn recovery_codes_left(&self, _: &str) -> StoreResult<u64> {
+            Ok(0)
+        }
+        async fn touch_factor(&self, _: &str, _: &str, _: i64) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn delete_factor(&self, _: &str, _: &str) -> StoreResult<bool> {
+            Ok(false)
+        }
+    }
 
     /// Consents held in memory: deciding a flow needs nothing more of a store.
     struct Granted(Option<&'static str>);
@@ -207,6 +315,9 @@ mod tests {
         ClientRecord {
             client_id: "app".into(),
             secret_hash: None,
+            secret_created_at: None,
+            secret_expires_at: None,
+            previous_secret: None,
             metadata,
             issued_at: 0,
             updated_at: 0,
@@ -250,12 +361,99 @@ mod tests {
         session: Option<&SessionRecord>,
         arrival: Arrival,
     ) -> Next {
+        next_with(
+            granted,
+            Factors::default(),
+            client,
+            request,
+            session,
+            arrival,
+        )
+        .await
+    }
+
+    async fn next_with(
+        granted: Option<&'static str>,
+        factors: Factors,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+        session: Option<&SessionRecord>,
+        arrival: Arrival,
+    ) -> Next {
         let store = Granted(granted);
         let with = Deciding {
             consents: &store,
+            factors: &factors,
             now: 1000,
         };
         next(with, client, request, session, arrival).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_level_owed_comes_before_consent() {
+        let web = client(false, false);
+        let openid = request("openid");
+        let pwd = session(990);
+        let a = Arrival::Authorize;
+        let totp = || {
+            Factors(Some((
+                false,
+                vec![FactorKind::Totp, FactorKind::RecoveryCodes],
+            )))
+        };
+        assert_eq!(
+            next_with(Some("openid"), totp(), &web, &openid, Some(&pwd), a).await,
+            Next::SecondFactor,
+            "a user with a second factor always uses it"
+        );
+        let required = Factors(Some((true, vec![FactorKind::RecoveryCodes])));
+        assert_eq!(
+            next_with(Some("openid"), required, &web, &openid, Some(&pwd), a).await,
+            Next::Enrol,
+            "mfa_required without a factor leads to enrolment"
+        );
+        let mut asking = request("openid");
+        asking.acr_values = Some("mfa".into());
+        assert_eq!(
+            next_with(
+                Some("openid"),
+                Factors::default(),
+                &web,
+                &asking,
+                Some(&pwd),
+                a
+            )
+            .await,
+            Next::Enrol,
+            "acr_values=mfa"
+        );
+        let mut strict = client(false, false);
+        strict.metadata.require_mfa = true;
+        assert_eq!(
+            next_with(
+                Some("openid"),
+                Factors::default(),
+                &strict,
+                &openid,
+                Some(&pwd),
+                a
+            )
+            .await,
+            Next::Enrol,
+            "require_mfa"
+        );
+        let mfa = SessionRecord {
+            amr: "pwd otp mfa".into(),
+            ..session(990)
+        };
+        assert_eq!(
+            next_with(Some("openid"), totp(), &strict, &asking, Some(&mfa), a).await,
+            Next::Code
+        );
+        assert_eq!(
+            next_with(None, totp(), &web, &openid, Some(&mfa), a).await,
+            Next::Consent
+        );
     }
 
     #[tokio::test]
@@ -342,5 +540,25 @@ mod tests {
             "logging in again skips nothing"
         );
         assert_eq!(consent.consent_session(), Some("s1"));
+        assert!(!consent.admits(Page::SecondFactor));
+        assert!(!consent.admits(Page::Enrol));
+        assert!(!consent.admits(Page::Resume));
+        let owed = Stage::SecondFactor { sid: "s1".into() };
+        assert!(owed.admits(Page::SecondFactor));
+        assert!(owed.admits(Page::Login), "logging in again skips nothing");
+        assert!(
+            !owed.admits(Page::Consent),
+            "the factor cannot be skipped to consent"
+        );
+        assert!(!owed.admits(Page::Enrol));
+        assert!(!owed.admits(Page::Resume));
+        assert_eq!(owed.consent_session(), None);
+        assert_eq!(owed.session_for(Page::SecondFactor), Some("s1"));
+        assert_eq!(owed.session_for(Page::Consent), None);
+        let enrol = Stage::Enrol { sid: "s1".into() };
+        assert!(enrol.admits(Page::Enrol));
+        assert!(!enrol.admits(Page::SecondFactor));
+        assert!(!enrol.admits(Page::Consent));
+        assert!(!enrol.admits(Page::Resume));
     }
 }

@@ -27,7 +27,10 @@ pub mod redirect_uri;
 pub mod request;
 pub mod request_object;
 
-pub use pending::{Pending, answer_consent, consent_to_ask, continue_after_login, load_pending};
+pub use pending::{
+    Pending, answer_consent, consent_to_ask, continue_after_login, enrolled, load_pending,
+    stage_session,
+};
 
 use url::Url;
 
@@ -61,6 +64,10 @@ pub enum Decision {
     Redirect(ToClient),
     /// The user must log in; `interaction_id` is the sealed interaction.
     Login { interaction_id: String },
+    /// The user must give the second factor the flow owes (the session has only the first).
+    SecondFactor { interaction_id: String },
+    /// The user must enrol a second factor (TOTP) before the flow continues.
+    Enrol { interaction_id: String },
     /// The user must consent; `interaction_id` is the sealed interaction.
     Consent { interaction_id: String },
     /// A device's authorization was answered (RFC 8628): tell the person to return to it.
@@ -205,6 +212,21 @@ async fn decide(
             app.store.insert_code(&record, grant_expires_at).await?;
             Ok(Decision::Redirect(success_redirect(app, &request, &code)))
         }
+        (next @ (Next::SecondFactor | Next::Enrol), Some(session)) => {
+            if request.prompt.none {
+                return Err(OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "the request needs a stronger authentication than the session has, and \
+                     prompt=none forbids asking for it",
+                ));
+            }
+            let stage = match next {
+                Next::SecondFactor => Stage::SecondFactor { sid: session.sid },
+                _ => Stage::Enrol { sid: session.sid },
+            };
+            let interaction_id = seals.seal(&request, browser_binding, &stage)?;
+            Ok(pending::decision_at(&stage, interaction_id))
+        }
         (Next::Consent, Some(session)) => {
             if request.prompt.none {
                 return Err(OAuthError::new(
@@ -234,6 +256,7 @@ async fn decide(
 pub(crate) fn deciding(app: &App) -> flow::Deciding<'_> {
     flow::Deciding {
         consents: app.store.as_ref(),
+        factors: app.store.as_ref(),
         now: app.now(),
     }
 }
@@ -272,7 +295,7 @@ pub(crate) fn new_code(
         sid: session.sid.clone(),
         auth_time: session.auth_time,
         amr: session.amr.clone(),
-        acr: request.acr_values.as_ref().map(|_| "0".to_owned()),
+        acr: Some(crate::accounts::assurance::acr(&session.amr).to_owned()),
         resource: request.resource.clone(),
         created_at: now,
         expires_at: now + app.config.code_ttl,

@@ -92,11 +92,16 @@ pub async fn continue_after_login(
         Arrival::Login,
     )
     .await?;
-    // A device's request always asks for consent (see `device`).
-    if next == Next::Consent || pending.request.device_user_code.is_some() {
-        let stage = Stage::Consent {
-            sid: session.sid.clone(),
-        };
+    let sid = session.sid.clone();
+    let stage = match next {
+        Next::SecondFactor => Some(Stage::SecondFactor { sid }),
+        Next::Enrol => Some(Stage::Enrol { sid }),
+        // A device's request always asks for consent (see `device`).
+        Next::Consent => Some(Stage::Consent { sid }),
+        _ if pending.request.device_user_code.is_some() => Some(Stage::Consent { sid }),
+        _ => None,
+    };
+    if let Some(stage) = stage {
         let interaction_id = seals(app)
             .advance(
                 &pending.finish_id,
@@ -106,9 +111,19 @@ pub async fn continue_after_login(
                 &stage,
             )
             .map_err(AuthorizeError::Page)?;
-        return Ok(Decision::Consent { interaction_id });
+        return Ok(decision_at(&stage, interaction_id));
     }
     finish(app, pending, session).await
+}
+
+/// The page an interaction sealed at `stage` goes to.
+pub(crate) fn decision_at(stage: &Stage, interaction_id: String) -> Decision {
+    match stage {
+        Stage::Login => Decision::Login { interaction_id },
+        Stage::SecondFactor { .. } => Decision::SecondFactor { interaction_id },
+        Stage::Enrol { .. } => Decision::Enrol { interaction_id },
+        Stage::Resume { .. } | Stage::Consent { .. } => Decision::Consent { interaction_id },
+    }
 }
 
 /// What the consent page shows.
@@ -331,4 +346,48 @@ async fn answer_device(
             "this device request was already answered, or it has expired",
         ))),
     }
+}
+
+/// The browser's session that `page` may act in for `pending`, with its user's name: live, of
+/// an enabled user, and the one the interaction's stage names. `None` when the stage does not
+/// admit the page or the browser's session is another (the user must then log in again).
+pub async fn stage_session(
+    app: &App,
+    pending: &Pending,
+    page: Page,
+    session_cookie: Option<&str>,
+) -> Result<Option<crate::store::SessionView>, StoreError> {
+    let Some(bound_sid) = pending.stage.session_for(page) else {
+        return Ok(None);
+    };
+    let view = session::find_view(
+        app.store.as_ref(),
+        &app.hasher,
+        session_cookie,
+        app.now(),
+        &pending.client.client_id,
+    )
+    .await?;
+    Ok(view.filter(|v| !v.user_disabled && v.session.sid == bound_sid))
+}
+
+/// After a factor was enrolled inside a flow, in the (new) session `session`: the interaction
+/// moves to `Resume`, which the page showing the recovery codes continues from.
+pub fn enrolled(
+    app: &App,
+    pending: &Pending,
+    session: &SessionRecord,
+) -> Result<String, AuthorizeError> {
+    let stage = Stage::Resume {
+        sid: session.sid.clone(),
+    };
+    seals(app)
+        .advance(
+            &pending.finish_id,
+            pending.expires_at,
+            &pending.request,
+            &pending.binding,
+            &stage,
+        )
+        .map_err(AuthorizeError::Page)
 }

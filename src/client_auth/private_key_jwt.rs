@@ -197,8 +197,8 @@ impl Method for PrivateKeyJwt {
         }
         // Last, once everything else holds: the jti is spent only by a valid assertion.
         Ok(app
-            .store
-            .use_once(&replay_key(&client.client_id, &claims.jti), claims.exp, now)
+            .used_once
+            .use_once(replay_key(&client.client_id, &claims.jti), claims.exp, now)
             .await?)
     }
 }

@@ -45,6 +45,19 @@ fn defaults_match_the_interface() {
     assert_eq!(c.connections.tls_handshake_timeout, Duration::from_secs(10));
     assert_eq!(c.connections.max_connections, 4096);
     assert_eq!(c.connections.max_connections_per_ip, 256);
+    assert_eq!(c.dpop_nonce, DpopNonceMode::Optional);
+}
+
+#[test]
+fn dpop_nonce_is_optional_or_required() {
+    let c = load(&[("LATCHKEY_DPOP_NONCE", "required")]).unwrap();
+    assert_eq!(c.dpop_nonce, DpopNonceMode::Required);
+    let c = load(&[("LATCHKEY_DPOP_NONCE", "optional")]).unwrap();
+    assert_eq!(c.dpop_nonce, DpopNonceMode::Optional);
+    check_error(
+        &[("LATCHKEY_DPOP_NONCE", "sometimes")],
+        "LATCHKEY_DPOP_NONCE",
+    );
 }
 
 #[test]
@@ -215,4 +228,37 @@ fn the_file_is_read_and_the_environment_wins() {
     let err = Config::load_from(Some(&file), &[]).err().unwrap();
     assert_eq!(err.variable, "LATCHKEY_ACCESS_TOKEN_TTL", "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_key_schedule_defaults_to_90_days_published_a_day_ahead_and_caps_the_window() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.key_rotation_interval, 90 * 86_400);
+    assert_eq!(c.key_publish_ahead, 86_400);
+    let short = load(&[("LATCHKEY_KEY_ROTATION_INTERVAL", "10")]).unwrap();
+    assert_eq!(short.key_rotation_interval, 10);
+    assert_eq!(short.key_publish_ahead, 5, "capped at half the interval");
+    let set = load(&[
+        ("LATCHKEY_KEY_ROTATION_INTERVAL", "100"),
+        ("LATCHKEY_KEY_PUBLISH_AHEAD", "20"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (set.key_rotation_interval, set.key_publish_ahead),
+        (100, 20)
+    );
+    let off = load(&[("LATCHKEY_KEY_ROTATION_INTERVAL", "0")]).unwrap();
+    assert_eq!(off.key_rotation_interval, 0);
+    check_error(
+        &[("LATCHKEY_KEY_ROTATION_INTERVAL", "1")],
+        "LATCHKEY_KEY_ROTATION_INTERVAL",
+    );
+    check_error(
+        &[("LATCHKEY_KEY_ROTATION_INTERVAL", "-5")],
+        "LATCHKEY_KEY_ROTATION_INTERVAL",
+    );
+    check_error(
+        &[("LATCHKEY_KEY_PUBLISH_AHEAD", "0")],
+        "LATCHKEY_KEY_PUBLISH_AHEAD",
+    );
 }

@@ -55,12 +55,19 @@ impl Document {
     /// The document's bytes and how long clients may cache them. Both well-known documents
     /// are one document, serialised at start-up; the JWKS is rebuilt only when the keys
     /// change and cached briefly, so that clients see a rotation quickly.
-    pub(super) fn body(self, app: &App) -> (Bytes, &'static str) {
+    /// JWKS is cached no longer than the keys' publish-ahead window (`keys::Schedule`).
+    pub(super) fn body(self, app: &App) -> (Bytes, HeaderValue) {
         match self {
-            Self::OpenidConfiguration | Self::OauthAuthorizationServer => {
-                (app.discovery.json.clone(), "public, max-age=300")
-            }
-            Self::Jwks => (app.keys.jwks_json(), "public, max-age=60"),
+            Self::OpenidConfiguration | Self::OauthAuthorizationServer => (
+                app.discovery.json.clone(),
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+            Self::Jwks => (
+                app.keys.jwks_json(),
+                // Built from a number by `Keys`: always a valid header value.
+                HeaderValue::from_maybe_shared(app.keys.jwks_cache_control())
+                    .unwrap_or(HeaderValue::from_static("no-cache")),
+            ),
         }
     }
 }
@@ -143,7 +150,7 @@ impl StaticDocumentsLayer {
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
         headers.clone_from(&self.common);
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        headers.insert(header::CACHE_CONTROL, cache);
         headers.insert(
             HeaderName::from_static(REQUEST_ID),
             super::request_id(request),

@@ -69,10 +69,12 @@ impl IntoResponse for TokenEndpointError {
 
 /// RFC 6750 §3 error from a resource (userinfo): the code goes in `WWW-Authenticate`.
 /// `token_sent` false means no credentials were presented: then the challenge carries no
-/// error code (RFC 6750 §3.1).
+/// error code (RFC 6750 §3.1). `dpop` answers with the `DPoP` scheme (RFC 9449 §7.1): the
+/// request used it, or its proof was refused; a refused proof is a 401 at a resource.
 pub struct BearerError {
     pub error: OAuthError,
     pub token_sent: bool,
+    pub dpop: bool,
 }
 
 fn quote_safe(s: &str) -> String {
@@ -85,16 +87,31 @@ impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         let err = self.error;
         log_cause(&err);
+        let dpop_code = matches!(
+            err.code,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce
+        );
+        let (scheme, params) = if self.dpop || dpop_code {
+            let algs = crate::token::dpop::ALGS.join(" ");
+            ("DPoP", format!(", algs=\"{algs}\""))
+        } else {
+            ("Bearer", String::new())
+        };
         let challenge = if self.token_sent || err.code != ErrorCode::InvalidToken {
             format!(
-                "Bearer realm=\"latchkey\", error=\"{}\", error_description=\"{}\"",
+                "{scheme} realm=\"latchkey\"{params}, error=\"{}\", error_description=\"{}\"",
                 err.code.as_str(),
                 quote_safe(&err.description)
             )
         } else {
-            "Bearer realm=\"latchkey\"".to_owned()
+            format!("{scheme} realm=\"latchkey\"{params}")
         };
-        let mut response = (status_of(err.code), json_body(&err)).into_response();
+        let status = if dpop_code {
+            StatusCode::UNAUTHORIZED
+        } else {
+            status_of(err.code)
+        };
+        let mut response = (status, json_body(&err)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

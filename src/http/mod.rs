@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client_ip;
 pub mod cookies;
 mod documents;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod health;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod ui;
+pub mod webauthn;
 
 use std::time::Duration;
 
@@ -37,9 +39,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Content-Security-Policy for every response: scripts and styles only from our own files
-/// under `/static` (never inline, never `eval`), no framing (the consent button cannot be
+/// under `/static` (never inline, never `eval`), requests from scripts only to our own
+/// origin (the passkey script's JSON endpoints), no framing (the consent button cannot be
 /// clickjacked).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
 /// The header that carries a request's id, in and out.
 const REQUEST_ID: &str = "x-request-id";
@@ -82,7 +85,9 @@ pub fn router(app: App) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, dpop::DPOP])
+        // A browser client reads the DPoP nonce and the resource's challenge (RFC 9449 §8).
+        .expose_headers([dpop::DPOP_NONCE, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
     // Everything that writes to the database runs to completion even when the client hangs
     // up: axum drops a handler's future on disconnect, and a write dropped half-way (an open
@@ -112,6 +117,29 @@ pub fn router(app: App) -> Router {
         .route(paths::ACCOUNT, get(ui::account::show))
         .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
         .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))
+        .route(
+            paths::ACCOUNT_PASSKEYS_REMOVE,
+            post(ui::account::remove_passkey),
+        )
+        .route(
+            paths::WEBAUTHN_REGISTER_OPTIONS,
+            post(webauthn::register_options),
+        )
+        .route(paths::WEBAUTHN_REGISTER, post(webauthn::register))
+        .route(paths::WEBAUTHN_LOGIN_OPTIONS, post(webauthn::login_options))
+        .route(paths::WEBAUTHN_LOGIN, post(webauthn::login))
+        .route(
+            paths::LOGIN_OTP,
+            get(ui::second_factor::show).post(ui::second_factor::submit),
+        )
+        .route(paths::LOGIN_RESUME, post(ui::second_factor::resume))
+        .route(
+            paths::ACCOUNT_TOTP,
+            get(ui::factors::show).post(ui::factors::submit),
+        )
+        .route(paths::ACCOUNT_OTP, post(ui::factors::account_otp))
+        .route(paths::ACCOUNT_RECOVERY_CODES, post(ui::factors::regenerate))
+        .route(paths::ACCOUNT_FACTORS_REMOVE, post(ui::factors::remove))
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
     let request_id = HeaderName::from_static(REQUEST_ID);
@@ -124,6 +152,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/static/latchkey.css", get(stylesheet))
         .route("/static/form_post.js", get(form_post_script))
+        .route("/static/passkeys.js", get(passkeys_script))
         .route("/metrics", get(metrics::render))
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(metrics::track))
@@ -266,6 +295,16 @@ async fn form_post_script() -> impl axum::response::IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/form_post.js"),
+    )
+}
+
+async fn passkeys_script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/passkeys.js"),
     )
 }
 

@@ -4,6 +4,14 @@
 //! what keeps the token endpoint fast) and reloads it when the store's `keys` change version
 //! moves, so a rotation made through one node reaches all nodes within the poll interval.
 //! Private keys leave this module only as sealed bytes; JWKS carries public parts only.
+//!
+//! Per algorithm a key goes through three states, decided by its own times alone so that
+//! every node agrees without talking to the others: `next` (published, not yet signing,
+//! until `activates_at`), `active`, and `retired` (from `retired_at`, the moment its
+//! successor activates, until every token it signed has expired). A scheduled rotation
+//! (`Keys::schedule_due`) inserts the successor `publish_ahead` seconds before it activates;
+//! a rotation by hand (`Keys::rotate`) takes effect at once. The set is rebuilt when one of
+//! those moments passes (`KeySet::valid_until`), without any write.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,6 +77,8 @@ pub struct SigningKey {
     pub access_token_header: String,
     /// base64url of `{"alg","kid","typ":"JWT"}`.
     pub jwt_header: String,
+    /// base64url of `{"alg","kid","typ":"logout+jwt"}` (Back-Channel Logout 1.0 §2.4).
+    pub logout_token_header: String,
 }
 
 impl SigningKey {
@@ -104,6 +114,34 @@ pub struct KeySet {
     pub jwks_json: bytes::Bytes,
     /// Public view of every published key, for `keys list` and the admin API.
     pub published: Vec<PublishedKey>,
+    /// The first moment after the build at which a key changes state or leaves JWKS: the set
+    /// must be rebuilt then. `None` when nothing is scheduled.
+    pub valid_until: Option<i64>,
+}
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Next,
+    /// Signing.
+    Active,
+    /// No longer signing; published until the tokens it signed have expired.
+    Retired,
+}
+
+impl KeyState {
+    /// A record's state at `now`, from its own times.
+    pub fn of(record: &SigningKeyRecord, now: i64) -> KeyState {
+        if now < record.activates_at {
+            KeyState::Next
+        } else if record.retired_at.is_some_and(|r| r <= now) {
+            KeyState::Retired
+        } else {
+            KeyState::Active
+        }
+    }
 }
 
 /// A published key, as `GET /admin/keys` shows it.
@@ -111,9 +149,27 @@ pub struct KeySet {
 pub struct PublishedKey {
     pub kid: String,
     pub alg: String,
+    pub state: KeyState,
     pub created_at: i64,
+    /// When it starts (or started) signing.
+    pub activates_at: i64,
+    /// When its successor takes (or took) over; for an active key a time in the future
+    /// means the successor is already published.
     pub retired_at: Option<i64>,
+    /// When it leaves JWKS: `retired_at` plus the longest token lifetime.
+    pub unpublished_at: Option<i64>,
+    /// True for the key that signs now (`state == active`); kept for existing scripts.
     pub active: bool,
+}
+
+/// JWKS order: RSA and EC keys before OKP keys, since some relying-party libraries stop at
+/// the first key they cannot parse, and Ed25519 is the one older libraries lack.
+fn jwks_rank(alg: SigningAlg) -> u8 {
+    match alg {
+        SigningAlg::Rs256 => 0,
+        SigningAlg::Es256 => 1,
+        SigningAlg::EdDsa => 2,
+    }
 }
 
 impl KeySet {
@@ -166,6 +222,7 @@ pub fn generate_key(
         private_sealed,
         public_jwk: serde_json::Value::Object(jwk).to_string(),
         created_at: now,
+        activates_at: now,
         retired_at: None,
     })
 }
@@ -260,8 +317,8 @@ fn encode_header(alg: SigningAlg, kid: &str, typ: &str) -> String {
     URL_SAFE_NO_PAD.encode(header.to_string())
 }
 
-/// Builds the key set from stored records. `publish_retired_for` is how long a retired key
-/// stays in JWKS: the longest lifetime of any token it may have signed.
+/// Builds the key set from stored records as it stands at `now`. `publish_retired_for` is how
+/// long a retired key stays in JWKS: the longest lifetime of any token it may have signed.
 pub fn build_key_set(
     records: &[SigningKeyRecord],
     sealer: &Sealer,
@@ -272,21 +329,41 @@ pub fn build_key_set(
     let mut verifying = HashMap::new();
     let mut jwks = Vec::new();
     let mut published = Vec::new();
-    // Records come newest first; the newest unretired key of each algorithm signs.
-    let mut sorted: Vec<&SigningKeyRecord> = records.iter().collect();
-    sorted.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
-    for record in sorted {
-        let Some(alg) = SigningAlg::parse(&record.alg) else {
+    let mut valid_until: Option<i64> = None;
+    let mut until = |t: i64| {
+        if t > now {
+            valid_until = Some(valid_until.map_or(t, |v| v.min(t)));
+        }
+    };
+    let mut sorted: Vec<(SigningAlg, &SigningKeyRecord)> = records
+        .iter()
+        .filter_map(|r| SigningAlg::parse(&r.alg).map(|alg| (alg, r)))
+        .collect();
+    // Latest activation first within an algorithm: should two keys ever both be in their
+    // active window, the later one signs.
+    sorted.sort_by(|(a_alg, a), (b_alg, b)| {
+        jwks_rank(*a_alg)
+            .cmp(&jwks_rank(*b_alg))
+            .then(b.activates_at.cmp(&a.activates_at))
+            .then(b.created_at.cmp(&a.created_at))
+            .then(b.kid.cmp(&a.kid))
+    });
+    for (alg, record) in sorted {
+        let unpublished_at = record.retired_at.map(|r| r + publish_retired_for);
+        if unpublished_at.is_some_and(|u| u <= now) {
             continue;
-        };
-        if let Some(retired) = record.retired_at
-            && retired + publish_retired_for <= now
-        {
-            continue;
+        }
+        until(record.activates_at);
+        if let Some(r) = record.retired_at {
+            until(r);
+        }
+        if let Some(u) = unpublished_at {
+            until(u);
         }
         let jwk: JwkMap = serde_json::from_str(&record.public_jwk)
             .map_err(|_| KeyError::Parse(record.kid.clone()))?;
-        let is_active = record.retired_at.is_none() && !active.contains_key(&alg);
+        let state = KeyState::of(record, now);
+        let is_active = state == KeyState::Active && !active.contains_key(&alg);
         if is_active {
             let pkcs8 = sealer.open(&record.private_sealed, record.kid.as_bytes())?;
             let signer = parse_signer(alg, &pkcs8, &record.kid)?;
@@ -298,6 +375,7 @@ pub fn build_key_set(
                     signer,
                     access_token_header: encode_header(alg, &record.kid, "at+jwt"),
                     jwt_header: encode_header(alg, &record.kid, "JWT"),
+                    logout_token_header: encode_header(alg, &record.kid, "logout+jwt"),
                 }),
             );
         }
@@ -311,8 +389,11 @@ pub fn build_key_set(
         published.push(PublishedKey {
             kid: record.kid.clone(),
             alg: record.alg.clone(),
+            state,
             created_at: record.created_at,
+            activates_at: record.activates_at,
             retired_at: record.retired_at,
+            unpublished_at,
             active: is_active,
         });
         jwks.push(serde_json::Value::Object(jwk));
@@ -324,7 +405,47 @@ pub fn build_key_set(
         verifying,
         jwks_json: jwks_json.into(),
         published,
+        valid_until,
     })
+}
+
+/// When keys rotate by themselves: every `interval` seconds, each successor published
+/// `publish_ahead` seconds before it signs. An interval of 0 turns scheduling off.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: i64,
+    pub publish_ahead: i64,
+}
+
+impl Schedule {
+    pub fn from_config(config: &crate::config::Config) -> Schedule {
+        Schedule {
+            interval: config.key_rotation_interval,
+            publish_ahead: config.key_publish_ahead,
+        }
+    }
+
+    /// How long relying parties may cache JWKS: never longer than the publish-ahead window
+    /// (less one second for the other nodes to reload), so that a cached copy always holds
+    /// the next key before it signs anything; at most a minute either way.
+    pub fn jwks_max_age(&self) -> i64 {
+        if self.interval == 0 {
+            return 60;
+        }
+        (self.publish_ahead - 1).clamp(0, 60)
+    }
+
+    /// When the key that started signing at `activates_at` gets its successor, if scheduling
+    /// is on: (the moment to insert it, the moment it activates). A node that comes late
+    /// still gives relying parties the whole publish-ahead window.
+    pub fn successor(&self, activates_at: i64, now: i64) -> Option<(i64, i64)> {
+        if self.interval == 0 {
+            return None;
+        }
+        let due = activates_at + self.interval - self.publish_ahead;
+        let starts = (activates_at + self.interval).max(now + self.publish_ahead);
+        Some((due, starts))
+    }
 }
 
 /// The node's keys: the current `KeySet` plus what it takes to reload and rotate it.
@@ -334,6 +455,8 @@ pub struct Keys {
     current: ArcSwap<KeySet>,
     sealer: Sealer,
     publish_retired_for: i64,
+    /// The JWKS `Cache-Control` value, fixed by the schedule (`Schedule::jwks_max_age`).
+    jwks_cache_control: bytes::Bytes,
 }
 
 impl Keys {
@@ -344,6 +467,7 @@ impl Keys {
         sealer: Sealer,
         now: i64,
         publish_retired_for: i64,
+        schedule: Schedule,
     ) -> Result<Keys, KeyError> {
         let mut records = store.list_keys().await?;
         if records.is_empty() {
@@ -356,7 +480,13 @@ impl Keys {
             current: ArcSwap::from_pointee(set),
             sealer,
             publish_retired_for,
+            jwks_cache_control: format!("public, max-age={}", schedule.jwks_max_age()).into(),
         })
+    }
+
+    /// How long relying parties may cache JWKS, as a `Cache-Control` value.
+    pub fn jwks_cache_control(&self) -> bytes::Bytes {
+        self.jwks_cache_control.clone()
     }
 
     pub fn current(&self) -> Arc<KeySet> {
@@ -381,7 +511,55 @@ impl Keys {
         Ok(())
     }
 
-    /// Generates a new key for every algorithm, retires the old ones, and reloads.
+    /// True when a key changed state (or left JWKS) since the set was built.
+    pub fn is_stale(&self, now: i64) -> bool {
+        self.current.load().valid_until.is_some_and(|t| now >= t)
+    }
+
+    /// Inserts the successor of every active key whose rotation is due under `schedule`,
+    /// as a `next` key. Any number of nodes may call this at once: the store lets exactly one
+    /// successor per key in. Returns how many this node inserted.
+    pub async fn schedule_due(
+        &self,
+        store: &dyn KeyStore,
+        now: i64,
+        schedule: Schedule,
+    ) -> Result<usize, KeyError> {
+        let set = self.current();
+        let mut attempted = false;
+        let mut inserted = 0;
+        // An active key with a `retired_at` already has its successor.
+        for key in set
+            .published
+            .iter()
+            .filter(|k| k.active && k.retired_at.is_none())
+        {
+            let Some((due, starts)) = schedule.successor(key.activates_at, now) else {
+                continue;
+            };
+            let Some(alg) = SigningAlg::parse(&key.alg) else {
+                continue;
+            };
+            if now < due {
+                continue;
+            }
+            attempted = true;
+            let mut next = generate_one(alg, &self.sealer, now).await?;
+            next.activates_at = starts;
+            if store.schedule_next_key(&next, &key.kid).await? {
+                inserted += 1;
+            }
+        }
+        if attempted {
+            // Winner or not, the set in the store moved on: this node's view follows at once.
+            self.reload(store, now).await?;
+        }
+        Ok(inserted)
+    }
+
+    /// Generates a new key for every algorithm, retires the old ones at once, drops the
+    /// scheduled successors (they never signed), and reloads. For a suspected compromise, or
+    /// when scheduling is off; the schedule then counts from the new keys.
     pub async fn rotate(&self, store: &dyn KeyStore, now: i64) -> Result<(), KeyError> {
         let fresh = generate_all(&self.sealer, now).await?;
         store.rotate_keys(&fresh, now).await?;
@@ -397,13 +575,20 @@ impl Keys {
 async fn generate_all(sealer: &Sealer, now: i64) -> Result<Vec<SigningKeyRecord>, KeyError> {
     let mut out = Vec::with_capacity(3);
     for alg in SigningAlg::ALL {
-        let sealer_ref = sealer.clone();
-        let record = tokio::task::spawn_blocking(move || generate_key(alg, &sealer_ref, now))
-            .await
-            .map_err(|_| KeyError::Generate)??;
-        out.push(record);
+        out.push(generate_one(alg, sealer, now).await?);
     }
     Ok(out)
+}
+
+async fn generate_one(
+    alg: SigningAlg,
+    sealer: &Sealer,
+    now: i64,
+) -> Result<SigningKeyRecord, KeyError> {
+    let sealer = sealer.clone();
+    tokio::task::spawn_blocking(move || generate_key(alg, &sealer, now))
+        .await
+        .map_err(|_| KeyError::Generate)?
 }
 
 #[cfg(test)]

@@ -8,10 +8,13 @@
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::{random_secret, random_token};
-use crate::protocol::admin::{ClientResponse, ListResponse};
+use crate::protocol::admin::{
+    ClientResponse, ClientSecretInfo, ListResponse, LogoutDelivery, LogoutDeliveryList,
+    SecretRotation,
+};
 use crate::protocol::client::{ClientMetadata, ClientRegistration};
 use crate::protocol::{ErrorCode, OAuthError};
-use crate::store::ClientRecord;
+use crate::store::{ClientRecord, LOGOUT_KIND, NewClientSecret};
 
 use super::Page;
 
@@ -27,8 +30,12 @@ fn not_found(client_id: &str) -> OAuthError {
 }
 
 fn answer(record: ClientRecord, secret: Option<String>) -> ClientResponse {
-    let client_secret_expires_at = secret.as_ref().map(|_| 0);
+    // Beside a secret only (RFC 7591 §3.2.1); a read shows expiries in `client_secrets`.
+    let client_secret_expires_at = secret
+        .as_ref()
+        .map(|_| record.secret_expires_at.unwrap_or(0));
     ClientResponse {
+        client_secrets: secret_infos(&record),
         client_id: record.client_id,
         client_id_issued_at: record.issued_at,
         client_secret: secret,
@@ -37,10 +44,34 @@ fn answer(record: ClientRecord, secret: Option<String>) -> ClientResponse {
     }
 }
 
+/// The stored secrets' ids and times. An id is a digest of the stored hash: stable, and it
+/// reveals nothing the hash does not (and the hash reveals nothing of a 256-bit secret).
+fn secret_infos(record: &ClientRecord) -> Vec<ClientSecretInfo> {
+    let id = |hash: &[u8]| crate::crypto::sha256_b64(hash)[..16].to_owned();
+    let mut out = Vec::new();
+    if let Some(hash) = &record.secret_hash {
+        out.push(ClientSecretInfo {
+            id: id(hash),
+            created_at: record.secret_created_at.unwrap_or(record.issued_at),
+            expires_at: record.secret_expires_at.unwrap_or(0),
+            current: true,
+        });
+    }
+    if let Some(previous) = &record.previous_secret {
+        out.push(ClientSecretInfo {
+            id: id(&previous.hash),
+            created_at: previous.created_at,
+            expires_at: previous.expires_at,
+            current: false,
+        });
+    }
+    out
+}
+
 /// The node that made a change answers from fresh data at once; other nodes drop their
 /// cached copy within `CHANGE_POLL_INTERVAL`, when the store's change version moves. Without
 /// this, a rotated-out secret would keep working here until the next poll.
-fn forget_cached(app: &App) {
+pub(super) fn forget_cached(app: &App) {
     app.clients.clear();
     app.client_keys.clear();
 }
@@ -61,6 +92,9 @@ pub async fn create(
     let record = ClientRecord {
         client_id: random_token(CLIENT_ID_BYTES),
         secret_hash: secret.as_deref().map(|s| app.hasher.hash(s)),
+        secret_created_at: secret.as_ref().map(|_| now),
+        secret_expires_at: None,
+        previous_secret: None,
         metadata,
         issued_at: now,
         updated_at: now,
@@ -95,6 +129,42 @@ pub async fn get(app: &App, client_id: &str) -> Result<ClientResponse, OAuthErro
         Some(record) => Ok(answer(record, None)),
         None => Err(not_found(client_id)),
     }
+}
+
+/// The most logout notifications `logout_deliveries` lists.
+pub const DELIVERIES_LISTED: u32 = 100;
+
+/// The newest back-channel logout notifications to a client and how each went.
+pub async fn logout_deliveries(
+    app: &App,
+    client_id: &str,
+) -> Result<LogoutDeliveryList, OAuthError> {
+    if app.store.get_client(client_id).await?.is_none() {
+        return Err(not_found(client_id));
+    }
+    let items = app
+        .store
+        .list_outbox(LOGOUT_KIND, client_id, DELIVERIES_LISTED)
+        .await?;
+    let items = items
+        .into_iter()
+        .map(|item| {
+            let notice: serde_json::Value = serde_json::from_str(&item.payload).unwrap_or_default();
+            let text = |key: &str| notice.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+            LogoutDelivery {
+                id: item.outbox_id,
+                sid: text("sid"),
+                sub: text("sub"),
+                next_attempt_at: (item.status == "pending").then_some(item.next_attempt_at),
+                status: item.status,
+                attempts: item.attempts,
+                created_at: item.created_at,
+                finished_at: item.finished_at,
+                last_error: item.last_error,
+            }
+        })
+        .collect();
+    Ok(LogoutDeliveryList { items })
 }
 
 /// RFC 7592 §2.2: replaces the whole metadata, validated as on registration (a field left
@@ -150,18 +220,27 @@ pub async fn replace(
     ))
 }
 
-/// A `jwks_uri` must obey the outbound rules: https, and a public host unless the operator
-/// trusts it (`LATCHKEY_REGISTRATION_TRUSTED_HOSTS`).
-fn check_key_source(app: &App, metadata: &ClientMetadata) -> Result<(), OAuthError> {
-    if let Some(uri) = &metadata.jwks_uri {
-        app.outbound.check_url(uri).map_err(|e| {
-            OAuthError::new(ErrorCode::InvalidClientMetadata, format!("jwks_uri: {e}"))
-        })?;
+/// A `jwks_uri` or `backchannel_logout_uri` must obey the outbound rules: https, and a public
+/// host unless the operator trusts it (`LATCHKEY_REGISTRATION_TRUSTED_HOSTS`).
+pub(super) fn check_key_source(app: &App, metadata: &ClientMetadata) -> Result<(), OAuthError> {
+    let urls = [
+        ("jwks_uri", &metadata.jwks_uri),
+        ("backchannel_logout_uri", &metadata.backchannel_logout_uri),
+    ];
+    for (name, uri) in urls {
+        if let Some(uri) = uri {
+            app.outbound.check_url(uri).map_err(|e| {
+                OAuthError::new(ErrorCode::InvalidClientMetadata, format!("{name}: {e}"))
+            })?;
+        }
     }
     Ok(())
 }
 
-fn check_same_kind(current: &ClientMetadata, new: &ClientMetadata) -> Result<(), OAuthError> {
+pub(super) fn check_same_kind(
+    current: &ClientMetadata,
+    new: &ClientMetadata,
+) -> Result<(), OAuthError> {
     let (was, will) = (
         current.token_endpoint_auth_method.uses_secret(),
         new.token_endpoint_auth_method.uses_secret(),
@@ -201,10 +280,16 @@ pub async fn delete(app: &App, client_id: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
-/// Gives a confidential client a new secret; the old one stops working at once on this node
-/// and within the cache poll interval on the others. Tokens already issued stay valid: a
-/// secret rotation is not a revocation.
-pub async fn rotate_secret(app: &App, client_id: &str) -> Result<ClientResponse, OAuthError> {
+/// Gives a confidential client a new secret. The old one stops working at once on this node
+/// and within the cache poll interval on the others, or, with `previous_secret_valid_for`,
+/// keeps working that many seconds more (never past its own expiry) so that the client can
+/// be redeployed meanwhile; a secret kept by an earlier rotation is dropped. Tokens already
+/// issued stay valid: a secret rotation is not a revocation.
+pub async fn rotate_secret(
+    app: &App,
+    client_id: &str,
+    rotation: SecretRotation,
+) -> Result<ClientResponse, OAuthError> {
     let current = app
         .store
         .get_client(client_id)
@@ -217,19 +302,34 @@ pub async fn rotate_secret(app: &App, client_id: &str) -> Result<ClientResponse,
         ));
     }
     let secret = random_secret();
-    let hash = app.hasher.hash(&secret);
     let now = app.now();
-    if !app.store.set_client_secret(client_id, &hash, now).await? {
+    let new = NewClientSecret {
+        hash: app.hasher.hash(&secret),
+        created_at: now,
+        expires_at: rotation.secret_valid_for.map(|s| now + s),
+    };
+    let previous_until =
+        (rotation.previous_secret_valid_for > 0).then(|| now + rotation.previous_secret_valid_for);
+    if !app
+        .store
+        .set_client_secret(client_id, &new, previous_until)
+        .await?
+    {
         return Err(not_found(client_id));
     }
     forget_cached(app);
-    audit::record(app, Event::new(Kind::ClientSecretRotated).client(client_id)).await;
-    Ok(answer(
-        ClientRecord {
-            secret_hash: Some(hash),
-            updated_at: now,
-            ..current
-        },
-        Some(secret),
-    ))
+    let event = Event::new(Kind::ClientSecretRotated)
+        .client(client_id)
+        .detail(
+            "previous_secret_valid_for",
+            rotation.previous_secret_valid_for,
+        );
+    audit::record(app, event).await;
+    // Read back: the previous secret's expiry is the store's to decide (never past its own).
+    let record = app
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or_else(|| not_found(client_id))?;
+    Ok(answer(record, Some(secret)))
 }

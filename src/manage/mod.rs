@@ -8,6 +8,7 @@
 //! answer that created it.
 
 pub mod access;
+pub mod apply;
 pub mod clients;
 pub mod events;
 pub mod keys;
@@ -148,7 +149,7 @@ mod tests {
                 .is_none()
         );
 
-        let rotated = clients::rotate_secret(&app, &created.client_id)
+        let rotated = clients::rotate_secret(&app, &created.client_id, Default::default())
             .await
             .unwrap();
         let new_secret = rotated.client_secret.unwrap();
@@ -183,7 +184,7 @@ mod tests {
                 .secret_hash
                 .is_none()
         );
-        let err = clients::rotate_secret(&app, &public.client_id)
+        let err = clients::rotate_secret(&app, &public.client_id, Default::default())
             .await
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidRequest);

@@ -218,6 +218,13 @@ fn check_self_registration(app: &App, registration: &ClientRegistration) -> Resu
         return refuse("introspection any");
     }
     if registration
+        .token_exchange_audiences
+        .as_ref()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return refuse("token_exchange_audiences");
+    }
+    if registration
         .allowed_resources
         .as_ref()
         .is_some_and(|r| !r.is_empty())
@@ -234,6 +241,12 @@ fn check_self_registration(app: &App, registration: &ClientRegistration) -> Resu
         .iter()
         .map(|u| ("post_logout_redirect_uris", u))
         .chain(registration.jwks_uri.iter().map(|u| ("jwks_uri", u)))
+        .chain(
+            registration
+                .backchannel_logout_uri
+                .iter()
+                .map(|u| ("backchannel_logout_uri", u)),
+        )
         .chain(registration.client_uri.iter().map(|u| ("client_uri", u)))
         .chain(registration.logo_uri.iter().map(|u| ("logo_uri", u)));
     for (name, uri) in others {

@@ -6,11 +6,14 @@
 //! deletion) ends it at once: sessions are deleted, and on disabling every refresh-token
 //! family is revoked, which also makes the family's access tokens introspect as inactive.
 
+use crate::accounts::factors;
 use crate::accounts::password::check_new_password;
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
-use crate::protocol::admin::{ListResponse, UserCreate, UserPatch, UserResponse, merge_claims};
+use crate::protocol::admin::{
+    ListResponse, TotpProvisioned, UserCreate, UserPatch, UserResponse, merge_claims,
+};
 use crate::protocol::user::canonical_username;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{StoreError, UserRecord};
@@ -31,6 +34,8 @@ fn answer(record: UserRecord) -> UserResponse {
         claims: record.claims,
         disabled: record.disabled,
         password_reset_required: record.password_reset_required,
+        mfa_required: record.mfa_required,
+        factors: None,
         created_at: record.created_at,
         updated_at: record.updated_at,
     }
@@ -79,6 +84,7 @@ pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAut
         claims: request.claims,
         disabled: request.disabled,
         password_reset_required: request.password_reset_required,
+        mfa_required: request.mfa_required,
         created_at: now,
         updated_at: now,
     };
@@ -87,7 +93,10 @@ pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAut
         .await
         .map_err(username_conflict(&record.username))?;
     audit::record(app, Event::new(Kind::UserCreated).user(&record.sub)).await;
-    Ok(answer(record))
+    // A new user has no factors yet; the answer has the shape of `get`'s.
+    let mut user = answer(record);
+    user.factors = Some(Vec::new());
+    Ok(user)
 }
 
 /// One page of users, ordered by `sub`.
@@ -103,11 +112,42 @@ pub async fn list(app: &App, page: &Page) -> Result<ListResponse<UserResponse>, 
     })
 }
 
+/// A user with their second factors (never a secret of one).
 pub async fn get(app: &App, sub: &str) -> Result<UserResponse, OAuthError> {
     match app.store.get_user(sub).await? {
-        Some(record) => Ok(answer(record)),
+        Some(record) => {
+            let factors = factors::list(app, sub).await?;
+            let mut user = answer(record);
+            user.factors = Some(factors);
+            Ok(user)
+        }
         None => Err(not_found(sub)),
     }
+}
+
+/// Removes factor `id` of user `sub` (audited as the operator's).
+pub async fn delete_factor(app: &App, sub: &str, id: &str) -> Result<(), OAuthError> {
+    if app.store.get_user(sub).await?.is_none() {
+        return Err(not_found(sub));
+    }
+    if !factors::remove(app, sub, id, "admin").await? {
+        return Err(OAuthError::new(
+            ErrorCode::NotFound,
+            format!("user `{sub}` has no factor `{id}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Provisions a TOTP authenticator for `sub` (replacing any they had); the secret is in the
+/// answer this once.
+pub async fn provision_totp(app: &App, sub: &str) -> Result<TotpProvisioned, OAuthError> {
+    let user = app
+        .store
+        .get_user(sub)
+        .await?
+        .ok_or_else(|| not_found(sub))?;
+    factors::provision_totp(app, sub, &user.username).await
 }
 
 /// Applies a partial update. Everything is validated (and a new password hashed) before
@@ -145,6 +185,7 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
         password_reset_required: patch
             .password_reset_required
             .unwrap_or(current.password_reset_required),
+        mfa_required: patch.mfa_required.unwrap_or(current.mfa_required),
         updated_at: now,
         ..current
     };
@@ -178,7 +219,9 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
         audit::record(app, Event::new(Kind::PasswordChanged).user(sub)).await;
     }
     audit::record(app, Event::new(Kind::UserUpdated).user(sub)).await;
-    Ok(answer(updated))
+    let mut user = answer(updated);
+    user.factors = Some(factors::list(app, sub).await?);
+    Ok(user)
 }
 
 /// Sets a new password and ends the user's sessions.
@@ -195,8 +238,10 @@ pub async fn set_password(app: &App, sub: &str, password: &str) -> Result<(), OA
 }
 
 /// Deletes the user; the store deletes its sessions, codes, refresh tokens and consents and
-/// revokes its grants in the same call.
+/// revokes its grants in the same call. The sessions are ended first, on their own, so that
+/// their clients are notified (back-channel logout).
 pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
+    app.store.delete_sessions_for_user(sub, app.now()).await?;
     if !app.store.delete_user(sub, app.now()).await? {
         return Err(not_found(sub));
     }
@@ -204,9 +249,26 @@ pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
+/// Ends every browser session of a user (`DELETE /admin/users/{sub}/sessions`); the clients
+/// that took part in them are notified (back-channel logout). Returns how many ended.
+pub async fn end_sessions(app: &App, sub: &str) -> Result<u64, OAuthError> {
+    if app.store.get_user(sub).await?.is_none() {
+        return Err(not_found(sub));
+    }
+    let ended = app.store.delete_sessions_for_user(sub, app.now()).await?;
+    audit::record(
+        app,
+        Event::new(Kind::SessionsEnded)
+            .user(sub)
+            .detail("sessions", ended),
+    )
+    .await;
+    Ok(ended)
+}
+
 /// Ends the user's browser sessions, and with `revoke_grants` every token family of theirs.
 async fn end_access(app: &App, sub: &str, revoke_grants: bool, now: i64) -> Result<(), OAuthError> {
-    app.store.delete_sessions_for_user(sub).await?;
+    app.store.delete_sessions_for_user(sub, now).await?;
     if revoke_grants {
         app.store.revoke_grants_for_user(sub, None, now).await?;
     }

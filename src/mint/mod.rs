@@ -35,6 +35,24 @@ pub struct AccessTokenClaims {
     /// token inactive. Absent for client_credentials tokens.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub grant_id: Option<String>,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to; it must be presented with a
+    /// proof signed by that key.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cnf: Option<Confirmation>,
+    /// RFC 8693 §4.1: who acts for the subject (a token exchange with an actor token), the
+    /// earlier actors nested inside.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub act: Option<serde_json::Value>,
+    /// RFC 8693 §4.4: who may act for the subject; honoured by token exchange when present.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub may_act: Option<serde_json::Value>,
+}
+
+/// The confirmation claim (RFC 7800) of a DPoP-bound token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the client's proof key.
+    pub jkt: String,
 }
 
 /// OpenID Connect Core §2 claims of an ID token.
@@ -83,6 +101,34 @@ pub fn access_token(
 ) -> Result<String, KeyError> {
     let key = keys.signing_key(alg)?;
     sign_jwt(&key, &key.access_token_header, claims)
+}
+
+/// OpenID Connect Back-Channel Logout 1.0 §2.4 claims of a logout token: no `nonce`, an
+/// `events` member naming the logout event, `sid` and `sub`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub events: serde_json::Value,
+    pub sid: String,
+    pub sub: String,
+}
+
+/// The `events` member of every logout token.
+pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Signs a logout token (`typ: logout+jwt`) with the active key of `alg`, the algorithm the
+/// client's ID tokens use.
+pub fn logout_token(
+    keys: &KeySet,
+    alg: SigningAlg,
+    claims: &LogoutTokenClaims,
+) -> Result<String, KeyError> {
+    let key = keys.signing_key(alg)?;
+    sign_jwt(&key, &key.logout_token_header, claims)
 }
 
 /// Signs an ID token (`typ: JWT`) with the active key of `alg`.
@@ -174,6 +220,21 @@ pub fn verify_access_token(
     now: i64,
 ) -> Result<AccessTokenClaims, VerifyError> {
     let claims: AccessTokenClaims = verify(keys, token, issuer, &["at+jwt", "application/at+jwt"])?;
+    if claims.exp <= now {
+        return Err(VerifyError::Expired);
+    }
+    Ok(claims)
+}
+
+/// Verifies an ID token Latchkey issued and checks it has not expired at `now` (a token
+/// exchange's subject or actor token).
+pub fn verify_id_token(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> Result<IdTokenClaims, VerifyError> {
+    let claims: IdTokenClaims = verify(keys, token, issuer, &["JWT", ""])?;
     if claims.exp <= now {
         return Err(VerifyError::Expired);
     }

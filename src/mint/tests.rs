@@ -26,6 +26,11 @@ fn claims(exp: i64) -> AccessTokenClaims {
         acr: None,
         sid: None,
         grant_id: Some("g".into()),
+        cnf: Some(Confirmation {
+            jkt: "thumbprint".into(),
+        }),
+        act: Some(serde_json::json!({"sub": "service-a"})),
+        may_act: None,
     }
 }
 

@@ -25,11 +25,71 @@ pub struct ClientResponse {
     pub client_id_issued_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
-    /// Always 0 when present: Latchkey's secrets do not expire (RFC 7591 §3.2.1).
+    /// When the current secret stops working, 0 when it does not (RFC 7591 §3.2.1);
+    /// present for clients that have a secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
+    /// The secrets that may work (the current one first, then one a rotation kept): ids and
+    /// times, never values. Absent for clients without a secret.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_secrets: Vec<ClientSecretInfo>,
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+/// A stored client secret as the admin API describes it. The id is derived from the stored
+/// hash (not from the secret), so it names a secret without revealing anything about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientSecretInfo {
+    pub id: String,
+    pub created_at: i64,
+    /// 0: it does not expire.
+    pub expires_at: i64,
+    pub current: bool,
+}
+
+/// `POST /admin/clients/{client_id}/secret`: how long the replaced secret keeps working
+/// (default 0: it stops at once) and how long the new one lives (default: for ever).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SecretRotation {
+    pub previous_secret_valid_for: i64,
+    pub secret_valid_for: Option<i64>,
+}
+
+/// The longest a rotation may keep the old secret or give the new one: a year. Longer
+/// overlaps defeat the point of rotating.
+pub const MAX_SECRET_VALIDITY: i64 = 366 * 86_400;
+
+/// The rotation body; an empty body is a rotation without overlap.
+pub fn parse_secret_rotation(body: &[u8]) -> Result<SecretRotation, OAuthError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(SecretRotation::default());
+    }
+    let mut map = json_object(body)?;
+    let mut seconds = |name: &str, min: i64| -> Result<Option<i64>, OAuthError> {
+        match map.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (min..=MAX_SECRET_VALIDITY).contains(&v) => Ok(Some(v)),
+                _ => Err(OAuthError::invalid_request(format!(
+                    "`{name}` must be a whole number of seconds from {min} to {MAX_SECRET_VALIDITY}"
+                ))),
+            },
+            Some(_) => Err(OAuthError::invalid_request(format!(
+                "`{name}` must be a number of seconds"
+            ))),
+        }
+    };
+    let rotation = SecretRotation {
+        previous_secret_valid_for: seconds("previous_secret_valid_for", 0)?.unwrap_or(0),
+        secret_valid_for: seconds("secret_valid_for", 1)?,
+    };
+    if let Some(field) = map.keys().next() {
+        return Err(OAuthError::invalid_request(format!(
+            "unknown field `{field}`"
+        )));
+    }
+    Ok(rotation)
 }
 
 /// A dynamically registered client, as the registration endpoint answers it (RFC 7591 §3.2.1,
@@ -61,8 +121,34 @@ pub struct UserResponse {
     pub claims: UserClaims,
     pub disabled: bool,
     pub password_reset_required: bool,
+    /// The user must use a second factor.
+    pub mfa_required: bool,
+    /// The user's second factors (`GET /admin/users/{sub}` only; never their secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factors: Option<Vec<FactorResponse>>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// One second factor of a user, as the admin API lists it: what it is, never its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct FactorResponse {
+    pub id: String,
+    /// `totp`, `recovery_codes` or `passkey`.
+    pub kind: &'static str,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A TOTP authenticator provisioned by an operator (`POST /admin/users/{sub}/totp`): its
+/// secret is shown this once. No `Debug`: it is a secret.
+#[derive(Clone, Serialize)]
+pub struct TotpProvisioned {
+    pub id: String,
+    /// Base32 (RFC 4648, no padding).
+    pub secret: String,
+    pub otpauth_uri: String,
 }
 
 /// One page of a list. `next` is the cursor to pass as `?after=` for the following page,
@@ -71,6 +157,31 @@ pub struct UserResponse {
 pub struct ListResponse<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+}
+
+/// One back-channel logout notification to a client, as
+/// `GET /admin/clients/{client_id}/logout-deliveries` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogoutDelivery {
+    pub id: i64,
+    /// `pending` (waiting or under way), `delivered`, or `failed` (given up after 24 hours,
+    /// or the client no longer takes notifications).
+    pub status: String,
+    pub attempts: i64,
+    /// The session that ended and its user.
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+    pub created_at: i64,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The newest notifications first.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogoutDeliveryList {
+    pub items: Vec<LogoutDelivery>,
 }
 
 /// The signing keys currently published (active ones and retired ones still in JWKS).
@@ -87,6 +198,8 @@ pub struct UserCreate {
     pub disabled: bool,
     /// The user must choose a new password at the first login.
     pub password_reset_required: bool,
+    /// The user must use a second factor.
+    pub mfa_required: bool,
     pub claims: UserClaims,
 }
 
@@ -99,6 +212,7 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
     /// `true` forces a password change at the next login.
     pub password_reset_required: Option<bool>,
+    pub mfa_required: Option<bool>,
     pub claims: Map<String, Value>,
 }
 
@@ -202,7 +316,8 @@ fn take_bool(map: &mut Map<String, Value>, name: &str) -> Result<Option<bool>, O
     }
 }
 
-fn claims_from(map: Map<String, Value>) -> Result<UserClaims, OAuthError> {
+/// The OpenID standard claims of a user document (`latchkey apply` reads them too).
+pub fn claims_from(map: Map<String, Value>) -> Result<UserClaims, OAuthError> {
     serde_json::from_value(Value::Object(map))
         .map_err(|e| OAuthError::invalid_request(format!("invalid user claims: {e}")))
 }
@@ -218,12 +333,14 @@ pub fn parse_user_create(body: &[u8]) -> Result<UserCreate, OAuthError> {
     // Not a claim: an operator may provision an account disabled and enable it later.
     let disabled = take_disabled(&mut map)?.unwrap_or(false);
     let password_reset_required = take_bool(&mut map, "password_reset_required")?.unwrap_or(false);
+    let mfa_required = take_bool(&mut map, "mfa_required")?.unwrap_or(false);
     let claims = claims_from(map)?;
     Ok(UserCreate {
         username,
         password,
         disabled,
         password_reset_required,
+        mfa_required,
         claims,
     })
 }
@@ -236,6 +353,7 @@ pub fn parse_user_patch(body: &[u8]) -> Result<UserPatch, OAuthError> {
     let password = take_string(&mut map, "password")?;
     let disabled = take_disabled(&mut map)?;
     let password_reset_required = take_bool(&mut map, "password_reset_required")?;
+    let mfa_required = take_bool(&mut map, "mfa_required")?;
     // The claims are checked (types, unknown names) when merged onto the stored ones; check
     // the patch alone here too, so that a bad name is refused even before the user is read.
     let without_nulls: Map<String, Value> = map
@@ -249,6 +367,7 @@ pub fn parse_user_patch(body: &[u8]) -> Result<UserPatch, OAuthError> {
         password,
         disabled,
         password_reset_required,
+        mfa_required,
         claims: map,
     })
 }

@@ -71,12 +71,13 @@ impl IntrospectionAccess {
 }
 
 /// The grant types Latchkey implements.
-pub const SUPPORTED_GRANT_TYPES: [&str; 5] = [
+pub const SUPPORTED_GRANT_TYPES: [&str; 6] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
     "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
 ];
 
 /// Registration request from the admin API. Unknown fields are refused so that a typo in a
@@ -115,6 +116,18 @@ pub struct ClientRegistration {
     pub require_signed_request_object: Option<bool>,
     /// Every authorization request must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: Option<bool>,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Latchkey extension: every user of this client must use a second factor.
+    pub require_mfa: Option<bool>,
+    /// Where logout tokens are POSTed when a session the client took part in ends
+    /// (OpenID Connect Back-Channel Logout 1.0 §2.2).
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens (Latchkey always sends it).
+    pub backchannel_logout_session_required: Option<bool>,
+    /// Latchkey extension (RFC 8693): the audiences (or resource indicators) this client may
+    /// exchange tokens for.
+    pub token_exchange_audiences: Option<Vec<String>>,
     /// Accepted for RFC 7592 PUT round trips, checked against the path, never stored.
     pub client_id: Option<String>,
     /// RFC 7592 §2.2: a client may send back its secret on update; it is ignored.
@@ -157,6 +170,17 @@ pub struct ClientMetadata {
     pub require_signed_request_object: bool,
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// Clients stored before this field existed read as `false`.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// Every user of this client must use a second factor (`acr` `mfa` at least).
+    pub require_mfa: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+    #[serde(default)]
+    pub token_exchange_audiences: Vec<String>,
 }
 
 impl ClientMetadata {
@@ -224,12 +248,14 @@ impl ClientRegistration {
             ));
         }
         if auth_method == TokenEndpointAuthMethod::None
-            && grant_types
-                .iter()
-                .any(|g| g == "client_credentials" || g == "password")
+            && grant_types.iter().any(|g| {
+                g == "client_credentials"
+                    || g == "password"
+                    || g == "urn:ietf:params:oauth:grant-type:token-exchange"
+            })
         {
             return Err(metadata_error(
-                "a public client (token_endpoint_auth_method none) cannot use client_credentials or password",
+                "a public client (token_endpoint_auth_method none) cannot use client_credentials, password or token exchange",
             ));
         }
         if uses_code && self.redirect_uris.is_empty() {
@@ -283,6 +309,14 @@ impl ClientRegistration {
                 "a public client (token_endpoint_auth_method none) cannot introspect, so introspection `any` makes no sense for it",
             ));
         }
+        let token_exchange_audiences = self.token_exchange_audiences.unwrap_or_default();
+        for a in &token_exchange_audiences {
+            if a.is_empty() || a.len() > 2000 || a.chars().any(|c| c.is_control()) {
+                return Err(metadata_error(
+                    "token_exchange_audiences must be non-empty names without control characters",
+                ));
+            }
+        }
         let allowed_resources = self.allowed_resources.unwrap_or_default();
         for r in &allowed_resources {
             validate_resource(r).map_err(metadata_error)?;
@@ -330,6 +364,21 @@ impl ClientRegistration {
                 )));
             }
         }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            // §2.2: an absolute URL, no fragment. Its host is checked against the outbound
+            // rules by the caller, which knows the trusted hosts.
+            match url::Url::parse(uri) {
+                Ok(u)
+                    if (u.scheme() == "https" || u.scheme() == "http")
+                        && u.host().is_some()
+                        && u.fragment().is_none() => {}
+                _ => {
+                    return Err(metadata_error(
+                        "backchannel_logout_uri must be an absolute https URL without a fragment",
+                    ));
+                }
+            }
+        }
         let require_signed_request_object = self.require_signed_request_object.unwrap_or(false);
         if require_signed_request_object && self.jwks.is_none() && self.jwks_uri.is_none() {
             return Err(metadata_error(
@@ -358,6 +407,13 @@ impl ClientRegistration {
             require_pushed_authorization_requests: self
                 .require_pushed_authorization_requests
                 .unwrap_or(false),
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens.unwrap_or(false),
+            require_mfa: self.require_mfa.unwrap_or(false),
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            backchannel_logout_session_required: self
+                .backchannel_logout_session_required
+                .unwrap_or(false),
+            token_exchange_audiences,
         })
     }
 }

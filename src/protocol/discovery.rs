@@ -5,6 +5,10 @@ use serde::Serialize;
 
 use super::client::CLIENT_SIGNING_ALGS;
 
+/// The algorithms DPoP proofs may be signed with (RFC 9449 §5.1): asymmetric only, since the
+/// proof carries its key.
+pub const DPOP_SIGNING_ALGS: [&str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+
 /// Paths of the protocol endpoints and pages, relative to the issuer. The router uses the
 /// same constants.
 pub mod paths {
@@ -25,6 +29,20 @@ pub mod paths {
     pub const ACCOUNT: &str = "/account";
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_CONSENTS: &str = "/account/consents";
+    pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
+    pub const WEBAUTHN_REGISTER_OPTIONS: &str = "/webauthn/register/options";
+    pub const WEBAUTHN_REGISTER: &str = "/webauthn/register";
+    pub const WEBAUTHN_LOGIN_OPTIONS: &str = "/webauthn/login/options";
+    pub const WEBAUTHN_LOGIN: &str = "/webauthn/login";
+    /// The second-factor step of a login, and its continuation after an enrolment.
+    pub const LOGIN_OTP: &str = "/login/otp";
+    pub const LOGIN_RESUME: &str = "/login/resume";
+    /// TOTP enrolment (also inside a flow, with `?interaction=`), the account page's
+    /// second-factor step-up, recovery codes and factor removal.
+    pub const ACCOUNT_TOTP: &str = "/account/totp";
+    pub const ACCOUNT_OTP: &str = "/account/otp";
+    pub const ACCOUNT_RECOVERY_CODES: &str = "/account/recovery-codes";
+    pub const ACCOUNT_FACTORS_REMOVE: &str = "/account/factors/remove";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 }
@@ -42,6 +60,10 @@ pub const STANDARD_SCOPES: [&str; 6] = [
     "phone",
     "offline_access",
 ];
+
+/// The `acr` levels (`accounts::assurance::Level`): a password, two factors, a
+/// phishing-resistant factor (a passkey).
+pub const ACR_VALUES_SUPPORTED: [&str; 3] = ["pwd", "mfa", "phr"];
 
 pub const CLAIMS_SUPPORTED: [&str; 31] = [
     "sub",
@@ -105,6 +127,7 @@ pub struct Metadata {
     pub introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
+    pub acr_values_supported: Vec<&'static str>,
     pub claim_types_supported: Vec<&'static str>,
     pub prompt_values_supported: Vec<&'static str>,
     pub ui_locales_supported: Vec<&'static str>,
@@ -113,6 +136,11 @@ pub struct Metadata {
     pub request_uri_parameter_supported: bool,
     pub request_object_signing_alg_values_supported: Vec<&'static str>,
     pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 §5.1.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.1.
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
 }
 
 /// What the configuration switches on, as far as discovery tells (`Config::features`).
@@ -135,6 +163,7 @@ impl Metadata {
         if features.password_grant {
             grants.push("password");
         }
+        grants.push("urn:ietf:params:oauth:grant-type:token-exchange");
         Metadata {
             issuer: features.issuer.to_owned(),
             authorization_endpoint: url(paths::AUTHORIZE),
@@ -176,6 +205,7 @@ impl Metadata {
             introspection_endpoint_auth_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
             code_challenge_methods_supported: vec!["S256"],
             claims_supported: CLAIMS_SUPPORTED.to_vec(),
+            acr_values_supported: ACR_VALUES_SUPPORTED.to_vec(),
             claim_types_supported: vec!["normal"],
             prompt_values_supported: vec!["none", "login", "consent"],
             ui_locales_supported: UI_LOCALES.to_vec(),
@@ -185,6 +215,9 @@ impl Metadata {
             request_uri_parameter_supported: false,
             request_object_signing_alg_values_supported: CLIENT_SIGNING_ALGS.to_vec(),
             authorization_response_iss_parameter_supported: true,
+            dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS.to_vec(),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The error codes of RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1,
-//! RFC 7591 §3.2.2 and OpenID Connect Core §3.1.2.6, and the error value that carries them.
+//! RFC 7591 §3.2.2, RFC 9449 §5 and OpenID Connect Core §3.1.2.6, and the error value that
+//! carries them.
 
 use std::borrow::Cow;
 
@@ -40,6 +41,12 @@ pub enum ErrorCode {
     SlowDownPolling,
     /// RFC 8628 §3.5: the device code has expired.
     ExpiredToken,
+    /// RFC 9449 §5 and §7.1: a DPoP proof is missing where required, malformed, or fails a
+    /// check.
+    InvalidDpopProof,
+    /// RFC 9449 §8 and §9: the proof must carry a (valid, current) server nonce; the answer
+    /// carries one in `DPoP-Nonce`.
+    UseDpopNonce,
     /// Admin API: no such resource.
     NotFound,
     /// Admin API: the resource exists already (for example a username).
@@ -77,6 +84,8 @@ impl ErrorCode {
             ErrorCode::SlowDown | ErrorCode::SlowDownPolling => "slow_down",
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
         }
@@ -115,7 +124,11 @@ impl ErrorCode {
             | ErrorCode::RegistrationNotSupported
             | ErrorCode::InvalidTarget
             | ErrorCode::InvalidRedirectUri
-            | ErrorCode::InvalidClientMetadata => 400,
+            | ErrorCode::InvalidClientMetadata
+            // At the token endpoint (RFC 9449 §5); a resource answers them with 401 and a
+            // `DPoP` challenge (`http::error::BearerError`).
+            | ErrorCode::InvalidDpopProof
+            | ErrorCode::UseDpopNonce => 400,
         }
     }
 }

@@ -85,9 +85,9 @@ const GET_GRANT: &str = concat!(
 const REVOKE_GRANT: &str =
     "UPDATE auth_grant SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
 const DELETE_REFRESH_TOKENS_OF_GRANT: &str = "DELETE FROM refresh_family WHERE grant_id = $1";
-const REVOKE_GRANTS_OF_USER: &str = "UPDATE auth_grant SET revoked_at = $3 \
+pub(super) const REVOKE_GRANTS_OF_USER: &str = "UPDATE auth_grant SET revoked_at = $3 \
      WHERE user_sub = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL";
-const DELETE_REFRESH_TOKENS_OF_USER: &str =
+pub(super) const DELETE_REFRESH_TOKENS_OF_USER: &str =
     "DELETE FROM refresh_family WHERE user_sub = $1 AND ($2 IS NULL OR client_id = $2)";
 
 /// Binds a grant's seven columns, in `grant_columns!` order.
@@ -158,9 +158,24 @@ macro_rules! impl_grant_store {
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut tx = sql::begin_write(&self.pool).await?;
+                if !Self::delete_owner_in(&mut tx, deletion, id, now).await? {
+                    return Ok(false);
+                }
+                sql::commit(tx).await?;
+                Ok(true)
+            }
+
+            /// `delete_owner` inside `tx` (also used by `apply.rs`, which deletes several
+            /// owners in one transaction); false when there was none.
+            pub(super) async fn delete_owner_in(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                deletion: &OwnerDeletion,
+                id: &str,
+                now: i64,
+            ) -> StoreResult<bool> {
                 let deleted = ::sqlx::query(deletion.delete_owner)
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(db_err)?
                     .rows_affected();
@@ -174,20 +189,19 @@ macro_rules! impl_grant_store {
                 for statement in deletion.dependents.iter().copied() {
                     ::sqlx::query(statement)
                         .bind(id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await
                         .map_err(db_err)?;
                 }
                 ::sqlx::query(deletion.revoke_grants)
                     .bind(id)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(db_err)?;
                 if let Some(version) = deletion.version {
-                    Self::bump_version(&mut tx, version).await?;
+                    Self::bump_version(tx, version).await?;
                 }
-                sql::commit(tx).await?;
                 Ok(true)
             }
         }

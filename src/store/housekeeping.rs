@@ -112,13 +112,14 @@ pub enum Expiring {
     Grants,
     RevokedAccessTokens,
     Throttle,
+    SessionClients,
     AuditEvents,
 }
 
 impl Expiring {
     /// Every kind, in purge order: grants after codes and refresh families, so that a grant
     /// goes only once nothing that can still mint tokens refers to it.
-    pub const ALL: [Expiring; 9] = [
+    pub const ALL: [Expiring; 10] = [
         Expiring::Codes,
         Expiring::Sessions,
         Expiring::FinishedInteractions,
@@ -127,6 +128,7 @@ impl Expiring {
         Expiring::Grants,
         Expiring::RevokedAccessTokens,
         Expiring::Throttle,
+        Expiring::SessionClients,
         Expiring::AuditEvents,
     ];
 
@@ -147,7 +149,7 @@ impl Expiring {
             Expiring::RefreshFamilies => {
                 expiring!("refresh_family", "grant_id", "idle_expires_at <= $1")
             }
-            // Tokens issued before migration 0030 stay until their family would have
+            // Tokens issued before migration 0080 stay until their family would have
             // expired: a replay of a rotated one is then still recognised as reuse.
             Expiring::LegacyRefreshTokens => {
                 expiring!("legacy_refresh_token", "token_hash", "expires_at <= $1")
@@ -168,6 +170,17 @@ impl Expiring {
                 "throttle",
                 "throttle_key",
                 "expires_at <= $1 AND locked_until <= $1"
+            ),
+            // A session's clients are forgotten once the session can no longer be live. The
+            // key is (sid, client_id): a batch names sessions, and only their expired rows go.
+            Expiring::SessionClients => (
+                "session_client",
+                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
+                 FROM session_client WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
+                 FROM session_client WHERE expires_at <= $1 LIMIT $2)",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM session_client WHERE expires_at <= $1 \
+                 LIMIT $2) AS expired",
             ),
             // Audit events are kept for audit::AUDIT_RETENTION (90 days).
             Expiring::AuditEvents => {

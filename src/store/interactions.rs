@@ -2,7 +2,14 @@
 //! (`authorize::interaction`); the store only marks them finished (a primary key, so each
 //! finishes once), in the same write as what finishing issues: the code with its grant, and
 //! for the consent page also the consent and its audit event. On Postgres each finish is one
-//! statement with a relaxed commit (`sql::relaxed_commit!`); on SQLite one transaction.
+//! statement, on SQLite one transaction.
+//!
+//! These writes commit synchronously (Postgres' `synchronous_commit` as the server has it,
+//! `on` by default: with a synchronous standby, the commit waits until the standby has
+//! flushed it). What they write is acknowledged to the client right after (a code in the
+//! redirect, a consent the user was told was saved), so it must survive a primary's crash
+//! and a failover; `tests/failover/` checks that it does. They used to commit relaxed, which
+//! let a code the client already held vanish with the primary.
 //!
 //! Contract: `contract/interactions.rs`.
 
@@ -15,7 +22,7 @@ use super::consents::{SAVE_CONSENT, consent_columns};
 use super::grants::grant_columns;
 use super::postgres::PgStore;
 use super::sessions::{GET_SESSION_VIEW, SessionView, session_view_from_row};
-use super::sql::{self, Backend, Dialect, SqlRow, db_err, relaxed_commit};
+use super::sql::{self, Backend, Dialect, SqlRow, db_err};
 use super::sqlite::SqliteStore;
 
 /// The end of a login that issues a code without asking for consent: the interaction that
@@ -91,11 +98,8 @@ const FINISH_INTERACTION: &str = "INSERT INTO finished_interaction \
 /// code (`bind_code`), `$16` the grant's expiry, `$17`/`$18` the interaction id and its
 /// expiry.
 const FINISH_INTERACTION_WITH_CODE: &str = concat!(
-    "WITH ",
-    relaxed_commit!(),
-    ", finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
-     SELECT $17, $18 FROM relaxed \
-     ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
+    "WITH finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
+     VALUES ($17, $18) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
      new_grant AS (INSERT INTO auth_grant (",
     grant_columns!(),
     ") SELECT $2, $3, $4, $6, $14, $16, NULL FROM finished) INSERT INTO auth_code (",
@@ -112,9 +116,7 @@ const FINISH_INTERACTION_WITH_CODE: &str = concat!(
 /// unused), `$16` the grant's expiry, `$17`/`$18` the interaction, `$21`..`$26` the
 /// event (`bind_event`; its `$23` unused).
 const FINISH_CONSENT: &str = concat!(
-    "WITH ",
-    relaxed_commit!(),
-    ", live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM relaxed, session s \
+    "WITH live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM session s \
      JOIN app_user u ON u.sub = s.user_sub \
      WHERE s.session_hash = $19 AND s.sid = $27 AND s.expires_at > $14 AND NOT u.disabled), \
      finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
@@ -302,3 +304,6 @@ macro_rules! impl_interaction_store {
 
 impl_interaction_store!(PgStore, sqlx::Postgres);
 impl_interaction_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,9 @@
 //! Signing keys, sealed with the master key. Nodes cache the key set, so inserting and
 //! rotating bump the `keys` change counter in the same transaction; the bump (or, for the
 //! first keys, a no-op update of the same row) is also the lock that serialises nodes
-//! starting or rotating at once.
+//! starting or rotating at once. A scheduled rotation is claimed by one conditional `UPDATE`
+//! of the key it replaces, so of any number of nodes noticing that a rotation is due exactly
+//! one inserts the next key.
 //!
 //! Contract: `contract/keys.rs`.
 
@@ -22,18 +24,31 @@ pub struct SigningKeyRecord {
     pub private_sealed: Vec<u8>,
     pub public_jwk: String,
     pub created_at: i64,
-    /// Set when a newer key replaced this one; it stays published until every token it
-    /// signed has expired.
+    /// When the key starts signing; before that it is only published (`next`).
+    pub activates_at: i64,
+    /// When its successor takes over (may lie in the future once the successor is
+    /// scheduled). A retired key stays published until every token it signed has expired.
     pub retired_at: Option<i64>,
 }
 
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// All keys, newest first.
+    /// All keys, latest activation first.
     async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// In one transaction: sets `retired_at = now` on every key that has none, then inserts
-    /// `new_keys`. Bumps the keys version.
+    /// A rotation by hand, effective at once. In one transaction: deletes the keys that are
+    /// not yet active at `now` (scheduled ones, which never signed anything), sets
+    /// `retired_at = now` on every key not already retired by then, and inserts `new_keys`.
+    /// Bumps the keys version.
     async fn rotate_keys(&self, new_keys: &[SigningKeyRecord], now: i64) -> StoreResult<()>;
+    /// A scheduled rotation: sets `retired_at = next.activates_at` on key `current_kid` only
+    /// if it has no `retired_at` yet, and inserts `next` only if that update matched, in one
+    /// transaction. Of nodes racing to schedule the successor of the same key exactly one
+    /// gets true. Bumps the keys version when it inserts.
+    async fn schedule_next_key(
+        &self,
+        next: &SigningKeyRecord,
+        current_kid: &str,
+    ) -> StoreResult<bool>;
     /// Inserts the first keys only if the table is empty (several nodes may start at once);
     /// true when these were inserted. Bumps the keys version when it inserts.
     async fn insert_initial_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool>;
@@ -43,25 +58,30 @@ pub trait KeyStore: Send + Sync {
 
 macro_rules! key_columns {
     () => {
-        "kid, alg, private_sealed, public_jwk, created_at, retired_at"
+        "kid, alg, private_sealed, public_jwk, created_at, activates_at, retired_at"
     };
 }
 
 const LIST_KEYS: &str = concat!(
     "SELECT ",
     key_columns!(),
-    " FROM signing_key ORDER BY created_at DESC, kid DESC"
+    " FROM signing_key ORDER BY activates_at DESC, created_at DESC, kid DESC"
 );
 const INSERT_KEY: &str = concat!(
     "INSERT INTO signing_key (",
     key_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
 );
 // A no-op update whose point is the row lock it takes on Postgres: it serialises nodes
 // that insert or rotate keys at the same moment. On SQLite, BEGIN IMMEDIATE already did.
 const LOCK_KEYS: &str = "UPDATE change_version SET version = version WHERE name = 'keys'";
 const ANY_KEY: &str = "SELECT EXISTS (SELECT 1 FROM signing_key) AS present";
-const RETIRE_KEYS: &str = "UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL";
+const DROP_PENDING_KEYS: &str = "DELETE FROM signing_key WHERE activates_at > $1";
+const RETIRE_KEYS: &str =
+    "UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1";
+// The claim of a scheduled rotation: only the first node to set the successor's start wins.
+const CLAIM_SUCCESSION: &str =
+    "UPDATE signing_key SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
 const DELETE_RETIRED_KEYS: &str =
     "DELETE FROM signing_key WHERE retired_at IS NOT NULL AND retired_at < $1";
 
@@ -72,6 +92,7 @@ fn key_from_row(row: &impl SqlRow) -> StoreResult<SigningKeyRecord> {
         private_sealed: row.col("private_sealed")?,
         public_jwk: row.col("public_jwk")?,
         created_at: row.col("created_at")?,
+        activates_at: row.col("activates_at")?,
         retired_at: row.col("retired_at")?,
     })
 }
@@ -90,6 +111,7 @@ macro_rules! impl_key_store {
                         .bind(&key.private_sealed)
                         .bind(&key.public_jwk)
                         .bind(key.created_at)
+                        .bind(key.activates_at)
                         .bind(key.retired_at)
                         .execute(&mut **tx)
                         .await
@@ -120,6 +142,11 @@ macro_rules! impl_key_store {
                 // serialises this against other rotations and initial insertions.
                 let mut tx = sql::begin_write(&self.pool).await?;
                 Self::bump_version(&mut tx, KEYS_VERSION).await?;
+                ::sqlx::query(DROP_PENDING_KEYS)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
                 ::sqlx::query(RETIRE_KEYS)
                     .bind(now)
                     .execute(&mut *tx)
@@ -127,6 +154,33 @@ macro_rules! impl_key_store {
                     .map_err(db_err)?;
                 Self::insert_keys_in(&mut tx, new_keys).await?;
                 sql::commit(tx).await
+            }
+
+            async fn schedule_next_key(
+                &self,
+                next: &SigningKeyRecord,
+                current_kid: &str,
+            ) -> StoreResult<bool> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                // The bump comes first, as in `rotate_keys`: both take the 'keys' row lock
+                // before any key row, so they cannot deadlock; a loser's bump is rolled back.
+                Self::bump_version(&mut tx, KEYS_VERSION).await?;
+                // The claim alone would already decide the race: on Postgres a second node's
+                // UPDATE re-evaluates `retired_at IS NULL` against the committed row once the
+                // first one's lock is released, and matches nothing.
+                let claimed = ::sqlx::query(CLAIM_SUCCESSION)
+                    .bind(next.activates_at)
+                    .bind(current_kid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                if claimed != 1 {
+                    return Ok(false);
+                }
+                Self::insert_keys_in(&mut tx, std::slice::from_ref(next)).await?;
+                sql::commit(tx).await?;
+                Ok(true)
             }
 
             async fn insert_initial_keys(&self, keys: &[SigningKeyRecord]) -> StoreResult<bool> {

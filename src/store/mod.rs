@@ -4,8 +4,10 @@
 //! `sqlite::SqliteStore`): `clients`, `users`, `sessions`, `interactions`, `codes`, `grants`,
 //! `refresh`, `revocations`, `consents`, `keys`, `throttle`, `audit`, `housekeeping`,
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
-//! device authorization), `registrations` (RFC 7591 dynamic registration). What
-//! they share (the two dialects, error mapping, JSON and row helpers, SQL fragments) is in
+//! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
+//! `registrations` (RFC 7591 dynamic registration), `outbox` (work any node carries out later:
+//! back-channel logout deliveries). What they share (the two dialects, error mapping, JSON and
+//! row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -15,15 +17,19 @@
 //! reused or presented by another client. Timestamps are Unix seconds (`i64`); hashes are the
 //! 32-byte output of `crypto::SecretHasher`.
 
+mod apply;
 mod audit;
 mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod factors;
 mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod outbox;
+mod passkeys;
 pub mod postgres;
 mod pushed;
 mod refresh;
@@ -41,15 +47,19 @@ mod users;
 #[cfg(test)]
 mod contract;
 
+pub use apply::{ApplyStore, Change, STALE_PLAN};
 pub use audit::{AUDIT_RETENTION, AuditEvent, AuditFilter, AuditStore};
-pub use clients::{ClientRecord, ClientStore};
+pub use clients::{ClientRecord, ClientStore, NewClientSecret, PreviousSecret};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
+pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Expiring, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
+pub use outbox::{AttemptResult, OutboxItem, OutboxStore};
+pub use passkeys::{MAX_PASSKEYS_PER_USER, PasskeyRecord, PasskeyStore, PasskeyUse, PasskeyUsed};
 pub use pushed::{PushedRequest, PushedRequestStore};
 pub use refresh::{
     LegacyRefresh, PresentedRefresh, RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation,
@@ -58,7 +68,7 @@ pub use refresh::{
 pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
-pub use sessions::{SessionRecord, SessionStore, SessionView};
+pub use sessions::{LOGOUT_KIND, LOGOUT_RETRY_FOR, SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
 pub use users::{UserRecord, UserStore};
 
@@ -118,8 +128,12 @@ pub trait Store:
     + ReplayStore
     + PushedRequestStore
     + DeviceStore
+    + FactorStore
     + RegistrationStore
+    + PasskeyStore
+    + OutboxStore
     + AuditStore
+    + ApplyStore
     + Housekeeping
 {
 }
@@ -139,8 +153,12 @@ impl<T> Store for T where
         + ReplayStore
         + PushedRequestStore
         + DeviceStore
+        + FactorStore
         + RegistrationStore
+        + PasskeyStore
+        + OutboxStore
         + AuditStore
+        + ApplyStore
         + Housekeeping
 {
 }

@@ -14,7 +14,7 @@
 //! (`refresh_verdict!`) both dialects share, so "reuse" has one definition.
 //!
 //! Tokens issued before families had generations are found through `legacy_refresh_token`
-//! (the old per-token table, read-only since migration 0030, drained by housekeeping).
+//! (the old per-token table, read-only since migration 0080, drained by housekeeping).
 //!
 //! Contract: `contract/refresh.rs`.
 
@@ -49,6 +49,9 @@ pub struct RefreshTokenRecord {
     pub idle_expires_at: i64,
     /// When the family dies whatever happens (absolute lifetime).
     pub expires_at: i64,
+    /// The thumbprint of the DPoP key the family is bound to (RFC 9449 §5): every refresh
+    /// must come with a proof of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A presented refresh token, as the caller read it: which family and generation it names,
@@ -62,7 +65,7 @@ pub struct PresentedRefresh<'a> {
     pub token_hash: &'a [u8],
 }
 
-/// A token issued before migration 0030: its family, and the generation it stands for (0
+/// A token issued before migration 0080: its family, and the generation it stands for (0
 /// if it was current then, -1 if it had been rotated out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyRefresh {
@@ -87,6 +90,10 @@ pub enum Rotation {
     /// The scope asked for is not within the scope granted: nothing changed, and the token
     /// stays usable.
     ScopeTooWide,
+    /// The family is bound to a DPoP key and the request proved possession of no key, or of
+    /// another: nothing changed (the token is useless without its key, so whoever presents
+    /// it cannot use it, nor end the family for its owner).
+    KeyMismatch,
     /// Expired, or its family is gone: nothing changed.
     Invalid,
 }
@@ -110,7 +117,11 @@ pub struct RotationRequest<'a> {
     /// The client presenting it.
     pub client_id: &'a str,
     pub scope: RefreshScope<'a>,
-    /// The hash of the token that replaces it, of generation `presented.generation + 1`.
+    /// The thumbprint of the DPoP key the request proved possession of, if any.
+    pub dpop_jkt: Option<&'a str>,
+    /// The hash of the token that replaces it, of generation `presented.generation + 1`. The
+    /// family keeps everything else (grant, client, user, scope, sid, auth_time, amr,
+    /// resource, absolute expiry and DPoP key).
     pub new_token_hash: &'a [u8],
     /// When the presented token is rotated out and its successor created.
     pub now: i64,
@@ -125,11 +136,12 @@ pub trait RefreshTokenStore: Send + Sync {
     /// Presents a refresh token, in one operation (one statement on Postgres, one
     /// transaction on SQLite). In this order: a token that is not its family's current one,
     /// or of a revoked family, is `Reused`; expired or of a missing family, `Invalid`;
-    /// another client's, `OtherClient`; asking for a scope not granted, `ScopeTooWide`; of a
+    /// another client's, `OtherClient`; of a family bound to a DPoP key other than the one
+    /// proven (or with no proof), `KeyMismatch`; asking for a scope not granted, `ScopeTooWide`; of a
     /// disabled or deleted user, `UserInactive`; else `Rotated`, the family row now holding
     /// the successor (generation + 1, `new_token_hash`). `Reused`, `OtherClient` and
     /// `UserInactive` have revoked the family (grant revoked, family row deleted) by the time
-    /// they are returned; `ScopeTooWide` and `Invalid` changed nothing. Of racing calls with
+    /// they are returned; `KeyMismatch`, `ScopeTooWide` and `Invalid` changed nothing. Of racing calls with
     /// one token (on any number of nodes) exactly one gets `Rotated`; the rest get `Reused`
     /// (or `Invalid` once the first of them has deleted the family), so the family is
     /// revoked after the race. Nothing is kept per rotation.
@@ -140,21 +152,21 @@ pub trait RefreshTokenStore: Send + Sync {
         presented: &PresentedRefresh<'_>,
         now: i64,
     ) -> StoreResult<Option<RefreshTokenRecord>>;
-    /// The family and generation of a token issued before migration 0030, by its hash.
+    /// The family and generation of a token issued before migration 0080, by its hash.
     async fn legacy_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<LegacyRefresh>>;
 }
 
 macro_rules! refresh_columns {
     () => {
         "grant_id, generation, token_hash, client_id, user_sub, scope, sid, auth_time, amr, \
-         resource, created_at, idle_expires_at, expires_at"
+         resource, created_at, idle_expires_at, expires_at, dpop_jkt"
     };
 }
 
 const INSERT_REFRESH_TOKEN: &str = concat!(
     "INSERT INTO refresh_family (",
     refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 const GET_REFRESH_TOKEN: &str = concat!(
     "SELECT ",
@@ -163,7 +175,7 @@ const GET_REFRESH_TOKEN: &str = concat!(
      AND idle_expires_at > $4 AND expires_at > $4 AND ",
     live_grant!("refresh_family")
 );
-/// Nothing writes `legacy_refresh_token` after migration 0030, so this read needs no lock:
+/// Nothing writes `legacy_refresh_token` after migration 0080, so this read needs no lock:
 /// what it maps a hash to never changes.
 const LEGACY_REFRESH_TOKEN: &str = "SELECT grant_id, \
      CAST(CASE WHEN rotated_at IS NULL THEN 0 ELSE -1 END AS BIGINT) AS generation \
@@ -171,7 +183,8 @@ const LEGACY_REFRESH_TOKEN: &str = "SELECT grant_id, \
 
 /// What presenting family `$1`'s generation `$2` with hash `$3` means at `$4` for client
 /// `$5`, asking for the scope tokens in the JSON array `$6` (NULL: the scope granted; `$7`
-/// true: a malformed scope), in the order `rotate_refresh_token` documents. `$within` is the
+/// true: a malformed scope), with a proof of the DPoP key of thumbprint `$10` (NULL: none),
+/// in the order `rotate_refresh_token` documents. `$within` is the
 /// dialect's test that every token of `$6` is one of the space-separated `rf.scope`. The one
 /// definition of reuse both dialects use.
 macro_rules! refresh_verdict {
@@ -179,12 +192,14 @@ macro_rules! refresh_verdict {
         concat!(
             "SELECT rf.grant_id, rf.generation, rf.token_hash, rf.client_id, rf.user_sub, \
              rf.scope, rf.sid, rf.auth_time, rf.amr, rf.resource, rf.created_at, \
-             rf.idle_expires_at, rf.expires_at, CASE \
+             rf.idle_expires_at, rf.expires_at, rf.dpop_jkt, CASE \
              WHEN g.revoked_at IS NOT NULL OR rf.generation <> $2 OR rf.token_hash <> $3 \
              THEN 'reused' \
              WHEN g.grant_id IS NULL OR rf.idle_expires_at <= $4 OR rf.expires_at <= $4 \
              THEN 'invalid' \
              WHEN rf.client_id <> $5 THEN 'other_client' \
+             WHEN rf.dpop_jkt IS NOT NULL AND (CAST($10 AS TEXT) IS NULL \
+             OR rf.dpop_jkt <> CAST($10 AS TEXT)) THEN 'key_mismatch' \
              WHEN $7 OR ($6 IS NOT NULL AND NOT ",
             $within,
             ") THEN 'scope_too_wide' WHEN NOT ",
@@ -219,7 +234,8 @@ const REFRESH_VERDICT: &str = refresh_verdict!(
      WHERE instr(' ' || rf.scope || ' ', ' ' || r.value || ' ') = 0)"
 );
 /// SQLite: rotates the family whose verdict was read under the same write lock. It is bound
-/// with the same nine arguments as the Postgres statement; SQLite leaves `$5` to `$7` unused.
+/// with the same ten arguments as the Postgres statement; SQLite leaves `$5` to `$7` and `$10`
+/// unused.
 const ROTATE_SQLITE: &str = rotate_family!("");
 
 /// Postgres: `rotate_refresh_token` in one statement. `found` is the verdict as of the
@@ -241,7 +257,8 @@ const ROTATE_POSTGRES: &str = concat!(
      WHERE outcome IN ('reused', 'other_client', 'user_inactive')), ",
     revoke_families!("families", "$4"),
     " SELECT grant_id, generation, token_hash, client_id, user_sub, scope, sid, auth_time, \
-     amr, resource, created_at, idle_expires_at, expires_at, outcome AS verdict FROM outcome"
+     amr, resource, created_at, idle_expires_at, expires_at, dpop_jkt, outcome AS verdict \
+     FROM outcome"
 );
 
 /// The requested scope tokens as a JSON array (`$6` of `refresh_verdict!`), and whether the
@@ -257,7 +274,7 @@ fn scope_arguments(scope: RefreshScope<'_>) -> StoreResult<(Option<String>, bool
     })
 }
 
-/// Binds a family's thirteen columns, in `refresh_columns!` order.
+/// Binds a family's fourteen columns, in `refresh_columns!` order.
 fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
     query
         .arg(&token.grant_id)
@@ -273,9 +290,11 @@ fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
         .arg(token.created_at)
         .arg(token.idle_expires_at.min(token.expires_at))
         .arg(token.expires_at)
+        .arg(token.dpop_jkt.as_deref())
 }
 
-/// Binds `refresh_verdict!`'s `$1` to `$7` and `rotate_family!`'s `$8` and `$9`.
+/// Binds `refresh_verdict!`'s `$1` to `$7`, `rotate_family!`'s `$8` and `$9`, and
+/// `refresh_verdict!`'s `$10`.
 fn bind_rotation<'q, Q: Bind<'q>>(
     query: Q,
     request: &'q RotationRequest<'_>,
@@ -292,6 +311,7 @@ fn bind_rotation<'q, Q: Bind<'q>>(
         .arg(malformed)
         .arg(request.new_token_hash)
         .arg(request.idle_ttl)
+        .arg(request.dpop_jkt)
 }
 
 /// A `refresh_verdict!` (or `ROTATE_POSTGRES`) row: the family and what the token means.
@@ -314,6 +334,7 @@ fn refresh_from_row(row: &impl SqlRow) -> StoreResult<RefreshTokenRecord> {
         created_at: row.col("created_at")?,
         idle_expires_at: row.col("idle_expires_at")?,
         expires_at: row.col("expires_at")?,
+        dpop_jkt: row.col("dpop_jkt")?,
     })
 }
 
@@ -377,6 +398,7 @@ macro_rules! impl_refresh_token_store {
                     "other_client" => Rotation::OtherClient { grant_id },
                     "user_inactive" => Rotation::UserInactive { grant_id },
                     "scope_too_wide" => Rotation::ScopeTooWide,
+                    "key_mismatch" => Rotation::KeyMismatch,
                     _ => Rotation::Invalid,
                 };
                 let Some(mut tx) = tx else {

@@ -44,7 +44,7 @@ const SET_REGISTRATION: &str = "INSERT INTO client_registration (client_id, toke
      created_at) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO UPDATE SET \
      token_hash = excluded.token_hash, created_at = excluded.created_at";
 const GET_REGISTRATION: &str = "SELECT token_hash FROM client_registration WHERE client_id = $1";
-const DELETE_REGISTRATION: &str = "DELETE FROM client_registration WHERE client_id = $1";
+pub(super) const DELETE_REGISTRATION: &str = "DELETE FROM client_registration WHERE client_id = $1";
 
 macro_rules! purge_initial {
     ($lock:literal) => {

@@ -2,6 +2,11 @@
 //! session is written with its audit event, all or nothing: on Postgres in one statement
 //! with a relaxed commit (`sql::relaxed_commit!`), on SQLite in one transaction.
 //!
+//! The clients that got tokens in a session and asked to hear of its end (back-channel
+//! logout) are recorded beside it (`session_client`); ending a session queues their
+//! notifications in the outbox (`outbox.rs`) in the same transaction that deletes it, so a
+//! session never ends without them.
+//!
 //! Contract: `contract/sessions.rs`.
 
 use async_trait::async_trait;
@@ -60,10 +65,29 @@ pub trait SessionStore: Send + Sync {
         now: i64,
         client_id: &str,
     ) -> StoreResult<Option<SessionView>>;
-    async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()>;
-    /// Ends every session of a user (disable, delete, password change).
-    async fn delete_sessions_for_user(&self, sub: &str) -> StoreResult<u64>;
+    /// Ends a session, queueing a back-channel logout notification (`LOGOUT_KIND`) for every
+    /// client recorded in it, in the same transaction.
+    async fn delete_session(&self, session_hash: &[u8], now: i64) -> StoreResult<()>;
+    /// Ends every session of a user (disable, delete, password change, an operator), with
+    /// their notifications as `delete_session`; returns how many sessions ended.
+    async fn delete_sessions_for_user(&self, sub: &str, now: i64) -> StoreResult<u64>;
+    /// Records that `client_id` got tokens in session `sid` and wants to hear of its end,
+    /// until `expires_at` (idempotent).
+    async fn record_session_client(
+        &self,
+        sid: &str,
+        client_id: &str,
+        user_sub: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
 }
+
+/// The outbox kind of back-channel logout notifications; their subject is the client id and
+/// their payload `{"sid": …, "sub": …}`.
+pub const LOGOUT_KIND: &str = "backchannel_logout";
+/// How long a notification is retried (OpenID Connect Back-Channel Logout leaves it to the
+/// OP; a day outlasts an RP's usual outage).
+pub const LOGOUT_RETRY_FOR: i64 = 24 * 3600;
 
 macro_rules! session_columns {
     () => {
@@ -92,8 +116,53 @@ const GET_SESSION: &str = concat!(
     session_columns!(),
     " FROM session WHERE session_hash = $1 AND expires_at > $2"
 );
-const DELETE_SESSION: &str = "DELETE FROM session WHERE session_hash = $1";
 pub(super) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM session WHERE user_sub = $1";
+const RECORD_SESSION_CLIENT: &str = "INSERT INTO session_client \
+     (sid, client_id, user_sub, expires_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (sid, client_id) DO NOTHING";
+
+/// The statements that end the sessions `$which` picks (by `$1`): queue a logout notification
+/// (due at `$2`, the only statement that binds it) for each client recorded in them, forget
+/// those records, delete the sessions. `$payload` is the dialect's JSON object of `sc.sid`
+/// and `sc.user_sub`.
+macro_rules! end_sessions {
+    ($payload:literal, $which:literal) => {
+        [
+            concat!(
+                "INSERT INTO outbox (kind, subject, payload, status, attempts, created_at, \
+                 next_attempt_at, give_up_at) SELECT 'backchannel_logout', sc.client_id, ",
+                $payload,
+                ", 'pending', 0, $2, $2, $2 + 86400 FROM session_client sc \
+                 WHERE sc.sid IN (SELECT sid FROM session WHERE ",
+                $which,
+                ")"
+            ),
+            concat!(
+                "DELETE FROM session_client WHERE sid IN (SELECT sid FROM session WHERE ",
+                $which,
+                ")"
+            ),
+            concat!("DELETE FROM session WHERE ", $which),
+        ]
+    };
+}
+
+const END_SESSION_PG: [&str; 3] = end_sessions!(
+    "json_build_object('sid', sc.sid, 'sub', sc.user_sub)::text",
+    "session_hash = $1"
+);
+const END_USER_SESSIONS_PG: [&str; 3] = end_sessions!(
+    "json_build_object('sid', sc.sid, 'sub', sc.user_sub)::text",
+    "user_sub = $1"
+);
+const END_SESSION_SQLITE: [&str; 3] = end_sessions!(
+    "json_object('sid', sc.sid, 'sub', sc.user_sub)",
+    "session_hash = $1"
+);
+const END_USER_SESSIONS_SQLITE: [&str; 3] = end_sessions!(
+    "json_object('sid', sc.sid, 'sub', sc.user_sub)",
+    "user_sub = $1"
+);
 // A session with its user and that user's consent for one client ($3), in one read.
 pub(super) const GET_SESSION_VIEW: &str = "SELECT s.session_hash, s.sid, s.user_sub, \
      s.auth_time, s.amr, s.created_at, s.expires_at, u.username, u.disabled, \
@@ -211,22 +280,57 @@ macro_rules! impl_session_store {
                     .transpose()
             }
 
-            async fn delete_session(&self, session_hash: &[u8]) -> StoreResult<()> {
-                ::sqlx::query(DELETE_SESSION)
-                    .bind(session_hash)
+            async fn delete_session(&self, session_hash: &[u8], now: i64) -> StoreResult<()> {
+                let statements = match <$db as Dialect>::BACKEND {
+                    Backend::Postgres => END_SESSION_PG,
+                    Backend::Sqlite => END_SESSION_SQLITE,
+                };
+                let mut tx = sql::begin_write(&self.pool).await?;
+                for (i, statement) in statements.into_iter().enumerate() {
+                    let query = ::sqlx::query(statement).bind(session_hash);
+                    let query = if i == 0 { query.bind(now) } else { query };
+                    query.execute(&mut *tx).await.map_err(db_err)?;
+                }
+                sql::commit(tx).await
+            }
+
+            async fn delete_sessions_for_user(&self, sub: &str, now: i64) -> StoreResult<u64> {
+                let statements = match <$db as Dialect>::BACKEND {
+                    Backend::Postgres => END_USER_SESSIONS_PG,
+                    Backend::Sqlite => END_USER_SESSIONS_SQLITE,
+                };
+                let mut tx = sql::begin_write(&self.pool).await?;
+                let mut ended = 0;
+                for (i, statement) in statements.into_iter().enumerate() {
+                    let query = ::sqlx::query(statement).bind(sub);
+                    let query = if i == 0 { query.bind(now) } else { query };
+                    ended = query
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                }
+                sql::commit(tx).await?;
+                // The last statement deletes the sessions.
+                Ok(ended)
+            }
+
+            async fn record_session_client(
+                &self,
+                sid: &str,
+                client_id: &str,
+                user_sub: &str,
+                expires_at: i64,
+            ) -> StoreResult<()> {
+                ::sqlx::query(RECORD_SESSION_CLIENT)
+                    .bind(sid)
+                    .bind(client_id)
+                    .bind(user_sub)
+                    .bind(expires_at)
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;
                 Ok(())
-            }
-
-            async fn delete_sessions_for_user(&self, sub: &str) -> StoreResult<u64> {
-                let result = ::sqlx::query(DELETE_SESSIONS_OF_USER)
-                    .bind(sub)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                Ok(result.rows_affected())
             }
         }
     };

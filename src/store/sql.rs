@@ -152,6 +152,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ("consent_pkey", "consent.user_sub", "consent"),
     ("signing_key_pkey", "signing_key.kid", "kid"),
     (
+        "passkey_credential_id_key",
+        "passkey.credential_id",
+        "credential_id",
+    ),
+    (
         "change_version_pkey",
         "change_version.name",
         "change_version",
@@ -185,10 +190,21 @@ fn is_transient(db: &dyn DatabaseError) -> bool {
         // 53300 is too many connections; 40001 and 40P01 are serialization failures and
         // deadlocks, which succeed when retried; 57014 is a statement cancelled by
         // statement_timeout and 55P03 a lock not available: the database is too busy now.
+        // 25006 is a write refused as read-only: the server is a standby, or a primary being
+        // demoted, reached in the seconds before the proxy in front of the cluster routes to
+        // the new primary (a failover).
         code.starts_with("08")
             || matches!(
                 &*code,
-                "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01" | "57014" | "55P03"
+                "57P01"
+                    | "57P02"
+                    | "57P03"
+                    | "53300"
+                    | "40001"
+                    | "40P01"
+                    | "57014"
+                    | "55P03"
+                    | "25006"
             )
     } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         // SQLite reports extended result codes; the low byte is the primary code. SQLITE_BUSY
@@ -274,13 +290,15 @@ pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> StoreRes
 
 /// Postgres: a CTE named `relaxed` (one row) that turns `synchronous_commit` off for the
 /// statement's own transaction; the statement selects from it, so it runs first. Used only
-/// by writes whose loss in a Postgres crash costs no more than repeating a step or a few
-/// free attempts: a new session with its login event, a finished interaction with its
-/// consent, code and event (the client's exchange of that code then fails and it starts
-/// over), throttle counters. Their commit does not wait for its WAL to reach the disk; the
-/// WAL writer flushes it within `wal_writer_delay` (200 ms by default), many commits to one
-/// flush. WAL order keeps such rows ahead of any later synchronous commit, so a code can
-/// never be seen redeemed (a synchronous commit) and then lost.
+/// by writes whose loss in a Postgres crash or failover costs no more than repeating a step
+/// or a few free attempts: a new session with its login event (the user logs in again),
+/// throttle counters. Their commit waits neither for its WAL to reach the disk nor for a
+/// synchronous standby; the WAL writer flushes it within `wal_writer_delay` (200 ms by
+/// default), many commits to one flush. WAL order keeps such rows ahead of any later
+/// synchronous commit, so a code issued in a session carries that session with it.
+///
+/// Never for what is acknowledged to a client as done: a code, a consent, a token. Those
+/// commit synchronously (docs/deployment.md, "High availability").
 macro_rules! relaxed_commit {
     () => {
         "relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)"

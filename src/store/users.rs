@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
+use super::factors::{DELETE_FACTORS_OF_USER, DELETE_RECOVERY_CODES_OF_USER};
 use super::grants::OwnerDeletion;
 use super::postgres::PgStore;
 use super::sessions::DELETE_SESSIONS_OF_USER;
@@ -24,6 +25,8 @@ pub struct UserRecord {
     pub disabled: bool,
     /// The user must choose a new password at the next login; setting a password clears it.
     pub password_reset_required: bool,
+    /// The user must use a second factor (and is led to enrol one when they have none).
+    pub mfa_required: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -44,7 +47,8 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<(Option<UserRecord>, Option<i64>)>;
     /// Ordered by `sub`, those strictly after `after`, at most `limit`.
     async fn list_users(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>>;
-    /// Replaces username, claims, disabled, password_reset_required and updated_at; false
+    /// Replaces username, claims, disabled, password_reset_required, mfa_required and
+    /// updated_at; false
     /// when there is no such user.
     /// Fails with `Conflict("username")` when the new username is taken.
     async fn update_user(&self, user: &UserRecord) -> StoreResult<bool>;
@@ -68,14 +72,14 @@ pub trait UserStore: Send + Sync {
 macro_rules! user_columns {
     () => {
         "sub, username, password_hash, claims, disabled, created_at, updated_at, \
-         password_reset_required"
+         password_reset_required, mfa_required"
     };
 }
 
-const INSERT_USER: &str = concat!(
+pub(super) const INSERT_USER: &str = concat!(
     "INSERT INTO app_user (",
     user_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 );
 const GET_USER: &str = concat!("SELECT ", user_columns!(), " FROM app_user WHERE sub = $1");
 const GET_USER_BY_USERNAME: &str = concat!(
@@ -88,7 +92,7 @@ const GET_USER_BY_USERNAME: &str = concat!(
 // none).
 const GET_USER_FOR_LOGIN: &str = "SELECT t.locked_until, \
      u.sub, u.username, u.password_hash, u.claims, u.disabled, u.created_at, u.updated_at, \
-     u.password_reset_required \
+     u.password_reset_required, u.mfa_required \
      FROM (SELECT MAX(CASE WHEN locked_until > $3 THEN locked_until END) AS locked_until \
            FROM throttle WHERE throttle_key IN ($1, $2)) t \
      LEFT JOIN app_user u ON u.username = $4";
@@ -97,19 +101,19 @@ const LIST_USERS: &str = concat!(
     user_columns!(),
     " FROM app_user WHERE sub > $1 ORDER BY sub LIMIT $2"
 );
-const UPDATE_USER: &str = "UPDATE app_user \
+pub(super) const UPDATE_USER: &str = "UPDATE app_user \
      SET username = $2, claims = $3, disabled = $4, updated_at = $5, \
-     password_reset_required = $6 WHERE sub = $1";
+     password_reset_required = $6, mfa_required = $7 WHERE sub = $1";
 // The forced password change: only while the password is still the one the user proved
 // ($2) and a new one is required, so of racing submissions one wins, and a ticket dies
 // once the password changed (by this form or by an operator).
 const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
-const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
+pub(super) const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
      password_reset_required = FALSE WHERE sub = $1";
 
-const USER_DELETION: OwnerDeletion = OwnerDeletion {
+pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     delete_owner: "DELETE FROM app_user WHERE sub = $1",
     revoke_grants: "UPDATE auth_grant SET revoked_at = $2 WHERE user_sub = $1 AND revoked_at IS NULL",
     dependents: &[
@@ -118,6 +122,9 @@ const USER_DELETION: OwnerDeletion = OwnerDeletion {
         "DELETE FROM refresh_family WHERE user_sub = $1",
         "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
+        super::passkeys::DELETE_PASSKEYS_OF_USER,
+        DELETE_RECOVERY_CODES_OF_USER,
+        DELETE_FACTORS_OF_USER,
     ],
     version: None,
 };
@@ -131,6 +138,7 @@ fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
         claims: sql::from_json(&claims, "user claims")?,
         disabled: row.col("disabled")?,
         password_reset_required: row.col("password_reset_required")?,
+        mfa_required: row.col("mfa_required")?,
         created_at: row.col("created_at")?,
         updated_at: row.col("updated_at")?,
     })
@@ -151,6 +159,7 @@ macro_rules! impl_user_store {
                     .bind(user.created_at)
                     .bind(user.updated_at)
                     .bind(user.password_reset_required)
+                    .bind(user.mfa_required)
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;
@@ -231,6 +240,7 @@ macro_rules! impl_user_store {
                     .bind(user.disabled)
                     .bind(user.updated_at)
                     .bind(user.password_reset_required)
+                    .bind(user.mfa_required)
                     .execute(&self.pool)
                     .await
                     .map_err(db_err)?;

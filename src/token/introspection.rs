@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::client_auth;
+use crate::mint::Confirmation;
 use crate::protocol::OAuthError;
 use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
@@ -39,6 +40,9 @@ pub struct Introspection {
     pub jti: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
+    /// RFC 9449 §6.2: the key a DPoP-bound access token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 pub async fn introspect(
@@ -81,7 +85,12 @@ pub async fn introspect(
                 iat: Some(claims.iat),
                 nbf: Some(claims.nbf),
                 jti: Some(claims.jti),
-                token_type: Some("Bearer"),
+                token_type: Some(if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                }),
+                cnf: claims.cnf,
             });
         }
         // A refresh token has two dots as well (`refresh_format`): a JWT fails its parse
@@ -113,6 +122,7 @@ pub async fn introspect(
             nbf: None,
             jti: None,
             token_type: Some("refresh_token"),
+            cnf: record.dpop_jkt.map(|jkt| Confirmation { jkt }),
         });
     }
     Ok(Introspection::default())

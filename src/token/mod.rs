@@ -3,6 +3,7 @@
 //! same way for every grant.
 
 pub mod access;
+pub mod dpop;
 pub mod grants;
 pub mod introspection;
 pub mod refresh_format;
@@ -12,7 +13,8 @@ use std::sync::Arc;
 
 use crate::app::App;
 use crate::client_auth;
-use crate::mint::{self, AccessTokenClaims, IdTokenClaims};
+use crate::config::DpopNonceMode;
+use crate::mint::{self, AccessTokenClaims, Confirmation, IdTokenClaims};
 use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
 use crate::protocol::form::Params;
@@ -29,6 +31,8 @@ pub enum GrantType {
     Password,
     /// RFC 8628 §3.4.
     DeviceCode,
+    /// RFC 8693 §2.1.
+    TokenExchange,
 }
 
 impl GrantType {
@@ -42,6 +46,7 @@ impl GrantType {
             Some("client_credentials") => Ok(GrantType::ClientCredentials),
             Some("password") if password_enabled => Ok(GrantType::Password),
             Some(crate::authorize::device::DEVICE_GRANT) => Ok(GrantType::DeviceCode),
+            Some(grants::token_exchange::GRANT) => Ok(GrantType::TokenExchange),
             Some(_) => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "this grant_type is not supported",
@@ -56,6 +61,7 @@ impl GrantType {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
             GrantType::DeviceCode => crate::authorize::device::DEVICE_GRANT,
+            GrantType::TokenExchange => grants::token_exchange::GRANT,
         }
     }
 }
@@ -71,6 +77,9 @@ pub struct UserContext {
 }
 
 /// What to do about refresh tokens.
+// One value per token request, moved into `issue` at once: boxing the record would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum RefreshPlan {
     None,
@@ -90,14 +99,17 @@ pub struct GrantOutcome {
     pub grant_id: Option<String>,
     pub user: Option<UserContext>,
     pub refresh: RefreshPlan,
+    /// RFC 8693 §4.1: the actor of a token exchange, for the access token's `act`.
+    pub act: Option<serde_json::Value>,
 }
 
-/// Handles one token request end to end.
+/// Handles one token request end to end. `dpop` is the request's `DPoP` header (RFC 9449).
 pub async fn token_request(
     app: &App,
     authorization: Option<&str>,
     params: &Params,
     ip: Option<std::net::IpAddr>,
+    dpop: Option<&str>,
 ) -> Result<TokenResponse, TokenEndpointError> {
     let client = client_auth::authenticate(app, authorization, params, ip, paths::TOKEN).await?;
     let grant_type = GrantType::parse(params.get("grant_type"), app.config.enable_password_grant)?;
@@ -108,18 +120,52 @@ pub async fn token_request(
         )
         .into());
     }
+    // Before the grant: a refused proof must not cost the client its code or refresh token.
+    let proof = token_endpoint_proof(app, &client, dpop).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let outcome = match grant_type {
         GrantType::AuthorizationCode => {
             grants::authorization_code::validate(app, client, params).await?
         }
-        GrantType::RefreshToken => grants::refresh_token::validate(app, client, params).await?,
+        GrantType::RefreshToken => {
+            grants::refresh_token::validate(app, client, params, jkt).await?
+        }
         GrantType::ClientCredentials => grants::client_credentials::validate(app, client, params)?,
         GrantType::Password => grants::password::validate(app, client, params, ip).await?,
         GrantType::DeviceCode => grants::device_code::validate(app, client, params).await?,
+        GrantType::TokenExchange => grants::token_exchange::validate(app, client, params).await?,
     };
-    let response = issue(app, outcome).await?;
+    let mut response = issue(app, outcome, jkt).await?;
+    if grant_type == GrantType::TokenExchange {
+        response.issued_token_type = Some(grants::token_exchange::ACCESS_TOKEN_TYPE);
+    }
     crate::telemetry::token_issued(grant_type.as_str());
     Ok(response)
+}
+
+/// The DPoP proof of a token request (RFC 9449 §5), checked when sent and demanded when the
+/// client registered `dpop_bound_access_tokens`.
+async fn token_endpoint_proof(
+    app: &App,
+    client: &ClientRecord,
+    dpop: Option<&str>,
+) -> Result<Option<dpop::Proof>, OAuthError> {
+    let Some(proof) = dpop else {
+        if client.metadata.dpop_bound_access_tokens {
+            return Err(dpop::invalid(
+                "this client must send a DPoP proof with every token request",
+            ));
+        }
+        return Ok(None);
+    };
+    let url = format!("{}{}", app.config.issuer, paths::TOKEN);
+    let expected = dpop::Expected {
+        method: "POST",
+        url: &url,
+        access_token: None,
+        nonce_required: app.config.dpop_nonce == DpopNonceMode::Required,
+    };
+    Ok(Some(dpop::check(app, proof, &expected).await?))
 }
 
 /// Whether a grant with this client and scope gets a refresh token (interface.md: the client
@@ -146,8 +192,16 @@ pub fn audience(client: &ClientRecord, resource: Option<&str>) -> Result<String,
     }
 }
 
-/// Builds and signs the tokens of an outcome, storing a new refresh token when planned.
-pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OAuthError> {
+/// Builds and signs the tokens of an outcome, storing a new refresh token when planned. With
+/// `dpop_jkt` (the request proved possession of that key) the access token is bound to the key
+/// (`cnf.jkt`, `token_type` DPoP), and so is a new refresh family of a public client; a
+/// confidential client's refresh tokens stay unbound, its authentication protects them
+/// (RFC 9449 §5).
+pub async fn issue(
+    app: &App,
+    outcome: GrantOutcome,
+    dpop_jkt: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     let now = app.now();
     let keys = app.keys.current();
     let config = &app.config;
@@ -163,9 +217,18 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
         client_id: outcome.client.client_id.clone(),
         scope: scope.clone(),
         auth_time: outcome.user.as_ref().map(|u| u.auth_time),
-        acr: None,
+        // RFC 9470: resource servers can demand a level.
+        acr: outcome
+            .user
+            .as_ref()
+            .map(|u| crate::accounts::assurance::acr(&u.amr).to_owned()),
         sid: outcome.user.as_ref().map(|u| u.sid.clone()),
         grant_id: outcome.grant_id.clone(),
+        cnf: dpop_jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        }),
+        act: outcome.act.clone(),
+        may_act: None,
     };
     let access_token = mint::access_token(&keys, config.access_token_alg, &access_claims)?;
 
@@ -183,7 +246,8 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
                 at_hash: Some(mint::at_hash(&access_token, alg)),
                 azp: outcome.client.client_id.clone(),
                 sid: user.sid.clone(),
-                acr: user.acr.clone(),
+                // RFC 8176 / OpenID Connect Core §2: the level the session's methods reach.
+                acr: Some(crate::accounts::assurance::acr(&user.amr).to_owned()),
                 amr: user
                     .amr
                     .split(' ')
@@ -196,6 +260,9 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
         _ => None,
     };
 
+    if let Some(user) = &outcome.user {
+        crate::logout::joined(app, &outcome.client, &outcome.subject, &user.sid).await?;
+    }
     let refresh_token = match outcome.refresh {
         RefreshPlan::None => None,
         RefreshPlan::Rotated(token) => Some(token),
@@ -203,6 +270,9 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
             let issued = refresh_format::issue(&app.hasher, &record.grant_id, 0);
             record.generation = 0;
             record.token_hash = issued.hash;
+            if outcome.client.metadata.is_public() {
+                record.dpop_jkt = dpop_jkt.map(str::to_owned);
+            }
             app.store.insert_refresh_token(&record).await?;
             Some(issued.token)
         }
@@ -210,10 +280,11 @@ pub async fn issue(app: &App, outcome: GrantOutcome) -> Result<TokenResponse, OA
 
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: config.access_token_ttl,
         scope,
         refresh_token,
         id_token,
+        issued_token_type: None,
     })
 }

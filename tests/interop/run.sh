@@ -2,8 +2,12 @@
 # Interop suites: real relying-party libraries (openid-client for Node, authlib for Python,
 # oidc-client-ts in Chromium) against a Latchkey server on a fresh Postgres database.
 #
-#   bash tests/interop/run.sh              # all three suites
-#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa)
+#   bash tests/interop/run.sh              # all four suites
+#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, passkey)
+#
+# The passkey suite (Chromium with a WebAuthn virtual authenticator) needs an issuer whose
+# host is a domain name, so it gets a second server over the same database with the issuer
+# http://localhost:PORT; its screenshots are also written to docs/screenshots/.
 #
 # Expects target/release/latchkey (scripts/test.sh builds it) and the dependencies that
 # tests/interop/install.sh installs. Needs Postgres (LATCHKEY_TEST_POSTGRES_URL, default
@@ -13,12 +17,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-bin="$root/target/release/latchkey"
+# INTEROP_BIN runs another build (a debug binary while developing).
+bin="${INTEROP_BIN:-$root/target/release/latchkey}"
 artifacts="$here/artifacts"
 admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(node python spa)
+[ ${#suites[@]} -gt 0 ] || suites=(node python spa passkey)
 
 # Loopback traffic never goes through a proxy, whatever the environment says.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
@@ -41,15 +46,21 @@ psql "$admin_url" -qc "create database $db" >/dev/null
 database_url="${admin_url%/*}/$db"
 
 server_pid=""
+passkey_pid=""
 workdir="$(mktemp -d)"
+stop_server() {   # PID
+    local pid="$1"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
 cleanup() {
     local rc=$?
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_server "$passkey_pid"
+    stop_server "$server_pid"
     timeout 60 psql "$admin_url" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
     rm -rf "$workdir"
     exit "$rc"
@@ -61,6 +72,8 @@ trap 'exit 130' INT TERM
 port="$(free_port)"
 issuer="http://127.0.0.1:$port"
 admin_token="interop-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+# Both servers (see the passkey suite) share the database, so they share the master key.
+master_key="$(head -c 32 /dev/urandom | base64)"
 server_log="$artifacts/server.log"
 log "starting latchkey at $issuer (database $db, log $server_log)"
 # Run from an empty directory so no config/latchkey.toml or data/ of the work tree is picked up.
@@ -69,7 +82,7 @@ log "starting latchkey at $issuer (database $db, log $server_log)"
     LATCHKEY_ISSUER="$issuer" \
     LATCHKEY_LISTEN="127.0.0.1:$port" \
     LATCHKEY_DATABASE_URL="$database_url" \
-    LATCHKEY_MASTER_KEY="$(head -c 32 /dev/urandom | base64)" \
+    LATCHKEY_MASTER_KEY="$master_key" \
     LATCHKEY_ADMIN_TOKEN="$admin_token" \
     LATCHKEY_LOG="${LATCHKEY_LOG:-info}" NO_COLOR=1 \
     exec "$bin" serve
@@ -165,6 +178,34 @@ if [ "${INTEROP_HOLD:-}" = 1 ]; then
     wait "$server_pid"
 fi
 
+# A second server over the same database whose issuer is http://localhost:PORT: WebAuthn
+# relying-party ids are domain names, so the passkey suite cannot use the 127.0.0.1 issuer.
+passkey_issuer=""
+start_passkey_server() {
+    local port
+    port="$(free_port)"
+    passkey_issuer="http://localhost:$port"
+    log "starting a second latchkey at $passkey_issuer for the passkey suite"
+    (
+        cd "$workdir"
+        LATCHKEY_ISSUER="$passkey_issuer" \
+        LATCHKEY_LISTEN="127.0.0.1:$port" \
+        LATCHKEY_DATABASE_URL="$database_url" \
+        LATCHKEY_MASTER_KEY="$master_key" \
+        LATCHKEY_ADMIN_TOKEN="$admin_token" \
+        LATCHKEY_LOG="${LATCHKEY_LOG:-info}" NO_COLOR=1 \
+        exec "$bin" serve
+    ) >"$artifacts/server-passkey.log" 2>&1 &
+    passkey_pid=$!
+    for _ in $(seq 150); do
+        if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/readyz" 2>/dev/null; then return 0; fi
+        kill -0 "$passkey_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    tail -n 20 "$artifacts/server-passkey.log" >&2
+    die "the passkey suite's latchkey did not get ready"
+}
+
 # --- the suites --------------------------------------------------------------------------------
 passed=0
 failed=0
@@ -198,8 +239,12 @@ for suite in "${suites[@]}"; do
             run_suite python "$here/python" 120 .venv/bin/python -m pytest -p no:cacheprovider -q test_authlib.py ;;
         spa)
             run_suite spa "$here/spa" 180 node --test --test-concurrency=1 --test-reporter=tap drive.test.mjs ;;
+        passkey)
+            start_passkey_server
+            export INTEROP_PASSKEY_ISSUER="$passkey_issuer" INTEROP_SCREENSHOTS="$root/docs/screenshots"
+            run_suite passkey "$here/spa" 180 node --test --test-concurrency=1 --test-reporter=tap passkey.test.mjs ;;
         none) ;;
-        *) die "unknown suite '$suite' (node, python, spa)" ;;
+        *) die "unknown suite '$suite' (node, python, spa, passkey)" ;;
     esac
 done
 

@@ -1,92 +1,12 @@
 //! The `latchkey` binary's operator commands (`migrate`, `client`, `user`, `keys`), run as a
 //! real process against a fresh database, and its refusal of bad configuration.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use latchkey::config::DatabaseUrl;
 use serde_json::{Value, json};
 
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The binary with a clean environment: only the given `LATCHKEY_*` settings, run from an
-/// empty directory so no `config/latchkey.toml` is picked up.
-struct Latchkey {
-    env: Vec<(String, String)>,
-    dir: PathBuf,
-}
-
-impl Latchkey {
-    fn new(database_url: &str) -> Self {
-        let dir = latchkey::store::testing::fresh_sqlite_path()
-            .parent()
-            .unwrap()
-            .join("cwd");
-        std::fs::create_dir_all(&dir).unwrap();
-        Latchkey {
-            env: vec![
-                ("LATCHKEY_DATABASE_URL".into(), database_url.into()),
-                ("LATCHKEY_MASTER_KEY".into(), MASTER_KEY.into()),
-                ("LATCHKEY_LOG".into(), "warn".into()),
-            ],
-            dir,
-        }
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.dir)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs a command that must succeed; returns its stdout as JSON (null when empty).
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let out = self.run(args, stdin);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "latchkey {args:?} failed: {}\nstdout: {stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if stdout.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
-        }
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run(args, stdin);
-        assert!(
-            !out.status.success(),
-            "latchkey {args:?} succeeded unexpectedly"
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
+use crate::helpers::{Latchkey, PASSWORD};
 
 fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -106,7 +26,16 @@ fn help_mentions_every_subcommand() {
         ),
         (
             "user",
-            &["create", "list", "show", "delete", "set-password"][..],
+            &[
+                "create",
+                "list",
+                "show",
+                "delete",
+                "set-password",
+                "provision-totp",
+                "remove-factor",
+                "require-mfa",
+            ][..],
         ),
         ("keys", &["list", "rotate"][..]),
     ] {
@@ -484,4 +413,50 @@ async fn operator_commands(url: &str, database: DatabaseUrl) {
         "{keys}"
     );
     assert!(!keys.to_string().contains("private"));
+}
+
+/// `user provision-totp`, `user require-mfa` and `user remove-factor` mirror the admin API's
+/// second-factor routes: the secret is printed once, `user show` lists the factor (never the
+/// secret), and removal takes it away.
+#[test]
+fn second_factor_commands_mirror_the_admin_api() {
+    let url = format!(
+        "sqlite://{}",
+        latchkey::store::testing::fresh_sqlite_path().display()
+    );
+    let cli = Latchkey::new(&url);
+    assert!(cli.run(&["migrate"], None).status.success());
+    let user = cli.ok(
+        &[
+            "user",
+            "create",
+            "--username",
+            "mallory",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    let sub = user["sub"].as_str().unwrap().to_owned();
+    assert_eq!(user["mfa_required"], false);
+    let required = cli.ok(&["user", "require-mfa", &sub], None);
+    assert_eq!(required["mfa_required"], true);
+    let totp = cli.ok(&["user", "provision-totp", &sub], None);
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    let id = totp["id"].as_str().unwrap().to_owned();
+    assert!(
+        totp["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let shown = cli.ok(&["user", "show", &sub], None);
+    assert_eq!(shown["factors"][0]["id"], id.as_str());
+    assert_eq!(shown["factors"][0]["kind"], "totp");
+    assert!(!shown.to_string().contains(&secret), "never the secret");
+    cli.ok(&["user", "remove-factor", &sub, &id], None);
+    assert_eq!(cli.ok(&["user", "show", &sub], None)["factors"], json!([]));
+    let err = cli.fails(&["user", "remove-factor", &sub, &id], None);
+    assert!(err.contains(&id), "{err}");
+    let lifted = cli.ok(&["user", "require-mfa", &sub, "--off"], None);
+    assert_eq!(lifted["mfa_required"], false);
 }

@@ -7,6 +7,12 @@
 //!     POST /token       reads the form, signs one ES256 JWT (RFC 9068 claims like
 //!                       Latchkey's) with a key parsed once at start, answers a token response
 //! latchkey-bench-ceiling argon2 PHC PASSWORD N     # verifies N times; prints mean ms
+//! latchkey-bench-ceiling keygen FILE                # new P-256 key: PKCS#8 into FILE,
+//!                                                   # its public JWK (kid "bench") on stdout
+//! latchkey-bench-ceiling assertions FILE CLIENT_ID AUD N PREFIX THREADS
+//!                                                   # N private_key_jwt client assertions
+//!                                                   # signed with FILE's key, one a line,
+//!                                                   # dealt round-robin into PREFIX0 ..
 //! ```
 //!
 //! `serve` prints `ready` once it listens. Only loopback addresses are bound.
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -199,12 +205,81 @@ fn argon2_time(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `keygen FILE`: a new P-256 key for the private_key_jwt scenario. The PKCS#8 document goes
+/// into FILE; the public JWK, which the bench registers as the client's `jwks`, is printed.
+fn keygen(args: &[String]) -> Result<(), String> {
+    let [path] = args else {
+        return Err("keygen needs FILE".into());
+    };
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| "key generation failed")?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| "key parsing failed")?;
+    std::fs::write(path, pkcs8.as_ref()).map_err(|e| format!("{path}: {e}"))?;
+    // The public key is the uncompressed point 0x04 || X || Y.
+    let point = key.public_key().as_ref();
+    let jwk = serde_json::json!({
+        "kty": "EC", "crv": "P-256", "kid": "bench", "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    });
+    println!("{jwk}");
+    Ok(())
+}
+
+/// `assertions FILE CLIENT_ID AUD N PREFIX THREADS`: N client assertions (RFC 7523 §2.2),
+/// each with its own `jti` (they are single use), valid for 290 s, dealt round-robin into
+/// the files PREFIX0 .. PREFIX{THREADS-1}, one per wrk thread. Minting them here, before a
+/// run, keeps the signing cost (the client's, not the server's) out of the measurement.
+fn assertions(args: &[String]) -> Result<(), String> {
+    use std::io::Write;
+    let [path, client_id, aud, n, prefix, threads] = args else {
+        return Err("assertions needs FILE CLIENT_ID AUD N PREFIX THREADS".into());
+    };
+    let n: usize = n.parse().map_err(|_| "N must be a number")?;
+    let threads: usize = threads.parse().map_err(|_| "THREADS must be a number")?;
+    let pkcs8 = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+        .map_err(|_| "key parsing failed")?;
+    let rng = SystemRandom::new();
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"bench","typ":"JWT"}"#);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+    let mut files = (0..threads.max(1))
+        .map(|i| {
+            let p = format!("{prefix}{i}");
+            std::fs::File::create(&p).map(std::io::BufWriter::new).map_err(|e| format!("{p}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut jti = [0u8; 16];
+    for i in 0..n {
+        rand::thread_rng().fill_bytes(&mut jti);
+        let claims = serde_json::json!({
+            "iss": client_id, "sub": client_id, "aud": aud,
+            "iat": now, "exp": now + 290, "jti": URL_SAFE_NO_PAD.encode(jti),
+        });
+        let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let sig = key.sign(&rng, signing_input.as_bytes()).map_err(|_| "signing failed")?;
+        let count = files.len();
+        writeln!(files[i % count], "{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+            .map_err(|e| e.to_string())?;
+    }
+    for mut f in files {
+        f.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("argon2") => argon2_time(&args[1..]),
-        _ => Err("usage: latchkey-bench-ceiling serve PORT NAME=FILE... | argon2 PHC PASSWORD N".into()),
+        Some("keygen") => keygen(&args[1..]),
+        Some("assertions") => assertions(&args[1..]),
+        _ => Err("usage: latchkey-bench-ceiling serve PORT NAME=FILE... | argon2 PHC PASSWORD N \
+                  | keygen FILE | assertions FILE CLIENT_ID AUD N PREFIX THREADS"
+            .into()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

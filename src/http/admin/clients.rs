@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::http::error::AdminError;
 use crate::manage::clients;
 use crate::protocol::ErrorCode;
-use crate::protocol::admin::parse_client_registration;
+use crate::protocol::admin::{parse_client_registration, parse_secret_rotation};
 
 /// `POST /admin/clients` → 201 with the metadata, the id, and (confidential clients) the
 /// secret, shown this once.
@@ -85,8 +85,9 @@ pub async fn delete(
     Ok(no_content())
 }
 
-/// `POST /admin/clients/{client_id}/secret` → 200 with the new secret, shown this once.
-pub async fn rotate_secret(
+/// `GET /admin/clients/{client_id}/logout-deliveries`: the newest back-channel logout
+/// notifications to the client and their status.
+pub async fn logout_deliveries(
     _: AdminAuth,
     State(app): State<App>,
     client_id: Result<Path<String>, PathRejection>,
@@ -94,6 +95,28 @@ pub async fn rotate_secret(
     let client_id = path_id(client_id)?;
     Ok(json_response(
         StatusCode::OK,
-        &clients::rotate_secret(&app, &client_id).await?,
+        &clients::logout_deliveries(&app, &client_id).await?,
+    ))
+}
+
+/// `POST /admin/clients/{client_id}/secret` → 200 with the new secret, shown this once. An
+/// optional JSON body `{"previous_secret_valid_for": SECONDS, "secret_valid_for": SECONDS}`
+/// keeps the old secret working that long and limits the new one's life.
+pub async fn rotate_secret(
+    _: AdminAuth,
+    State(app): State<App>,
+    client_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let client_id = path_id(client_id)?;
+    let rotation = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        parse_secret_rotation(json_body(&headers, &body, ErrorCode::InvalidRequest)?)?
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &clients::rotate_secret(&app, &client_id, rotation).await?,
     ))
 }

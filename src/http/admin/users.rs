@@ -72,6 +72,18 @@ pub async fn patch(
     ))
 }
 
+/// `DELETE /admin/users/{sub}/sessions` → 204: ends every session of the user, and their
+/// clients are notified (back-channel logout).
+pub async fn end_sessions(
+    _: AdminAuth,
+    State(app): State<App>,
+    sub: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let sub = path_id(sub)?;
+    users::end_sessions(&app, &sub).await?;
+    Ok(no_content())
+}
+
 /// `DELETE /admin/users/{sub}` → 204.
 pub async fn delete(
     _: AdminAuth,
@@ -81,4 +93,34 @@ pub async fn delete(
     let sub = path_id(sub)?;
     users::delete(&app, &sub).await?;
     Ok(no_content())
+}
+
+/// `DELETE /admin/users/{sub}/factors/{id}` → 204.
+pub async fn delete_factor(
+    _: AdminAuth,
+    State(app): State<App>,
+    ids: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let Ok(Path((sub, id))) = ids else {
+        return Err(AdminError(crate::protocol::OAuthError::new(
+            ErrorCode::NotFound,
+            "no such resource",
+        )));
+    };
+    users::delete_factor(&app, &sub, &id).await?;
+    Ok(no_content())
+}
+
+/// `POST /admin/users/{sub}/totp` → 201 `{"id", "secret", "otpauth_uri"}`, shown this once.
+pub async fn provision_totp(
+    _: AdminAuth,
+    State(app): State<App>,
+    sub: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let sub = path_id(sub)?;
+    let provisioned = users::provision_totp(&app, &sub).await?;
+    Ok(created(
+        &format!("/admin/users/{sub}/factors/{}", provisioned.id),
+        &provisioned,
+    ))
 }

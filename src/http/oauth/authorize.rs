@@ -52,7 +52,10 @@ async fn handle(app: App, jar: CookieJar, params: Result<Params, OAuthError>) ->
     let decision = authorize::authorize(&app, &params, session, &binding).await;
     let needs_cookie = matches!(
         decision,
-        Ok(Decision::Login { .. } | Decision::Consent { .. })
+        Ok(Decision::Login { .. }
+            | Decision::Consent { .. }
+            | Decision::SecondFactor { .. }
+            | Decision::Enrol { .. })
     ) && existing_binding.is_none();
     let response = render_decision(t, decision);
     if needs_cookie {

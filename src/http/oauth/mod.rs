@@ -57,6 +57,10 @@ pub struct ClientRequest {
 }
 
 impl ClientRequest {
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
     /// The `Authorization` header, when it is text.
     pub fn authorization(&self) -> Option<&str> {
         self.headers

@@ -7,13 +7,33 @@ use axum::response::{IntoResponse, Response};
 
 use super::ClientRequest;
 use crate::app::App;
+use crate::http::dpop;
+use crate::protocol::error::TokenEndpointError;
 use crate::token;
 
 pub async fn post(State(app): State<App>, request: ClientRequest) -> Response {
-    match token::token_request(&app, request.authorization(), &request.params, request.ip).await {
+    let proof = match dpop::proof(request.headers()) {
+        Ok(proof) => proof,
+        Err(e) => return TokenEndpointError::from(e).into_response(),
+    };
+    let mut response = match token::token_request(
+        &app,
+        request.authorization(),
+        &request.params,
+        request.ip,
+        proof,
+    )
+    .await
+    {
         Ok(response) => no_store(Json(response).into_response()),
         Err(e) => e.into_response(),
+    };
+    // A client using DPoP gets the current server nonce with every answer (RFC 9449 §8), the
+    // `use_dpop_nonce` error included.
+    if proof.is_some() {
+        dpop::add_nonce(&app, &mut response);
     }
+    response
 }
 
 /// RFC 6749 §5.1: token responses must not be cached.

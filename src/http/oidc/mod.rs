@@ -21,14 +21,14 @@ pub fn router() -> Router<App> {
         .route(paths::USERINFO, get(userinfo::get).post(userinfo::post))
 }
 
-fn json_bytes(body: axum::body::Bytes, cache: &'static str) -> Response {
+fn json_bytes(body: axum::body::Bytes, cache: HeaderValue) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(header::CACHE_CONTROL, cache);
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),

@@ -13,10 +13,11 @@ use super::{
     LoginPage, PageForm, ScopeLine, begin_session, client_left, csrf_matches, csrf_token,
     error_page, expired_page, html, with_retry_after,
 };
-use crate::accounts::account;
+use crate::accounts::factors::passkey;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
 use crate::accounts::session::{self, Session};
+use crate::accounts::{account, factors};
 use crate::app::App;
 use crate::crypto::random_secret;
 use crate::http::client_ip::ClientIp;
@@ -25,12 +26,28 @@ use crate::protocol::{OAuthError, Scope};
 
 use crate::protocol::discovery::paths::{ACCOUNT as PATH, ACCOUNT_LOGIN as LOGIN_PATH};
 const LOGIN_PURPOSE: &str = "account-login";
-const PURPOSE: &str = "account";
+/// The CSRF purpose of the account page's forms and its passkey script.
+pub const PURPOSE: &str = "account";
 
 pub struct AppLine {
     pub client_id: String,
     pub name: String,
     pub scopes: Vec<ScopeLine>,
+}
+
+/// A passkey as the account page lists it.
+pub struct PasskeyLine {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
+}
+
+pub struct FactorLine {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub last_used: Option<i64>,
 }
 
 #[derive(Template)]
@@ -40,6 +57,26 @@ struct AccountPage<'a> {
     username: &'a str,
     csrf_token: &'a str,
     apps: Vec<AppLine>,
+    passkeys_enabled: bool,
+    passkeys: Vec<PasskeyLine>,
+    factors_csrf: &'a str,
+    factors: Vec<FactorLine>,
+    has_totp: bool,
+}
+
+/// A Unix time as the account page shows it: `2026-12-05 20:41 UTC`.
+fn when(unix: i64) -> String {
+    match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => String::new(),
+    }
 }
 
 async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
@@ -77,6 +114,7 @@ fn login_form(
             csrf_token: &csrf,
             username,
             error,
+            passkeys: false,
         },
     );
     (jar, page).into_response()
@@ -89,11 +127,39 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
+    // A user who has (or must have) a second factor uses it here too: a session won with
+    // the password alone gets the second-factor step, or the enrolment, first.
+    let standing = match factors::standing(&app, &session.user_sub).await {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return error_page(t, &e.into()),
+    };
+    if !factors::account_level_met(&standing, &session.amr) {
+        if standing.has_second_factor() {
+            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK);
+        }
+        return Redirect::to(crate::protocol::discovery::paths::ACCOUNT_TOTP).into_response();
+    }
     let overview = match account::overview(&app, &session).await {
         Ok(Some(o)) => o,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
+    let listed = match factors::list(&app, &session.user_sub).await {
+        Ok(l) => l,
+        Err(e) => return error_page(t, &e.into()),
+    };
+    let has_totp = listed.iter().any(|f| f.kind == "totp");
+    // Passkeys have a section of their own (with their dates and the add form).
+    let factor_lines = listed
+        .into_iter()
+        .filter(|f| f.kind != "passkey")
+        .map(|f| FactorLine {
+            id: f.id,
+            name: f.name,
+            kind: f.kind,
+            last_used: f.last_used_at,
+        })
+        .collect();
     let apps = overview
         .granted
         .into_iter()
@@ -109,7 +175,20 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             name: granted.name,
         })
         .collect();
+    let passkeys = match passkey::list(&app, &session.user_sub).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|p| PasskeyLine {
+                id: p.passkey_id,
+                name: p.name,
+                created: when(p.created_at),
+                last_used: p.last_used_at.map(when),
+            })
+            .collect(),
+        Err(e) => return error_page(t, &e.into()),
+    };
     let csrf = csrf_token(&app, PURPOSE, "", "", &session.sid);
+    let factors_csrf = super::factors::account_csrf(&app, &session);
     html(
         StatusCode::OK,
         &AccountPage {
@@ -117,6 +196,11 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             username: &overview.username,
             csrf_token: &csrf,
             apps,
+            passkeys_enabled: app.passkeys.is_some(),
+            passkeys,
+            factors_csrf: &factors_csrf,
+            factors: factor_lines,
+            has_totp,
         },
     )
 }
@@ -191,11 +275,48 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
     ) {
         return expired_page(t);
     }
+    match factors::standing(&app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
+        Ok(_) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e.into()),
+    }
     let Some(client_id) = params.get("client_id") else {
         return error_page(t, &OAuthError::invalid_request("client_id is required"));
     };
     match account::withdraw(&app, &session, client_id, ip).await {
         Ok(()) => Redirect::to(PATH).into_response(),
+        Err(e) => error_page(t, &e),
+    }
+}
+
+/// `POST /account/passkeys/remove`: remove one of the user's passkeys (a plain form, so it
+/// works without scripts). The last second factor of a user who must use one is refused, as
+/// for every factor (`factors::remove_own`).
+pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response {
+    let t = &text::EN;
+    let PageForm { params, jar } = form;
+    let session = match current_session(&app, &jar).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e),
+    };
+    if !csrf_matches(
+        &csrf_token(&app, PURPOSE, "", "", &session.sid),
+        params.get("csrf_token"),
+    ) {
+        return expired_page(t);
+    }
+    let Some(passkey_id) = params.get("passkey_id") else {
+        return error_page(t, &OAuthError::invalid_request("passkey_id is required"));
+    };
+    match factors::standing(&app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
+        Ok(_) => return Redirect::to(PATH).into_response(),
+        Err(e) => return error_page(t, &e.into()),
+    }
+    match factors::remove_own(&app, &session.user_sub, passkey_id).await {
+        Ok(true) => Redirect::to(PATH).into_response(),
+        Ok(false) => error_page(t, &OAuthError::invalid_request("no such passkey")),
         Err(e) => error_page(t, &e),
     }
 }

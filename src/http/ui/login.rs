@@ -19,7 +19,8 @@ use crate::authorize::{self, Pending};
 use crate::clients::display_name;
 use crate::http::client_ip::ClientIp;
 
-const PURPOSE: &str = "login";
+/// The CSRF purpose of the login form and the login page's passkey script.
+pub const PURPOSE: &str = "login";
 
 fn render_form(
     app: &App,
@@ -40,6 +41,7 @@ fn render_form(
             csrf_token: &csrf,
             username,
             error,
+            passkeys: app.passkeys.is_some(),
         },
     )
 }

@@ -11,9 +11,11 @@
 pub mod account;
 pub mod consent;
 pub mod device;
+pub mod factors;
 pub mod login;
 pub mod logout;
 pub mod password;
+pub mod second_factor;
 pub mod text;
 
 use askama::Template;
@@ -47,6 +49,9 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// Offer "Sign in with a passkey" (an authorization request's login, on a server with
+    /// passkeys).
+    pub passkeys: bool,
 }
 
 pub struct ScopeLine {
@@ -248,6 +253,16 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
             Redirect::to(&format!("{}?interaction={interaction_id}", paths::CONSENT))
                 .into_response()
         }
+        Ok(Decision::SecondFactor { interaction_id }) => Redirect::to(&format!(
+            "{}?interaction={interaction_id}",
+            paths::LOGIN_OTP
+        ))
+        .into_response(),
+        Ok(Decision::Enrol { interaction_id }) => Redirect::to(&format!(
+            "{}?interaction={interaction_id}",
+            paths::ACCOUNT_TOTP
+        ))
+        .into_response(),
         Ok(Decision::DeviceAnswered { approved }) => {
             html(StatusCode::OK, &DeviceDonePage { t, approved })
         }
@@ -317,8 +332,20 @@ pub async fn begin_session(
     sub: &str,
     event: Option<Event>,
 ) -> Result<(CookieJar, Session), OAuthError> {
+    begin_session_with(app, jar, sub, "pwd", event).await
+}
+
+/// `begin_session` with the authentication methods `amr` the session records (a second
+/// factor raises a session by replacing it with one that records both).
+pub async fn begin_session_with(
+    app: &App,
+    jar: CookieJar,
+    sub: &str,
+    amr: &str,
+    event: Option<Event>,
+) -> Result<(CookieJar, Session), OAuthError> {
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    let (cookie_value, session) = session::begin(app, old, sub, "pwd", event).await?;
+    let (cookie_value, session) = session::begin(app, old, sub, amr, event).await?;
     Ok((
         jar.add(cookies::session_cookie(&app.config, cookie_value)),
         session,

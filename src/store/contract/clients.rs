@@ -5,6 +5,7 @@ use super::*;
 contract_tests!(
     clients_round_trip_conflict_page_and_bump_the_version,
     deleting_a_client_removes_its_dependents,
+    a_rotation_keeps_at_most_one_previous_secret_until_it_expires,
 );
 
 async fn clients_round_trip_conflict_page_and_bump_the_version(store: Arc<dyn Store>) {
@@ -82,7 +83,7 @@ async fn clients_round_trip_conflict_page_and_bump_the_version(store: Arc<dyn St
 
     assert!(
         store
-            .set_client_secret("client-a", &hash("new-secret"), NOW + 20)
+            .set_client_secret("client-a", &new_secret("new-secret", NOW + 20, None), None)
             .await
             .unwrap()
     );
@@ -91,7 +92,7 @@ async fn clients_round_trip_conflict_page_and_bump_the_version(store: Arc<dyn St
     assert_eq!(stored.updated_at, NOW + 20);
     assert!(
         !store
-            .set_client_secret("missing", &hash("x"), NOW)
+            .set_client_secret("missing", &new_secret("x", NOW, None), None)
             .await
             .unwrap()
     );
@@ -211,4 +212,89 @@ async fn deleting_a_client_removes_its_dependents(store: Arc<dyn Store>) {
             .unwrap(),
         CodeRedemption::Redeemed(_)
     ));
+}
+
+fn new_secret(tag: &str, created_at: i64, expires_at: Option<i64>) -> NewClientSecret {
+    NewClientSecret {
+        hash: hash(tag),
+        created_at,
+        expires_at,
+    }
+}
+
+/// A rotation may keep the replaced secret working for a while; a second rotation drops the
+/// oldest, so at most two secrets ever work, and a kept secret never outlives its own expiry.
+async fn a_rotation_keeps_at_most_one_previous_secret_until_it_expires(store: Arc<dyn Store>) {
+    store.insert_client(&client("client-r")).await.unwrap();
+    let first = hash("secret-client-r");
+    assert!(
+        store
+            .set_client_secret(
+                "client-r",
+                &new_secret("s2", NOW + 10, Some(NOW + 500)),
+                Some(NOW + 100)
+            )
+            .await
+            .unwrap()
+    );
+    let stored = store.get_client("client-r").await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, Some(hash("s2")));
+    assert_eq!(stored.secret_created_at, Some(NOW + 10));
+    assert_eq!(stored.secret_expires_at, Some(NOW + 500));
+    let previous = stored.previous_secret.clone().unwrap();
+    assert_eq!(
+        (
+            previous.hash.clone(),
+            previous.created_at,
+            previous.expires_at
+        ),
+        (first.clone(), NOW, NOW + 100)
+    );
+    let live = |r: &ClientRecord, at: i64| -> Vec<Vec<u8>> {
+        r.live_secret_hashes(at).map(<[u8]>::to_vec).collect()
+    };
+    assert_eq!(live(&stored, NOW + 50), vec![hash("s2"), first.clone()]);
+    assert_eq!(
+        live(&stored, NOW + 100),
+        vec![hash("s2")],
+        "the previous one expired"
+    );
+    assert!(
+        live(&stored, NOW + 500).is_empty(),
+        "the current one expired too"
+    );
+
+    // Kept for longer than the replaced secret's own expiry: its expiry wins.
+    assert!(
+        store
+            .set_client_secret(
+                "client-r",
+                &new_secret("s3", NOW + 20, None),
+                Some(NOW + 9_999)
+            )
+            .await
+            .unwrap()
+    );
+    let stored = store.get_client("client-r").await.unwrap().unwrap();
+    let previous = stored.previous_secret.clone().unwrap();
+    assert_eq!(
+        (previous.hash, previous.expires_at),
+        (hash("s2"), NOW + 500)
+    );
+    assert_eq!(
+        live(&stored, NOW + 30),
+        vec![hash("s3"), hash("s2")],
+        "never the first"
+    );
+
+    // Without overlap, the replaced secret stops at once.
+    assert!(
+        store
+            .set_client_secret("client-r", &new_secret("s4", NOW + 30, None), None)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_client("client-r").await.unwrap().unwrap();
+    assert_eq!(stored.previous_secret, None);
+    assert_eq!(live(&stored, NOW + 31), vec![hash("s4")]);
 }

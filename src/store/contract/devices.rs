@@ -26,6 +26,7 @@ async fn a_device_is_approved_once_and_taken_once(store: Arc<dyn Store>) {
             claims: Default::default(),
             disabled: false,
             password_reset_required: false,
+            mfa_required: false,
             created_at: NOW,
             updated_at: NOW,
         })

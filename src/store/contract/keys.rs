@@ -2,7 +2,11 @@
 
 use super::*;
 
-contract_tests!(initial_keys_are_inserted_once_and_rotation_retires_old_keys,);
+contract_tests!(
+    initial_keys_are_inserted_once_and_rotation_retires_old_keys,
+    a_scheduled_successor_is_inserted_once_whoever_races,
+    a_rotation_by_hand_drops_scheduled_keys_and_retires_at_once,
+);
 
 async fn initial_keys_are_inserted_once_and_rotation_retires_old_keys(store: Arc<dyn Store>) {
     assert!(store.list_keys().await.unwrap().is_empty());
@@ -53,4 +57,68 @@ async fn initial_keys_are_inserted_once_and_rotation_retires_old_keys(store: Arc
     assert_eq!(left.len(), 2);
     assert_eq!(left[1].retired_at, Some(NOW + 200));
     assert_eq!(left[0].retired_at, None);
+}
+
+fn next_key(kid: &str, created_at: i64, activates_at: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        activates_at,
+        ..key(kid, created_at)
+    }
+}
+
+/// Fifty nodes notice at once that the active key's successor is due: exactly one inserts.
+async fn a_scheduled_successor_is_inserted_once_whoever_races(store: Arc<dyn Store>) {
+    assert!(store.insert_initial_keys(&[key("k0", NOW)]).await.unwrap());
+    let version = store.change_versions().await.unwrap().keys;
+    let won = race(&store, |s, i| async move {
+        s.schedule_next_key(&next_key(&format!("n{i}"), NOW + 90, NOW + 100), "k0")
+            .await
+    })
+    .await;
+    assert_eq!(won.iter().filter(|b| **b).count(), 1, "{won:?}");
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0].activates_at, NOW + 100, "latest activation first");
+    assert_eq!(keys[1].kid, "k0");
+    assert_eq!(
+        keys[1].retired_at,
+        Some(NOW + 100),
+        "retires when the successor starts"
+    );
+    assert_eq!(store.change_versions().await.unwrap().keys, version + 1);
+    // The same claim again, later: the key already has its successor.
+    assert!(
+        !store
+            .schedule_next_key(&next_key("late", NOW + 95, NOW + 105), "k0")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.list_keys().await.unwrap().len(), 2);
+}
+
+async fn a_rotation_by_hand_drops_scheduled_keys_and_retires_at_once(store: Arc<dyn Store>) {
+    assert!(store.insert_initial_keys(&[key("k0", NOW)]).await.unwrap());
+    assert!(
+        store
+            .schedule_next_key(&next_key("k1", NOW + 90, NOW + 100), "k0")
+            .await
+            .unwrap()
+    );
+    store
+        .rotate_keys(&[key("k2", NOW + 50)], NOW + 50)
+        .await
+        .unwrap();
+    let keys = store.list_keys().await.unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(
+        kids,
+        ["k2", "k0"],
+        "the scheduled key never signed: dropped"
+    );
+    assert_eq!(
+        keys[1].retired_at,
+        Some(NOW + 50),
+        "retired now, not at NOW + 100"
+    );
+    assert_eq!(keys[0].retired_at, None);
 }

@@ -43,15 +43,19 @@ macro_rules! contract_tests {
     };
 }
 
+mod apply;
 mod audit;
 mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod factors;
 mod grants;
 mod housekeeping;
 mod interactions;
 mod keys;
+mod outbox;
+mod passkeys;
 mod pushed;
 mod refresh;
 mod registrations;
@@ -89,6 +93,11 @@ fn metadata(name: &str) -> ClientMetadata {
         request_object_signing_alg: None,
         require_signed_request_object: false,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: false,
+        require_mfa: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
+        token_exchange_audiences: vec![],
     }
 }
 
@@ -96,6 +105,9 @@ fn client(client_id: &str) -> ClientRecord {
     ClientRecord {
         client_id: client_id.to_owned(),
         secret_hash: Some(hash(&format!("secret-{client_id}"))),
+        secret_created_at: Some(NOW),
+        secret_expires_at: None,
+        previous_secret: None,
         metadata: metadata(client_id),
         issued_at: NOW,
         updated_at: NOW,
@@ -115,6 +127,7 @@ fn user(sub: &str, username: &str) -> UserRecord {
         },
         disabled: false,
         password_reset_required: false,
+        mfa_required: false,
         created_at: NOW,
         updated_at: NOW,
     }
@@ -186,6 +199,7 @@ fn refresh(tag: &str, grant_id: &str, client_id: &str, user_sub: &str) -> Refres
         created_at: NOW,
         idle_expires_at: NOW + 3_600,
         expires_at: NOW + 86_400,
+        dpop_jkt: None,
     }
 }
 
@@ -205,6 +219,7 @@ fn key(kid: &str, created_at: i64) -> SigningKeyRecord {
         private_sealed: hash(&format!("sealed-{kid}")),
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at,
+        activates_at: created_at,
         retired_at: None,
     }
 }

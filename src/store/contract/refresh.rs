@@ -12,6 +12,7 @@ contract_tests!(
     another_clients_or_an_inactive_users_refresh_token_revokes_its_family,
     a_refresh_asking_for_more_scope_than_granted_changes_nothing,
     a_family_rotated_many_times_keeps_only_its_current_token,
+    a_key_bound_refresh_token_rotates_only_with_its_key,
 );
 
 /// `client-1` presenting `token`, with the scope granted, to be replaced by `new_hash` (idle
@@ -21,6 +22,7 @@ fn rotation<'a>(token: PresentedRefresh<'a>, new_hash: &'a [u8], now: i64) -> Ro
         presented: token,
         client_id: "client-1",
         scope: RefreshScope::Granted,
+        dpop_jkt: None,
         new_token_hash: new_hash,
         now,
         idle_ttl: 600,
@@ -572,4 +574,93 @@ async fn a_family_rotated_many_times_keeps_only_its_current_token(store: Arc<dyn
             .unwrap(),
         reused("grant-m")
     );
+}
+
+async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-1", "one")).await.unwrap();
+    store
+        .insert_grant(&grant("grant-k", "client-1", "sub-1", NOW + 86_400))
+        .await
+        .unwrap();
+    let token = RefreshTokenRecord {
+        dpop_jkt: Some("jkt-1".to_owned()),
+        ..refresh("rt-k", "grant-k", "client-1", "sub-1")
+    };
+    store.insert_refresh_token(&token).await.unwrap();
+    let (k, k2) = (hash("rt-k"), hash("rt-k2"));
+    // No proof, or a proof of another key: nothing changes, the family lives on.
+    for jkt in [None, Some("jkt-2"), Some("")] {
+        let request = RotationRequest {
+            dpop_jkt: jkt,
+            ..rotation(presented("grant-k", 0, &k), &k2, NOW + 1)
+        };
+        assert_eq!(
+            store.rotate_refresh_token(&request).await.unwrap(),
+            Rotation::KeyMismatch,
+            "{jkt:?}"
+        );
+    }
+    assert_eq!(
+        store
+            .get_refresh_token(&presented("grant-k", 0, &k), NOW + 1)
+            .await
+            .unwrap(),
+        Some(token.clone()),
+        "still current"
+    );
+    assert_eq!(
+        store
+            .get_grant("grant-k")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    // With its key: rotated, and the successor is bound to the same key.
+    let with_key = RotationRequest {
+        dpop_jkt: Some("jkt-1"),
+        ..rotation(presented("grant-k", 0, &k), &k2, NOW + 2)
+    };
+    assert_eq!(
+        store.rotate_refresh_token(&with_key).await.unwrap(),
+        Rotation::Rotated(Box::new(token.clone()))
+    );
+    let successor = store
+        .get_refresh_token(&presented("grant-k", 1, &k2), NOW + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(successor.generation, 1);
+    assert_eq!(successor.dpop_jkt.as_deref(), Some("jkt-1"));
+    // Reuse still ends the family, key or no key.
+    assert_eq!(
+        store
+            .rotate_refresh_token(&RotationRequest {
+                dpop_jkt: Some("jkt-1"),
+                ..rotation(presented("grant-k", 0, &k), &hash("rt-k3"), NOW + 3)
+            })
+            .await
+            .unwrap(),
+        Rotation::Reused {
+            grant_id: "grant-k".to_owned()
+        }
+    );
+    // An unbound token rotates with or without a proof.
+    family(&store, "rt-u", "grant-u").await;
+    let (u, u2) = (hash("rt-u"), hash("rt-u2"));
+    let with_proof = RotationRequest {
+        dpop_jkt: Some("jkt-1"),
+        ..rotation(presented("grant-u", 0, &u), &u2, NOW + 4)
+    };
+    assert!(matches!(
+        store.rotate_refresh_token(&with_proof).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
+    let unbound = store
+        .get_refresh_token(&presented("grant-u", 1, &u2), NOW + 4)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unbound.dpop_jkt, None, "binding happens at issuance only");
 }

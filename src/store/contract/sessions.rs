@@ -26,9 +26,9 @@ async fn sessions_are_found_only_until_they_expire(store: Arc<dyn Store>) {
     );
     assert_eq!(store.get_session(&hash("nope"), NOW).await.unwrap(), None);
 
-    store.delete_session(&hash("s1")).await.unwrap();
+    store.delete_session(&hash("s1"), NOW).await.unwrap();
     assert_eq!(store.get_session(&hash("s1"), NOW).await.unwrap(), None);
-    store.delete_session(&hash("s1")).await.unwrap();
+    store.delete_session(&hash("s1"), NOW).await.unwrap();
 
     // A session stored with the event of the login that started it.
     let login = event("login_succeeded", "sub-b");
@@ -47,7 +47,10 @@ async fn sessions_are_found_only_until_they_expire(store: Arc<dyn Store>) {
     assert!(duplicate.is_err());
     assert_eq!(events_of(&store, "login_succeeded").await.len(), 1);
 
-    assert_eq!(store.delete_sessions_for_user("sub-a").await.unwrap(), 1);
+    assert_eq!(
+        store.delete_sessions_for_user("sub-a", NOW).await.unwrap(),
+        1
+    );
     assert_eq!(store.get_session(&hash("s2"), NOW).await.unwrap(), None);
     assert!(store.get_session(&hash("s3"), NOW).await.unwrap().is_some());
 }

@@ -1,5 +1,5 @@
 //! What the contract cannot see through the trait: how many rows a family keeps, and that
-//! tokens stored before migration 0030 keep working after it. Both run on both backends.
+//! tokens stored before migration 0080 keep working after it. Both run on both backends.
 
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
@@ -41,6 +41,7 @@ async fn grant_for(store: &(impl GrantStore + UserStore), grant_id: &str) {
             claims: Default::default(),
             disabled: false,
             password_reset_required: false,
+            mfa_required: false,
             created_at: NOW,
             updated_at: NOW,
         };
@@ -78,6 +79,7 @@ async fn rotate_many(store: &(impl RefreshTokenStore + GrantStore + UserStore), 
             created_at: NOW,
             idle_expires_at: NOW + 3_600,
             expires_at: NOW + 86_400,
+            dpop_jkt: None,
         })
         .await
         .unwrap();
@@ -93,6 +95,7 @@ async fn rotate_many(store: &(impl RefreshTokenStore + GrantStore + UserStore), 
                 },
                 client_id: "client-1",
                 scope: RefreshScope::Granted,
+                dpop_jkt: None,
                 new_token_hash: &new,
                 now: NOW,
                 idle_ttl: 600,
@@ -134,7 +137,7 @@ async fn ten_thousand_rotations_of_one_family_leave_one_row_on_sqlite() {
     assert_eq!(n, 1);
 }
 
-/// The migration files of `dialect`, in order, split at migration 0030.
+/// The migration files of `dialect`, in order, split at migration 0080.
 fn migration_files(dialect: &str) -> (Vec<String>, Vec<String>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
@@ -147,7 +150,7 @@ fn migration_files(dialect: &str) -> (Vec<String>, Vec<String>) {
     files.sort();
     let (before, after): (Vec<PathBuf>, Vec<PathBuf>) = files
         .into_iter()
-        .partition(|p| p.file_name().unwrap().to_str().unwrap() < "0030");
+        .partition(|p| p.file_name().unwrap().to_str().unwrap() < "0080");
     let read = |ps: Vec<PathBuf>| -> Vec<String> {
         ps.iter()
             .map(|p| std::fs::read_to_string(p).unwrap())
@@ -156,22 +159,25 @@ fn migration_files(dialect: &str) -> (Vec<String>, Vec<String>) {
     (read(before), read(after))
 }
 
-/// Rows as Latchkey stored them before migration 0030: family `old-1` with a token rotated
+/// Rows as Latchkey stored them before migration 0080: family `old-1` with a token rotated
 /// out (`old-rotated`) and its current one (`old-current`); family `old-2` with its current
-/// one; family `old-revoked`, revoked, with its current one. `blob` spells a hash literal.
+/// one; family `old-revoked`, revoked, with its current one; family `old-bound`, bound to the
+/// DPoP key `jkt-old` (migration 0040), with its current one. `blob` spells a hash literal.
 fn old_rows(blob: fn(&[u8]) -> String) -> Vec<String> {
-    let token = |tag: &str, grant_id: &str, rotated: bool| {
+    let bound = |tag: &str, grant_id: &str, rotated: bool, jkt: &str| {
         format!(
             "INSERT INTO refresh_token (token_hash, grant_id, client_id, user_sub, scope, sid, \
-             auth_time, amr, resource, created_at, idle_expires_at, expires_at, rotated_at) \
+             auth_time, amr, resource, created_at, idle_expires_at, expires_at, rotated_at, \
+             dpop_jkt) \
              VALUES ({}, '{grant_id}', 'client-1', 'sub-1', 'openid offline_access', 'sid', \
-             {NOW}, 'pwd', NULL, {NOW}, {}, {}, {})",
+             {NOW}, 'pwd', NULL, {NOW}, {}, {}, {}, {jkt})",
             blob(&hash(tag)),
             NOW + 3_600,
             NOW + 86_400,
             if rotated { "1700000000" } else { "NULL" }
         )
     };
+    let token = |tag: &str, grant_id: &str, rotated: bool| bound(tag, grant_id, rotated, "NULL");
     let grant = |grant_id: &str, revoked: &str| {
         format!(
             "INSERT INTO auth_grant (grant_id, client_id, user_sub, scope, created_at, \
@@ -188,14 +194,16 @@ fn old_rows(blob: fn(&[u8]) -> String) -> Vec<String> {
         grant("old-1", "NULL"),
         grant("old-2", "NULL"),
         grant("old-revoked", "1700000001"),
+        grant("old-bound", "NULL"),
         token("old-rotated", "old-2", true),
         token("old-current", "old-1", false),
         token("old-2-current", "old-2", false),
         token("old-revoked-current", "old-revoked", false),
+        bound("old-bound-current", "old-bound", false, "'jkt-old'"),
     ]
 }
 
-/// The old tokens after migration 0030, through the trait.
+/// The old tokens after migration 0080, through the trait.
 async fn check_old_tokens(store: &dyn RefreshTokenStore) {
     let legacy =
         |tag: &'static str| async move { store.legacy_refresh_token(&hash(tag)).await.unwrap() };
@@ -208,7 +216,10 @@ async fn check_old_tokens(store: &dyn RefreshTokenStore) {
     assert_eq!(legacy("old-current").await, found("old-1", 0));
     assert_eq!(legacy("old-rotated").await, found("old-2", -1));
     assert_eq!(legacy("unknown").await, None);
-    let rotate = |grant_id: &'static str, generation: i64, tag: &'static str| async move {
+    let rotate_with = |grant_id: &'static str,
+                       generation: i64,
+                       tag: &'static str,
+                       dpop_jkt: Option<&'static str>| async move {
         let (old, new) = (hash(tag), hash("successor"));
         store
             .rotate_refresh_token(&RotationRequest {
@@ -219,6 +230,7 @@ async fn check_old_tokens(store: &dyn RefreshTokenStore) {
                 },
                 client_id: "client-1",
                 scope: RefreshScope::Granted,
+                dpop_jkt,
                 new_token_hash: &new,
                 now: NOW + 10,
                 idle_ttl: 600,
@@ -226,6 +238,7 @@ async fn check_old_tokens(store: &dyn RefreshTokenStore) {
             .await
             .unwrap()
     };
+    let rotate = |grant_id, generation, tag| rotate_with(grant_id, generation, tag, None);
     // The token that was current rotates (into generation 1); presenting it again is reuse.
     assert!(matches!(
         rotate("old-1", 0, "old-current").await,
@@ -249,10 +262,24 @@ async fn check_old_tokens(store: &dyn RefreshTokenStore) {
         rotate("old-revoked", 0, "old-revoked-current").await,
         Rotation::Invalid
     );
+    // A family bound to a DPoP key before the migration stays bound (migration 0081): no
+    // proof, or another key's, changes nothing; its own key rotates it.
+    assert_eq!(
+        rotate("old-bound", 0, "old-bound-current").await,
+        Rotation::KeyMismatch
+    );
+    assert_eq!(
+        rotate_with("old-bound", 0, "old-bound-current", Some("jkt-other")).await,
+        Rotation::KeyMismatch
+    );
+    match rotate_with("old-bound", 0, "old-bound-current", Some("jkt-old")).await {
+        Rotation::Rotated(family) => assert_eq!(family.dpop_jkt.as_deref(), Some("jkt-old")),
+        other => panic!("expected Rotated, got {other:?}"),
+    }
 }
 
 #[tokio::test]
-async fn tokens_stored_before_migration_0030_keep_working_on_postgres() {
+async fn tokens_stored_before_migration_0080_keep_working_on_postgres() {
     let store = postgres().await;
     let (before, after) = migration_files("postgres");
     let rows = old_rows(|b| {
@@ -266,7 +293,7 @@ async fn tokens_stored_before_migration_0030_keep_working_on_postgres() {
 }
 
 #[tokio::test]
-async fn tokens_stored_before_migration_0030_keep_working_on_sqlite() {
+async fn tokens_stored_before_migration_0080_keep_working_on_sqlite() {
     let store = sqlite().await;
     let (before, after) = migration_files("sqlite");
     let rows = old_rows(|b| {

@@ -110,6 +110,8 @@ pub async fn validate(
             created_at: now,
             idle_expires_at: now + app.config.refresh_token_idle_ttl,
             expires_at: now + app.config.refresh_token_ttl,
+            // Bound by `token::issue` when the request carried a DPoP proof.
+            dpop_jkt: None,
         }))
     } else {
         RefreshPlan::None
@@ -128,5 +130,6 @@ pub async fn validate(
             acr: record.acr,
         }),
         refresh,
+        act: None,
     })
 }

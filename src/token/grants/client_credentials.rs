@@ -51,5 +51,6 @@ pub fn validate(
         grant_id: None,
         user: None,
         refresh: RefreshPlan::None,
+        act: None,
     })
 }

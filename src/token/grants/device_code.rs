@@ -85,6 +85,8 @@ pub async fn validate(
             created_at: now,
             idle_expires_at: now + app.config.refresh_token_idle_ttl,
             expires_at: now + app.config.refresh_token_ttl,
+            // Bound by `token::issue` when the request carried a DPoP proof.
+            dpop_jkt: None,
         }))
     } else {
         RefreshPlan::None
@@ -103,5 +105,6 @@ pub async fn validate(
             acr: None,
         }),
         refresh,
+        act: None,
     })
 }

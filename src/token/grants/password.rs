@@ -63,6 +63,17 @@ pub async fn validate(
             ));
         }
         LoginOutcome::Success(user) => {
+            // The password grant has no second step: a user who has or must use a second
+            // factor cannot be signed in with the password alone.
+            let standing = crate::accounts::factors::standing(app, &user.sub)
+                .await?
+                .unwrap_or_default();
+            if standing.mfa_required || standing.has_second_factor() || client.metadata.require_mfa
+            {
+                return Err(OAuthError::invalid_grant(
+                    "this account uses a second factor: sign in through the browser",
+                ));
+            }
             let succeeded =
                 crate::accounts::login::succeeded(&user.sub, ip, Some(&client.client_id));
             crate::audit::record(app, succeeded).await;
@@ -109,6 +120,8 @@ pub async fn validate(
             created_at: now,
             idle_expires_at: now + app.config.refresh_token_idle_ttl,
             expires_at: now + app.config.refresh_token_ttl,
+            // Bound by `token::issue` when the request carried a DPoP proof.
+            dpop_jkt: None,
         }))
     } else {
         RefreshPlan::None
@@ -127,5 +140,6 @@ pub async fn validate(
             acr: None,
         }),
         refresh,
+        act: None,
     })
 }

@@ -1,7 +1,8 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 //! (RFC 9700 §4.14.2): every use returns a new refresh token, the next generation of its
 //! family, and kills the old one; a rotated-out token presented again revokes its whole
-//! family. The token's format is `token::refresh_format`.
+//! family. The token's format is `token::refresh_format`. A family bound to a DPoP key (a
+//! public client's, RFC 9449 §5) rotates only with a proof of that key.
 
 use std::sync::Arc;
 
@@ -12,10 +13,12 @@ use crate::protocol::{OAuthError, Scope};
 use crate::store::{ClientRecord, RefreshScope, Rotation, RotationRequest};
 use crate::token::{GrantOutcome, RefreshPlan, UserContext, audience, refresh_format};
 
+/// `dpop_jkt`: the thumbprint of the key the request's DPoP proof was signed with, if any.
 pub async fn validate(
     app: &App,
     client: Arc<ClientRecord>,
     params: &Params,
+    dpop_jkt: Option<&str>,
 ) -> Result<GrantOutcome, OAuthError> {
     let presented = params
         .get("refresh_token")
@@ -60,6 +63,7 @@ pub async fn validate(
             presented: presented_token.presented(),
             client_id: &client.client_id,
             scope: scope_asked,
+            dpop_jkt,
             new_token_hash: &successor.hash,
             now,
             idle_ttl: app.config.refresh_token_idle_ttl,
@@ -88,6 +92,11 @@ pub async fn validate(
                 "a refresh may narrow the scope, never widen it",
             ));
         }
+        Rotation::KeyMismatch => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is bound to a DPoP key; send a proof signed with that key",
+            ));
+        }
         Rotation::Invalid => {
             return Err(OAuthError::invalid_grant(
                 "the refresh token is invalid, expired or revoked",
@@ -112,6 +121,7 @@ pub async fn validate(
             acr: None,
         }),
         refresh: RefreshPlan::Rotated(successor.token),
+        act: None,
     })
 }
 

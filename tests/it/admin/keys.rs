@@ -19,7 +19,7 @@ async fn signing_keys_are_listed_and_rotated(backend: Backend) {
     assert_eq!(algs, vec!["ES256", "EdDSA", "RS256"]);
     assert!(
         keys.iter()
-            .all(|k| k["active"] == true && k["retired_at"].is_null())
+            .all(|k| k["active"] == true && k["state"] == "active" && k["retired_at"].is_null())
     );
     assert!(!before.to_string().contains("private"));
     let old_kids: Vec<String> = keys
@@ -40,6 +40,15 @@ async fn signing_keys_are_listed_and_rotated(backend: Backend) {
             !old_kids.contains(&active[0]["kid"].as_str().unwrap().to_owned()),
             "{alg}: a new key signs"
         );
+        assert_eq!(active[0]["state"], "active");
+        let retired: Vec<&&Value> = of_alg.iter().filter(|k| k["active"] == false).collect();
+        assert_eq!(
+            retired[0]["state"], "retired",
+            "{alg}: rotation by hand is at once"
+        );
+        let retired_at = retired[0]["retired_at"].as_i64().unwrap();
+        assert_eq!(retired_at, active[0]["activates_at"].as_i64().unwrap());
+        assert!(retired[0]["unpublished_at"].as_i64().unwrap() > retired_at);
     }
     let (_, listed) = app.admin(Method::GET, "/admin/keys", None).await;
     assert_eq!(listed, after);
@@ -58,4 +67,14 @@ async fn signing_keys_are_listed_and_rotated(backend: Backend) {
     for kid in &old_kids {
         assert!(published.contains(&kid.as_str()), "{kid} still in JWKS");
     }
+    // RSA and EC keys come before OKP keys: some libraries stop at the first key they
+    // cannot parse.
+    let ktys: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kty"].as_str().unwrap())
+        .collect();
+    let first_okp = ktys.iter().position(|k| *k == "OKP").unwrap();
+    assert!(ktys[first_okp..].iter().all(|k| *k == "OKP"), "{ktys:?}");
 }

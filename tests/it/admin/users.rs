@@ -387,6 +387,7 @@ async fn a_username_stored_before_normalisation_still_logs_in(backend: Backend) 
         claims: Default::default(),
         disabled: false,
         password_reset_required: false,
+        mfa_required: false,
         created_at: now,
         updated_at: now,
     };

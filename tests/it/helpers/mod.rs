@@ -9,7 +9,9 @@
 
 mod admin;
 mod app;
+mod authenticator;
 mod browser;
+mod cli;
 pub mod cluster;
 mod keys;
 mod parse;
@@ -18,7 +20,9 @@ mod tokens;
 
 pub use admin::*;
 pub use app::*;
+pub use authenticator::*;
 pub use browser::*;
+pub use cli::*;
 pub use keys::*;
 pub use parse::*;
 pub use process::*;

@@ -1,0 +1,246 @@
+//! Configuration as code (`latchkey apply`): a batch of client and user changes written in
+//! one transaction, so that a file is applied whole or not at all. Each change runs the same
+//! statements as the single operations of `clients.rs` and `users.rs` (deleting takes the
+//! dependents with it, disabling ends sessions and token families), and a change whose row is
+//! gone (or already there) fails the whole batch: the plan was made from a state that has
+//! moved, and applying half of it would be worse than asking the operator to run it again.
+//!
+//! Contract: `contract/apply.rs`.
+
+use async_trait::async_trait;
+
+use super::clients::{
+    CLIENT_DELETION, ClientRecord, INSERT_CLIENT, NewClientSecret, SET_CLIENT_SECRET,
+    UPDATE_CLIENT_METADATA,
+};
+use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, REVOKE_GRANTS_OF_USER};
+use super::housekeeping::CLIENTS_VERSION;
+use super::postgres::PgStore;
+use super::registrations::DELETE_REGISTRATION;
+use super::sessions::DELETE_SESSIONS_OF_USER;
+use super::sql::{self, db_err};
+use super::sqlite::SqliteStore;
+use super::users::{INSERT_USER, SET_PASSWORD, UPDATE_USER, USER_DELETION, UserRecord};
+use super::{StoreError, StoreResult};
+use crate::protocol::client::ClientMetadata;
+
+/// One write of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    InsertClient(ClientRecord),
+    UpdateClientMetadata {
+        client_id: String,
+        metadata: ClientMetadata,
+    },
+    /// Replaces the secret; the old one stops at once (a file states what is, not a
+    /// transition).
+    SetClientSecret {
+        client_id: String,
+        secret: NewClientSecret,
+    },
+    DeleteClient(String),
+    InsertUser(UserRecord),
+    /// Username, claims, disabled and password_reset_required. With `end_access`, the
+    /// user's sessions end and token families are revoked in the same transaction.
+    UpdateUser {
+        user: UserRecord,
+        end_access: bool,
+    },
+    /// A new password hash; the user's sessions end.
+    SetPassword {
+        sub: String,
+        password_hash: String,
+    },
+    DeleteUser(String),
+}
+
+/// What `apply_changes` reports when the batch did not fit the database it met.
+pub const STALE_PLAN: &str = "the database changed while the plan was made";
+
+#[async_trait]
+pub trait ApplyStore: Send + Sync {
+    /// Applies `changes` in order, in one transaction: all or nothing. Fails with
+    /// `Conflict(STALE_PLAN)` when an update or deletion finds no row, and with the usual
+    /// `Conflict("client_id")` / `Conflict("username")` on a taken id or name. Bumps the
+    /// clients version when a client changed.
+    async fn apply_changes(&self, changes: &[Change], now: i64) -> StoreResult<()>;
+}
+
+fn stale(rows: u64) -> StoreResult<()> {
+    if rows == 0 {
+        Err(StoreError::Conflict(STALE_PLAN))
+    } else {
+        Ok(())
+    }
+}
+
+macro_rules! impl_apply_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait]
+        impl ApplyStore for $store {
+            async fn apply_changes(&self, changes: &[Change], now: i64) -> StoreResult<()> {
+                if changes.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = sql::begin_write(&self.pool).await?;
+                let mut clients_changed = false;
+                for change in changes {
+                    match change {
+                        Change::InsertClient(client) => {
+                            clients_changed = true;
+                            let metadata = sql::to_json(&client.metadata, "client metadata")?;
+                            ::sqlx::query(INSERT_CLIENT)
+                                .bind(&client.client_id)
+                                .bind(client.secret_hash.as_deref())
+                                .bind(metadata)
+                                .bind(client.issued_at)
+                                .bind(client.updated_at)
+                                .bind(client.secret_created_at)
+                                .bind(client.secret_expires_at)
+                                .bind(None::<Vec<u8>>)
+                                .bind(None::<i64>)
+                                .bind(None::<i64>)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        Change::UpdateClientMetadata {
+                            client_id,
+                            metadata,
+                        } => {
+                            clients_changed = true;
+                            let metadata = sql::to_json(metadata, "client metadata")?;
+                            let rows = ::sqlx::query(UPDATE_CLIENT_METADATA)
+                                .bind(client_id)
+                                .bind(metadata)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                        }
+                        Change::SetClientSecret { client_id, secret } => {
+                            clients_changed = true;
+                            let rows = ::sqlx::query(SET_CLIENT_SECRET)
+                                .bind(client_id)
+                                .bind(&secret.hash)
+                                .bind(secret.created_at)
+                                .bind(secret.expires_at)
+                                .bind(None::<i64>)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                        }
+                        Change::DeleteClient(client_id) => {
+                            clients_changed = true;
+                            if !Self::delete_owner_in(&mut tx, &CLIENT_DELETION, client_id, now)
+                                .await?
+                            {
+                                return Err(StoreError::Conflict(STALE_PLAN));
+                            }
+                            ::sqlx::query(DELETE_REGISTRATION)
+                                .bind(client_id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        Change::InsertUser(user) => {
+                            let claims = sql::to_json(&user.claims, "user claims")?;
+                            ::sqlx::query(INSERT_USER)
+                                .bind(&user.sub)
+                                .bind(&user.username)
+                                .bind(&user.password_hash)
+                                .bind(claims)
+                                .bind(user.disabled)
+                                .bind(user.created_at)
+                                .bind(user.updated_at)
+                                .bind(user.password_reset_required)
+                                .bind(user.mfa_required)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        Change::UpdateUser { user, end_access } => {
+                            let claims = sql::to_json(&user.claims, "user claims")?;
+                            let rows = ::sqlx::query(UPDATE_USER)
+                                .bind(&user.sub)
+                                .bind(&user.username)
+                                .bind(claims)
+                                .bind(user.disabled)
+                                .bind(user.updated_at)
+                                .bind(user.password_reset_required)
+                                .bind(user.mfa_required)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                            if *end_access {
+                                Self::end_user_access(&mut tx, &user.sub, true, now).await?;
+                            }
+                        }
+                        Change::SetPassword { sub, password_hash } => {
+                            let rows = ::sqlx::query(SET_PASSWORD)
+                                .bind(sub)
+                                .bind(password_hash)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                            Self::end_user_access(&mut tx, sub, false, now).await?;
+                        }
+                        Change::DeleteUser(sub) => {
+                            if !Self::delete_owner_in(&mut tx, &USER_DELETION, sub, now).await? {
+                                return Err(StoreError::Conflict(STALE_PLAN));
+                            }
+                        }
+                    }
+                }
+                if clients_changed {
+                    Self::bump_version(&mut tx, CLIENTS_VERSION).await?;
+                }
+                sql::commit(tx).await
+            }
+        }
+
+        impl $store {
+            /// Ends a user's sessions and, with `revoke`, every token family of theirs.
+            async fn end_user_access(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                sub: &str,
+                revoke: bool,
+                now: i64,
+            ) -> StoreResult<()> {
+                ::sqlx::query(DELETE_SESSIONS_OF_USER)
+                    .bind(sub)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                if revoke {
+                    ::sqlx::query(REVOKE_GRANTS_OF_USER)
+                        .bind(sub)
+                        .bind(None::<String>)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                    ::sqlx::query(DELETE_REFRESH_TOKENS_OF_USER)
+                        .bind(sub)
+                        .bind(None::<String>)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_apply_store!(PgStore, sqlx::Postgres);
+impl_apply_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,393 @@
+//! A user's second factors (`FactorStore`): TOTP authenticators, recovery-code sets and, later,
+//! passkeys. Secrets never reach this layer in the clear: a TOTP secret arrives sealed by
+//! `accounts::factors` and recovery codes as keyed hashes. The two single-use rules are each
+//! one conditional `UPDATE`, the same in both dialects, so of racing submissions on any number
+//! of nodes exactly one wins: a TOTP time step is accepted only if it is later than the last
+//! one accepted (`accept_totp_step`), and a recovery code only while unused
+//! (`use_recovery_code`). Replacing a TOTP or a recovery set is one transaction.
+//!
+//! Contract: `contract/factors.rs`.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use super::postgres::PgStore;
+use super::sql::{self, Bind, SqlRow, db_err};
+use super::sqlite::SqliteStore;
+
+/// The kinds of second factor. The stored name is `as_str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FactorKind {
+    Totp,
+    RecoveryCodes,
+    Passkey,
+}
+
+impl FactorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorKind::Totp => "totp",
+            FactorKind::RecoveryCodes => "recovery_codes",
+            FactorKind::Passkey => "passkey",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "totp" => Some(FactorKind::Totp),
+            "recovery_codes" => Some(FactorKind::RecoveryCodes),
+            "passkey" => Some(FactorKind::Passkey),
+            _ => None,
+        }
+    }
+}
+
+/// One factor of a user. `sealed_secret` is the TOTP secret sealed under the master key (with
+/// the factor id as associated data); `data` is kind-specific public JSON (a passkey's
+/// credential). `last_step` is the last accepted TOTP time step (-1: none yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactorRecord {
+    pub id: String,
+    pub user_sub: String,
+    pub kind: FactorKind,
+    pub name: String,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub last_step: i64,
+    pub data: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A new recovery-code set: its factor row (kind `RecoveryCodes`) and the keyed hashes of its
+/// codes.
+#[derive(Debug, Clone)]
+pub struct RecoverySet {
+    pub factor: FactorRecord,
+    pub code_hashes: Vec<Vec<u8>>,
+}
+
+#[async_trait]
+pub trait FactorStore: Send + Sync {
+    /// The user's factors, oldest first.
+    async fn list_factors(&self, user_sub: &str) -> StoreResult<Vec<FactorRecord>>;
+    /// What a flow needs to know of a user's second factors, in one read: their
+    /// `mfa_required` flag and the kinds of factor they have. `None` when there is no such
+    /// user.
+    async fn mfa_standing(&self, user_sub: &str) -> StoreResult<Option<(bool, Vec<FactorKind>)>>;
+    /// Adds a factor (a passkey: several may coexist).
+    async fn add_factor(&self, factor: &FactorRecord) -> StoreResult<()>;
+    /// In one transaction: removes the user's TOTP factors, adds `totp`, and, when `recovery`
+    /// is given, replaces the user's recovery set with it.
+    async fn replace_totp(
+        &self,
+        totp: &FactorRecord,
+        recovery: Option<&RecoverySet>,
+    ) -> StoreResult<()>;
+    /// In one transaction: removes the user's recovery set (its codes die with it) and adds
+    /// `set`.
+    async fn replace_recovery_codes(&self, set: &RecoverySet) -> StoreResult<()>;
+    /// Records TOTP time step `step` as used for factor `id` of `user_sub`, only if it is
+    /// later than the last step accepted; also sets `last_used_at`. False when the step (or
+    /// a later one) was used before, or there is no such factor. Of racing calls with one
+    /// step exactly one gets true.
+    async fn accept_totp_step(
+        &self,
+        user_sub: &str,
+        id: &str,
+        step: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Uses the unused recovery code with `code_hash` of `user_sub`; returns its set's factor
+    /// id, or `None` when there is no such unused code. Of racing calls exactly one wins.
+    async fn use_recovery_code(
+        &self,
+        user_sub: &str,
+        code_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<String>>;
+    /// How many unused codes the user's recovery set has left.
+    async fn recovery_codes_left(&self, user_sub: &str) -> StoreResult<u64>;
+    /// Sets `last_used_at` of a factor (a passkey's or a recovery set's use).
+    async fn touch_factor(&self, user_sub: &str, id: &str, now: i64) -> StoreResult<()>;
+    /// Removes factor `id` of `user_sub` (with its recovery codes); false when there is none.
+    async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<bool>;
+}
+
+macro_rules! factor_columns {
+    () => {
+        "id, user_sub, kind, name, sealed_secret, last_step, data, created_at, last_used_at"
+    };
+}
+
+const INSERT_FACTOR: &str = concat!(
+    "INSERT INTO user_factor (",
+    factor_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+);
+/// Passkeys live in their own table (`passkeys.rs`: unique credential ids, the signature
+/// counter); they are listed, counted and removed here as factors of kind `passkey`.
+const LIST_FACTORS: &str = concat!(
+    "SELECT ",
+    factor_columns!(),
+    " FROM (SELECT ",
+    factor_columns!(),
+    " FROM user_factor WHERE user_sub = $1 \
+     UNION ALL SELECT passkey_id AS id, user_sub, 'passkey' AS kind, name, \
+     NULL AS sealed_secret, -1 AS last_step, NULL AS data, created_at, last_used_at \
+     FROM passkey WHERE user_sub = $1) f ORDER BY created_at, id"
+);
+const MFA_STANDING: &str = "SELECT u.mfa_required, f.kind FROM app_user u \
+     LEFT JOIN (SELECT user_sub, kind FROM user_factor \
+     UNION ALL SELECT user_sub, 'passkey' AS kind FROM passkey) f \
+     ON f.user_sub = u.sub WHERE u.sub = $1";
+const DELETE_FACTORS_OF_KIND: &str = "DELETE FROM user_factor WHERE user_sub = $1 AND kind = $2";
+const DELETE_CODES_OF_USER: &str = "DELETE FROM recovery_code WHERE user_sub = $1";
+const INSERT_CODE: &str =
+    "INSERT INTO recovery_code (user_sub, code_hash, factor_id) VALUES ($1, $2, $3)";
+// The single-use rule of TOTP (RFC 6238 §5.2): a step is accepted only after every step
+// accepted before it, decided by the database.
+const ACCEPT_TOTP_STEP: &str = "UPDATE user_factor SET last_step = $3, last_used_at = $4 \
+     WHERE id = $2 AND user_sub = $1 AND kind = 'totp' AND last_step < $3";
+const USE_RECOVERY_CODE: &str = "UPDATE recovery_code SET used_at = $3 \
+     WHERE user_sub = $1 AND code_hash = $2 AND used_at IS NULL RETURNING factor_id";
+const RECOVERY_CODES_LEFT: &str =
+    "SELECT COUNT(*) AS n FROM recovery_code WHERE user_sub = $1 AND used_at IS NULL";
+const TOUCH_FACTOR: &str =
+    "UPDATE user_factor SET last_used_at = $3 WHERE id = $2 AND user_sub = $1";
+const DELETE_FACTOR: &str = "DELETE FROM user_factor WHERE id = $2 AND user_sub = $1";
+const DELETE_CODES_OF_FACTOR: &str =
+    "DELETE FROM recovery_code WHERE factor_id = $2 AND user_sub = $1";
+/// What deleting a user removes here (`users.rs`, `USER_DELETION`).
+pub(super) const DELETE_FACTORS_OF_USER: &str = "DELETE FROM user_factor WHERE user_sub = $1";
+pub(super) const DELETE_RECOVERY_CODES_OF_USER: &str = DELETE_CODES_OF_USER;
+
+fn bind_factor<'q, Q: Bind<'q>>(query: Q, f: &'q FactorRecord) -> Q {
+    query
+        .arg(&f.id)
+        .arg(&f.user_sub)
+        .arg(f.kind.as_str())
+        .arg(&f.name)
+        .arg(&f.sealed_secret)
+        .arg(f.last_step)
+        .arg(&f.data)
+        .arg(f.created_at)
+        .arg(f.last_used_at)
+}
+
+fn factor_from_row(row: &impl SqlRow) -> StoreResult<FactorRecord> {
+    let kind: String = row.col("kind")?;
+    Ok(FactorRecord {
+        id: row.col("id")?,
+        user_sub: row.col("user_sub")?,
+        kind: FactorKind::parse(&kind)
+            .ok_or_else(|| super::StoreError::Corrupt("unknown factor kind".into()))?,
+        name: row.col("name")?,
+        sealed_secret: row.col("sealed_secret")?,
+        last_step: row.col("last_step")?,
+        data: row.col("data")?,
+        created_at: row.col("created_at")?,
+        last_used_at: row.col("last_used_at")?,
+    })
+}
+
+macro_rules! impl_factor_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Inside `tx`: the user's recovery set replaced by `set`.
+            async fn put_recovery_set(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                set: &RecoverySet,
+            ) -> StoreResult<()> {
+                let sub = &set.factor.user_sub;
+                ::sqlx::query(DELETE_CODES_OF_USER)
+                    .bind(sub)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                ::sqlx::query(DELETE_FACTORS_OF_KIND)
+                    .bind(sub)
+                    .bind(FactorKind::RecoveryCodes.as_str())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                bind_factor(::sqlx::query(INSERT_FACTOR), &set.factor)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                for hash in &set.code_hashes {
+                    ::sqlx::query(INSERT_CODE)
+                        .bind(sub)
+                        .bind(hash)
+                        .bind(&set.factor.id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl FactorStore for $store {
+            async fn list_factors(&self, user_sub: &str) -> StoreResult<Vec<FactorRecord>> {
+                ::sqlx::query(LIST_FACTORS)
+                    .bind(user_sub)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(factor_from_row)
+                    .collect()
+            }
+
+            async fn mfa_standing(
+                &self,
+                user_sub: &str,
+            ) -> StoreResult<Option<(bool, Vec<FactorKind>)>> {
+                let rows = ::sqlx::query(MFA_STANDING)
+                    .bind(user_sub)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                let Some(first) = rows.first() else {
+                    return Ok(None);
+                };
+                let required: bool = first.col("mfa_required")?;
+                let mut kinds = Vec::new();
+                for row in &rows {
+                    let kind: Option<String> = row.col("kind")?;
+                    if let Some(kind) = kind.as_deref().and_then(FactorKind::parse)
+                        && !kinds.contains(&kind)
+                    {
+                        kinds.push(kind);
+                    }
+                }
+                Ok(Some((required, kinds)))
+            }
+
+            async fn add_factor(&self, factor: &FactorRecord) -> StoreResult<()> {
+                bind_factor(::sqlx::query(INSERT_FACTOR), factor)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn replace_totp(
+                &self,
+                totp: &FactorRecord,
+                recovery: Option<&RecoverySet>,
+            ) -> StoreResult<()> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                ::sqlx::query(DELETE_FACTORS_OF_KIND)
+                    .bind(&totp.user_sub)
+                    .bind(FactorKind::Totp.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                bind_factor(::sqlx::query(INSERT_FACTOR), totp)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                if let Some(set) = recovery {
+                    Self::put_recovery_set(&mut tx, set).await?;
+                }
+                sql::commit(tx).await
+            }
+
+            async fn replace_recovery_codes(&self, set: &RecoverySet) -> StoreResult<()> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                Self::put_recovery_set(&mut tx, set).await?;
+                sql::commit(tx).await
+            }
+
+            async fn accept_totp_step(
+                &self,
+                user_sub: &str,
+                id: &str,
+                step: i64,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let done = ::sqlx::query(ACCEPT_TOTP_STEP)
+                    .bind(user_sub)
+                    .bind(id)
+                    .bind(step)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn use_recovery_code(
+                &self,
+                user_sub: &str,
+                code_hash: &[u8],
+                now: i64,
+            ) -> StoreResult<Option<String>> {
+                let row = ::sqlx::query(USE_RECOVERY_CODE)
+                    .bind(user_sub)
+                    .bind(code_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let factor_id: String = row.col("factor_id")?;
+                self.touch_factor(user_sub, &factor_id, now).await?;
+                Ok(Some(factor_id))
+            }
+
+            async fn recovery_codes_left(&self, user_sub: &str) -> StoreResult<u64> {
+                let row = ::sqlx::query(RECOVERY_CODES_LEFT)
+                    .bind(user_sub)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                let n: i64 = row.col("n")?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn touch_factor(&self, user_sub: &str, id: &str, now: i64) -> StoreResult<()> {
+                ::sqlx::query(TOUCH_FACTOR)
+                    .bind(user_sub)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<bool> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                ::sqlx::query(DELETE_CODES_OF_FACTOR)
+                    .bind(user_sub)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let done = ::sqlx::query(DELETE_FACTOR)
+                    .bind(user_sub)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                // A passkey is a factor too (its own table; the ids never collide).
+                let passkey = ::sqlx::query(super::passkeys::DELETE_PASSKEY)
+                    .bind(user_sub)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                sql::commit(tx).await?;
+                Ok(done.rows_affected() + passkey.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+impl_factor_store!(PgStore, sqlx::Postgres);
+impl_factor_store!(SqliteStore, sqlx::Sqlite);

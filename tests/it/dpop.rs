@@ -1,0 +1,570 @@
+//! DPoP (RFC 9449): proofs at the token endpoint bind access tokens (and a public client's
+//! refresh tokens) to the client's key; userinfo and introspection honour the binding; each
+//! proof is accepted once on any node; server nonces are valid on every node.
+
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{
+    Backend, Browser, DpopKey, TestApp, TestClient, ath, introspect, jwt_part, machine_client,
+    pkce_pair, resource_server, settings, spawn_app_with, spawn_app_with_alice_and,
+    spawn_node_with,
+};
+
+both_backends!(
+    a_proof_binds_the_access_token_and_userinfo_demands_the_key,
+    a_public_clients_refresh_token_is_bound_to_the_key,
+    each_proof_check_is_enforced_at_the_token_endpoint,
+    dpop_bound_access_tokens_makes_proofs_mandatory,
+    a_proof_is_accepted_once_across_two_nodes,
+    nonces_are_required_when_configured_and_valid_on_every_node,
+);
+
+fn now(app: &TestApp) -> i64 {
+    latchkey::clock::Clock::now(app.app.clock.as_ref())
+}
+
+/// POST /token with an optional `DPoP` header, authenticating like `TestApp::token`.
+async fn token_with(
+    app: &TestApp,
+    client: &TestClient,
+    form: &[(&str, &str)],
+    proof: Option<&str>,
+) -> (u16, Value, HeaderMap) {
+    let mut fields: Vec<(&str, &str)> = form.to_vec();
+    let mut request = app.http.post(app.url("/token"));
+    match &client.secret {
+        Some(secret) => request = request.basic_auth(&client.client_id, Some(secret)),
+        None => fields.push(("client_id", &client.client_id)),
+    }
+    if let Some(p) = proof {
+        request = request.header("DPoP", p);
+    }
+    let response = request.form(&fields).send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        headers,
+    )
+}
+
+/// A fresh proof for the token endpoint of `app`.
+fn token_proof(app: &TestApp, key: &DpopKey) -> String {
+    key.proof("POST", &app.url("/token"), now(app), json!({}))
+}
+
+/// GET /userinfo with `authorization` and an optional proof; status and `WWW-Authenticate`.
+async fn userinfo(app: &TestApp, authorization: &str, proof: Option<&str>) -> (u16, String) {
+    let mut request = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("Authorization", authorization);
+    if let Some(p) = proof {
+        request = request.header("DPoP", p);
+    }
+    let response = request.send().await.unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), challenge)
+}
+
+async fn public_client(app: &TestApp) -> TestClient {
+    TestClient::from_registration(
+        &app.create_client(json!({
+            "client_name": "SPA",
+            "redirect_uris": ["https://spa.example.test/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid profile offline_access",
+        }))
+        .await,
+    )
+}
+
+/// alice's code flow for `client`, redeemed with a proof of `key` (or none). A proof is
+/// first sent wrong (for another method): refused, and the code is not spent by it.
+async fn code_tokens(app: &TestApp, client: &TestClient, key: Option<&DpopKey>) -> Value {
+    let (verifier, challenge) = pkce_pair();
+    let query = Browser::new(app)
+        .code_flow(
+            client,
+            "openid profile offline_access",
+            Some(&challenge),
+            &[],
+        )
+        .await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", query["code"].as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    if let Some(k) = key {
+        let wrong = k.proof("GET", &app.url("/token"), now(app), json!({}));
+        let (status, body, _) = token_with(app, client, &form, Some(&wrong)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_dpop_proof"))
+        );
+    }
+    let proof = key.map(|k| token_proof(app, k));
+    let (status, body, _) = token_with(app, client, &form, proof.as_deref()).await;
+    assert_eq!(status, 200, "code redemption: {body}");
+    body
+}
+
+fn refresh_form(token: &str) -> [(&str, &str); 2] {
+    [("grant_type", "refresh_token"), ("refresh_token", token)]
+}
+
+async fn a_proof_binds_the_access_token_and_userinfo_demands_the_key(backend: Backend) {
+    let (app, _) = spawn_app_with_alice_and(backend, &[]).await;
+    let doc = app.discovery().await;
+    for alg in ["ES256", "EdDSA", "RS256"] {
+        assert!(
+            doc["dpop_signing_alg_values_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(alg)),
+            "{doc}"
+        );
+    }
+    let client = public_client(&app).await;
+    let key = DpopKey::es256();
+    let tokens = code_tokens(&app, &client, Some(&key)).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(jwt_part(access, 1)["cnf"]["jkt"], key.thumbprint());
+
+    // Introspection tells a resource server the binding.
+    let rs = resource_server(&app).await;
+    let (_, info) = introspect(&app, &rs, access).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["token_type"], "DPoP");
+    assert_eq!(info["cnf"]["jkt"], key.thumbprint());
+
+    let url = app.url("/userinfo");
+    let good = |k: &DpopKey| k.proof("GET", &url, now(&app), json!({"ath": ath(access)}));
+    let dpop_auth = format!("DPoP {access}");
+    // With a proof of the key, carrying ath: the user's claims.
+    let (status, _) = userinfo(&app, &dpop_auth, Some(&good(&key))).await;
+    assert_eq!(status, 200);
+    // Presented as a bearer token, it is refused.
+    let (status, challenge) = userinfo(&app, &format!("Bearer {access}"), None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let (status, _) = userinfo(&app, &format!("Bearer {access}"), Some(&good(&key))).await;
+    assert_eq!(status, 401);
+    // Without a proof, with another key's, without ath, for another method, or replayed.
+    let (status, challenge) = userinfo(&app, &dpop_auth, None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+    let (status, challenge) = userinfo(&app, &dpop_auth, Some(&good(&DpopKey::es256()))).await;
+    assert_eq!(
+        (status, challenge.contains("invalid_token")),
+        (401, true),
+        "{challenge}"
+    );
+    let no_ath = key.proof("GET", &url, now(&app), json!({}));
+    let (status, challenge) = userinfo(&app, &dpop_auth, Some(&no_ath)).await;
+    assert_eq!(
+        (status, challenge.contains("invalid_dpop_proof")),
+        (401, true)
+    );
+    let post_proof = key.proof("POST", &url, now(&app), json!({"ath": ath(access)}));
+    assert_eq!(userinfo(&app, &dpop_auth, Some(&post_proof)).await.0, 401);
+    let once = good(&key);
+    assert_eq!(userinfo(&app, &dpop_auth, Some(&once)).await.0, 200);
+    let (status, challenge) = userinfo(&app, &dpop_auth, Some(&once)).await;
+    assert_eq!(
+        (status, challenge.contains("invalid_dpop_proof")),
+        (401, true)
+    );
+
+    // An unbound token is not accepted under the DPoP scheme.
+    let bearer = code_tokens(&app, &client, None).await;
+    assert_eq!(bearer["token_type"], "Bearer");
+    let plain = bearer["access_token"].as_str().unwrap();
+    assert!(jwt_part(plain, 1).get("cnf").is_none());
+    let proof = key.proof("GET", &url, now(&app), json!({"ath": ath(plain)}));
+    assert_eq!(
+        userinfo(&app, &format!("DPoP {plain}"), Some(&proof))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        userinfo(&app, &format!("Bearer {plain}"), None).await.0,
+        200
+    );
+}
+
+async fn a_public_clients_refresh_token_is_bound_to_the_key(backend: Backend) {
+    let (app, web) = spawn_app_with_alice_and(backend, &[]).await;
+    let client = public_client(&app).await;
+    let key = DpopKey::eddsa();
+    let tokens = code_tokens(&app, &client, Some(&key)).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    // Without a proof, or with another key: refused, and the token stays usable.
+    let (status, body, _) = token_with(&app, &client, &refresh_form(refresh), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let other = token_proof(&app, &DpopKey::eddsa());
+    let (status, body, _) = token_with(&app, &client, &refresh_form(refresh), Some(&other)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // With the key: a new bound pair.
+    let proof = token_proof(&app, &key);
+    let (status, body, _) = token_with(&app, &client, &refresh_form(refresh), Some(&proof)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+    assert_eq!(
+        jwt_part(body["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"],
+        key.thumbprint()
+    );
+    let next = body["refresh_token"].as_str().unwrap();
+    let (status, _, _) = token_with(&app, &client, &refresh_form(next), None).await;
+    assert_eq!(status, 400, "the successor is bound too");
+    let (_, info) = introspect(&app, &resource_server(&app).await, next).await;
+    assert_eq!(info["cnf"]["jkt"], key.thumbprint(), "{info}");
+
+    // A confidential client's refresh token is not bound: its authentication guards it. The
+    // access token of each request is bound to that request's proof, if any.
+    let (verifier, challenge) = pkce_pair();
+    let query = Browser::new(&app)
+        .code_flow(&web, "openid offline_access", Some(&challenge), &[])
+        .await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", query["code"].as_str()),
+        ("redirect_uri", web.redirect_uri.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, body, _) = token_with(&app, &web, &form, Some(&token_proof(&app, &key))).await;
+    assert_eq!(
+        (status, body["token_type"].as_str()),
+        (200, Some("DPoP")),
+        "{body}"
+    );
+    let web_refresh = body["refresh_token"].as_str().unwrap();
+    let (status, body, _) = token_with(&app, &web, &refresh_form(web_refresh), None).await;
+    assert_eq!(
+        (status, body["token_type"].as_str()),
+        (200, Some("Bearer")),
+        "{body}"
+    );
+}
+
+async fn each_proof_check_is_enforced_at_the_token_endpoint(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let client = machine_client(
+        &app.create_client(json!({
+            "client_name": "Machine",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await,
+    );
+    let cc = [("grant_type", "client_credentials")];
+    // Every supported algorithm binds the token to its key.
+    for key in [DpopKey::es256(), DpopKey::eddsa(), DpopKey::rs256()] {
+        let (status, body, headers) =
+            token_with(&app, &client, &cc, Some(&token_proof(&app, &key))).await;
+        assert_eq!(status, 200, "{}: {body}", key.alg());
+        assert_eq!(body["token_type"], "DPoP");
+        let jkt = &jwt_part(body["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"];
+        assert_eq!(jkt, &json!(key.thumbprint()), "{}", key.alg());
+        assert!(
+            headers.contains_key("dpop-nonce"),
+            "a DPoP client gets a nonce"
+        );
+    }
+    // Without a proof: a bearer token.
+    let (status, body, headers) = token_with(&app, &client, &cc, None).await;
+    assert_eq!((status, body["token_type"].as_str()), (200, Some("Bearer")));
+    assert!(!headers.contains_key("dpop-nonce"));
+
+    let key = DpopKey::es256();
+    let url = app.url("/token");
+    let t = now(&app);
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk()});
+    let claims = json!({"jti": "j-1", "htm": "POST", "htu": url, "iat": t});
+    let with = |edit: &dyn Fn(&mut Value, &mut Value)| {
+        let (mut h, mut c) = (header.clone(), claims.clone());
+        edit(&mut h, &mut c);
+        key.sign_with(&h, &c)
+    };
+    let mut private = key.jwk();
+    private["d"] = json!("AAAA");
+    // The iat bounds are checked to the second in the unit tests; here the margin leaves room
+    // for a slow request.
+    let refused: Vec<(&str, String)> = vec![
+        ("typ JWT", with(&|h, _| h["typ"] = json!("JWT"))),
+        ("alg HS256", with(&|h, _| h["alg"] = json!("HS256"))),
+        (
+            "no jwk",
+            with(&|h, _| {
+                h.as_object_mut()
+                    .unwrap()
+                    .remove("jwk")
+                    .map(|_| ())
+                    .unwrap()
+            }),
+        ),
+        ("private jwk", with(&|h, _| h["jwk"] = private.clone())),
+        (
+            "another key",
+            with(&|h, _| h["jwk"] = DpopKey::es256().jwk()),
+        ),
+        ("htm GET", with(&|_, c| c["htm"] = json!("GET"))),
+        (
+            "htu of userinfo",
+            with(&|_, c| c["htu"] = json!(app.url("/userinfo"))),
+        ),
+        ("iat 70 s old", with(&|_, c| c["iat"] = json!(t - 70))),
+        ("iat 70 s ahead", with(&|_, c| c["iat"] = json!(t + 70))),
+        ("no jti", with(&|_, c| c["jti"] = json!(""))),
+        ("not a JWT", "garbage".to_owned()),
+    ];
+    for (name, proof) in refused {
+        let (status, body, _) = token_with(&app, &client, &cc, Some(&proof)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{name}: {body}"
+        );
+    }
+    // htu ignores a query; a proof is good once.
+    let good = with(&|_, c| c["htu"] = json!(format!("{url}?ignored=1")));
+    assert_eq!(token_with(&app, &client, &cc, Some(&good)).await.0, 200);
+    let (status, body, _) = token_with(&app, &client, &cc, Some(&good)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    // Two DPoP headers are refused.
+    let response = app
+        .http
+        .post(&url)
+        .basic_auth(&client.client_id, client.secret.as_deref())
+        .header("DPoP", token_proof(&app, &key))
+        .header("DPoP", token_proof(&app, &key))
+        .form(&cc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}
+
+async fn dpop_bound_access_tokens_makes_proofs_mandatory(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let reg = app
+        .create_client(json!({
+            "client_name": "Bound",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+            "dpop_bound_access_tokens": true,
+        }))
+        .await;
+    assert_eq!(reg["dpop_bound_access_tokens"], true, "{reg}");
+    let client = machine_client(&reg);
+    let cc = [("grant_type", "client_credentials")];
+    let (status, body, _) = token_with(&app, &client, &cc, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{body}"
+    );
+    let (status, body, _) = token_with(&app, &client, &cc, Some("not.a.proof")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_dpop_proof"))
+    );
+    let key = DpopKey::es256();
+    let (status, body, _) = token_with(&app, &client, &cc, Some(&token_proof(&app, &key))).await;
+    assert_eq!(
+        (status, body["token_type"].as_str()),
+        (200, Some("DPoP")),
+        "{body}"
+    );
+
+    // Turned off again through the admin API: bearer tokens are issued.
+    let path = format!("/admin/clients/{}", client.client_id);
+    let (_, current) = app.admin(reqwest::Method::GET, &path, None).await;
+    assert_eq!(current["dpop_bound_access_tokens"], true);
+    let replacement = json!({
+        "client_name": "Bound",
+        "grant_types": ["client_credentials"],
+        "scope": "api.read",
+        "dpop_bound_access_tokens": false,
+    });
+    let (status, updated) = app
+        .admin(reqwest::Method::PUT, &path, Some(&replacement))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["dpop_bound_access_tokens"], false);
+    // Within the change-poll bound, the token endpoint sees it.
+    let mut answer = (0, Value::Null);
+    for _ in 0..30 {
+        let (status, body, _) = token_with(&app, &client, &cc, None).await;
+        answer = (status, body);
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (answer.0, answer.1["token_type"].as_str()),
+        (200, Some("Bearer")),
+        "{}",
+        answer.1
+    );
+    // A stored client without the field reads as unbound: the default is false.
+    let plain = app
+        .create_client(json!({"client_name": "Plain", "grant_types": ["client_credentials"]}))
+        .await;
+    assert_eq!(plain["dpop_bound_access_tokens"], false);
+}
+
+async fn a_proof_is_accepted_once_across_two_nodes(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    // The second node answers under the same issuer, as behind one load balancer.
+    let other = spawn_node_with(&app, settings(&[("LATCHKEY_ISSUER", &app.base)])).await;
+    let client = machine_client(
+        &app.create_client(json!({
+            "client_name": "Machine",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await,
+    );
+    let key = DpopKey::es256();
+    let proof = token_proof(&app, &key);
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let racers: Vec<_> = (0..50)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                app.base.clone()
+            } else {
+                other.base.clone()
+            };
+            let (http, proof, barrier) = (app.http.clone(), proof.clone(), barrier.clone());
+            let (id, secret) = (client.client_id.clone(), client.secret.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                http.post(format!("{base}/token"))
+                    .basic_auth(id, secret)
+                    .header("DPoP", proof)
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for r in racers {
+        statuses.push(r.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "one of 50 racing copies of one proof, over two nodes: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 400),
+        "{statuses:?}"
+    );
+}
+
+async fn nonces_are_required_when_configured_and_valid_on_every_node(backend: Backend) {
+    let app = spawn_app_with(backend, settings(&[("LATCHKEY_DPOP_NONCE", "required")])).await;
+    let other = spawn_node_with(
+        &app,
+        settings(&[
+            ("LATCHKEY_ISSUER", &app.base),
+            ("LATCHKEY_DPOP_NONCE", "required"),
+        ]),
+    )
+    .await;
+    let client = machine_client(
+        &app.create_client(json!({
+            "client_name": "Machine",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await,
+    );
+    let cc = [("grant_type", "client_credentials")];
+    let key = DpopKey::es256();
+    let url = app.url("/token");
+    // Without a nonce: use_dpop_nonce, and the nonce to use.
+    let (status, body, headers) =
+        token_with(&app, &client, &cc, Some(&token_proof(&app, &key))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce")),
+        "{body}"
+    );
+    let nonce = headers["dpop-nonce"].to_str().unwrap().to_owned();
+    // Node A's nonce works at node B (same issuer, no shared state but the master key).
+    let proof = key.proof("POST", &url, now(&app), json!({"nonce": nonce}));
+    let (status, body, _) = token_with(&other, &client, &cc, Some(&proof)).await;
+    assert_eq!(status, 200, "{body}");
+    // A made-up nonce, or a nonce from long ago, is refused.
+    let proof = key.proof("POST", &url, now(&app), json!({"nonce": "made-up"}));
+    let (status, body, headers) = token_with(&app, &client, &cc, Some(&proof)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce"))
+    );
+    assert!(headers.contains_key("dpop-nonce"));
+    app.clock.advance(600);
+    let proof = key.proof("POST", &url, now(&app), json!({"nonce": nonce}));
+    let (status, body, headers) = token_with(&app, &client, &cc, Some(&proof)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce"))
+    );
+    let fresh = headers["dpop-nonce"].to_str().unwrap().to_owned();
+    assert_ne!(fresh, nonce, "nonces change over time");
+    let proof = key.proof("POST", &url, now(&app), json!({"nonce": fresh}));
+    assert_eq!(token_with(&app, &client, &cc, Some(&proof)).await.0, 200);
+
+    // With nonces optional, a proof without one is fine, but a nonce sent must be valid.
+    let relaxed = spawn_app_with(backend, |_| {}).await;
+    let client = machine_client(
+        &relaxed
+            .create_client(json!({"client_name": "M", "grant_types": ["client_credentials"]}))
+            .await,
+    );
+    let url = relaxed.url("/token");
+    let proof = key.proof("POST", &url, now(&relaxed), json!({"nonce": "made-up"}));
+    let (status, body, _) = token_with(&relaxed, &client, &cc, Some(&proof)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce"))
+    );
+    let proof = key.proof("POST", &url, now(&relaxed), json!({}));
+    assert_eq!(
+        token_with(&relaxed, &client, &cc, Some(&proof)).await.0,
+        200
+    );
+}

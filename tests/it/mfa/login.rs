@@ -1,0 +1,193 @@
+//! The second step of a login: a TOTP code (each accepted once, one step of drift either way)
+//! or a recovery code (each used once), throttled per account like passwords.
+
+use std::sync::Arc;
+
+use super::{
+    code_at, code_now, finish, freeze_mid_step, id_claims, password_step, provision_totp, sub_of,
+    submit_otp,
+};
+use crate::both_backends;
+use crate::helpers::{Backend, Browser, TestApp, TestClient, hidden_field, spawn_app_with_alice};
+
+both_backends!(
+    a_user_with_totp_gives_a_code_after_the_password,
+    a_code_is_accepted_once,
+    one_step_of_drift_is_accepted_two_are_not,
+    racing_wrong_codes_get_exactly_the_free_attempts,
+    the_password_grant_refuses_a_user_with_a_second_factor,
+);
+
+async fn setup(backend: Backend) -> (TestApp, TestClient, String) {
+    let (app, client) = spawn_app_with_alice(backend).await;
+    freeze_mid_step(&app);
+    let sub = sub_of(&app, "alice").await;
+    let secret = provision_totp(&app, &sub).await;
+    (app, client, secret)
+}
+
+async fn a_user_with_totp_gives_a_code_after_the_password(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let step = password_step(&browser, &client, &[]).await;
+    let otp_page = step.location.unwrap();
+    assert!(otp_page.starts_with("/login/otp?"), "{otp_page}");
+
+    let right = code_now(&app, &secret);
+    let not_it = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let wrong = submit_otp(&browser, &otp_page, not_it).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.contains(r#"name="otp""#), "the form again");
+
+    let accepted = submit_otp(&browser, &otp_page, &right).await;
+    let query = finish(&browser, &client, accepted).await;
+    assert_eq!(query["state"], "s-1");
+    let (id, access) = id_claims(&app, &client, &query).await;
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(id["acr"], "mfa");
+    assert_eq!(
+        access["acr"], "mfa",
+        "RFC 9470: resource servers see the level"
+    );
+    let kinds: Vec<String> = app
+        .events("kind=factor_used")
+        .await
+        .iter()
+        .map(|e| e["detail"]["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds, ["totp"]);
+    assert_eq!(app.events("kind=factor_failed").await.len(), 1);
+}
+
+async fn a_code_is_accepted_once(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let code = code_now(&app, &secret);
+    let first = Browser::new(&app);
+    let step = password_step(&first, &client, &[]).await;
+    let accepted = submit_otp(&first, &step.location.unwrap(), &code).await;
+    finish(&first, &client, accepted).await;
+
+    // The same code in another browser, within its step: refused.
+    let second = Browser::new(&app);
+    let step = password_step(&second, &client, &[]).await;
+    let otp_page = step.location.unwrap();
+    let again = submit_otp(&second, &otp_page, &code).await;
+    assert_eq!(again.status, 401, "a used code is refused: {}", again.body);
+    // So is the code of the step before (it is older than the one used).
+    let older = submit_otp(&second, &otp_page, &code_at(&secret, app.app.now() - 30)).await;
+    assert_eq!(older.status, 401);
+    // The next step's code works.
+    app.clock.advance(30);
+    let next = submit_otp(&second, &otp_page, &code_now(&app, &secret)).await;
+    finish(&second, &client, next).await;
+}
+
+async fn one_step_of_drift_is_accepted_two_are_not(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let step = password_step(&browser, &client, &[]).await;
+    let otp_page = step.location.unwrap();
+    let now = app.app.now();
+    for off in [-60, 60, -90, 90] {
+        let refused = submit_otp(&browser, &otp_page, &code_at(&secret, now + off)).await;
+        assert_eq!(refused.status, 401, "{off} s off is refused");
+    }
+    let behind = submit_otp(&browser, &otp_page, &code_at(&secret, now - 30)).await;
+    finish(&browser, &client, behind).await;
+
+    let ahead_browser = Browser::new(&app);
+    let step = password_step(&ahead_browser, &client, &[]).await;
+    let ahead = submit_otp(
+        &ahead_browser,
+        &step.location.unwrap(),
+        &code_at(&secret, now + 30),
+    )
+    .await;
+    finish(&ahead_browser, &client, ahead).await;
+}
+
+/// Fifty wrong codes for one account at once: the five free ones and the sixth (which locks
+/// the account for a second) are checked, every other one is refused before any check; the
+/// right code right after the burst waits too.
+async fn racing_wrong_codes_get_exactly_the_free_attempts(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let step = password_step(&browser, &client, &[]).await;
+    let otp_page = step.location.unwrap();
+    let page = browser.get(&otp_page).await;
+    let interaction = hidden_field(&page.body, "interaction").unwrap();
+    let csrf = hidden_field(&page.body, "csrf_token").unwrap();
+    let right = code_now(&app, &secret);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, url, barrier) =
+                (browser.http.clone(), app.url("/login/otp"), barrier.clone());
+            let form = vec![
+                ("interaction", interaction.clone()),
+                ("csrf_token", csrf.clone()),
+                ("otp", wrong.to_owned()),
+            ];
+            tokio::spawn(async move {
+                barrier.wait().await;
+                http.post(url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (6, 44), "{statuses:?}");
+    let late = submit_otp(&browser, &otp_page, &right).await;
+    assert_eq!(late.status, 429, "even the right code waits");
+    assert!(late.headers.get("retry-after").is_some());
+}
+
+async fn the_password_grant_refuses_a_user_with_a_second_factor(backend: Backend) {
+    let (app, client) = crate::helpers::spawn_app_with_alice_and(
+        backend,
+        &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")],
+    )
+    .await;
+    let registration = app
+        .create_client(serde_json::json!({
+            "client_name": "Legacy",
+            "redirect_uris": ["https://legacy.example.test/cb"],
+            "grant_types": ["password"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "scope": "openid",
+        }))
+        .await;
+    let legacy = TestClient::from_registration(&registration);
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", crate::helpers::PASSWORD),
+        ("scope", "openid"),
+    ];
+    let (status, _, _) = app.token(&legacy, &form).await;
+    assert_eq!(status, 200, "no factor yet: the password grant works");
+    let sub = sub_of(&app, "alice").await;
+    provision_totp(&app, &sub).await;
+    let (status, body, _) = app.token(&legacy, &form).await;
+    crate::helpers::assert_error(status, &body, 400, "invalid_grant");
+    let _ = client;
+}
