@@ -174,6 +174,7 @@ pub struct ClientMetadata {
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
     /// Every user of this client must use a second factor (`acr` `mfa` at least).
+    #[serde(default)]
     pub require_mfa: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub backchannel_logout_uri: Option<String>,
