@@ -3,6 +3,8 @@
 #
 #   bash bench/run.sh            # full run: 3 x 10 s per scenario, 5-minute soak; writes bench/RESULTS.md
 #   bash bench/run.sh --smoke    # CI smoke: 2 s per scenario, one run, no soak; fails on any error
+#   bash bench/run.sh --scale    # empty vs preloaded database (1M users, 1M families, 5M events);
+#                                # writes bench/RESULTS-scale.md, fails when a target is missed
 #
 # Any other flag goes to bench/lib/bench.py (--duration, --runs, --soak, --only, ...; --help).
 #
@@ -48,21 +50,26 @@ fi
 # Latchkey's, see bench/ceiling/Cargo.lock) are compiled once.
 say "building Latchkey (release)"
 cargo build --release --quiet
-say "building the ceiling (bench/ceiling)"
-CARGO_TARGET_DIR="$root/target" cargo build --release --quiet --locked \
-    --manifest-path bench/ceiling/Cargo.toml
+# The scale run (--scale) compares Latchkey with itself: no ceiling, no node-oidc-provider.
+scale=false
+for arg in "$@"; do [ "$arg" = "--scale" ] && scale=true; done
+if ! $scale; then
+    say "building the ceiling (bench/ceiling)"
+    CARGO_TARGET_DIR="$root/target" cargo build --release --quiet --locked \
+        --manifest-path bench/ceiling/Cargo.toml
 
-# --- node-oidc-provider, exactly as pinned by the lock file.
-node_bin=$(command -v node || true)
-if [ -z "$node_bin" ]; then
-    echo "error: node is not installed; the benchmark runs node-oidc-provider beside Latchkey" >&2
-    exit 1
-fi
-stamp=bench/peers/node_modules/.bench-lock-stamp
-if [ ! -f "$stamp" ] || ! cmp -s bench/peers/package-lock.json "$stamp"; then
-    say "installing node-oidc-provider (npm ci)"
-    (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
-    cp bench/peers/package-lock.json "$stamp"
+    # --- node-oidc-provider, exactly as pinned by the lock file.
+    node_bin=$(command -v node || true)
+    if [ -z "$node_bin" ]; then
+        echo "error: node is not installed; the benchmark runs node-oidc-provider beside Latchkey" >&2
+        exit 1
+    fi
+    stamp=bench/peers/node_modules/.bench-lock-stamp
+    if [ ! -f "$stamp" ] || ! cmp -s bench/peers/package-lock.json "$stamp"; then
+        say "installing node-oidc-provider (npm ci)"
+        (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
+        cp bench/peers/package-lock.json "$stamp"
+    fi
 fi
 
 say "running the harness"

@@ -16,6 +16,30 @@ pub fn reuse_detected(kind: &'static str) {
     metrics::counter!("latchkey_reuse_detections_total", "kind" => kind).increment(1);
 }
 
+/// Housekeeping deleted `rows` expired rows of `table` in its last pass.
+pub fn purged(table: &'static str, rows: u64) {
+    metrics::counter!("latchkey_housekeeping_purged_rows_total", "table" => table).increment(rows);
+}
+
+/// A housekeeping pass deleted `rows` rows in all in `seconds`: the throughput gauge is its
+/// rate (0 when it found nothing), and the pass durations are a histogram, so that
+/// `rate(purged_rows_total) / rate(pass_duration_seconds_sum)` is the throughput over any
+/// window.
+pub fn purge_pass(rows: u64, seconds: f64) {
+    let throughput = if rows > 0 && seconds > 0.0 {
+        rows as f64 / seconds
+    } else {
+        0.0
+    };
+    metrics::gauge!("latchkey_housekeeping_purge_rows_per_second").set(throughput);
+    metrics::histogram!("latchkey_housekeeping_pass_duration_seconds").record(seconds);
+}
+
+/// Expired rows of `table` still present after a pass (counted up to `upkeep::BACKLOG_CAP`).
+pub fn purge_backlog(table: &'static str, rows: u64) {
+    metrics::gauge!("latchkey_housekeeping_backlog_rows", "table" => table).set(rows as f64);
+}
+
 /// A new connection was refused because `cap` (`total` or `per_address`) was reached.
 pub fn connection_refused(cap: &'static str) {
     metrics::counter!("latchkey_connections_refused_total", "cap" => cap).increment(1);

@@ -716,6 +716,11 @@ class Bench:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="CI smoke: short runs, one of each, no soak")
+    p.add_argument("--scale", action="store_true",
+                   help="every scenario on an empty and on a preloaded database (bench/lib/scale.py); "
+                        "writes bench/RESULTS-scale.md")
+    p.add_argument("--scale-rows", type=float, default=1.0,
+                   help="with --scale: fraction of the preload (default 1: 1M users, 1M families, 5M events)")
     p.add_argument("--duration", type=float, help="seconds per measured run (default 10; smoke 2)")
     p.add_argument("--runs", type=int, help="runs per scenario; medians are reported (default 3; smoke 1)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per static scenario (default 2; smoke 0)")
@@ -737,10 +742,14 @@ def main() -> int:
     p.add_argument("--node", default=shutil.which("node") or "node")
     p.add_argument("--command", default="bash bench/run.sh", help="the command line, for the report")
     a = p.parse_args()
-    defaults = dict(duration=(2, 10), runs=(1, 3), warmup=(0, 2), soak=(0, 300), starts=(1, 3))
-    for k, (smoke, full) in defaults.items():
+    defaults = dict(duration=(2, 10, 5), runs=(1, 3, 2), warmup=(0, 2, 1), soak=(0, 300, 0),
+                    starts=(1, 3, 1))
+    for k, (smoke, full, scale_run) in defaults.items():
         if getattr(a, k) is None:
-            setattr(a, k, smoke if a.smoke else full)
+            setattr(a, k, smoke if a.smoke else scale_run if a.scale else full)
+    if a.scale:
+        import scale
+        return scale.run(a)
     bench = Bench(a)
     bench.machine = report.machine_info(a)
     return bench.run()

@@ -1,6 +1,8 @@
 //! Prometheus metrics at `GET /metrics`: requests by endpoint and status, latency histograms,
 //! and the counters the protocol core bumps (tokens issued by grant, failed logins, reuse
-//! detections), plus database pool usage read at scrape time.
+//! detections), housekeeping's (rows purged per table, purge throughput, expired rows still
+//! present: `telemetry::purged`, `purge_pass`, `purge_backlog`), plus database pool usage
+//! read at scrape time.
 //!
 //! The recorder is process-global (the `metrics` facade), installed once; several `App`s in
 //! one test process share it.

@@ -1,5 +1,6 @@
 //! Grants: the family of tokens descended from one authorization. Revoking a family marks
-//! its grant revoked (its access tokens are then inactive) and deletes its refresh tokens;
+//! its grant revoked (its access tokens are then inactive) and deletes its refresh-token row
+//! (`refresh_family`, one per family);
 //! the grant row stays until every access token it produced has expired. Also what deleting
 //! a client or a user takes with it (`OwnerDeletion`), and the revocation that `codes.rs`
 //! and `refresh.rs` run in the statement or transaction that detects a reuse
@@ -33,7 +34,7 @@ pub trait GrantStore: Send + Sync {
     /// Creates a grant row (password grant; codes create theirs in `insert_code`).
     async fn insert_grant(&self, grant: &GrantRecord) -> StoreResult<()>;
     async fn get_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>>;
-    /// Revokes the family: marks the grant revoked and deletes its refresh tokens. Idempotent.
+    /// Revokes the family: marks the grant revoked and deletes its refresh-token row. Idempotent.
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> StoreResult<()>;
     /// Revokes every grant of a user (all clients), or of one user and client.
     async fn revoke_grants_for_user(
@@ -53,9 +54,9 @@ pub(super) use grant_columns;
 
 /// Postgres: the CTEs that revoke the families named by the CTE `$families` (a column
 /// `grant_id`) at `$now`, for a statement that detects a reuse. The grant is locked first
-/// and then its refresh tokens, the order `revoke_grant` takes them in. `revoked` names every
+/// and then its refresh-token row, the order `revoke_grant` takes them in. `revoked` names every
 /// family it touched, revoked before or now (the first revocation time stays), so that
-/// `dropped` deletes the tokens of a family revoked before as well.
+/// `dropped` deletes the row of a family revoked before as well.
 macro_rules! revoke_families {
     ($families:literal, $now:literal) => {
         concat!(
@@ -64,7 +65,7 @@ macro_rules! revoke_families {
             ") WHERE grant_id IN (SELECT grant_id FROM ",
             $families,
             ") RETURNING grant_id), \
-             dropped AS (DELETE FROM refresh_token \
+             dropped AS (DELETE FROM refresh_family \
              WHERE grant_id IN (SELECT grant_id FROM revoked))"
         )
     };
@@ -83,11 +84,11 @@ const GET_GRANT: &str = concat!(
 );
 const REVOKE_GRANT: &str =
     "UPDATE auth_grant SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL";
-const DELETE_REFRESH_TOKENS_OF_GRANT: &str = "DELETE FROM refresh_token WHERE grant_id = $1";
+const DELETE_REFRESH_TOKENS_OF_GRANT: &str = "DELETE FROM refresh_family WHERE grant_id = $1";
 pub(super) const REVOKE_GRANTS_OF_USER: &str = "UPDATE auth_grant SET revoked_at = $3 \
      WHERE user_sub = $1 AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL";
 pub(super) const DELETE_REFRESH_TOKENS_OF_USER: &str =
-    "DELETE FROM refresh_token WHERE user_sub = $1 AND ($2 IS NULL OR client_id = $2)";
+    "DELETE FROM refresh_family WHERE user_sub = $1 AND ($2 IS NULL OR client_id = $2)";
 
 /// Binds a grant's seven columns, in `grant_columns!` order.
 pub(super) fn bind_grant<'q, Q: Bind<'q>>(query: Q, grant: &'q GrantRecord) -> Q {

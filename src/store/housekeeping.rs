@@ -28,10 +28,15 @@ pub struct PoolStats {
 
 #[async_trait]
 pub trait Housekeeping: Send + Sync {
-    /// Deletes at most `batch` expired rows of each kind (codes, sessions, interactions,
-    /// refresh tokens, grants, revoked access tokens, throttle counters, and audit events
-    /// older than `audit::AUDIT_RETENTION`); returns how many in all.
+    /// Deletes at most `batch` expired rows of each kind (`Expiring::ALL`: codes, sessions,
+    /// interactions, refresh families, grants, revoked access tokens, throttle counters, and
+    /// audit events older than `audit::AUDIT_RETENTION`); returns how many in all.
     async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<u64>;
+    /// Deletes at most `batch` expired rows of `kind`, in one short statement; returns how
+    /// many. Nodes purging at once delete disjoint rows: each row is counted by one of them.
+    async fn purge_kind(&self, kind: Expiring, now: i64, batch: u32) -> StoreResult<u64>;
+    /// How many expired rows of `kind` are still present, counted up to `cap`.
+    async fn expired_backlog(&self, kind: Expiring, now: i64, cap: u32) -> StoreResult<u64>;
     /// Cheap counters for cache invalidation across nodes.
     async fn change_versions(&self) -> StoreResult<ChangeVersions>;
     /// Applies the backend's pending migrations (idempotent), for callers that hold only an
@@ -50,83 +55,140 @@ pub(super) const KEYS_VERSION: &str = "keys";
 const BUMP_VERSION: &str = "UPDATE change_version SET version = version + 1 WHERE name = $1";
 const CHANGE_VERSIONS: &str = "SELECT name, version FROM change_version";
 
-/// Builds the purge statements: each deletes at most `$2` rows that expired by `$1`.
-/// `$lock` is appended to the inner SELECT.
-macro_rules! purge_statements {
-    ($lock:literal) => {
-        [
+/// The statements of one expiring kind: `table`'s rows (primary key `key`) for which `cond`
+/// holds at `$1` are expired. The purges delete at most `$2` of them: on Postgres `FOR UPDATE
+/// SKIP LOCKED`, so that nodes purging at once take disjoint batches and never wait on each
+/// other's row locks (no deadlock, no row counted twice); SQLite has one writer at a time.
+/// The backlog counts them, up to `$2`.
+macro_rules! expiring {
+    ($table:literal, $key:literal, $cond:literal) => {
+        (
+            $table,
             concat!(
-                "DELETE FROM auth_code WHERE code_hash IN (SELECT code_hash FROM auth_code \
-                 WHERE expires_at <= $1 LIMIT $2",
-                $lock,
-                ")"
+                "DELETE FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " IN (SELECT ",
+                $key,
+                " FROM ",
+                $table,
+                " WHERE ",
+                $cond,
+                " LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
             concat!(
-                "DELETE FROM session WHERE session_hash IN (SELECT session_hash FROM session \
-                 WHERE expires_at <= $1 LIMIT $2",
-                $lock,
-                ")"
+                "DELETE FROM ",
+                $table,
+                " WHERE ",
+                $key,
+                " IN (SELECT ",
+                $key,
+                " FROM ",
+                $table,
+                " WHERE ",
+                $cond,
+                " LIMIT $2)"
             ),
             concat!(
-                "DELETE FROM finished_interaction WHERE interaction_id IN (SELECT interaction_id \
-                 FROM finished_interaction WHERE expires_at <= $1 LIMIT $2",
-                $lock,
-                ")"
+                "SELECT COUNT(*) FROM (SELECT 1 FROM ",
+                $table,
+                " WHERE ",
+                $cond,
+                " LIMIT $2) AS expired"
             ),
-            // Rotated tokens stay until they would have expired: a replay of one is then still
-            // recognised as reuse, which revokes a family an attacker may have taken over.
-            concat!(
-                "DELETE FROM refresh_token WHERE token_hash IN (SELECT token_hash \
-                 FROM refresh_token WHERE idle_expires_at <= $1 OR expires_at <= $1 LIMIT $2",
-                $lock,
-                ")"
-            ),
-            // Runs after codes and refresh tokens: a grant goes only once nothing that can
-            // still mint tokens refers to it, whatever expiry the caller gave it.
-            concat!(
-                "DELETE FROM auth_grant WHERE grant_id IN (SELECT grant_id FROM auth_grant \
-                 WHERE expires_at <= $1 \
-                 AND NOT EXISTS (SELECT 1 FROM refresh_token rt WHERE rt.grant_id = auth_grant.grant_id) \
-                 AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = auth_grant.grant_id) \
-                 LIMIT $2",
-                $lock,
-                ")"
-            ),
-            concat!(
-                "DELETE FROM revoked_access_token WHERE jti IN (SELECT jti \
-                 FROM revoked_access_token WHERE expires_at <= $1 LIMIT $2",
-                $lock,
-                ")"
-            ),
-            concat!(
-                "DELETE FROM throttle WHERE throttle_key IN (SELECT throttle_key \
-                 FROM throttle WHERE expires_at <= $1 AND locked_until <= $1 LIMIT $2",
-                $lock,
-                ")"
-            ),
-            // A session's clients are forgotten once the session can no longer be live.
-            concat!(
-                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
-                 FROM session_client WHERE expires_at <= $1 LIMIT $2",
-                $lock,
-                ")"
-            ),
-            // Audit events are kept for audit::AUDIT_RETENTION (90 days).
-            concat!(
-                "DELETE FROM audit_event WHERE event_id IN (SELECT event_id \
-                 FROM audit_event WHERE occurred_at <= $1 - 7776000 LIMIT $2",
-                $lock,
-                ")"
-            ),
-        ]
+        )
     };
 }
 
-/// Postgres: nodes purging at once take disjoint batches instead of deadlocking on each
-/// other's row locks.
-const PURGE_POSTGRES: [&str; 9] = purge_statements!(" FOR UPDATE SKIP LOCKED");
-/// SQLite: one writer at a time, so concurrent purges cannot deadlock.
-const PURGE_SQLITE: [&str; 9] = purge_statements!("");
+/// A kind of row that expires and that housekeeping purges, in the order it purges them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    Codes,
+    Sessions,
+    FinishedInteractions,
+    RefreshFamilies,
+    LegacyRefreshTokens,
+    Grants,
+    RevokedAccessTokens,
+    Throttle,
+    SessionClients,
+    AuditEvents,
+}
+
+impl Expiring {
+    /// Every kind, in purge order: grants after codes and refresh families, so that a grant
+    /// goes only once nothing that can still mint tokens refers to it.
+    pub const ALL: [Expiring; 10] = [
+        Expiring::Codes,
+        Expiring::Sessions,
+        Expiring::FinishedInteractions,
+        Expiring::RefreshFamilies,
+        Expiring::LegacyRefreshTokens,
+        Expiring::Grants,
+        Expiring::RevokedAccessTokens,
+        Expiring::Throttle,
+        Expiring::SessionClients,
+        Expiring::AuditEvents,
+    ];
+
+    /// The table, as metrics label it.
+    pub fn table(self) -> &'static str {
+        self.statements().0
+    }
+
+    /// (table, Postgres purge, SQLite purge, backlog count).
+    fn statements(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Expiring::Codes => expiring!("auth_code", "code_hash", "expires_at <= $1"),
+            Expiring::Sessions => expiring!("session", "session_hash", "expires_at <= $1"),
+            Expiring::FinishedInteractions => {
+                expiring!("finished_interaction", "interaction_id", "expires_at <= $1")
+            }
+            // One row per family; its idle expiry is never after its absolute one.
+            Expiring::RefreshFamilies => {
+                expiring!("refresh_family", "grant_id", "idle_expires_at <= $1")
+            }
+            // Tokens issued before migration 0080 stay until their family would have
+            // expired: a replay of a rotated one is then still recognised as reuse.
+            Expiring::LegacyRefreshTokens => {
+                expiring!("legacy_refresh_token", "token_hash", "expires_at <= $1")
+            }
+            // A grant goes only once nothing that can still mint tokens refers to it,
+            // whatever expiry the caller gave it.
+            Expiring::Grants => expiring!(
+                "auth_grant",
+                "grant_id",
+                "expires_at <= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM refresh_family rf WHERE rf.grant_id = auth_grant.grant_id) \
+                 AND NOT EXISTS (SELECT 1 FROM auth_code c WHERE c.grant_id = auth_grant.grant_id)"
+            ),
+            Expiring::RevokedAccessTokens => {
+                expiring!("revoked_access_token", "jti", "expires_at <= $1")
+            }
+            Expiring::Throttle => expiring!(
+                "throttle",
+                "throttle_key",
+                "expires_at <= $1 AND locked_until <= $1"
+            ),
+            // A session's clients are forgotten once the session can no longer be live. The
+            // key is (sid, client_id): a batch names sessions, and only their expired rows go.
+            Expiring::SessionClients => (
+                "session_client",
+                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
+                 FROM session_client WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
+                 FROM session_client WHERE expires_at <= $1 LIMIT $2)",
+                "SELECT COUNT(*) FROM (SELECT 1 FROM session_client WHERE expires_at <= $1 \
+                 LIMIT $2) AS expired",
+            ),
+            // Audit events are kept for audit::AUDIT_RETENTION (90 days).
+            Expiring::AuditEvents => {
+                expiring!("audit_event", "event_id", "occurred_at <= $1 - 7776000")
+            }
+        }
+    }
+}
 
 macro_rules! impl_housekeeping {
     ($store:ty, $db:ty) => {
@@ -168,23 +230,43 @@ macro_rules! impl_housekeeping {
         #[async_trait]
         impl Housekeeping for $store {
             async fn purge_expired(&self, now: i64, batch: u32) -> StoreResult<u64> {
-                let statements = match <$db as Dialect>::BACKEND {
-                    Backend::Postgres => PURGE_POSTGRES,
-                    Backend::Sqlite => PURGE_SQLITE,
+                let mut purged = 0;
+                for kind in Expiring::ALL {
+                    purged += self.purge_kind(kind, now, batch).await?;
+                }
+                Ok(purged)
+            }
+
+            async fn purge_kind(&self, kind: Expiring, now: i64, batch: u32) -> StoreResult<u64> {
+                let (_, postgres, sqlite, _) = kind.statements();
+                let statement = match <$db as Dialect>::BACKEND {
+                    Backend::Postgres => postgres,
+                    Backend::Sqlite => sqlite,
                 };
                 // Each statement commits on its own: short transactions keep the locks
                 // brief, and a node that dies half-way leaves nothing inconsistent.
-                let mut purged = 0;
-                for statement in statements {
-                    purged += ::sqlx::query(statement)
-                        .bind(now)
-                        .bind(i64::from(batch))
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected();
-                }
-                Ok(purged)
+                Ok(::sqlx::query(statement)
+                    .bind(now)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected())
+            }
+
+            async fn expired_backlog(
+                &self,
+                kind: Expiring,
+                now: i64,
+                cap: u32,
+            ) -> StoreResult<u64> {
+                let count: i64 = ::sqlx::query_scalar(kind.statements().3)
+                    .bind(now)
+                    .bind(i64::from(cap))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(u64::try_from(count).unwrap_or(0))
             }
 
             async fn change_versions(&self) -> StoreResult<ChangeVersions> {
@@ -229,3 +311,6 @@ macro_rules! impl_housekeeping {
 
 impl_housekeeping!(PgStore, sqlx::Postgres);
 impl_housekeeping!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests;

@@ -55,13 +55,16 @@ pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
 pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
-pub use housekeeping::{ChangeVersions, Housekeeping, PoolStats};
+pub use housekeeping::{ChangeVersions, Expiring, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
 pub use keys::{KeyStore, SigningKeyRecord};
 pub use outbox::{AttemptResult, OutboxItem, OutboxStore};
 pub use passkeys::{MAX_PASSKEYS_PER_USER, PasskeyRecord, PasskeyStore, PasskeyUse, PasskeyUsed};
 pub use pushed::{PushedRequest, PushedRequestStore};
-pub use refresh::{RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation, RotationRequest};
+pub use refresh::{
+    LegacyRefresh, PresentedRefresh, RefreshScope, RefreshTokenRecord, RefreshTokenStore, Rotation,
+    RotationRequest,
+};
 pub use registrations::RegistrationStore;
 pub use replay::ReplayStore;
 pub use revocations::RevocationStore;

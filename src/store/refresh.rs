@@ -1,11 +1,20 @@
-//! Refresh tokens, rotated on every use (RFC 9700 §4.14.2). `rotate_refresh_token` decides
-//! everything about a presented token in one operation: on Postgres one statement, on
-//! SQLite one `BEGIN IMMEDIATE` transaction. A current token of a live family, presented by
-//! its client for its enabled user within the scope granted, is rotated and its successor
-//! stored; a token used before, or one of a revoked family, is reuse; reuse, another
-//! client's token and a token whose user is no longer active revoke the family in that same
-//! operation. The decision is one SQL `CASE` (`refresh_verdict!`) both dialects share, so
-//! "reuse" has one definition.
+//! Refresh tokens, rotated on every use (RFC 9700 §4.14.2), stored as one row per family
+//! whatever the number of rotations. A token names its family (the grant) and generation
+//! (`token::refresh_format`); the family row holds the current generation and the keyed hash
+//! of the current token, so a token of an older generation is recognised as reuse without
+//! any row kept for it.
+//!
+//! `rotate_refresh_token` decides everything about a presented token in one operation: on
+//! Postgres one statement, on SQLite one `BEGIN IMMEDIATE` transaction. The current token of
+//! a live family, presented by its client for its enabled user within the scope granted, is
+//! rotated by one conditional `UPDATE` of the family row (generation and hash must still be
+//! the presented ones); a token of the family that is not the current one, or one of a
+//! revoked family, is reuse; reuse, another client's token and a token whose user is no
+//! longer active revoke the family in that same operation. The decision is one SQL `CASE`
+//! (`refresh_verdict!`) both dialects share, so "reuse" has one definition.
+//!
+//! Tokens issued before families had generations are found through `legacy_refresh_token`
+//! (the old per-token table, read-only since migration 0080, drained by housekeeping).
 //!
 //! Contract: `contract/refresh.rs`.
 
@@ -17,11 +26,16 @@ use super::postgres::PgStore;
 use super::sql::{self, Backend, Bind, Dialect, SqlRow, active_user, db_err, live_grant};
 use super::sqlite::SqliteStore;
 
-/// One refresh token of a family. `scope` is the scope originally granted (RFC 6749 §6).
+/// A refresh-token family: its current token, and what every token of it carries. `scope`
+/// is the scope originally granted (RFC 6749 §6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefreshTokenRecord {
-    pub token_hash: Vec<u8>,
+    /// The family: the grant the tokens descend from.
     pub grant_id: String,
+    /// The current token's generation: 0 for the first, one more at each rotation.
+    pub generation: i64,
+    /// The keyed hash of the current token.
+    pub token_hash: Vec<u8>,
     pub client_id: String,
     pub user_sub: String,
     pub scope: String,
@@ -29,8 +43,9 @@ pub struct RefreshTokenRecord {
     pub auth_time: i64,
     pub amr: String,
     pub resource: Option<String>,
+    /// When the current token was issued.
     pub created_at: i64,
-    /// When this token dies unused (idle lifetime).
+    /// When the current token dies unused (idle lifetime); never after `expires_at`.
     pub idle_expires_at: i64,
     /// When the family dies whatever happens (absolute lifetime).
     pub expires_at: i64,
@@ -39,17 +54,33 @@ pub struct RefreshTokenRecord {
     pub dpop_jkt: Option<String>,
 }
 
+/// A presented refresh token, as the caller read it: which family and generation it names,
+/// and its keyed hash. The caller presents only tokens it has authenticated (its own MAC, or
+/// found in the legacy table), so one that is not its family's current token is one Latchkey
+/// issued and rotated out: reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresentedRefresh<'a> {
+    pub grant_id: &'a str,
+    pub generation: i64,
+    pub token_hash: &'a [u8],
+}
+
+/// A token issued before migration 0080: its family, and the generation it stands for (0
+/// if it was current then, -1 if it had been rotated out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyRefresh {
+    pub grant_id: String,
+    pub generation: i64,
+}
+
 /// The result of presenting a refresh token (`RefreshTokenStore::rotate_refresh_token`).
-// One value per refresh request, returned and matched at once: boxing the record would cost
-// an allocation for nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rotation {
-    /// The presented token was current: it is now rotated out and its successor stored. The
-    /// record is the presented token's.
-    Rotated(RefreshTokenRecord),
-    /// The presented token had been rotated out before (or lost a race to another rotation),
-    /// or its family was revoked: the family `grant_id` is now revoked.
+    /// The presented token was current: the family now holds its successor. The record is
+    /// the family as it was when the presented token was current.
+    Rotated(Box<RefreshTokenRecord>),
+    /// The presented token is not its family's current one (rotated out, or it lost a race
+    /// to another rotation), or its family was revoked: the family `grant_id` is now revoked.
     Reused { grant_id: String },
     /// The token was issued to another client, which means it leaked: the family `grant_id`
     /// is now revoked.
@@ -63,7 +94,7 @@ pub enum Rotation {
     /// another: nothing changed (the token is useless without its key, so whoever presents
     /// it cannot use it, nor end the family for its owner).
     KeyMismatch,
-    /// Unknown, expired, or its family is gone: nothing changed.
+    /// Expired, or its family is gone: nothing changed.
     Invalid,
 }
 
@@ -82,16 +113,15 @@ pub enum RefreshScope<'a> {
 /// A refresh token presented at the token endpoint, and its successor.
 #[derive(Debug, Clone, Copy)]
 pub struct RotationRequest<'a> {
-    /// The hash of the token presented.
-    pub token_hash: &'a [u8],
+    pub presented: PresentedRefresh<'a>,
     /// The client presenting it.
     pub client_id: &'a str,
     pub scope: RefreshScope<'a>,
     /// The thumbprint of the DPoP key the request proved possession of, if any.
     pub dpop_jkt: Option<&'a str>,
-    /// The hash of the token that replaces it; the successor copies the family (grant,
-    /// client, user, scope, sid, auth_time, amr, resource, absolute expiry and DPoP key)
-    /// from it.
+    /// The hash of the token that replaces it, of generation `presented.generation + 1`. The
+    /// family keeps everything else (grant, client, user, scope, sid, auth_time, amr,
+    /// resource, absolute expiry and DPoP key).
     pub new_token_hash: &'a [u8],
     /// When the presented token is rotated out and its successor created.
     pub now: i64,
@@ -101,69 +131,98 @@ pub struct RotationRequest<'a> {
 
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
+    /// Starts a family with its first token (`idle_expires_at` is capped at `expires_at`).
     async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
     /// Presents a refresh token, in one operation (one statement on Postgres, one
-    /// transaction on SQLite). In this order: a token rotated before, or of a revoked family,
-    /// is `Reused`; unknown, expired or of a missing family, `Invalid`; another client's,
-    /// `OtherClient`; bound to a DPoP key other than the one proven, `KeyMismatch`; asking for
-    /// a scope not granted, `ScopeTooWide`; of a disabled or deleted user, `UserInactive`;
-    /// else `Rotated`, with its successor stored. `Reused`, `OtherClient` and `UserInactive`
-    /// have revoked the family (grant revoked, its refresh tokens deleted) by the time they
-    /// are returned; `KeyMismatch`, `ScopeTooWide` and `Invalid` changed nothing. Of racing calls with one token (on any number of nodes) exactly one gets
-    /// `Rotated`; the rest get `Reused`, so the family is revoked after the race.
+    /// transaction on SQLite). In this order: a token that is not its family's current one,
+    /// or of a revoked family, is `Reused`; expired or of a missing family, `Invalid`;
+    /// another client's, `OtherClient`; of a family bound to a DPoP key other than the one
+    /// proven (or with no proof), `KeyMismatch`; asking for a scope not granted, `ScopeTooWide`; of a
+    /// disabled or deleted user, `UserInactive`; else `Rotated`, the family row now holding
+    /// the successor (generation + 1, `new_token_hash`). `Reused`, `OtherClient` and
+    /// `UserInactive` have revoked the family (grant revoked, family row deleted) by the time
+    /// they are returned; `KeyMismatch`, `ScopeTooWide` and `Invalid` changed nothing. Of racing calls with
+    /// one token (on any number of nodes) exactly one gets `Rotated`; the rest get `Reused`
+    /// (or `Invalid` once the first of them has deleted the family), so the family is
+    /// revoked after the race. Nothing is kept per rotation.
     async fn rotate_refresh_token(&self, request: &RotationRequest<'_>) -> StoreResult<Rotation>;
-    /// The current (not rotated) token, when it and its family are live.
+    /// The family, when `presented` is its current token and it is live.
     async fn get_refresh_token(
         &self,
-        token_hash: &[u8],
+        presented: &PresentedRefresh<'_>,
         now: i64,
     ) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// The family and generation of a token issued before migration 0080, by its hash.
+    async fn legacy_refresh_token(&self, token_hash: &[u8]) -> StoreResult<Option<LegacyRefresh>>;
 }
 
 macro_rules! refresh_columns {
     () => {
-        "token_hash, grant_id, client_id, user_sub, scope, sid, auth_time, amr, resource, \
-         created_at, idle_expires_at, expires_at, dpop_jkt"
+        "grant_id, generation, token_hash, client_id, user_sub, scope, sid, auth_time, amr, \
+         resource, created_at, idle_expires_at, expires_at, dpop_jkt"
     };
 }
 
 const INSERT_REFRESH_TOKEN: &str = concat!(
-    "INSERT INTO refresh_token (",
+    "INSERT INTO refresh_family (",
     refresh_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 );
 const GET_REFRESH_TOKEN: &str = concat!(
     "SELECT ",
     refresh_columns!(),
-    " FROM refresh_token WHERE token_hash = $1 AND rotated_at IS NULL \
-     AND idle_expires_at > $2 AND expires_at > $2 AND ",
-    live_grant!("refresh_token")
+    " FROM refresh_family WHERE grant_id = $1 AND generation = $2 AND token_hash = $3 \
+     AND idle_expires_at > $4 AND expires_at > $4 AND ",
+    live_grant!("refresh_family")
 );
+/// Nothing writes `legacy_refresh_token` after migration 0080, so this read needs no lock:
+/// what it maps a hash to never changes.
+const LEGACY_REFRESH_TOKEN: &str = "SELECT grant_id, \
+     CAST(CASE WHEN rotated_at IS NULL THEN 0 ELSE -1 END AS BIGINT) AS generation \
+     FROM legacy_refresh_token WHERE token_hash = $1";
 
-/// What a presented token `$1` means for client `$3` at `$2`, asking for the scope tokens in
-/// the JSON array `$4` (NULL: the scope granted; `$5` true: a malformed scope), with a proof
-/// of the DPoP key of thumbprint `$8` (NULL: none), in the order `rotate_refresh_token`
-/// documents. `$within` is the dialect's test that every token of `$4`
-/// is one of the space-separated `rt.scope`. The one definition of reuse both dialects use.
+/// What presenting family `$1`'s generation `$2` with hash `$3` means at `$4` for client
+/// `$5`, asking for the scope tokens in the JSON array `$6` (NULL: the scope granted; `$7`
+/// true: a malformed scope), with a proof of the DPoP key of thumbprint `$10` (NULL: none),
+/// in the order `rotate_refresh_token` documents. `$within` is the
+/// dialect's test that every token of `$6` is one of the space-separated `rf.scope`. The one
+/// definition of reuse both dialects use.
 macro_rules! refresh_verdict {
     ($within:literal) => {
         concat!(
-            "SELECT rt.token_hash, rt.grant_id, rt.client_id, rt.user_sub, rt.scope, rt.sid, \
-             rt.auth_time, rt.amr, rt.resource, rt.created_at, rt.idle_expires_at, \
-             rt.expires_at, rt.dpop_jkt, CASE \
-             WHEN rt.rotated_at IS NOT NULL OR g.revoked_at IS NOT NULL THEN 'reused' \
-             WHEN g.grant_id IS NULL OR rt.idle_expires_at <= $2 OR rt.expires_at <= $2 \
+            "SELECT rf.grant_id, rf.generation, rf.token_hash, rf.client_id, rf.user_sub, \
+             rf.scope, rf.sid, rf.auth_time, rf.amr, rf.resource, rf.created_at, \
+             rf.idle_expires_at, rf.expires_at, rf.dpop_jkt, CASE \
+             WHEN g.revoked_at IS NOT NULL OR rf.generation <> $2 OR rf.token_hash <> $3 \
+             THEN 'reused' \
+             WHEN g.grant_id IS NULL OR rf.idle_expires_at <= $4 OR rf.expires_at <= $4 \
              THEN 'invalid' \
-             WHEN rt.client_id <> $3 THEN 'other_client' \
-             WHEN rt.dpop_jkt IS NOT NULL AND (CAST($8 AS TEXT) IS NULL \
-             OR rt.dpop_jkt <> CAST($8 AS TEXT)) THEN 'key_mismatch' \
-             WHEN $5 OR ($4 IS NOT NULL AND NOT ",
+             WHEN rf.client_id <> $5 THEN 'other_client' \
+             WHEN rf.dpop_jkt IS NOT NULL AND (CAST($10 AS TEXT) IS NULL \
+             OR rf.dpop_jkt <> CAST($10 AS TEXT)) THEN 'key_mismatch' \
+             WHEN $7 OR ($6 IS NOT NULL AND NOT ",
             $within,
             ") THEN 'scope_too_wide' WHEN NOT ",
-            active_user!("rt"),
+            active_user!("rf"),
             " THEN 'user_inactive' ELSE 'rotate' END AS verdict \
-             FROM refresh_token rt LEFT JOIN auth_grant g ON g.grant_id = rt.grant_id \
-             WHERE rt.token_hash = $1"
+             FROM refresh_family rf LEFT JOIN auth_grant g ON g.grant_id = rf.grant_id \
+             WHERE rf.grant_id = $1"
+        )
+    };
+}
+
+/// The conditional update that rotates family `$1` from generation `$2` (hash `$3`) to its
+/// successor (hash `$8`, idle lifetime `$9`) at `$4`. It matches only while the presented
+/// token is still current, so of racing updates exactly one matches: Postgres re-checks the
+/// condition against the latest row after waiting for the racing writer; SQLite runs it
+/// under the write lock. `$extra` adds a dialect's condition.
+macro_rules! rotate_family {
+    ($extra:literal) => {
+        concat!(
+            "UPDATE refresh_family SET generation = $2 + 1, token_hash = $8, created_at = $4, \
+             idle_expires_at = CASE WHEN $4 + $9 < expires_at THEN $4 + $9 ELSE expires_at END \
+             WHERE grant_id = $1 AND generation = $2 AND token_hash = $3",
+            $extra
         )
     };
 }
@@ -171,46 +230,39 @@ macro_rules! refresh_verdict {
 /// SQLite: the verdict, read inside the transaction that then acts on it. JSON1's
 /// `json_each` lists the requested scope tokens.
 const REFRESH_VERDICT: &str = refresh_verdict!(
-    "NOT EXISTS (SELECT 1 FROM json_each($4) r \
-     WHERE instr(' ' || rt.scope || ' ', ' ' || r.value || ' ') = 0)"
+    "NOT EXISTS (SELECT 1 FROM json_each($6) r \
+     WHERE instr(' ' || rf.scope || ' ', ' ' || r.value || ' ') = 0)"
 );
-/// SQLite: rotates out the token whose verdict was read under the same write lock.
-const MARK_ROTATED: &str = "UPDATE refresh_token SET rotated_at = $2 WHERE token_hash = $1";
+/// SQLite: rotates the family whose verdict was read under the same write lock. It is bound
+/// with the same ten arguments as the Postgres statement; SQLite leaves `$5` to `$7` and `$10`
+/// unused.
+const ROTATE_SQLITE: &str = rotate_family!("");
 
 /// Postgres: `rotate_refresh_token` in one statement. `found` is the verdict as of the
-/// statement's snapshot; `rotated` then takes the token with one conditional update, which
-/// Postgres re-checks against the latest row after waiting for a racing rotation, so exactly
-/// one of racing statements rotates it. One that found the token current but could not
-/// rotate it lost the race: its `outcome` is `reused`, like one that found it rotated.
-/// `$6` is the successor's hash, `$7` its idle lifetime. A successor that a racing rotation
-/// inserted after this statement's snapshot is not among the tokens `dropped` deletes, but
-/// its family is revoked, so it is dead all the same; housekeeping removes it.
-const ROTATE_REFRESH_TOKEN: &str = concat!(
+/// statement's snapshot; `rotated` then moves the family on with one conditional update, so
+/// exactly one of racing statements rotates it. One that found the token current but could
+/// not rotate it lost the race: its `outcome` is `reused`, like one that found it rotated.
+const ROTATE_POSTGRES: &str = concat!(
     "WITH found AS (",
     refresh_verdict!(
-        "NOT EXISTS (SELECT 1 FROM json_array_elements_text($4::json) AS r(token) \
-         WHERE strpos(' ' || rt.scope || ' ', ' ' || r.token || ' ') = 0)"
+        "NOT EXISTS (SELECT 1 FROM json_array_elements_text($6::json) AS r(token) \
+         WHERE strpos(' ' || rf.scope || ' ', ' ' || r.token || ' ') = 0)"
     ),
-    "), rotated AS (UPDATE refresh_token SET rotated_at = $2 \
-     WHERE token_hash = $1 AND rotated_at IS NULL \
-     AND EXISTS (SELECT 1 FROM found WHERE verdict = 'rotate') RETURNING token_hash), \
-     outcome AS (SELECT found.*, CASE WHEN verdict = 'rotate' \
+    "), rotated AS (",
+    rotate_family!(" AND EXISTS (SELECT 1 FROM found WHERE verdict = 'rotate') RETURNING grant_id"),
+    "), outcome AS (SELECT found.*, CASE WHEN verdict = 'rotate' \
      AND NOT EXISTS (SELECT 1 FROM rotated) THEN 'reused' ELSE verdict END AS outcome \
      FROM found), \
-     successor AS (INSERT INTO refresh_token (",
-    refresh_columns!(),
-    ") SELECT $6, grant_id, client_id, user_sub, scope, sid, auth_time, amr, resource, $2, \
-     CASE WHEN $2 + $7 < expires_at THEN $2 + $7 ELSE expires_at END, expires_at, dpop_jkt \
-     FROM outcome WHERE outcome = 'rotate'), \
      families AS (SELECT grant_id FROM outcome \
      WHERE outcome IN ('reused', 'other_client', 'user_inactive')), ",
-    revoke_families!("families", "$2"),
-    " SELECT token_hash, grant_id, client_id, user_sub, scope, sid, auth_time, amr, resource, \
-     created_at, idle_expires_at, expires_at, dpop_jkt, outcome AS verdict FROM outcome"
+    revoke_families!("families", "$4"),
+    " SELECT grant_id, generation, token_hash, client_id, user_sub, scope, sid, auth_time, \
+     amr, resource, created_at, idle_expires_at, expires_at, dpop_jkt, outcome AS verdict \
+     FROM outcome"
 );
 
-/// The requested scope tokens as a JSON array (`$4` of `refresh_verdict!`), and whether the
-/// request's scope was malformed (`$5`).
+/// The requested scope tokens as a JSON array (`$6` of `refresh_verdict!`), and whether the
+/// request's scope was malformed (`$7`).
 fn scope_arguments(scope: RefreshScope<'_>) -> StoreResult<(Option<String>, bool)> {
     Ok(match scope {
         RefreshScope::Granted => (None, false),
@@ -222,11 +274,12 @@ fn scope_arguments(scope: RefreshScope<'_>) -> StoreResult<(Option<String>, bool
     })
 }
 
-/// Binds a token's thirteen columns, in `refresh_columns!` order.
+/// Binds a family's fourteen columns, in `refresh_columns!` order.
 fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
     query
-        .arg(&token.token_hash)
         .arg(&token.grant_id)
+        .arg(token.generation)
+        .arg(&token.token_hash)
         .arg(&token.client_id)
         .arg(&token.user_sub)
         .arg(&token.scope)
@@ -235,20 +288,42 @@ fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
         .arg(&token.amr)
         .arg(token.resource.as_deref())
         .arg(token.created_at)
-        .arg(token.idle_expires_at)
+        .arg(token.idle_expires_at.min(token.expires_at))
         .arg(token.expires_at)
         .arg(token.dpop_jkt.as_deref())
 }
 
-/// A `refresh_verdict!` (or `ROTATE_REFRESH_TOKEN`) row: the token and what it means.
-fn token_and_verdict(row: &impl SqlRow) -> StoreResult<(RefreshTokenRecord, String)> {
+/// Binds `refresh_verdict!`'s `$1` to `$7`, `rotate_family!`'s `$8` and `$9`, and
+/// `refresh_verdict!`'s `$10`.
+fn bind_rotation<'q, Q: Bind<'q>>(
+    query: Q,
+    request: &'q RotationRequest<'_>,
+    scope: Option<String>,
+    malformed: bool,
+) -> Q {
+    query
+        .arg(request.presented.grant_id)
+        .arg(request.presented.generation)
+        .arg(request.presented.token_hash)
+        .arg(request.now)
+        .arg(request.client_id)
+        .arg(scope)
+        .arg(malformed)
+        .arg(request.new_token_hash)
+        .arg(request.idle_ttl)
+        .arg(request.dpop_jkt)
+}
+
+/// A `refresh_verdict!` (or `ROTATE_POSTGRES`) row: the family and what the token means.
+fn family_and_verdict(row: &impl SqlRow) -> StoreResult<(RefreshTokenRecord, String)> {
     Ok((refresh_from_row(row)?, row.col("verdict")?))
 }
 
 fn refresh_from_row(row: &impl SqlRow) -> StoreResult<RefreshTokenRecord> {
     Ok(RefreshTokenRecord {
-        token_hash: row.col("token_hash")?,
         grant_id: row.col("grant_id")?,
+        generation: row.col("generation")?,
+        token_hash: row.col("token_hash")?,
         client_id: row.col("client_id")?,
         user_sub: row.col("user_sub")?,
         scope: row.col("scope")?,
@@ -280,50 +355,45 @@ macro_rules! impl_refresh_token_store {
                 request: &RotationRequest<'_>,
             ) -> StoreResult<Rotation> {
                 let (scope, malformed) = scope_arguments(request.scope)?;
-                let now = request.now;
                 let (found, tx) = match <$db as Dialect>::BACKEND {
                     // Postgres: decided and done in one statement.
                     Backend::Postgres => {
-                        let row = ::sqlx::query(ROTATE_REFRESH_TOKEN)
-                            .bind(request.token_hash)
-                            .bind(now)
-                            .bind(request.client_id)
-                            .bind(scope)
-                            .bind(malformed)
-                            .bind(request.new_token_hash)
-                            .bind(request.idle_ttl)
-                            .bind(request.dpop_jkt)
+                        let query = ::sqlx::query(ROTATE_POSTGRES);
+                        let row = bind_rotation(query, request, scope, malformed)
                             .fetch_optional(&self.pool)
                             .await
                             .map_err(db_err)?;
-                        (row.as_ref().map(token_and_verdict).transpose()?, None)
+                        (row.as_ref().map(family_and_verdict).transpose()?, None)
                     }
                     // SQLite: the verdict read under the write lock, then acted on below in
                     // the same transaction.
                     Backend::Sqlite => {
                         let mut tx = sql::begin_write(&self.pool).await?;
-                        let row = ::sqlx::query(REFRESH_VERDICT)
-                            .bind(request.token_hash)
-                            .bind(now)
-                            .bind(request.client_id)
-                            .bind(scope)
-                            .bind(malformed)
-                            // $6 and $7 are Postgres's alone; SQLite numbers them all the same.
-                            .bind(request.new_token_hash)
-                            .bind(request.idle_ttl)
-                            .bind(request.dpop_jkt)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                        (row.as_ref().map(token_and_verdict).transpose()?, Some(tx))
+                        let row = bind_rotation(
+                            ::sqlx::query(REFRESH_VERDICT),
+                            request,
+                            scope.clone(),
+                            malformed,
+                        )
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        let found = row.as_ref().map(family_and_verdict).transpose()?;
+                        if matches!(&found, Some((_, verdict)) if verdict == "rotate") {
+                            bind_rotation(::sqlx::query(ROTATE_SQLITE), request, scope, malformed)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        (found, Some(tx))
                     }
                 };
-                let Some((old, verdict)) = found else {
+                let Some((family, verdict)) = found else {
                     return Ok(Rotation::Invalid);
                 };
-                let grant_id = old.grant_id.clone();
+                let grant_id = family.grant_id.clone();
                 let outcome = match verdict.as_str() {
-                    "rotate" => Rotation::Rotated(old),
+                    "rotate" => Rotation::Rotated(Box::new(family)),
                     "reused" => Rotation::Reused { grant_id },
                     "other_client" => Rotation::OtherClient { grant_id },
                     "user_inactive" => Rotation::UserInactive { grant_id },
@@ -334,32 +404,11 @@ macro_rules! impl_refresh_token_store {
                 let Some(mut tx) = tx else {
                     return Ok(outcome);
                 };
-                match &outcome {
-                    Rotation::Rotated(old) => {
-                        ::sqlx::query(MARK_ROTATED)
-                            .bind(request.token_hash)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                        // As Postgres's `successor` computes it.
-                        let successor = RefreshTokenRecord {
-                            token_hash: request.new_token_hash.to_vec(),
-                            created_at: now,
-                            idle_expires_at: (now + request.idle_ttl).min(old.expires_at),
-                            ..old.clone()
-                        };
-                        bind_refresh(::sqlx::query(INSERT_REFRESH_TOKEN), &successor)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                    }
-                    Rotation::Reused { grant_id }
-                    | Rotation::OtherClient { grant_id }
-                    | Rotation::UserInactive { grant_id } => {
-                        Self::revoke_family(&mut tx, grant_id, now).await?;
-                    }
-                    Rotation::ScopeTooWide | Rotation::KeyMismatch | Rotation::Invalid => {}
+                if let Rotation::Reused { grant_id }
+                | Rotation::OtherClient { grant_id }
+                | Rotation::UserInactive { grant_id } = &outcome
+                {
+                    Self::revoke_family(&mut tx, grant_id, request.now).await?;
                 }
                 sql::commit(tx).await?;
                 Ok(outcome)
@@ -367,11 +416,13 @@ macro_rules! impl_refresh_token_store {
 
             async fn get_refresh_token(
                 &self,
-                token_hash: &[u8],
+                presented: &PresentedRefresh<'_>,
                 now: i64,
             ) -> StoreResult<Option<RefreshTokenRecord>> {
                 ::sqlx::query(GET_REFRESH_TOKEN)
-                    .bind(token_hash)
+                    .bind(presented.grant_id)
+                    .bind(presented.generation)
+                    .bind(presented.token_hash)
                     .bind(now)
                     .fetch_optional(&self.pool)
                     .await
@@ -380,9 +431,30 @@ macro_rules! impl_refresh_token_store {
                     .map(refresh_from_row)
                     .transpose()
             }
+
+            async fn legacy_refresh_token(
+                &self,
+                token_hash: &[u8],
+            ) -> StoreResult<Option<LegacyRefresh>> {
+                let Some(row) = ::sqlx::query(LEGACY_REFRESH_TOKEN)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(LegacyRefresh {
+                    grant_id: row.col("grant_id")?,
+                    generation: row.col("generation")?,
+                }))
+            }
         }
     };
 }
 
 impl_refresh_token_store!(PgStore, sqlx::Postgres);
 impl_refresh_token_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests;

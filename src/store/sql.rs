@@ -143,11 +143,7 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ),
     ("auth_grant_pkey", "auth_grant.grant_id", "grant_id"),
     ("auth_code_pkey", "auth_code.code_hash", "code_hash"),
-    (
-        "refresh_token_pkey",
-        "refresh_token.token_hash",
-        "token_hash",
-    ),
+    ("refresh_family_pkey", "refresh_family.grant_id", "grant_id"),
     (
         "revoked_access_token_pkey",
         "revoked_access_token.jti",

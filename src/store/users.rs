@@ -119,7 +119,8 @@ pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     dependents: &[
         DELETE_SESSIONS_OF_USER,
         "DELETE FROM auth_code WHERE user_sub = $1",
-        "DELETE FROM refresh_token WHERE user_sub = $1",
+        "DELETE FROM refresh_family WHERE user_sub = $1",
+        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
         super::passkeys::DELETE_PASSKEYS_OF_USER,
         DELETE_RECOVERY_CODES_OF_USER,

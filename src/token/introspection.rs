@@ -93,13 +93,20 @@ pub async fn introspect(
                 cnf: claims.cnf,
             });
         }
-        return Ok(Introspection::default());
+        // A refresh token has two dots as well (`refresh_format`): a JWT fails its parse
+        // below without the store being asked.
     }
     let now = app.now();
-    if let Some(record) = app
-        .store
-        .get_refresh_token(&app.hasher.hash(token), now)
-        .await?
+    let resolved = super::refresh_format::resolve(&app.hasher, app.store.as_ref(), token).await?;
+    let current = match &resolved {
+        Some(resolved) => {
+            app.store
+                .get_refresh_token(&resolved.presented(), now)
+                .await?
+        }
+        None => None,
+    };
+    if let Some(record) = current
         && may_see(&record.client_id)
         && app.client(&record.client_id).await?.is_some()
     {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod dpop;
 pub mod grants;
 pub mod introspection;
+pub mod refresh_format;
 pub mod revocation;
 
 use std::sync::Arc;
@@ -82,8 +83,8 @@ pub struct UserContext {
 #[derive(Debug, Clone)]
 pub enum RefreshPlan {
     None,
-    /// Start a family: store this first token (its hash is filled in by `issue`).
-    Start(RefreshTokenRecord),
+    /// Start a family: store this first token (generation and hash are filled in by `issue`).
+    Start(Box<RefreshTokenRecord>),
     /// Rotation already stored this token; just hand it out.
     Rotated(String),
 }
@@ -266,13 +267,14 @@ pub async fn issue(
         RefreshPlan::None => None,
         RefreshPlan::Rotated(token) => Some(token),
         RefreshPlan::Start(mut record) => {
-            let token = crate::crypto::random_secret();
-            record.token_hash = app.hasher.hash(&token);
+            let issued = refresh_format::issue(&app.hasher, &record.grant_id, 0);
+            record.generation = 0;
+            record.token_hash = issued.hash;
             if outcome.client.metadata.is_public() {
                 record.dpop_jkt = dpop_jkt.map(str::to_owned);
             }
             app.store.insert_refresh_token(&record).await?;
-            Some(token)
+            Some(issued.token)
         }
     };
 

@@ -45,8 +45,17 @@ pub async fn revoke(
                 return Ok(());
             }
         } else {
-            let hash = app.hasher.hash(token);
-            if let Some(record) = app.store.get_refresh_token(&hash, now).await? {
+            let resolved =
+                super::refresh_format::resolve(&app.hasher, app.store.as_ref(), token).await?;
+            let current = match &resolved {
+                Some(resolved) => {
+                    app.store
+                        .get_refresh_token(&resolved.presented(), now)
+                        .await?
+                }
+                None => None,
+            };
+            if let Some(record) = current {
                 if record.client_id == client.client_id {
                     app.store.revoke_grant(&record.grant_id, now).await?;
                     tracing::info!(event = "refresh_family_revoked", client_id = %client.client_id, "refresh token family revoked");

@@ -645,12 +645,13 @@ async fn an_exhausted_pool_answers_503_instead_of_queueing() {
     assert_eq!(status, 200, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
 
-    // Another session takes the refresh-token table: every statement of the node that
-    // touches it waits on the lock, holding its connection.
+    // Another session takes the refresh-token tables (a token without dots is looked up in
+    // the legacy one first): every statement of the node that touches them waits on the
+    // lock, holding its connection.
     let mut locker = sqlx::PgConnection::connect(&database).await.unwrap();
     locker.execute("BEGIN").await.unwrap();
     locker
-        .execute("LOCK TABLE refresh_token IN ACCESS EXCLUSIVE MODE")
+        .execute("LOCK TABLE refresh_family, legacy_refresh_token IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
     let locked_at = Instant::now();

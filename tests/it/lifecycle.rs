@@ -136,9 +136,17 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
-    let r = http.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let text = r.text().await.unwrap();
+    // Housekeeping's first pass runs at start-up; its series appear once it is done.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let r = http.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        text = r.text().await.unwrap();
+        if text.contains("latchkey_housekeeping_backlog_rows{table=\"audit_event\"}") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let hash_cpu: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("latchkey_password_hash_cpu_seconds_sum "))
@@ -158,6 +166,12 @@ async fn metrics_expose_the_operational_series(backend: Backend) {
         "latchkey_tokens_issued_total{grant=\"client_credentials\"} 3",
         "latchkey_db_pool_connections",
         "latchkey_db_pool_idle_connections",
+        "latchkey_housekeeping_purged_rows_total{table=\"refresh_family\"} 0",
+        "latchkey_housekeeping_purged_rows_total{table=\"used_value\"} 0",
+        "latchkey_housekeeping_backlog_rows{table=\"refresh_family\"} 0",
+        "latchkey_housekeeping_backlog_rows{table=\"audit_event\"} 0",
+        "latchkey_housekeeping_purge_rows_per_second 0",
+        "latchkey_housekeeping_pass_duration_seconds_count 1",
     ] {
         assert!(
             text.contains(series),

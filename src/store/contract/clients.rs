@@ -158,7 +158,7 @@ async fn deleting_a_client_removes_its_dependents(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .get_refresh_token(&hash("rt-client-1"), NOW)
+            .get_refresh_token(&presented("g-rt-client-1", 0, &hash("rt-client-1")), NOW)
             .await
             .unwrap(),
         None
@@ -187,7 +187,7 @@ async fn deleting_a_client_removes_its_dependents(store: Arc<dyn Store>) {
     assert!(store.get_client("client-2").await.unwrap().is_some());
     assert!(
         store
-            .get_refresh_token(&hash("rt-client-2"), NOW)
+            .get_refresh_token(&presented("g-rt-client-2", 0, &hash("rt-client-2")), NOW)
             .await
             .unwrap()
             .is_some()

@@ -211,7 +211,7 @@ async fn a_reused_code_revokes_its_grant_in_the_same_call(store: Arc<dyn Store>)
     );
     assert_eq!(
         store
-            .get_refresh_token(&hash("rt-code-r"), NOW)
+            .get_refresh_token(&presented("grant-r", 0, &hash("rt-code-r")), NOW)
             .await
             .unwrap(),
         None

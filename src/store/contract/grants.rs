@@ -39,7 +39,10 @@ async fn revoking_a_grant_revokes_its_access_and_refresh_tokens(store: Arc<dyn S
     );
     assert!(!store.is_access_token_revoked("jti-1", None).await.unwrap());
     assert_eq!(
-        store.get_refresh_token(&hash("rt"), NOW).await.unwrap(),
+        store
+            .get_refresh_token(&presented("grant-1", 0, &hash("rt")), NOW)
+            .await
+            .unwrap(),
         None
     );
     let g = store.get_grant("grant-1").await.unwrap().unwrap();
@@ -105,12 +108,15 @@ async fn grants_are_revoked_per_user_and_client(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(
-        store.get_refresh_token(&hash("rt-a1"), NOW).await.unwrap(),
+        store
+            .get_refresh_token(&presented("g-a1", 0, &hash("rt-a1")), NOW)
+            .await
+            .unwrap(),
         None
     );
     assert!(
         store
-            .get_refresh_token(&hash("rt-b"), NOW)
+            .get_refresh_token(&presented("g-b", 0, &hash("rt-b")), NOW)
             .await
             .unwrap()
             .is_some()
@@ -130,7 +136,10 @@ async fn grants_are_revoked_per_user_and_client(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(
-        store.get_refresh_token(&hash("rt-b"), NOW).await.unwrap(),
+        store
+            .get_refresh_token(&presented("g-b", 0, &hash("rt-b")), NOW)
+            .await
+            .unwrap(),
         None
     );
     assert!(

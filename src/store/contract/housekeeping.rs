@@ -37,22 +37,24 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
             .await
             .unwrap();
     }
-    store
-        .insert_grant(&grant("g-rt", "c", "sub-1", NOW))
-        .await
-        .unwrap();
-    let mut idle = refresh("rt-idle", "g-rt", "c", "sub-1");
+    for g in ["g-rt", "g-rt-idle", "g-rt-abs"] {
+        store
+            .insert_grant(&grant(g, "c", "sub-1", NOW))
+            .await
+            .unwrap();
+    }
+    let mut idle = refresh("rt-idle", "g-rt-idle", "c", "sub-1");
     idle.idle_expires_at = NOW;
-    let mut absolute = refresh("rt-abs", "g-rt", "c", "sub-1");
+    let mut absolute = refresh("rt-abs", "g-rt-abs", "c", "sub-1");
     absolute.expires_at = NOW;
     let live = refresh("rt-live", "g-rt", "c", "sub-1");
     for t in [&idle, &absolute, &live] {
         store.insert_refresh_token(t).await.unwrap();
     }
 
-    // 1 code, 1 session, 1 finished interaction, 2 refresh tokens, 1 grant (g-code-old), 1 jti.
-    // g-rt expired too, but a live refresh token still belongs to it.
-    assert_eq!(store.purge_expired(NOW, 100).await.unwrap(), 7);
+    // 1 code, 1 session, 1 finished interaction, 2 refresh families, 3 grants (g-code-old and
+    // the two families'), 1 jti. g-rt expired too, but its live refresh family holds it.
+    assert_eq!(store.purge_expired(NOW, 100).await.unwrap(), 9);
     assert_eq!(store.purge_expired(NOW, 100).await.unwrap(), 0);
 
     assert!(
@@ -86,7 +88,7 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .get_refresh_token(&hash("rt-live"), NOW)
+            .get_refresh_token(&presented("g-rt", 0, &hash("rt-live")), NOW)
             .await
             .unwrap()
             .is_some()

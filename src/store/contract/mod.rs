@@ -183,8 +183,10 @@ fn code(
     }
 }
 
+/// Family `grant_id` at generation 0, its current token `tag`.
 fn refresh(tag: &str, grant_id: &str, client_id: &str, user_sub: &str) -> RefreshTokenRecord {
     RefreshTokenRecord {
+        generation: 0,
         token_hash: hash(tag),
         grant_id: grant_id.to_owned(),
         client_id: client_id.to_owned(),
@@ -198,6 +200,15 @@ fn refresh(tag: &str, grant_id: &str, client_id: &str, user_sub: &str) -> Refres
         idle_expires_at: NOW + 3_600,
         expires_at: NOW + 86_400,
         dpop_jkt: None,
+    }
+}
+
+/// Presenting generation `generation` of family `grant_id`, a token hashed to `token_hash`.
+fn presented<'a>(grant_id: &'a str, generation: i64, token_hash: &'a [u8]) -> PresentedRefresh<'a> {
+    PresentedRefresh {
+        grant_id,
+        generation,
+        token_hash,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Contract: Refresh-token rotation and reuse (`refresh.rs`): one operation that rotates, or
-//! revokes the family where it must, in the call that detects it.
+//! Contract: Refresh-token rotation and reuse (`refresh.rs`): one row per family, one
+//! operation that rotates it, or revokes the family where it must, in the call that detects
+//! it.
 
 use super::*;
 
@@ -7,16 +8,18 @@ contract_tests!(
     a_refresh_token_rotates_exactly_once_among_racing_requests,
     expired_and_revoked_refresh_tokens_do_not_rotate,
     a_reused_refresh_token_revokes_its_family_in_the_same_call,
+    any_token_of_the_family_but_the_current_one_is_reuse,
     another_clients_or_an_inactive_users_refresh_token_revokes_its_family,
     a_refresh_asking_for_more_scope_than_granted_changes_nothing,
+    a_family_rotated_many_times_keeps_only_its_current_token,
     a_key_bound_refresh_token_rotates_only_with_its_key,
 );
 
-/// `client-1` presenting the token `token_hash` at `now`, with the scope granted, to be
-/// replaced by `new_hash` (idle lifetime 600 s).
-fn rotation<'a>(token_hash: &'a [u8], new_hash: &'a [u8], now: i64) -> RotationRequest<'a> {
+/// `client-1` presenting `token`, with the scope granted, to be replaced by `new_hash` (idle
+/// lifetime 600 s).
+fn rotation<'a>(token: PresentedRefresh<'a>, new_hash: &'a [u8], now: i64) -> RotationRequest<'a> {
     RotationRequest {
-        token_hash,
+        presented: token,
         client_id: "client-1",
         scope: RefreshScope::Granted,
         dpop_jkt: None,
@@ -26,7 +29,7 @@ fn rotation<'a>(token_hash: &'a [u8], new_hash: &'a [u8], now: i64) -> RotationR
     }
 }
 
-/// User `sub-1`, grant `grant_id` and its current refresh token `tag`.
+/// User `sub-1`, grant `grant_id` and its family at generation 0, current token `tag`.
 async fn family(store: &Arc<dyn Store>, tag: &str, grant_id: &str) -> RefreshTokenRecord {
     if store.get_user("sub-1").await.unwrap().is_none() {
         store.insert_user(&user("sub-1", "one")).await.unwrap();
@@ -48,15 +51,23 @@ fn reused(grant_id: &str) -> Rotation {
 
 async fn a_refresh_token_rotates_exactly_once_among_racing_requests(store: Arc<dyn Store>) {
     let old = family(&store, "rt-0", "grant-1").await;
+    let h0 = hash("rt-0");
     assert_eq!(
-        store.get_refresh_token(&hash("rt-0"), NOW).await.unwrap(),
+        store
+            .get_refresh_token(&presented("grant-1", 0, &h0), NOW)
+            .await
+            .unwrap(),
         Some(old.clone())
     );
 
     let results = race_n(&store, FAMILY_RACERS, |s, i| async move {
         let (old_hash, new_hash) = (hash("rt-0"), hash(&format!("rt-1-{i}")));
         let outcome = s
-            .rotate_refresh_token(&rotation(&old_hash, &new_hash, NOW + 10))
+            .rotate_refresh_token(&rotation(
+                presented("grant-1", 0, &old_hash),
+                &new_hash,
+                NOW + 10,
+            ))
             .await?;
         Ok((i, outcome))
     })
@@ -69,10 +80,9 @@ async fn a_refresh_token_rotates_exactly_once_among_racing_requests(store: Arc<d
         })
         .collect();
     assert_eq!(winners.len(), 1, "{results:?}");
-    assert_eq!(winners[0].1, old);
-    // Every loser presented a token used before. The first to see that revoked the family,
-    // which deletes its tokens, the presented one included: those after it present a token
-    // that no longer exists.
+    assert_eq!(*winners[0].1, old);
+    // Every loser presented a token that was no longer current. The first to see that
+    // revoked the family, which deletes its row: those after it find no family.
     let reuses = results
         .iter()
         .filter(|(_, r)| *r == reused("grant-1"))
@@ -84,8 +94,7 @@ async fn a_refresh_token_rotates_exactly_once_among_racing_requests(store: Arc<d
     assert!(reuses >= 1, "{results:?}");
     assert_eq!(reuses + invalid, FAMILY_RACERS - 1, "{results:?}");
 
-    // The losers presented a token used before: the family is revoked, the winner's new
-    // token with it.
+    // The family is revoked, the winner's new token with it.
     assert_eq!(
         store
             .get_grant("grant-1")
@@ -96,104 +105,107 @@ async fn a_refresh_token_rotates_exactly_once_among_racing_requests(store: Arc<d
         Some(NOW + 10)
     );
     for i in 0..FAMILY_RACERS {
-        let tag = format!("rt-1-{i}");
+        let h = hash(&format!("rt-1-{i}"));
         let found = store
-            .get_refresh_token(&hash(&tag), NOW + 10)
+            .get_refresh_token(&presented("grant-1", 1, &h), NOW + 10)
             .await
             .unwrap();
-        assert_eq!(found, None, "{tag}");
+        assert_eq!(found, None, "{i}");
     }
-    assert_eq!(
-        store
-            .get_refresh_token(&hash("rt-0"), NOW + 10)
-            .await
-            .unwrap(),
-        None
-    );
     let late = hash("rt-late");
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("rt-0"), &late, NOW + 20))
+            .rotate_refresh_token(&rotation(presented("grant-1", 0, &h0), &late, NOW + 20))
             .await
             .unwrap(),
         Rotation::Invalid
     );
-    assert_eq!(
-        store.get_refresh_token(&late, NOW + 20).await.unwrap(),
-        None
-    );
     let winner = hash(&format!("rt-1-{}", winners[0].0));
-    let outcome = store
-        .rotate_refresh_token(&rotation(&winner, &late, NOW + 30))
-        .await
-        .unwrap();
-    assert!(
-        matches!(&outcome, Rotation::Invalid) || outcome == reused("grant-1"),
-        "the winner's token died with its family: {outcome:?}"
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation(presented("grant-1", 1, &winner), &late, NOW + 30))
+            .await
+            .unwrap(),
+        Rotation::Invalid,
+        "the winner's token died with its family"
     );
 }
 
 async fn expired_and_revoked_refresh_tokens_do_not_rotate(store: Arc<dyn Store>) {
-    store.insert_user(&user("sub-1", "one")).await.unwrap();
-    store
-        .insert_grant(&grant("grant-1", "client-1", "sub-1", NOW + 86_400))
-        .await
-        .unwrap();
-    let token = refresh("rt", "grant-1", "client-1", "sub-1");
-    store.insert_refresh_token(&token).await.unwrap();
-    let new = hash("rt-new");
+    let token = family(&store, "rt", "grant-1").await;
+    let (h, new) = (hash("rt"), hash("rt-new"));
+    let current = presented("grant-1", 0, &h);
 
     // Idle lifetime over, then absolute lifetime over.
     let at_idle = token.idle_expires_at;
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("rt"), &new, at_idle))
+            .rotate_refresh_token(&rotation(current, &new, at_idle))
             .await
             .unwrap(),
         Rotation::Invalid
     );
     assert_eq!(
-        store.get_refresh_token(&hash("rt"), at_idle).await.unwrap(),
+        store.get_refresh_token(&current, at_idle).await.unwrap(),
         None
     );
-    let mut long_idle = refresh("rt-long-idle", "grant-1", "client-1", "sub-1");
+    store
+        .insert_grant(&grant("grant-long", "client-1", "sub-1", NOW + 86_400))
+        .await
+        .unwrap();
+    let mut long_idle = refresh("rt-long-idle", "grant-long", "client-1", "sub-1");
     long_idle.idle_expires_at = NOW + 1_000_000;
     store.insert_refresh_token(&long_idle).await.unwrap();
+    let hl = hash("rt-long-idle");
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("rt-long-idle"), &new, long_idle.expires_at))
+            .get_refresh_token(&presented("grant-long", 0, &hl), NOW)
+            .await
+            .unwrap()
+            .unwrap()
+            .idle_expires_at,
+        long_idle.expires_at,
+        "the idle expiry is capped at the family's"
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation(
+                presented("grant-long", 0, &hl),
+                &new,
+                long_idle.expires_at
+            ))
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    let unknown = hash("unknown");
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation(presented("grant-none", 0, &unknown), &new, NOW))
             .await
             .unwrap(),
         Rotation::Invalid
     );
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("unknown"), &new, NOW))
+            .get_refresh_token(&presented("grant-1", 1, &new), NOW)
             .await
             .unwrap(),
-        Rotation::Invalid
-    );
-    assert_eq!(
-        store.get_refresh_token(&hash("rt-new"), NOW).await.unwrap(),
         None,
-        "nothing inserted"
+        "nothing changed"
     );
 
-    // A token whose family has no grant row is dead.
+    // A family with no grant row is dead.
     store
         .insert_refresh_token(&refresh("rt-orphan", "grant-gone", "client-1", "sub-1"))
         .await
         .unwrap();
+    let ho = hash("rt-orphan");
+    let orphan = presented("grant-gone", 0, &ho);
+    assert_eq!(store.get_refresh_token(&orphan, NOW).await.unwrap(), None);
     assert_eq!(
         store
-            .get_refresh_token(&hash("rt-orphan"), NOW)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .rotate_refresh_token(&rotation(&hash("rt-orphan"), &new, NOW))
+            .rotate_refresh_token(&rotation(orphan, &new, NOW))
             .await
             .unwrap(),
         Rotation::Invalid
@@ -201,37 +213,23 @@ async fn expired_and_revoked_refresh_tokens_do_not_rotate(store: Arc<dyn Store>)
 
     // After the family is revoked, neither the current nor an old token rotates.
     let rotated = store
-        .rotate_refresh_token(&rotation(&hash("rt"), &new, NOW + 1))
+        .rotate_refresh_token(&rotation(current, &new, NOW + 1))
         .await
         .unwrap();
     assert!(matches!(rotated, Rotation::Rotated(_)));
     store.revoke_grant("grant-1", NOW + 2).await.unwrap();
     let newer = hash("rt-newer");
-    for old in ["rt", "rt-new"] {
-        let outcome = store
-            .rotate_refresh_token(&rotation(&hash(old), &newer, NOW + 3))
-            .await
-            .unwrap();
-        assert!(
-            matches!(&outcome, Rotation::Invalid)
-                || outcome
-                    == Rotation::Reused {
-                        grant_id: "grant-1".to_owned()
-                    },
-            "{old}: {outcome:?}"
-        );
+    for old in [current, presented("grant-1", 1, &new)] {
         assert_eq!(
-            store.get_refresh_token(&hash(old), NOW + 3).await.unwrap(),
-            None
+            store
+                .rotate_refresh_token(&rotation(old, &newer, NOW + 3))
+                .await
+                .unwrap(),
+            Rotation::Invalid,
+            "{old:?}"
         );
+        assert_eq!(store.get_refresh_token(&old, NOW + 3).await.unwrap(), None);
     }
-    assert_eq!(
-        store
-            .get_refresh_token(&hash("rt-newer"), NOW + 3)
-            .await
-            .unwrap(),
-        None
-    );
 }
 
 async fn a_reused_refresh_token_revokes_its_family_in_the_same_call(store: Arc<dyn Store>) {
@@ -239,7 +237,7 @@ async fn a_reused_refresh_token_revokes_its_family_in_the_same_call(store: Arc<d
     let (a, b, c) = (hash("rt-a"), hash("rt-b"), hash("rt-c"));
     assert!(matches!(
         store
-            .rotate_refresh_token(&rotation(&a, &b, NOW + 1))
+            .rotate_refresh_token(&rotation(presented("grant-r", 0, &a), &b, NOW + 1))
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -254,7 +252,7 @@ async fn a_reused_refresh_token_revokes_its_family_in_the_same_call(store: Arc<d
     // No revoke_grant here: the call that detects the reuse revokes the family.
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&a, &c, NOW + 5))
+            .rotate_refresh_token(&rotation(presented("grant-r", 0, &a), &c, NOW + 5))
             .await
             .unwrap(),
         reused("grant-r")
@@ -267,27 +265,34 @@ async fn a_reused_refresh_token_revokes_its_family_in_the_same_call(store: Arc<d
             .await
             .unwrap()
     );
-    for token in [&b, &c] {
-        assert_eq!(store.get_refresh_token(token, NOW + 5).await.unwrap(), None);
+    for (generation, token) in [(1, &b), (1, &c)] {
+        assert_eq!(
+            store
+                .get_refresh_token(&presented("grant-r", generation, token), NOW + 5)
+                .await
+                .unwrap(),
+            None
+        );
     }
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&b, &c, NOW + 6))
+            .rotate_refresh_token(&rotation(presented("grant-r", 1, &b), &c, NOW + 6))
             .await
             .unwrap(),
         Rotation::Invalid,
         "the current token was deleted with its family"
     );
 
-    // A current token of a revoked family (one a racing rotation stored) is reuse as well,
-    // and the first revocation time stays.
+    // A family row of a revoked grant (one a racing rotation touched) is reuse as well, and
+    // the first revocation time stays.
     store
         .insert_refresh_token(&refresh("rt-late", "grant-r", "client-1", "sub-1"))
         .await
         .unwrap();
+    let late = hash("rt-late");
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("rt-late"), &c, NOW + 7))
+            .rotate_refresh_token(&rotation(presented("grant-r", 0, &late), &c, NOW + 7))
             .await
             .unwrap(),
         reused("grant-r")
@@ -303,12 +308,58 @@ async fn a_reused_refresh_token_revokes_its_family_in_the_same_call(store: Arc<d
     );
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("rt-late"), &c, NOW + 8))
+            .rotate_refresh_token(&rotation(presented("grant-r", 0, &late), &c, NOW + 8))
             .await
             .unwrap(),
         Rotation::Invalid,
         "deleted by the revocation"
     );
+}
+
+/// The caller presents only tokens Latchkey issued (their MAC holds): one that names the
+/// family but is not its current token (an older generation, or the current generation with
+/// another secret, or a generation never reached) was rotated out or superseded, so it is
+/// reuse, and it revokes the family even after many rotations.
+async fn any_token_of_the_family_but_the_current_one_is_reuse(store: Arc<dyn Store>) {
+    let stale = [
+        (0, hash("gen-0")),
+        (2, hash("other-secret")),
+        (3, hash("gen-3")),
+        (9, hash("gen-9")),
+    ];
+    for (i, (generation, token)) in stale.iter().enumerate() {
+        let grant_id = format!("grant-{i}");
+        family(&store, "gen-0", &grant_id).await;
+        // Two rotations: generation 2 is current, with the token "gen-2".
+        for (from, to) in [(0, "gen-1"), (1, "gen-2")] {
+            let (old, new) = (hash(&format!("gen-{from}")), hash(to));
+            assert!(matches!(
+                store
+                    .rotate_refresh_token(&rotation(presented(&grant_id, from, &old), &new, NOW))
+                    .await
+                    .unwrap(),
+                Rotation::Rotated(_)
+            ));
+        }
+        let c = hash("c");
+        assert_eq!(
+            store
+                .rotate_refresh_token(&rotation(presented(&grant_id, *generation, token), &c, NOW))
+                .await
+                .unwrap(),
+            reused(&grant_id),
+            "generation {generation}"
+        );
+        let g2 = hash("gen-2");
+        assert_eq!(
+            store
+                .get_refresh_token(&presented(&grant_id, 2, &g2), NOW)
+                .await
+                .unwrap(),
+            None,
+            "generation {generation}: the current token died with its family"
+        );
+    }
 }
 
 async fn another_clients_or_an_inactive_users_refresh_token_revokes_its_family(
@@ -321,7 +372,7 @@ async fn another_clients_or_an_inactive_users_refresh_token_revokes_its_family(
     let other = RotationRequest {
         client_id: "client-2",
         scope: RefreshScope::Requested("openid admin"),
-        ..rotation(&o, &new, NOW)
+        ..rotation(presented("grant-o", 0, &o), &new, NOW)
     };
     assert_eq!(
         store.rotate_refresh_token(&other).await.unwrap(),
@@ -339,10 +390,12 @@ async fn another_clients_or_an_inactive_users_refresh_token_revokes_its_family(
         Some(NOW)
     );
     assert_eq!(
-        store.get_refresh_token(&hash("rt-o"), NOW).await.unwrap(),
+        store
+            .get_refresh_token(&presented("grant-o", 0, &o), NOW)
+            .await
+            .unwrap(),
         None
     );
-    assert_eq!(store.get_refresh_token(&new, NOW).await.unwrap(), None);
 
     // A disabled user's token, and one whose user is gone.
     let mut disabled = user("sub-d", "dee");
@@ -360,9 +413,10 @@ async fn another_clients_or_an_inactive_users_refresh_token_revokes_its_family(
             .insert_refresh_token(&refresh(tag, grant_id, "client-1", sub))
             .await
             .unwrap();
+        let h = hash(tag);
         assert_eq!(
             store
-                .rotate_refresh_token(&rotation(&hash(tag), &new, NOW + 1))
+                .rotate_refresh_token(&rotation(presented(grant_id, 0, &h), &new, NOW + 1))
                 .await
                 .unwrap(),
             Rotation::UserInactive {
@@ -385,9 +439,10 @@ async fn another_clients_or_an_inactive_users_refresh_token_revokes_its_family(
     // Enabling the user again does not bring the family back.
     disabled.disabled = false;
     store.update_user(&disabled).await.unwrap();
+    let d = hash("rt-d");
     assert_eq!(
         store
-            .rotate_refresh_token(&rotation(&hash("rt-d"), &new, NOW + 2))
+            .rotate_refresh_token(&rotation(presented("grant-d", 0, &d), &new, NOW + 2))
             .await
             .unwrap(),
         Rotation::Invalid
@@ -406,6 +461,7 @@ async fn a_refresh_asking_for_more_scope_than_granted_changes_nothing(store: Arc
     };
     store.insert_refresh_token(&token).await.unwrap();
     let (s, s2) = (hash("rt-s"), hash("rt-s2"));
+    let first = presented("grant-s", 0, &s);
     // Granted: "openid offline_access".
     for scope in [
         RefreshScope::Requested("openid email"),
@@ -415,7 +471,7 @@ async fn a_refresh_asking_for_more_scope_than_granted_changes_nothing(store: Arc
     ] {
         let request = RotationRequest {
             scope,
-            ..rotation(&s, &s2, NOW + 1)
+            ..rotation(first, &s2, NOW + 1)
         };
         assert_eq!(
             store.rotate_refresh_token(&request).await.unwrap(),
@@ -424,11 +480,10 @@ async fn a_refresh_asking_for_more_scope_than_granted_changes_nothing(store: Arc
         );
     }
     assert_eq!(
-        store.get_refresh_token(&s, NOW + 1).await.unwrap(),
+        store.get_refresh_token(&first, NOW + 1).await.unwrap(),
         Some(token.clone()),
         "still current"
     );
-    assert_eq!(store.get_refresh_token(&s2, NOW + 1).await.unwrap(), None);
     assert_eq!(
         store
             .get_grant("grant-s")
@@ -443,39 +498,82 @@ async fn a_refresh_asking_for_more_scope_than_granted_changes_nothing(store: Arc
     // scope originally granted (RFC 6749 §6).
     let narrower = RotationRequest {
         scope: RefreshScope::Requested("offline_access"),
-        ..rotation(&s, &s2, NOW + 10)
+        ..rotation(first, &s2, NOW + 10)
     };
     assert_eq!(
         store.rotate_refresh_token(&narrower).await.unwrap(),
-        Rotation::Rotated(token.clone())
+        Rotation::Rotated(Box::new(token.clone()))
     );
     let successor = RefreshTokenRecord {
+        generation: 1,
         token_hash: s2.clone(),
         created_at: NOW + 10,
         idle_expires_at: NOW + 10 + 600,
         ..token.clone()
     };
+    let second = presented("grant-s", 1, &s2);
     assert_eq!(
-        store.get_refresh_token(&s2, NOW + 10).await.unwrap(),
+        store.get_refresh_token(&second, NOW + 10).await.unwrap(),
         Some(successor)
+    );
+    assert_eq!(
+        store.get_refresh_token(&first, NOW + 10).await.unwrap(),
+        None,
+        "rotated out"
     );
 
     // The successor's idle lifetime never outlasts the family.
     let s3 = hash("rt-s3");
     let long = RotationRequest {
         idle_ttl: 10_000_000,
-        ..rotation(&s2, &s3, NOW + 20)
+        ..rotation(second, &s3, NOW + 20)
     };
     assert!(matches!(
         store.rotate_refresh_token(&long).await.unwrap(),
         Rotation::Rotated(_)
     ));
     let last = store
-        .get_refresh_token(&s3, NOW + 20)
+        .get_refresh_token(&presented("grant-s", 2, &s3), NOW + 20)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(last.idle_expires_at, token.expires_at);
+}
+
+/// Through the trait: after many rotations only the current token works, every earlier one
+/// is reuse. (The row count itself is checked in `store/refresh.rs`'s tests, which can see
+/// the tables.)
+async fn a_family_rotated_many_times_keeps_only_its_current_token(store: Arc<dyn Store>) {
+    family(&store, "gen-0", "grant-m").await;
+    for generation in 0..200 {
+        let (old, new) = (
+            hash(&format!("gen-{generation}")),
+            hash(&format!("gen-{}", generation + 1)),
+        );
+        assert!(matches!(
+            store
+                .rotate_refresh_token(&rotation(presented("grant-m", generation, &old), &new, NOW))
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+    }
+    let current = hash("gen-200");
+    let record = store
+        .get_refresh_token(&presented("grant-m", 200, &current), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.generation, 200);
+    let first = hash("gen-0");
+    let c = hash("c");
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation(presented("grant-m", 0, &first), &c, NOW))
+            .await
+            .unwrap(),
+        reused("grant-m")
+    );
 }
 
 async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Store>) {
@@ -494,7 +592,7 @@ async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Stor
     for jkt in [None, Some("jkt-2"), Some("")] {
         let request = RotationRequest {
             dpop_jkt: jkt,
-            ..rotation(&k, &k2, NOW + 1)
+            ..rotation(presented("grant-k", 0, &k), &k2, NOW + 1)
         };
         assert_eq!(
             store.rotate_refresh_token(&request).await.unwrap(),
@@ -503,7 +601,10 @@ async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Stor
         );
     }
     assert_eq!(
-        store.get_refresh_token(&k, NOW + 1).await.unwrap(),
+        store
+            .get_refresh_token(&presented("grant-k", 0, &k), NOW + 1)
+            .await
+            .unwrap(),
         Some(token.clone()),
         "still current"
     );
@@ -519,24 +620,25 @@ async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Stor
     // With its key: rotated, and the successor is bound to the same key.
     let with_key = RotationRequest {
         dpop_jkt: Some("jkt-1"),
-        ..rotation(&k, &k2, NOW + 2)
+        ..rotation(presented("grant-k", 0, &k), &k2, NOW + 2)
     };
     assert_eq!(
         store.rotate_refresh_token(&with_key).await.unwrap(),
-        Rotation::Rotated(token.clone())
+        Rotation::Rotated(Box::new(token.clone()))
     );
     let successor = store
-        .get_refresh_token(&k2, NOW + 2)
+        .get_refresh_token(&presented("grant-k", 1, &k2), NOW + 2)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(successor.generation, 1);
     assert_eq!(successor.dpop_jkt.as_deref(), Some("jkt-1"));
     // Reuse still ends the family, key or no key.
     assert_eq!(
         store
             .rotate_refresh_token(&RotationRequest {
                 dpop_jkt: Some("jkt-1"),
-                ..rotation(&k, &hash("rt-k3"), NOW + 3)
+                ..rotation(presented("grant-k", 0, &k), &hash("rt-k3"), NOW + 3)
             })
             .await
             .unwrap(),
@@ -549,14 +651,14 @@ async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Stor
     let (u, u2) = (hash("rt-u"), hash("rt-u2"));
     let with_proof = RotationRequest {
         dpop_jkt: Some("jkt-1"),
-        ..rotation(&u, &u2, NOW + 4)
+        ..rotation(presented("grant-u", 0, &u), &u2, NOW + 4)
     };
     assert!(matches!(
         store.rotate_refresh_token(&with_proof).await.unwrap(),
         Rotation::Rotated(_)
     ));
     let unbound = store
-        .get_refresh_token(&u2, NOW + 4)
+        .get_refresh_token(&presented("grant-u", 1, &u2), NOW + 4)
         .await
         .unwrap()
         .unwrap();

@@ -149,7 +149,7 @@ async fn deleting_a_user_removes_its_dependents(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .get_refresh_token(&hash("rt-sub-1"), NOW)
+            .get_refresh_token(&presented("g-rt-sub-1", 0, &hash("rt-sub-1")), NOW)
             .await
             .unwrap(),
         None
@@ -185,7 +185,7 @@ async fn deleting_a_user_removes_its_dependents(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .get_refresh_token(&hash("rt-sub-2"), NOW)
+            .get_refresh_token(&presented("g-rt-sub-2", 0, &hash("rt-sub-2")), NOW)
             .await
             .unwrap()
             .is_some()

@@ -96,7 +96,8 @@ pub async fn validate(
     }
     let scope = Scope::parse_lenient(&record.scope);
     let refresh = if wants_refresh_token(&client, &scope) {
-        RefreshPlan::Start(RefreshTokenRecord {
+        RefreshPlan::Start(Box::new(RefreshTokenRecord {
+            generation: 0,
             token_hash: Vec::new(),
             grant_id: record.grant_id.clone(),
             client_id: client.client_id.clone(),
@@ -111,7 +112,7 @@ pub async fn validate(
             expires_at: now + app.config.refresh_token_ttl,
             // Bound by `token::issue` when the request carried a DPoP proof.
             dpop_jkt: None,
-        })
+        }))
     } else {
         RefreshPlan::None
     };

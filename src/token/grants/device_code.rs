@@ -71,7 +71,8 @@ pub async fn validate(
         })
         .await?;
     let refresh = if refreshable {
-        RefreshPlan::Start(RefreshTokenRecord {
+        RefreshPlan::Start(Box::new(RefreshTokenRecord {
+            generation: 0,
             token_hash: Vec::new(),
             grant_id: grant_id.clone(),
             client_id: client.client_id.clone(),
@@ -86,7 +87,7 @@ pub async fn validate(
             expires_at: now + app.config.refresh_token_ttl,
             // Bound by `token::issue` when the request carried a DPoP proof.
             dpop_jkt: None,
-        })
+        }))
     } else {
         RefreshPlan::None
     };

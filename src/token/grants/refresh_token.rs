@@ -1,17 +1,17 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
-//! (RFC 9700 §4.14.2): every use returns a new refresh token and kills the old one; a
-//! rotated-out token presented again revokes its whole family. A family bound to a DPoP key
-//! (a public client's, RFC 9449 §5) rotates only with a proof of that key.
+//! (RFC 9700 §4.14.2): every use returns a new refresh token, the next generation of its
+//! family, and kills the old one; a rotated-out token presented again revokes its whole
+//! family. The token's format is `token::refresh_format`. A family bound to a DPoP key (a
+//! public client's, RFC 9449 §5) rotates only with a proof of that key.
 
 use std::sync::Arc;
 
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
-use crate::crypto::random_secret;
 use crate::protocol::form::Params;
 use crate::protocol::{OAuthError, Scope};
 use crate::store::{ClientRecord, RefreshScope, Rotation, RotationRequest};
-use crate::token::{GrantOutcome, RefreshPlan, UserContext, audience};
+use crate::token::{GrantOutcome, RefreshPlan, UserContext, audience, refresh_format};
 
 /// `dpop_jkt`: the thumbprint of the key the request's DPoP proof was signed with, if any.
 pub async fn validate(
@@ -41,24 +41,36 @@ pub async fn validate(
         (Ok(_), Some(text)) => RefreshScope::Requested(text),
         (Ok(_), None) => RefreshScope::Granted,
     };
-    let new_token = random_secret();
-    let new_token_hash = app.hasher.hash(&new_token);
+    // A token Latchkey never issued (its MAC fails, or an old-format token it does not know)
+    // changes nothing: only a token it issued can be reuse.
+    let Some(presented_token) =
+        refresh_format::resolve(&app.hasher, app.store.as_ref(), presented).await?
+    else {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        ));
+    };
+    let successor = refresh_format::issue(
+        &app.hasher,
+        &presented_token.grant_id,
+        presented_token.generation + 1,
+    );
     // One store operation decides and does everything: rotation, or the family's revocation
     // on reuse, another client's token or an inactive user.
     let rotation = app
         .store
         .rotate_refresh_token(&RotationRequest {
-            token_hash: &app.hasher.hash(presented),
+            presented: presented_token.presented(),
             client_id: &client.client_id,
             scope: scope_asked,
             dpop_jkt,
-            new_token_hash: &new_token_hash,
+            new_token_hash: &successor.hash,
             now,
             idle_ttl: app.config.refresh_token_idle_ttl,
         })
         .await?;
     let current = match rotation {
-        Rotation::Rotated(current) => current,
+        Rotation::Rotated(current) => *current,
         Rotation::Reused { grant_id } => {
             reuse_detected(app, &client.client_id, &grant_id).await;
             return Err(OAuthError::invalid_grant(
@@ -108,7 +120,7 @@ pub async fn validate(
             nonce: None,
             acr: None,
         }),
-        refresh: RefreshPlan::Rotated(new_token),
+        refresh: RefreshPlan::Rotated(successor.token),
         act: None,
     })
 }

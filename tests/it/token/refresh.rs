@@ -27,6 +27,7 @@ both_backends!(
     refresh_tokens_need_offline_access_and_the_refresh_token_grant,
     a_refresh_returns_an_id_token_when_openid_is_in_scope,
     a_refreshed_access_token_keeps_the_resource_of_its_grant,
+    a_forged_token_naming_a_family_changes_nothing,
 );
 
 async fn every_refresh_rotates_the_refresh_token_and_the_old_one_stops_working(backend: Backend) {
@@ -337,4 +338,36 @@ async fn a_refreshed_access_token_keeps_the_resource_of_its_grant(backend: Backe
         );
         refresh_token = field(&refreshed, "refresh_token");
     }
+}
+
+/// A refresh token is `family.generation.secret`, the secret carrying a MAC: a token that
+/// names a family but was never issued (an older or newer generation, another secret) is
+/// refused without revoking anything, since family ids are not secret (audit events carry
+/// them). Only a token Latchkey issued and rotated out is reuse.
+async fn a_forged_token_naming_a_family_changes_nothing(backend: Backend) {
+    let (app, client) = spawn_app_with_alice(backend).await;
+    let first = user_tokens(&app, &client, "openid offline_access").await;
+    let rt1 = field(&first, "refresh_token");
+    let parts: Vec<&str> = rt1.split('.').collect();
+    assert_eq!(parts.len(), 3, "family.generation.secret: {rt1}");
+    assert_eq!(parts[1], "0");
+    let (family, secret) = (parts[0], parts[2]);
+    let mut flipped = secret.to_owned().into_bytes();
+    flipped[30] = if flipped[30] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for forged in [
+        format!("{family}.0.{flipped}"),
+        format!("{family}.1.{secret}"),
+        format!("{family}.7.{secret}"),
+        format!("{family}.0.{}", &secret[..40]),
+        format!("{family}.0"),
+        family.to_owned(),
+    ] {
+        let (status, body) = refresh(&app, &client, &forged, None).await;
+        assert_error(status, &body, 400, "invalid_grant");
+    }
+    let (status, second) = refresh(&app, &client, &rt1, None).await;
+    assert_eq!(status, 200, "the family was not revoked: {second}");
+    let rt2 = field(&second, "refresh_token");
+    assert!(rt2.starts_with(&format!("{family}.1.")), "{rt2}");
 }
