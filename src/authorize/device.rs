@@ -3,7 +3,7 @@
 //! consents in their own browser; the device polls the token endpoint until then.
 //!
 //! User codes are eight letters from `USER_CODE_ALPHABET` (no vowels, no look-alikes), shown
-//! as `XXXX-XXXX`; case and dashes are ignored when typed. Guessing them is throttled per
+//! as two groups of four joined by a dash (`WDJB-MJHT`); case and dashes are ignored when typed. Guessing them is throttled per
 //! address (`throttle::DEVICE_CODE_IP`: more than ten wrong codes in 15 minutes get 429),
 //! counted before the lookup like every guess. The consent page is always shown, saying
 //! that a device is asking, even for first-party clients: a user code is easy to phish, so
@@ -39,9 +39,13 @@ pub struct DeviceAuthorization {
     pub interval: i64,
 }
 
-/// A user code in the form people read: `XXXX-XXXX`.
+/// A user code in the form people read: two groups of four letters (`WDJB-MJHT`). A value
+/// that is not a stored user code is shown as it is rather than cut mid-character.
 pub fn display(user_code: &str) -> String {
-    format!("{}-{}", &user_code[..4], &user_code[4..])
+    match (user_code.get(..4), user_code.get(4..)) {
+        (Some(head), Some(tail)) if !tail.is_empty() => format!("{head}-{tail}"),
+        _ => user_code.to_owned(),
+    }
 }
 
 /// The normal form of what a person typed: upper case, dashes and spaces dropped; `None`
@@ -230,6 +234,10 @@ mod tests {
         let code = new_user_code();
         assert_eq!(code.len(), 8);
         assert_eq!(normalize(&display(&code)).as_deref(), Some(code.as_str()));
+        assert_eq!(display("WDJBMJHT"), "WDJB-MJHT");
+        // Anything else is shown as it is, never cut inside a character or panicking.
+        assert_eq!(display("WDJ"), "WDJ");
+        assert_eq!(display("ééééé"), "ééééé");
         assert_eq!(normalize("bcdf-ghjk").as_deref(), Some("BCDFGHJK"));
         assert_eq!(normalize(" BCDF GHJK ").as_deref(), Some("BCDFGHJK"));
         assert_eq!(normalize("BCDF-GHJA"), None, "a vowel");
