@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(display("WDJBMJHT"), "WDJB-MJHT");
         // Anything else is shown as it is, never cut inside a character or panicking.
         assert_eq!(display("WDJ"), "WDJ");
-        assert_eq!(display("ééééé"), "ééééé");
+        assert_eq!(display("aééé"), "aééé");
         assert_eq!(normalize("bcdf-ghjk").as_deref(), Some("BCDFGHJK"));
         assert_eq!(normalize(" BCDF GHJK ").as_deref(), Some("BCDFGHJK"));
         assert_eq!(normalize("BCDF-GHJA"), None, "a vowel");
