@@ -56,8 +56,6 @@ SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "client_credentia
              "login", "login_totp"]
 # The scenarios whose flows log in (argon2id-bound, run last, reported per finished flow).
 LOGINS = ("login", "login_totp")
-# Left out of the CI smoke (see `run`): their harness is known to be broken.
-SMOKE_SKIP = {"login_totp"}
 STATIC = {"client_credentials", "introspection", "userinfo", "discovery", "jwks"}
 
 
@@ -492,9 +490,10 @@ class Bench:
     def totp_codes(self, t: Target, run: int) -> str:
         """Fresh TOTP users for one run of login_totp, with their codes for every time step the
         run can see, one user a line: `USERNAME STEP:CODE STEP:CODE ...`. A code is accepted once
-        per user and step (one step of drift either way), so each user logs in at most three
-        times in a step window: enough users for ~60 logins/s are provisioned."""
-        n = max(48, int(30 * self.args.duration))
+        per user and step, and the harness uses the current and the next step only (see
+        loginflow.lua), so a user logs in at most twice in a step window: enough users for ~80
+        logins/s are provisioned."""
+        n = max(64, int(40 * self.args.duration))
         users = lf.provision_totp_users(t.base, ADMIN_TOKEN, f"{os.getpid()}-{run}", n)
         first = int(time.time()) // 30 - 1
         last = (int(time.time()) + int(self.args.duration) + 120) // 30 + 1
@@ -679,11 +678,6 @@ class Bench:
             # whatever the allocator keeps of it would otherwise show in the later scenarios'
             # memory figures.
             wanted = [s for s in SCENARIOS if not a.only or s in a.only.split(",")]
-            if a.smoke and not a.only:
-                # KNOWN BROKEN, to fix next: login_totp's harness reuses codes (status errors and
-                # `no_user` in the 2-s smoke on a quiet machine), so the CI smoke leaves it out;
-                # `--only login_totp` still runs it.
-                wanted = [s for s in wanted if s not in SMOKE_SKIP]
             for phase in ([s for s in wanted if s not in LOGINS], [s for s in wanted if s in LOGINS]):
                 for run in range(1, a.runs + 1):
                     for s in phase:
