@@ -290,7 +290,9 @@ class Bench:
 
     # -------------------------------------------------------- set-up
 
-    def latchkey_target(self, backend: str) -> Target:
+    def latchkey_target(self, backend: str, suffix: str = "") -> Target:
+        """A Latchkey server on `backend` with its own database; `suffix` tells apart two
+        servers on the same backend (the scale run's empty and preloaded twins)."""
         port = free_port()
         env = dict(os.environ)
         env.update({
@@ -310,15 +312,15 @@ class Bench:
             env[k] = v
         db = None
         if backend == "pg":
-            db = f"latchkey_bench_{os.getpid()}"
+            db = f"latchkey_bench_{os.getpid()}{suffix.replace('-', '_')}"
             psql(f'drop database if exists "{db}"')
             psql(f'create database "{db}"')
             self.dbs.append(db)
             env["LATCHKEY_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db
         else:
-            env["LATCHKEY_DATABASE_URL"] = "sqlite://" + os.path.join(self.work, "latchkey.db")
+            env["LATCHKEY_DATABASE_URL"] = "sqlite://" + os.path.join(self.work, f"latchkey{suffix}.db")
         return Target(
-            name=f"latchkey-{backend}", label=f"Latchkey ({'Postgres' if backend == 'pg' else 'SQLite'})",
+            name=f"latchkey-{backend}{suffix}", label=f"Latchkey ({'Postgres' if backend == 'pg' else 'SQLite'})",
             port=port, cmd=[self.args.latchkey, "serve"], env=env,
             ready_path="/.well-known/openid-configuration", scenarios=SCENARIOS, pg_db=db)
 
@@ -333,8 +335,8 @@ class Bench:
         time.sleep(1.0)  # settle before reading idle memory
         t.idle_rss_kib = mem_kib(t.proc.pid).get("VmRSS", 0)
 
-    def setup_latchkey(self, backend: str) -> Target:
-        t = self.latchkey_target(backend)
+    def setup_latchkey(self, backend: str, suffix: str = "") -> Target:
+        t = self.latchkey_target(backend, suffix)
         # First start applies the migrations and provisions; it is not timed.
         t.start(self.procs, os.path.join(self.work, f"{t.name}.log"))
         creds = lf.provision(t.base, ADMIN_TOKEN, self.args.id_token_alg)
