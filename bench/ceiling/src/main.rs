@@ -7,9 +7,10 @@
 //!     POST /token       reads the form, signs one ES256 JWT (RFC 9068 claims like
 //!                       Latchkey's) with a key parsed once at start, answers a token response
 //! latchkey-bench-ceiling argon2 PHC PASSWORD N     # verifies N times; prints mean ms
-//! latchkey-bench-ceiling keygen FILE                # new P-256 key: PKCS#8 into FILE,
-//!                                                   # its public JWK (kid "bench") on stdout
-//! latchkey-bench-ceiling assertions FILE CLIENT_ID AUD N PREFIX THREADS
+//! latchkey-bench-ceiling keygen FILE [ALG]          # new ES256 (default) or RS256 key:
+//!                                                   # PKCS#8 into FILE, its public JWK
+//!                                                   # (kid "bench") on stdout
+//! latchkey-bench-ceiling assertions FILE CLIENT_ID AUD N PREFIX THREADS [ALG]
 //!                                                   # N private_key_jwt client assertions
 //!                                                   # signed with FILE's key, one a line,
 //!                                                   # dealt round-robin into PREFIX0 ..
@@ -205,64 +206,143 @@ fn argon2_time(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `keygen FILE`: a new P-256 key for the private_key_jwt scenario. The PKCS#8 document goes
-/// into FILE; the public JWK, which the bench registers as the client's `jwks`, is printed.
+/// `keygen FILE [ALG]`: a new key for the private_key_jwt scenarios, ES256 (P-256, the
+/// default) or RS256 (RSA 2048). The PKCS#8 document goes into FILE; the public JWK, which the
+/// bench registers as the client's `jwks`, is printed.
 fn keygen(args: &[String]) -> Result<(), String> {
-    let [path] = args else {
-        return Err("keygen needs FILE".into());
+    let (path, alg) = match args {
+        [path] => (path, "ES256"),
+        [path, alg] => (path, alg.as_str()),
+        _ => return Err("keygen needs FILE [ALG]".into()),
     };
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|_| "key generation failed")?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-        .map_err(|_| "key parsing failed")?;
-    std::fs::write(path, pkcs8.as_ref()).map_err(|e| format!("{path}: {e}"))?;
-    // The public key is the uncompressed point 0x04 || X || Y.
-    let point = key.public_key().as_ref();
-    let jwk = serde_json::json!({
-        "kty": "EC", "crv": "P-256", "kid": "bench", "use": "sig", "alg": "ES256",
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-    });
+    let (pkcs8, jwk) = match alg {
+        "ES256" => {
+            let rng = SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| "key generation failed")?;
+            let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                .map_err(|_| "key parsing failed")?;
+            // The public key is the uncompressed point 0x04 || X || Y.
+            let point = key.public_key().as_ref();
+            let jwk = serde_json::json!({
+                "kty": "EC", "crv": "P-256", "kid": "bench", "use": "sig", "alg": "ES256",
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+        "RS256" => {
+            use aws_lc_rs::encoding::AsDer;
+            let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| "key generation failed")?;
+            let pkcs8 = key.as_der().map_err(|_| "key encoding failed")?;
+            let public = key.public_key();
+            let jwk = serde_json::json!({
+                "kty": "RSA", "kid": "bench", "use": "sig", "alg": "RS256",
+                "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+        other => return Err(format!("keygen: unknown ALG {other} (ES256 or RS256)")),
+    };
+    std::fs::write(path, &pkcs8).map_err(|e| format!("{path}: {e}"))?;
     println!("{jwk}");
     Ok(())
 }
 
-/// `assertions FILE CLIENT_ID AUD N PREFIX THREADS`: N client assertions (RFC 7523 §2.2),
-/// each with its own `jti` (they are single use), valid for 290 s, dealt round-robin into
-/// the files PREFIX0 .. PREFIX{THREADS-1}, one per wrk thread. Minting them here, before a
-/// run, keeps the signing cost (the client's, not the server's) out of the measurement.
+/// A key that signs client assertions with one algorithm.
+enum AssertionKey {
+    Es256(EcdsaKeyPair),
+    Rs256(aws_lc_rs::rsa::KeyPair),
+}
+
+impl AssertionKey {
+    fn sign(&self, rng: &SystemRandom, message: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            AssertionKey::Es256(key) => key
+                .sign(rng, message)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| "signing failed".into()),
+            AssertionKey::Rs256(key) => {
+                let mut sig = vec![0; key.public_modulus_len()];
+                key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, rng, message, &mut sig)
+                    .map_err(|_| "signing failed")?;
+                Ok(sig)
+            }
+        }
+    }
+}
+
+/// `assertions FILE CLIENT_ID AUD N PREFIX THREADS [ALG]`: N client assertions (RFC 7523
+/// §2.2) signed with the key in FILE (`keygen`'s, same ALG; default ES256), each with its own
+/// `jti` (they are single use), valid for 290 s, dealt round-robin into the files PREFIX0 ..
+/// PREFIX{THREADS-1}, one per wrk thread. Minting them here, before a run, keeps the signing
+/// cost (the client's, not the server's) out of the measurement.
 fn assertions(args: &[String]) -> Result<(), String> {
     use std::io::Write;
-    let [path, client_id, aud, n, prefix, threads] = args else {
-        return Err("assertions needs FILE CLIENT_ID AUD N PREFIX THREADS".into());
+    let (path, client_id, aud, n, prefix, threads, alg) = match args {
+        [path, client_id, aud, n, prefix, threads] => (path, client_id, aud, n, prefix, threads, "ES256"),
+        [path, client_id, aud, n, prefix, threads, alg] => {
+            (path, client_id, aud, n, prefix, threads, alg.as_str())
+        }
+        _ => return Err("assertions needs FILE CLIENT_ID AUD N PREFIX THREADS [ALG]".into()),
     };
     let n: usize = n.parse().map_err(|_| "N must be a number")?;
     let threads: usize = threads.parse().map_err(|_| "THREADS must be a number")?;
     let pkcs8 = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-        .map_err(|_| "key parsing failed")?;
-    let rng = SystemRandom::new();
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"bench","typ":"JWT"}"#);
+    let key = match alg {
+        "ES256" => AssertionKey::Es256(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                .map_err(|_| "key parsing failed")?,
+        ),
+        "RS256" => AssertionKey::Rs256(
+            aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).map_err(|_| "key parsing failed")?,
+        ),
+        other => return Err(format!("assertions: unknown ALG {other} (ES256 or RS256)")),
+    };
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"bench","typ":"JWT"}}"#));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+    let mint = |count: usize| -> Result<Vec<String>, String> {
+        let rng = SystemRandom::new();
+        let mut jti = [0u8; 16];
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            rand::thread_rng().fill_bytes(&mut jti);
+            let claims = serde_json::json!({
+                "iss": client_id, "sub": client_id, "aud": aud,
+                "iat": now, "exp": now + 290, "jti": URL_SAFE_NO_PAD.encode(jti),
+            });
+            let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+            let sig = key.sign(&rng, signing_input.as_bytes())?;
+            out.push(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&sig)));
+        }
+        Ok(out)
+    };
+    // RS256 signatures take most of a millisecond each: every core mints a share.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let minted: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let share = n / workers + usize::from(w < n % workers);
+                scope.spawn(move || mint(share))
+            })
+            .collect();
+        let mut all = Vec::with_capacity(n);
+        for handle in handles {
+            all.extend(handle.join().map_err(|_| "a minting thread panicked".to_string())??);
+        }
+        Ok::<_, String>(all)
+    })?;
     let mut files = (0..threads.max(1))
         .map(|i| {
             let p = format!("{prefix}{i}");
             std::fs::File::create(&p).map(std::io::BufWriter::new).map_err(|e| format!("{p}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut jti = [0u8; 16];
-    for i in 0..n {
-        rand::thread_rng().fill_bytes(&mut jti);
-        let claims = serde_json::json!({
-            "iss": client_id, "sub": client_id, "aud": aud,
-            "iat": now, "exp": now + 290, "jti": URL_SAFE_NO_PAD.encode(jti),
-        });
-        let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let sig = key.sign(&rng, signing_input.as_bytes()).map_err(|_| "signing failed")?;
-        let count = files.len();
-        writeln!(files[i % count], "{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
-            .map_err(|e| e.to_string())?;
+    let count = files.len();
+    for (i, assertion) in minted.iter().enumerate() {
+        writeln!(files[i % count], "{assertion}").map_err(|e| e.to_string())?;
     }
     for mut f in files {
         f.flush().map_err(|e| e.to_string())?;
@@ -278,7 +358,7 @@ fn main() -> std::process::ExitCode {
         Some("keygen") => keygen(&args[1..]),
         Some("assertions") => assertions(&args[1..]),
         _ => Err("usage: latchkey-bench-ceiling serve PORT NAME=FILE... | argon2 PHC PASSWORD N \
-                  | keygen FILE | assertions FILE CLIENT_ID AUD N PREFIX THREADS"
+                  | keygen FILE [ALG] | assertions FILE CLIENT_ID AUD N PREFIX THREADS [ALG]"
             .into()),
     };
     match result {
