@@ -472,8 +472,24 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
             );
         } else {
             // Within the reuse grace the racers are retries: the family rotated once, and
-            // every one of them got its successor.
-            assert_eq!(rotated.len(), RACERS, "{layout:?} grace: {answers:?}");
+            // every one of them got its successor. Each of them also gets tokens minted,
+            // fifty at once, and on a loaded test machine some of those can wait for a
+            // database connection longer than the pool's timeout: such a racer is answered
+            // 503 temporarily_unavailable (load shed, to be retried), never refused nor
+            // given another successor.
+            let shed = answers
+                .iter()
+                .filter(|(s, b)| *s == 503 && b["error"] == "temporarily_unavailable")
+                .count();
+            assert_eq!(
+                rotated.len() + shed,
+                RACERS,
+                "{layout:?} grace: only successes and load shedding: {answers:?}"
+            );
+            assert!(
+                rotated.len() > RACERS / 2,
+                "{layout:?} grace: most racers are served: {answers:?}"
+            );
             assert!(
                 rotated.iter().all(|b| b["refresh_token"] == newest),
                 "{layout:?} grace: one successor"

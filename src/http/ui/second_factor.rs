@@ -237,3 +237,46 @@ pub async fn resume(State(app): State<App>, form: InteractionForm) -> Response {
         Err(e) => error_page(t, &e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::ui::text::{DE, EN};
+
+    /// What the page asks for, by what the user has: (totp, code field, passkey) → intro.
+    #[test]
+    fn the_page_asks_for_what_the_user_has() {
+        let check = |totp, code, passkey, intro: &str, label: &str| {
+            let offer = Offer {
+                totp,
+                code,
+                passkey,
+            };
+            assert_eq!((offer.intro(&EN), offer.label(&EN)), (intro, label));
+        };
+        check(true, true, false, EN.otp_intro, EN.otp_label);
+        check(true, true, true, EN.otp_intro, EN.otp_label);
+        check(
+            false,
+            true,
+            true,
+            EN.otp_intro_passkey_recovery,
+            EN.otp_recovery_label,
+        );
+        check(
+            false,
+            false,
+            true,
+            EN.otp_intro_passkey,
+            EN.otp_recovery_label,
+        );
+        check(false, true, false, EN.otp_intro, EN.otp_recovery_label);
+        let passkey_only = Offer {
+            totp: false,
+            code: false,
+            passkey: true,
+        };
+        assert_eq!(passkey_only.intro(&DE), DE.otp_intro_passkey);
+        assert!(!passkey_only.intro(&EN).contains("authenticator"));
+    }
+}
