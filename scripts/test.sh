@@ -39,6 +39,8 @@ python3 "$smoke" target/release/latchkey
 smoke_db="latchkey_test_smoke_$$"
 psql "$admin_url" -qc "create database $smoke_db" >/dev/null
 LATCHKEY_DATABASE_URL="${admin_url%/*}/$smoke_db" python3 "$smoke" target/release/latchkey
+echo "== admin API against its OpenAPI document (schemathesis, SQLite then Postgres)"
+bash scripts/openapi_fuzz.sh target/release/latchkey
 bash tests/interop/run.sh
 echo "== benchmark smoke (every bench/ scenario runs briefly and reports; targets are not checked)"
 bash bench/run.sh --smoke

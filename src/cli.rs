@@ -278,9 +278,15 @@ pub struct PasswordArgs {
 pub enum KeysCommand {
     /// Print the published signing keys (public information only) as JSON.
     List,
-    /// Make a new signing key for every algorithm. The old keys stop signing at once and stay
+    /// Make a new signing key for every algorithm. It is published at once and starts signing
+    /// after LATCHKEY_KEY_PUBLISH_AHEAD seconds, when the old keys stop signing; they stay
     /// published until every token they signed has expired.
-    Rotate,
+    Rotate {
+        /// Sign with the new keys at once (a key may be compromised). Relying parties that
+        /// cached JWKS fail to verify new tokens until they fetch it again.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -549,7 +555,9 @@ fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Err
 async fn keys(app: &App, command: KeysCommand) -> CliResult {
     match command {
         KeysCommand::List => print_json(&manage::keys::list(app)),
-        KeysCommand::Rotate => print_json(&manage::keys::rotate(app).await?),
+        KeysCommand::Rotate { now } => print_json(
+            &manage::keys::rotate(app, crate::protocol::admin::KeyRotation { now }).await?,
+        ),
     }
 }
 

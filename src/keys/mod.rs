@@ -120,7 +120,7 @@ pub struct KeySet {
 }
 
 /// Where a key is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published, not yet signing.
@@ -145,7 +145,7 @@ impl KeyState {
 }
 
 /// A published key, as `GET /admin/keys` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PublishedKey {
     pub kid: String,
     pub alg: String,
@@ -557,16 +557,30 @@ impl Keys {
         Ok(inserted)
     }
 
-    /// Generates a new key for every algorithm, retires the old ones at once, drops the
-    /// scheduled successors (they never signed), and reloads. For a suspected compromise, or
-    /// when scheduling is off; the schedule then counts from the new keys.
-    pub async fn rotate(&self, store: &dyn KeyStore, now: i64) -> Result<(), KeyError> {
-        let fresh = generate_all(&self.sealer, now).await?;
-        store.rotate_keys(&fresh, now).await?;
+    /// A rotation by hand: a new key for every algorithm, published at once and signing
+    /// `publish_ahead` seconds from `now`, when the current keys retire (they stay published
+    /// for the tokens they signed). Keys not yet signing (a scheduled successor, or an
+    /// earlier hand rotation's) are dropped: they never signed anything. With
+    /// `publish_ahead` 0 the new keys sign at once (a suspected compromise), and relying
+    /// parties whose JWKS cache predates them must fetch it again. The schedule counts from
+    /// the new keys. Answers when they start signing.
+    pub async fn rotate(
+        &self,
+        store: &dyn KeyStore,
+        now: i64,
+        publish_ahead: i64,
+    ) -> Result<i64, KeyError> {
+        let starts = now + publish_ahead.max(0);
+        let mut fresh = generate_all(&self.sealer, now).await?;
+        for key in &mut fresh {
+            key.activates_at = starts;
+        }
+        store.rotate_keys(&fresh, now, starts).await?;
         store
             .delete_retired_keys(now - self.publish_retired_for)
             .await?;
-        self.reload(store, now).await
+        self.reload(store, now).await?;
+        Ok(starts)
     }
 }
 

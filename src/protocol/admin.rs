@@ -8,8 +8,9 @@
 //! Secrets never pass through `serde` error messages: a password is taken out of the body by
 //! hand before the rest is deserialized, so a wrong-typed value cannot be echoed back.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::client::{ClientMetadata, ClientRegistration};
 use super::error::{ErrorCode, OAuthError};
@@ -19,7 +20,7 @@ use crate::keys::PublishedKey;
 /// A client as the admin API answers it: the registered metadata (RFC 7591 §3.2.1) plus its
 /// identifier. The secret appears only in the answers that create it (registration and
 /// rotation), and is never stored in readable form, so it cannot be shown again.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ClientResponse {
     pub client_id: String,
     pub client_id_issued_at: i64,
@@ -39,7 +40,7 @@ pub struct ClientResponse {
 
 /// A stored client secret as the admin API describes it. The id is derived from the stored
 /// hash (not from the secret), so it names a secret without revealing anything about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClientSecretInfo {
     pub id: String,
     pub created_at: i64,
@@ -50,9 +51,17 @@ pub struct ClientSecretInfo {
 
 /// `POST /admin/clients/{client_id}/secret`: how long the replaced secret keeps working
 /// (default 0: it stops at once) and how long the new one lives (default: for ever).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+///
+/// Parsed by hand (`parse_secret_rotation`) for its error messages; the schema is derived
+/// from this type all the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, ToSchema)]
 pub struct SecretRotation {
+    /// Seconds the replaced secret keeps working.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub previous_secret_valid_for: i64,
+    /// Seconds the new secret works; absent or `null`: it does not expire.
+    #[schema(minimum = 1, maximum = 31_622_400)]
     pub secret_valid_for: Option<i64>,
 }
 
@@ -104,7 +113,7 @@ pub struct RegistrationResponse {
 }
 
 /// An initial access token, shown this once. No `Debug`: it is a secret.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct InitialAccessTokenResponse {
     pub token: String,
     pub expires_at: i64,
@@ -113,7 +122,7 @@ pub struct InitialAccessTokenResponse {
 
 /// A user as the admin API answers it. There is deliberately no field for the password or
 /// its hash: what is not in this type cannot leak through the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserResponse {
     pub sub: String,
     pub username: String,
@@ -131,7 +140,7 @@ pub struct UserResponse {
 }
 
 /// One second factor of a user, as the admin API lists it: what it is, never its secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FactorResponse {
     pub id: String,
     /// `totp`, `recovery_codes` or `passkey`.
@@ -143,7 +152,7 @@ pub struct FactorResponse {
 
 /// A TOTP authenticator provisioned by an operator (`POST /admin/users/{sub}/totp`): its
 /// secret is shown this once. No `Debug`: it is a secret.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct TotpProvisioned {
     pub id: String,
     /// Base32 (RFC 4648, no padding).
@@ -153,7 +162,7 @@ pub struct TotpProvisioned {
 
 /// One page of a list. `next` is the cursor to pass as `?after=` for the following page,
 /// or `null` when this page is the last.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ListResponse<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
@@ -161,7 +170,7 @@ pub struct ListResponse<T> {
 
 /// One back-channel logout notification to a client, as
 /// `GET /admin/clients/{client_id}/logout-deliveries` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LogoutDelivery {
     pub id: i64,
     /// `pending` (waiting or under way), `delivered`, or `failed` (given up after 24 hours,
@@ -179,40 +188,74 @@ pub struct LogoutDelivery {
 }
 
 /// The newest notifications first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LogoutDeliveryList {
     pub items: Vec<LogoutDelivery>,
 }
 
 /// The signing keys currently published (active ones and retired ones still in JWKS).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct KeyListResponse {
     pub keys: Vec<PublishedKey>,
 }
 
+/// `POST /admin/keys/rotate`: by default the new keys are published for the publish-ahead
+/// window (`LATCHKEY_KEY_PUBLISH_AHEAD`) before they sign, as in an automatic rotation;
+/// `"now": true` makes them sign at once (a suspected compromise), which breaks relying
+/// parties' JWKS caches until they fetch it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyRotation {
+    pub now: bool,
+}
+
+/// The rotation body; an empty body is a rotation published ahead.
+pub fn parse_key_rotation(body: &[u8]) -> Result<KeyRotation, OAuthError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(KeyRotation::default());
+    }
+    // Through an object first: serde would also take `[true]` for the struct.
+    serde_json::from_value(Value::Object(json_object(body)?))
+        .map_err(|_| OAuthError::invalid_request("expected {\"now\": true|false}"))
+}
+
 /// A request to create a user: the login name, the password, and the OpenID claims.
-#[derive(Clone)]
+///
+/// Parsed by hand (`parse_user_create`), so that a password never reaches a serde error
+/// message; the schema is derived from this type all the same.
+#[derive(Clone, ToSchema)]
 pub struct UserCreate {
     pub username: String,
+    #[schema(write_only)]
     pub password: String,
+    #[serde(default)]
     pub disabled: bool,
     /// The user must choose a new password at the first login.
+    #[serde(default)]
     pub password_reset_required: bool,
     /// The user must use a second factor.
+    #[serde(default)]
     pub mfa_required: bool,
+    #[serde(flatten)]
     pub claims: UserClaims,
 }
 
 /// A partial update of a user. Claims follow JSON Merge Patch (RFC 7396): a member replaces
 /// the stored value, `null` removes it, an absent member leaves it alone.
-#[derive(Clone, Default)]
+///
+/// Parsed by hand (`parse_user_patch`); the schema is derived from this type all the same.
+#[derive(Clone, Default, ToSchema)]
 pub struct UserPatch {
     pub username: Option<String>,
+    #[schema(write_only)]
     pub password: Option<String>,
     pub disabled: Option<bool>,
     /// `true` forces a password change at the next login.
     pub password_reset_required: Option<bool>,
     pub mfa_required: Option<bool>,
+    /// The claims to merge: a member replaces the stored value, `null` removes it.
+    #[serde(flatten)]
+    #[schema(value_type = UserClaims)]
     pub claims: Map<String, Value>,
 }
 
@@ -459,7 +502,7 @@ mod tests {
 }
 
 /// One audit event as `GET /admin/events` answers it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventResponse {
     pub event_id: i64,
     pub occurred_at: i64,
@@ -470,5 +513,6 @@ pub struct EventResponse {
     pub client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }

@@ -7,7 +7,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::scope::Scope;
 
 /// How a client authenticates at the token, revocation and introspection endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
@@ -47,7 +47,7 @@ pub const MAX_INLINE_JWKS_BYTES: usize = 16 * 1024;
 
 /// Latchkey extension: whose tokens a client may learn about at the introspection endpoint
 /// (RFC 7662 §4 leaves it to the server to decide who may introspect what).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntrospectionAccess {
     /// Only tokens issued to this client. Without this limit any confidential client could
@@ -82,7 +82,7 @@ pub const SUPPORTED_GRANT_TYPES: [&str; 6] = [
 
 /// Registration request from the admin API. Unknown fields are refused so that a typo in a
 /// security-relevant field name cannot pass silently.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRegistration {
     #[serde(default)]
@@ -105,6 +105,7 @@ pub struct ClientRegistration {
     /// Latchkey extension: `own` (default) or `any`, see `IntrospectionAccess`.
     pub introspection: Option<IntrospectionAccess>,
     /// The client's public keys (a JWK Set), for `private_key_jwt` (RFC 7591 §2).
+    #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     /// Where the client publishes its public keys.
     pub jwks_uri: Option<String>,
@@ -139,7 +140,7 @@ pub struct ClientRegistration {
 }
 
 /// Validated client metadata, as stored and as answered (without secrets).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClientMetadata {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
@@ -159,6 +160,7 @@ pub struct ClientMetadata {
     #[serde(default)]
     pub introspection: IntrospectionAccess,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub jwks_uri: Option<String>,

@@ -201,10 +201,13 @@ impl OAuthError {
     }
 }
 
-/// The JSON body of an error, per RFC 6749 §5.2.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// The JSON body of an error, per RFC 6749 §5.2 (and the admin API's, which has the same
+/// shape: `not_found`, `conflict` and the RFC codes).
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// The error code, such as `invalid_request`.
     pub error: String,
+    /// What is wrong, for the developer; never a secret.
     pub error_description: String,
 }
 

@@ -99,7 +99,7 @@ fn scripts_in(name: &str) -> String {
 }
 
 /// The standard claims Latchkey keeps for a user. All optional; `sub` lives on the record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,7 +141,7 @@ pub struct UserClaims {
 }
 
 /// OpenID Connect Core §5.1.1.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[serde(skip_serializing_if = "Option::is_none")]

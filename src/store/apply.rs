@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use super::clients::{
     CLIENT_DELETION, ClientRecord, INSERT_CLIENT, NewClientSecret, SET_CLIENT_SECRET,
-    UPDATE_CLIENT_METADATA,
+    UPDATE_CLIENT_METADATA, bind_new_client,
 };
 use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, REVOKE_GRANTS_OF_USER};
 use super::housekeeping::CLIENTS_VERSION;
@@ -20,7 +20,10 @@ use super::registrations::DELETE_REGISTRATION;
 use super::sessions::DELETE_SESSIONS_OF_USER;
 use super::sql::{self, db_err};
 use super::sqlite::SqliteStore;
-use super::users::{INSERT_USER, SET_PASSWORD, UPDATE_USER, USER_DELETION, UserRecord};
+use super::users::{
+    INSERT_USER, SET_PASSWORD, UPDATE_USER, USER_DELETION, UserRecord, bind_new_user,
+    bind_user_update,
+};
 use super::{StoreError, StoreResult};
 use crate::protocol::client::ClientMetadata;
 
@@ -89,17 +92,7 @@ macro_rules! impl_apply_store {
                         Change::InsertClient(client) => {
                             clients_changed = true;
                             let metadata = sql::to_json(&client.metadata, "client metadata")?;
-                            ::sqlx::query(INSERT_CLIENT)
-                                .bind(&client.client_id)
-                                .bind(client.secret_hash.as_deref())
-                                .bind(metadata)
-                                .bind(client.issued_at)
-                                .bind(client.updated_at)
-                                .bind(client.secret_created_at)
-                                .bind(client.secret_expires_at)
-                                .bind(None::<Vec<u8>>)
-                                .bind(None::<i64>)
-                                .bind(None::<i64>)
+                            bind_new_client(::sqlx::query(INSERT_CLIENT), client, metadata)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_err)?;
@@ -149,30 +142,14 @@ macro_rules! impl_apply_store {
                         }
                         Change::InsertUser(user) => {
                             let claims = sql::to_json(&user.claims, "user claims")?;
-                            ::sqlx::query(INSERT_USER)
-                                .bind(&user.sub)
-                                .bind(&user.username)
-                                .bind(&user.password_hash)
-                                .bind(claims)
-                                .bind(user.disabled)
-                                .bind(user.created_at)
-                                .bind(user.updated_at)
-                                .bind(user.password_reset_required)
-                                .bind(user.mfa_required)
+                            bind_new_user(::sqlx::query(INSERT_USER), user, claims)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_err)?;
                         }
                         Change::UpdateUser { user, end_access } => {
                             let claims = sql::to_json(&user.claims, "user claims")?;
-                            let rows = ::sqlx::query(UPDATE_USER)
-                                .bind(&user.sub)
-                                .bind(&user.username)
-                                .bind(claims)
-                                .bind(user.disabled)
-                                .bind(user.updated_at)
-                                .bind(user.password_reset_required)
-                                .bind(user.mfa_required)
+                            let rows = bind_user_update(::sqlx::query(UPDATE_USER), user, claims)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_err)?

@@ -10,7 +10,7 @@ use super::StoreResult;
 use super::grants::OwnerDeletion;
 use super::housekeeping::CLIENTS_VERSION;
 use super::postgres::PgStore;
-use super::sql::{self, SqlRow, db_err};
+use super::sql::{self, Bind, SqlRow, db_err};
 use super::sqlite::SqliteStore;
 use crate::protocol::client::ClientMetadata;
 
@@ -169,23 +169,34 @@ fn client_from_row(row: &impl SqlRow) -> StoreResult<ClientRecord> {
     })
 }
 
+/// Binds a new client's ten columns (`INSERT_CLIENT`); `metadata` is the metadata as JSON.
+/// Shared with `apply.rs`, so a new column is bound in one place.
+pub(super) fn bind_new_client<'q, Q: Bind<'q>>(
+    query: Q,
+    client: &'q ClientRecord,
+    metadata: String,
+) -> Q {
+    let previous = client.previous_secret.as_ref();
+    query
+        .arg(&client.client_id)
+        .arg(client.secret_hash.as_deref())
+        .arg(metadata)
+        .arg(client.issued_at)
+        .arg(client.updated_at)
+        .arg(client.secret_created_at)
+        .arg(client.secret_expires_at)
+        .arg(previous.map(|p| p.hash.as_slice()))
+        .arg(previous.map(|p| p.created_at))
+        .arg(previous.map(|p| p.expires_at))
+}
+
 macro_rules! impl_client_store {
     ($store:ty) => {
         #[async_trait]
         impl ClientStore for $store {
             async fn insert_client(&self, client: &ClientRecord) -> StoreResult<()> {
                 let metadata = sql::to_json(&client.metadata, "client metadata")?;
-                let query = ::sqlx::query(INSERT_CLIENT)
-                    .bind(&client.client_id)
-                    .bind(client.secret_hash.as_deref())
-                    .bind(metadata)
-                    .bind(client.issued_at)
-                    .bind(client.updated_at)
-                    .bind(client.secret_created_at)
-                    .bind(client.secret_expires_at)
-                    .bind(client.previous_secret.as_ref().map(|p| p.hash.clone()))
-                    .bind(client.previous_secret.as_ref().map(|p| p.created_at))
-                    .bind(client.previous_secret.as_ref().map(|p| p.expires_at));
+                let query = bind_new_client(::sqlx::query(INSERT_CLIENT), client, metadata);
                 self.write_and_bump(query, CLIENTS_VERSION).await?;
                 Ok(())
             }

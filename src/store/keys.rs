@@ -35,11 +35,18 @@ pub struct SigningKeyRecord {
 pub trait KeyStore: Send + Sync {
     /// All keys, latest activation first.
     async fn list_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// A rotation by hand, effective at once. In one transaction: deletes the keys that are
-    /// not yet active at `now` (scheduled ones, which never signed anything), sets
-    /// `retired_at = now` on every key not already retired by then, and inserts `new_keys`.
-    /// Bumps the keys version.
-    async fn rotate_keys(&self, new_keys: &[SigningKeyRecord], now: i64) -> StoreResult<()>;
+    /// A rotation by hand: `new_keys` (whose `activates_at` is `starts`, `now` or later) take
+    /// over at `starts`. In one transaction: deletes the keys that are not yet active at
+    /// `now` (scheduled ones, or an earlier rotation's, which never signed anything), sets
+    /// `retired_at = starts` on every key not already retired by `now`, and inserts
+    /// `new_keys`. Bumps the keys version. Rotations racing on any number of nodes are
+    /// serialised by the version row: the last one's keys are the only pending ones left.
+    async fn rotate_keys(
+        &self,
+        new_keys: &[SigningKeyRecord],
+        now: i64,
+        starts: i64,
+    ) -> StoreResult<()>;
     /// A scheduled rotation: sets `retired_at = next.activates_at` on key `current_kid` only
     /// if it has no `retired_at` yet, and inserts `next` only if that update matched, in one
     /// transaction. Of nodes racing to schedule the successor of the same key exactly one
@@ -77,8 +84,9 @@ const INSERT_KEY: &str = concat!(
 const LOCK_KEYS: &str = "UPDATE change_version SET version = version WHERE name = 'keys'";
 const ANY_KEY: &str = "SELECT EXISTS (SELECT 1 FROM signing_key) AS present";
 const DROP_PENDING_KEYS: &str = "DELETE FROM signing_key WHERE activates_at > $1";
+// Every key still signing at $1 (or due to stop later) stops when the new keys start, $2.
 const RETIRE_KEYS: &str =
-    "UPDATE signing_key SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1";
+    "UPDATE signing_key SET retired_at = $2 WHERE retired_at IS NULL OR retired_at > $1";
 // The claim of a scheduled rotation: only the first node to set the successor's start wins.
 const CLAIM_SUCCESSION: &str =
     "UPDATE signing_key SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL";
@@ -137,6 +145,7 @@ macro_rules! impl_key_store {
                 &self,
                 new_keys: &[SigningKeyRecord],
                 now: i64,
+                starts: i64,
             ) -> StoreResult<()> {
                 // Bumping first takes the 'keys' row lock before anything else, which
                 // serialises this against other rotations and initial insertions.
@@ -149,6 +158,7 @@ macro_rules! impl_key_store {
                     .map_err(db_err)?;
                 ::sqlx::query(RETIRE_KEYS)
                     .bind(now)
+                    .bind(starts)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;

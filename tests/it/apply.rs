@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use latchkey::store::Store;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Backend, Latchkey, PASSWORD, TEST_MASTER_KEY, fresh_database};
@@ -14,6 +14,7 @@ use crate::helpers::{Backend, Latchkey, PASSWORD, TEST_MASTER_KEY, fresh_databas
 both_backends!(
     a_file_is_planned_applied_once_updated_field_by_field_and_pruned,
     files_that_leak_secrets_lock_people_out_or_prune_everything_are_refused,
+    every_field_the_admin_api_answers_can_be_declared_in_a_file,
 );
 
 const WEB_SECRET: &str = "web-secret-from-the-environment-0123456789";
@@ -255,4 +256,157 @@ async fn files_that_leak_secrets_lock_people_out_or_prune_everything_are_refused
     assert!(store.get_client("c").await.unwrap().is_none());
     let alice = store.get_user_by_username("alice").await.unwrap().unwrap();
     assert!(!alice.disabled);
+}
+
+/// A JSON value as a TOML value (inline tables for objects; `null` members left out).
+fn toml_value(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let members: Vec<String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k} = {}", toml_value(v)))
+                .collect();
+            format!("{{ {} }}", members.join(", "))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+        ),
+        // JSON strings, numbers and booleans are written the same way in TOML.
+        other => other.to_string(),
+    }
+}
+
+/// A `[[client]]` or `[[user]]` entry holding every member of an admin API answer except
+/// the ones the server assigns.
+fn entry(kind: &str, answer: &Value, assigned: &[&str]) -> String {
+    let mut text = format!("[[{kind}]]\n");
+    for (k, v) in answer.as_object().unwrap() {
+        if !assigned.contains(&k.as_str()) && !v.is_null() {
+            text.push_str(&format!("{k} = {}\n", toml_value(v)));
+        }
+    }
+    text
+}
+
+/// Whatever the admin API answers about a client or a user (but what the server assigns)
+/// can be written in a file, and the file of an answer changes nothing: so every client and
+/// user field, policies such as the client's `require_mfa` and the user's `mfa_required`
+/// included, can be declared. `mfa_required` is applied when given and left alone when not.
+async fn every_field_the_admin_api_answers_can_be_declared_in_a_file(backend: Backend) {
+    let url = fresh_database(backend).await;
+    let cli = Latchkey::new(&url);
+    let client = cli.ok(
+        &["client", "create", "--json", "-"],
+        Some(
+            &json!({
+                "client_name": "Everything",
+                "redirect_uris": ["https://every.example.test/cb"],
+                "post_logout_redirect_uris": ["https://every.example.test/bye"],
+                "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+                "scope": "openid profile api.read",
+                "client_uri": "https://every.example.test/",
+                "logo_uri": "https://every.example.test/logo.png",
+                "id_token_signed_response_alg": "RS256",
+                "first_party": true,
+                "allowed_resources": ["https://api.example.test/"],
+                "introspection": "any",
+                "require_pushed_authorization_requests": true,
+                "dpop_bound_access_tokens": true,
+                "require_mfa": true,
+                "backchannel_logout_uri": "https://every.example.test/logout",
+                "backchannel_logout_session_required": true,
+                "token_exchange_audiences": ["https://api.example.test/"]
+            })
+            .to_string(),
+        ),
+    );
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let user = cli.ok(
+        &["user", "create", "--json", "-"],
+        Some(
+            &json!({
+                "username": "erin", "password": PASSWORD, "mfa_required": true,
+                "password_reset_required": true, "given_name": "Erin",
+                "email": "erin@example.test", "email_verified": true,
+                "address": {"locality": "Bern", "country": "CH"}
+            })
+            .to_string(),
+        ),
+    );
+    let sub = user["sub"].as_str().unwrap().to_owned();
+    let client = cli.ok(&["client", "show", &client_id], None);
+    let user = cli.ok(&["user", "show", &sub], None);
+    assert_eq!(client["require_mfa"], true, "{client}");
+    assert_eq!(user["mfa_required"], true, "{user}");
+
+    let client_entry = entry(
+        "client",
+        &client,
+        &[
+            "client_id_issued_at",
+            "client_secret",
+            "client_secret_expires_at",
+            "client_secrets",
+        ],
+    );
+    let user_entry = |user: &Value| {
+        entry(
+            "user",
+            user,
+            &["sub", "created_at", "updated_at", "factors"],
+        )
+    };
+    let path = write(&cli, &format!("{client_entry}\n{}", user_entry(&user)));
+    let plan = stdout(&cli, &["apply", &path]);
+    assert_eq!(
+        plan.trim(),
+        "No changes: the database already matches the file.",
+        "{plan}\n{}",
+        std::fs::read_to_string(&path).unwrap()
+    );
+
+    // Lifting the user's requirement in the file lifts it; leaving it out leaves it alone.
+    let mut lifted = user.clone();
+    lifted["mfa_required"] = json!(false);
+    write(&cli, &format!("{client_entry}\n{}", user_entry(&lifted)));
+    let plan = stdout(&cli, &["apply", &path]);
+    assert!(plan.contains("~ update user erin"), "{plan}");
+    assert!(plan.contains("    mfa_required: true -> false"), "{plan}");
+    assert!(
+        plan.contains("Plan: 0 to create, 1 to update, 0 to delete."),
+        "{plan}"
+    );
+    assert_eq!(cli.ok(&["user", "show", &sub], None)["mfa_required"], false);
+    cli.ok(&["user", "require-mfa", &sub], None);
+    let mut silent = user.clone();
+    silent.as_object_mut().unwrap().remove("mfa_required");
+    write(&cli, &format!("{client_entry}\n{}", user_entry(&silent)));
+    assert!(stdout(&cli, &["apply", &path]).contains("No changes"));
+    assert_eq!(cli.ok(&["user", "show", &sub], None)["mfa_required"], true);
+
+    // A new user declared with the requirement has it; a wrong type is refused.
+    write(
+        &cli,
+        &format!(
+            "{client_entry}\n{}\n[[user]]\nusername = \"frank\"\nmfa_required = true\n",
+            user_entry(&user)
+        ),
+    );
+    let plan = stdout(&cli, &["apply", &path]);
+    assert!(plan.contains("+ create user frank"), "{plan}");
+    assert!(plan.contains("    mfa_required: true"), "{plan}");
+    let store = store_of(&url).await;
+    let frank = store.get_user_by_username("frank").await.unwrap().unwrap();
+    assert!(frank.mfa_required);
+    write(
+        &cli,
+        "[[user]]\nusername = \"frank\"\nmfa_required = \"yes\"\n",
+    );
+    let stderr = cli.fails(&["apply", &path], None);
+    assert!(
+        stderr.contains("mfa_required must be true or false"),
+        "{stderr}"
+    );
 }

@@ -298,7 +298,12 @@ async fn a_key_rotation_through_node_a_verifies_through_node_c() {
     };
     let before = kids(&cluster.jwks(c).await);
     let (status, body) = cluster
-        .admin(a, reqwest::Method::POST, "/admin/keys/rotate", None)
+        .admin(
+            a,
+            reqwest::Method::POST,
+            "/admin/keys/rotate",
+            Some(&serde_json::json!({"now": true})),
+        )
         .await;
     assert!((200..300).contains(&status), "rotate: {status} {body}");
     let rotated_at = Instant::now();

@@ -2,7 +2,8 @@
 //! serve` processes over one database, with an interval of a few seconds. Every node shows
 //! the three states over time: a `next` key published in JWKS before anything is signed with
 //! it, then signing, while the key it replaced stays `retired` and published; and of three
-//! nodes noticing the same due rotation, exactly one inserts the successor.
+//! nodes noticing the same due rotation, exactly one inserts the successor. A rotation by
+//! hand goes through the same states, unless it asks to sign `now`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,7 +15,10 @@ use crate::both_backends;
 use crate::helpers::cluster::{Client, Cluster, PROPAGATION_BOUND};
 use crate::helpers::{Backend, fresh_database};
 
-both_backends!(keys_rotate_by_themselves_on_three_nodes_through_next_active_and_retired,);
+both_backends!(
+    keys_rotate_by_themselves_on_three_nodes_through_next_active_and_retired,
+    a_rotation_by_hand_is_next_on_three_nodes_before_it_signs_unless_now,
+);
 
 const INTERVAL: i64 = 8;
 const PUBLISH_AHEAD: i64 = 3;
@@ -190,5 +194,119 @@ async fn keys_rotate_by_themselves_on_three_nodes_through_next_active_and_retire
         .await;
     let scheduled = events["items"].as_array().map_or(0, Vec::len);
     assert!(scheduled >= 1, "{events}");
+    cluster.assert_no_panic();
+}
+
+/// `POST /admin/keys/rotate` without `now`, with automatic rotation off: the new key is
+/// `next` on all three nodes (published in JWKS, signing nothing) for the publish-ahead
+/// window, then every node signs with it and the old key is `retired` and still published.
+/// Six rotations racing through the three nodes leave one pending key per algorithm. With
+/// `{"now": true}` the new key signs at once.
+async fn a_rotation_by_hand_is_next_on_three_nodes_before_it_signs_unless_now(backend: Backend) {
+    const AHEAD: i64 = 4;
+    let database = fresh_database(backend).await;
+    let ahead = AHEAD.to_string();
+    let cluster = Cluster::start_on(
+        &database,
+        3,
+        &[
+            ("LATCHKEY_KEY_ROTATION_INTERVAL", "0"),
+            ("LATCHKEY_KEY_PUBLISH_AHEAD", &ahead),
+        ],
+    )
+    .await;
+    let client = cluster.create_client(0).await;
+    let first = kid_in_state(&keys_of(&cluster, 0, "ES256").await, "active").unwrap();
+
+    let rotate = |i: usize| cluster.admin(i, Method::POST, "/admin/keys/rotate", None);
+    let answers = tokio::join!(
+        rotate(0),
+        rotate(1),
+        rotate(2),
+        rotate(0),
+        rotate(1),
+        rotate(2)
+    );
+    for (status, body) in [
+        answers.0, answers.1, answers.2, answers.3, answers.4, answers.5,
+    ] {
+        assert_eq!(status, 200, "{body}");
+    }
+    // The store serialised them: the last one's keys are the only pending ones, and every
+    // node (each reloads when the key version moves) comes to publish that same one.
+    let (next, activates_at) = wait_for(PROPAGATION_BOUND, async || {
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            let keys = keys_of(&cluster, i, "ES256").await;
+            assert!(
+                keys.len() <= 2,
+                "node {i}: one active and one next key: {keys:?}"
+            );
+            let next = kid_in_state(&keys, "next")?;
+            jwks_kids(&cluster, i).await.contains(&next).then_some(())?;
+            let starts =
+                keys.iter().find(|k| k["kid"] == next.as_str())?["activates_at"].as_i64()?;
+            seen.push((next, starts));
+        }
+        seen.windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| seen[0].clone())
+    })
+    .await
+    .expect("all three nodes publish the same next key");
+
+    // 1. `next` on every node: nothing is signed with it yet (checked only while its start
+    // is safely ahead).
+    for i in 0..3 {
+        let kid = signing_kid(&cluster, i, &client).await;
+        if now() < activates_at - 1 {
+            assert_eq!(kid, first, "node {i} still signs with the active key");
+        }
+    }
+
+    // 2. At its start every node signs with it; the old key is retired and still published.
+    for i in 0..3 {
+        let switched = wait_for(Duration::from_secs(AHEAD as u64 + 5), async || {
+            (signing_kid(&cluster, i, &client).await == next).then_some(())
+        })
+        .await;
+        assert!(switched.is_some(), "node {i} signs with the new key");
+        assert!(now() >= activates_at, "not before its start");
+        let keys = keys_of(&cluster, i, "ES256").await;
+        assert_eq!(
+            kid_in_state(&keys, "active"),
+            Some(next.clone()),
+            "node {i}"
+        );
+        assert_eq!(
+            kid_in_state(&keys, "retired"),
+            Some(first.clone()),
+            "node {i}"
+        );
+        assert!(jwks_kids(&cluster, i).await.contains(&first), "node {i}");
+    }
+
+    // 3. `now`: the node that rotated signs with the new key at once, the others follow.
+    let (status, body) = cluster
+        .admin(
+            1,
+            Method::POST,
+            "/admin/keys/rotate",
+            Some(&serde_json::json!({"now": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let keys = keys_of(&cluster, 1, "ES256").await;
+    let urgent = kid_in_state(&keys, "active").unwrap();
+    assert_ne!(urgent, next);
+    assert_eq!(kid_in_state(&keys, "next"), None, "{keys:?}");
+    assert_eq!(signing_kid(&cluster, 1, &client).await, urgent);
+    for i in [0, 2] {
+        let switched = wait_for(PROPAGATION_BOUND, async || {
+            (signing_kid(&cluster, i, &client).await == urgent).then_some(())
+        })
+        .await;
+        assert!(switched.is_some(), "node {i} signs with the urgent key");
+    }
     cluster.assert_no_panic();
 }

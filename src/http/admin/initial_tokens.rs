@@ -12,11 +12,14 @@ use super::{AdminAuth, json_body, json_response};
 use crate::app::App;
 use crate::http::error::AdminError;
 use crate::manage::registration;
+use crate::protocol::admin::InitialAccessTokenResponse;
+use crate::protocol::error::ErrorBody;
 use crate::protocol::{ErrorCode, OAuthError};
 
-#[derive(Deserialize)]
+/// What the token may do: live `expires_in` seconds, register `max_uses` clients.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub struct InitialAccessTokenRequest {
     expires_in: i64,
     #[serde(default = "one")]
     max_uses: i64,
@@ -26,6 +29,16 @@ fn one() -> i64 {
     1
 }
 
+#[utoipa::path(
+    post,
+    path = "/initial-access-tokens",
+    tag = "registration",
+    request_body(content = InitialAccessTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The token, shown this once", body = InitialAccessTokenResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     _: AdminAuth,
     State(app): State<App>,
@@ -33,7 +46,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, AdminError> {
     let body = json_body(&headers, &body, ErrorCode::InvalidRequest)?;
-    let request: Request = serde_json::from_slice(body).map_err(|_| {
+    let request: InitialAccessTokenRequest = serde_json::from_slice(body).map_err(|_| {
         OAuthError::invalid_request("expected {\"expires_in\": SECONDS, \"max_uses\": N}")
     })?;
     let token =

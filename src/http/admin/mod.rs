@@ -7,11 +7,16 @@
 //!
 //! Handlers only translate: they read the JSON body themselves (so that every malformed
 //! request gets a JSON error, never axum's plain-text rejections), call `manage`, and render.
+//!
+//! Each handler carries its own OpenAPI description (`#[utoipa::path]`), and the router
+//! registers it at exactly the method and path that description names (`routes!`), so the
+//! document at `GET /admin/openapi.json` (`openapi.rs`) describes the routes there are.
 
 pub mod clients;
 pub mod events;
 pub mod initial_tokens;
 pub mod keys;
+pub mod openapi;
 pub mod users;
 
 use axum::Router;
@@ -21,8 +26,9 @@ use axum::extract::rejection::PathRejection;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use std::net::SocketAddr;
 
@@ -34,32 +40,30 @@ use crate::http::error::AdminError;
 use crate::manage::Page;
 use crate::protocol::{ErrorCode, OAuthError};
 
+/// Every admin route with its description: the handlers of one path in one `routes!`,
+/// each registered at the method and path of its `#[utoipa::path]`. Paths are relative to
+/// `/admin`. Add a route here, and only here.
+fn described_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(clients::create, clients::list))
+        .routes(routes!(clients::show, clients::replace, clients::delete))
+        .routes(routes!(clients::rotate_secret))
+        .routes(routes!(clients::logout_deliveries))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::show, users::patch, users::delete))
+        .routes(routes!(users::provision_totp))
+        .routes(routes!(users::delete_factor))
+        .routes(routes!(users::end_sessions))
+        .routes(routes!(keys::list))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(events::list))
+        .routes(routes!(initial_tokens::create))
+        .routes(routes!(openapi::document))
+}
+
 pub fn router() -> Router<App> {
-    Router::new()
-        .route("/clients", post(clients::create).get(clients::list))
-        .route(
-            "/clients/{client_id}",
-            get(clients::show)
-                .put(clients::replace)
-                .delete(clients::delete),
-        )
-        .route("/clients/{client_id}/secret", post(clients::rotate_secret))
-        .route(
-            "/clients/{client_id}/logout-deliveries",
-            get(clients::logout_deliveries),
-        )
-        .route("/users", post(users::create).get(users::list))
-        .route(
-            "/users/{sub}",
-            get(users::show).patch(users::patch).delete(users::delete),
-        )
-        .route("/users/{sub}/totp", post(users::provision_totp))
-        .route("/users/{sub}/factors/{id}", delete(users::delete_factor))
-        .route("/users/{sub}/sessions", delete(users::end_sessions))
-        .route("/keys", get(keys::list))
-        .route("/keys/rotate", post(keys::rotate))
-        .route("/events", get(events::list))
-        .route("/initial-access-tokens", post(initial_tokens::create))
+    let (router, _) = described_routes().split_for_parts();
+    router
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -178,22 +182,38 @@ pub(crate) fn path_id(
         .map_err(|_| AdminError(OAuthError::new(ErrorCode::NotFound, "no such resource")))
 }
 
-/// `?after=CURSOR&limit=N` of a list request. Other parameters are ignored.
-fn page(query: Option<&str>) -> Result<Page, AdminError> {
-    let mut after = None;
-    let mut limit = None;
-    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match name.as_ref() {
-            "after" => after = Some(value.into_owned()),
-            "limit" => {
-                limit = Some(value.parse::<u32>().map_err(|_| {
-                    OAuthError::invalid_request("limit must be a positive whole number")
-                })?)
+/// The query of a list request: `?after=CURSOR&limit=N`. Other parameters are ignored.
+#[derive(Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// Items per page (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+}
+
+impl PageQuery {
+    fn parse(query: &str) -> Result<PageQuery, OAuthError> {
+        let mut page = PageQuery::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "after" => page.after = Some(value.into_owned()),
+                "limit" => {
+                    page.limit = Some(value.parse::<u32>().map_err(|_| {
+                        OAuthError::invalid_request("limit must be a positive whole number")
+                    })?)
+                }
+                _ => {}
             }
-            _ => {}
         }
+        Ok(page)
     }
-    Ok(Page::new(after, limit)?)
+}
+
+fn page(query: Option<&str>) -> Result<Page, AdminError> {
+    let query = PageQuery::parse(query.unwrap_or_default())?;
+    Ok(Page::new(query.after, query.limit)?)
 }
 
 #[cfg(test)]

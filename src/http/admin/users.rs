@@ -8,13 +8,29 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{AdminAuth, created, json_body, json_response, no_content, page, path_id};
+use super::{AdminAuth, PageQuery, created, json_body, json_response, no_content, page, path_id};
 use crate::app::App;
 use crate::http::error::AdminError;
 use crate::manage::users;
 use crate::protocol::ErrorCode;
-use crate::protocol::admin::{parse_user_create, parse_user_patch};
+use crate::protocol::admin::{
+    ListResponse, TotpProvisioned, UserCreate, UserPatch, UserResponse, parse_user_create,
+    parse_user_patch,
+};
+use crate::protocol::error::ErrorBody;
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    request_body(content = UserCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = UserResponse,
+            headers(("Location" = String, description = "The new user's URL"))),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the username is taken", body = ErrorBody),
+    )
+)]
 /// `POST /admin/users` → 201 with the user and its `sub`.
 pub async fn create(
     _: AdminAuth,
@@ -28,6 +44,16 @@ pub async fn create(
     Ok(created(&format!("/admin/users/{}", user.sub), &user))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of users", body = ListResponse<UserResponse>),
+        (status = 400, description = "`invalid_request`: a bad `limit`", body = ErrorBody),
+    )
+)]
 /// `GET /admin/users?after=&limit=`.
 pub async fn list(
     _: AdminAuth,
@@ -41,6 +67,16 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/users/{sub}",
+    tag = "users",
+    params(("sub" = String, Path, description = "The user's subject identifier")),
+    responses(
+        (status = 200, description = "The user and their second factors", body = UserResponse),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 /// `GET /admin/users/{sub}`.
 pub async fn show(
     _: AdminAuth,
@@ -54,6 +90,22 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/{sub}",
+    tag = "users",
+    params(("sub" = String, Path, description = "The user's subject identifier")),
+    request_body(content(
+        (UserPatch = "application/merge-patch+json"),
+        (UserPatch = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Updated", body = UserResponse),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the new username is taken", body = ErrorBody),
+    )
+)]
 /// `PATCH /admin/users/{sub}`: `username`, `password`, `disabled` and claims (JSON Merge
 /// Patch: `null` removes a claim). Disabling or a new password ends the user's sessions.
 pub async fn patch(
@@ -72,6 +124,16 @@ pub async fn patch(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{sub}/sessions",
+    tag = "users",
+    params(("sub" = String, Path, description = "The user's subject identifier")),
+    responses(
+        (status = 204, description = "Every session ended"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 /// `DELETE /admin/users/{sub}/sessions` → 204: ends every session of the user, and their
 /// clients are notified (back-channel logout).
 pub async fn end_sessions(
@@ -84,6 +146,16 @@ pub async fn end_sessions(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{sub}",
+    tag = "users",
+    params(("sub" = String, Path, description = "The user's subject identifier")),
+    responses(
+        (status = 204, description = "Deleted, with their sessions, tokens and consents"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 /// `DELETE /admin/users/{sub}` → 204.
 pub async fn delete(
     _: AdminAuth,
@@ -95,6 +167,19 @@ pub async fn delete(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{sub}/factors/{id}",
+    tag = "users",
+    params(
+        ("sub" = String, Path, description = "The user's subject identifier"),
+        ("id" = String, Path, description = "The factor's id, as `GET /admin/users/{sub}` lists it"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 /// `DELETE /admin/users/{sub}/factors/{id}` → 204.
 pub async fn delete_factor(
     _: AdminAuth,
@@ -111,6 +196,18 @@ pub async fn delete_factor(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    post,
+    path = "/users/{sub}/totp",
+    tag = "users",
+    params(("sub" = String, Path, description = "The user's subject identifier")),
+    responses(
+        (status = 201, description = "Provisioned; the secret is shown this once", body = TotpProvisioned,
+            headers(("Location" = String, description = "The new factor's URL"))),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 /// `POST /admin/users/{sub}/totp` → 201 `{"id", "secret", "otpauth_uri"}`, shown this once.
 pub async fn provision_totp(
     _: AdminAuth,

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{
-    Action, ApplyError, ApplyFile, FieldChange, MASK, Plan, PlanItem, all_fields, diff_objects,
-    secret_from,
+    Action, ApplyError, ApplyFile, FieldChange, MASK, Plan, READ_PAGE, all_fields, diff_objects,
+    read_all, secret_from, take_name,
 };
 use crate::app::App;
 use crate::crypto::random_secret;
@@ -19,14 +19,14 @@ use crate::store::{Change, ClientRecord, NewClientSecret};
 /// printable ASCII, these are the ones that need no escaping in a URL or a shell.
 const MAX_CLIENT_ID_LEN: usize = 128;
 
-fn check_client_id(id: &str) -> Result<(), ApplyError> {
+fn check_client_id(id: String) -> Result<String, ApplyError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_CLIENT_ID_LEN
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
     if ok {
-        Ok(())
+        Ok(id)
     } else {
         Err(ApplyError(format!(
             "client_id `{id}`: 1 to {MAX_CLIENT_ID_LEN} characters of A-Z a-z 0-9 - _ . ~"
@@ -34,19 +34,14 @@ fn check_client_id(id: &str) -> Result<(), ApplyError> {
     }
 }
 
-/// Everything registered, by id (a few pages of the store's list).
+/// Everything registered, by id.
 async fn registered(app: &App) -> Result<BTreeMap<String, ClientRecord>, ApplyError> {
-    let mut all = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app.store.list_clients(after.as_deref(), 200).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.client_id.clone());
-        for record in page {
-            all.insert(record.client_id.clone(), record);
-        }
-    }
-    Ok(all)
+    let all = read_all(
+        async |after| app.store.list_clients(after.as_deref(), READ_PAGE).await,
+        |c| c.client_id.clone(),
+    )
+    .await?;
+    Ok(all.into_iter().map(|c| (c.client_id.clone(), c)).collect())
 }
 
 fn metadata_object(metadata: &ClientMetadata) -> Result<Map<String, Value>, ApplyError> {
@@ -68,18 +63,13 @@ pub(super) async fn plan(
     let mut named = BTreeSet::new();
     for entry in &file.client {
         let mut entry = entry.clone();
-        let client_id = match entry.remove("client_id") {
-            Some(Value::String(id)) => id,
-            _ => {
-                return Err(ApplyError(
-                    "every [[client]] needs a client_id (a string)".into(),
-                ));
-            }
-        };
-        check_client_id(&client_id)?;
-        if !named.insert(client_id.clone()) {
-            return Err(ApplyError(format!("client {client_id} is declared twice")));
-        }
+        let client_id = take_name(
+            &mut entry,
+            "client",
+            "client_id",
+            &mut named,
+            check_client_id,
+        )?;
         let what = |e: ApplyError| ApplyError(format!("client {client_id}: {}", e.0));
         let secret = match entry.remove("client_secret") {
             Some(value) => Some(secret_from(&value, "client_secret", env).map_err(what)?),
@@ -134,12 +124,7 @@ pub(super) async fn plan(
                     issued_at: now,
                     updated_at: now,
                 }));
-                plan.items.push(PlanItem {
-                    action: Action::Create,
-                    kind: "client",
-                    name: client_id,
-                    fields,
-                });
+                plan.item(Action::Create, "client", &client_id, fields);
             }
             Some(record) => {
                 check_same_kind(&record.metadata, &metadata).map_err(|e| what(e.into()))?;
@@ -171,12 +156,7 @@ pub(super) async fn plan(
                     }
                 }
                 if !fields.is_empty() {
-                    plan.items.push(PlanItem {
-                        action: Action::Update,
-                        kind: "client",
-                        name: client_id,
-                        fields,
-                    });
+                    plan.item(Action::Update, "client", &client_id, fields);
                 }
             }
         }
@@ -184,12 +164,7 @@ pub(super) async fn plan(
     if prune {
         for client_id in current.keys().filter(|id| !named.contains(*id)) {
             plan.changes.push(Change::DeleteClient(client_id.clone()));
-            plan.items.push(PlanItem {
-                action: Action::Delete,
-                kind: "client",
-                name: client_id.clone(),
-                fields: Vec::new(),
-            });
+            plan.item(Action::Delete, "client", client_id, Vec::new());
         }
     }
     Ok(())

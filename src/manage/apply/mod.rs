@@ -122,6 +122,16 @@ impl Plan {
         self.items.is_empty()
     }
 
+    /// Records one client or user the plan touches (its writes are pushed separately).
+    fn item(&mut self, action: Action, kind: &'static str, name: &str, fields: Vec<FieldChange>) {
+        self.items.push(PlanItem {
+            action,
+            kind,
+            name: name.to_owned(),
+            fields,
+        });
+    }
+
     fn count(&self, action: Action) -> usize {
         self.items.iter().filter(|i| i.action == action).count()
     }
@@ -234,6 +244,49 @@ fn audit_event(item: &PlanItem) -> Event {
     } else {
         event.detail("username", item.name.as_str())
     }
+}
+
+/// How many rows one store call lists while a plan reads everything.
+const READ_PAGE: u32 = 200;
+
+/// Every row of a paged store list (`list_clients`, `list_users`), following the cursor
+/// (`cursor` of the last row) to the end.
+async fn read_all<T>(
+    mut page: impl AsyncFnMut(Option<String>) -> Result<Vec<T>, StoreError>,
+    cursor: impl Fn(&T) -> String,
+) -> Result<Vec<T>, ApplyError> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = page(after.take()).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(cursor(last));
+        all.extend(rows);
+    }
+    Ok(all)
+}
+
+/// Takes the naming key (`client_id`, `username`) out of a `[[kind]]` entry and makes sure
+/// no other entry of the file has the same name.
+fn take_name(
+    entry: &mut Map<String, Value>,
+    kind: &str,
+    key: &str,
+    named: &mut std::collections::BTreeSet<String>,
+    check: impl FnOnce(String) -> Result<String, ApplyError>,
+) -> Result<String, ApplyError> {
+    let name = match entry.remove(key) {
+        Some(Value::String(name)) => check(name)?,
+        _ => {
+            return Err(ApplyError(format!(
+                "every [[{kind}]] needs a {key} (a string)"
+            )));
+        }
+    };
+    if !named.insert(name.clone()) {
+        return Err(ApplyError(format!("{kind} {name} is declared twice")));
+    }
+    Ok(name)
 }
 
 /// A secret from the file: only `env:NAME`, naming a set, non-empty variable.

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{
-    Action, ApplyError, ApplyFile, FieldChange, MASK, Plan, PlanItem, all_fields, diff_objects,
-    secret_from,
+    Action, ApplyError, ApplyFile, FieldChange, MASK, Plan, READ_PAGE, all_fields, diff_objects,
+    read_all, secret_from, take_name,
 };
 use crate::app::App;
 use crate::crypto::{random_secret, random_token};
@@ -19,17 +19,12 @@ const SUB_BYTES: usize = 16;
 
 /// Every user, by username.
 async fn accounts(app: &App) -> Result<BTreeMap<String, UserRecord>, ApplyError> {
-    let mut all = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = app.store.list_users(after.as_deref(), 200).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.sub.clone());
-        for record in page {
-            all.insert(record.username.clone(), record);
-        }
-    }
-    Ok(all)
+    let all = read_all(
+        async |after| app.store.list_users(after.as_deref(), READ_PAGE).await,
+        |u| u.sub.clone(),
+    )
+    .await?;
+    Ok(all.into_iter().map(|u| (u.username.clone(), u)).collect())
 }
 
 fn take_bool(entry: &mut Map<String, Value>, field: &str) -> Result<Option<bool>, ApplyError> {
@@ -40,7 +35,7 @@ fn take_bool(entry: &mut Map<String, Value>, field: &str) -> Result<Option<bool>
     }
 }
 
-/// The part of a user the plan compares: claims, and the two flags.
+/// The part of a user the plan compares: claims, and the flags.
 fn comparable(record: &UserRecord) -> Result<Map<String, Value>, ApplyError> {
     let mut map = match serde_json::to_value(&record.claims) {
         Ok(Value::Object(map)) => map,
@@ -51,6 +46,7 @@ fn comparable(record: &UserRecord) -> Result<Map<String, Value>, ApplyError> {
         "password_reset_required".into(),
         Value::Bool(record.password_reset_required),
     );
+    map.insert("mfa_required".into(), Value::Bool(record.mfa_required));
     Ok(map)
 }
 
@@ -68,17 +64,9 @@ pub(super) async fn plan(
     let mut enabled_after = 0;
     for entry in &file.user {
         let mut entry = entry.clone();
-        let username = match entry.remove("username") {
-            Some(Value::String(name)) => check_username(&name)?,
-            _ => {
-                return Err(ApplyError(
-                    "every [[user]] needs a username (a string)".into(),
-                ));
-            }
-        };
-        if !named.insert(username.clone()) {
-            return Err(ApplyError(format!("user {username} is declared twice")));
-        }
+        let username = take_name(&mut entry, "user", "username", &mut named, |name| {
+            Ok(check_username(&name)?)
+        })?;
         let what = |e: ApplyError| ApplyError(format!("user {username}: {}", e.0));
         let password = match entry.remove("password") {
             Some(value) => Some(secret_from(&value, "password", env).map_err(what)?),
@@ -92,6 +80,9 @@ pub(super) async fn plan(
             .map_err(what)?
             .unwrap_or(false);
         let reset = take_bool(&mut entry, "password_reset_required").map_err(what)?;
+        // A policy the file does not mention is left as it is, so that a file written before
+        // an operator required a second factor does not quietly lift the requirement.
+        let mfa = take_bool(&mut entry, "mfa_required").map_err(what)?;
         for field in ["sub", "created_at", "updated_at"] {
             if entry.contains_key(field) {
                 return Err(what(ApplyError(format!(
@@ -119,8 +110,7 @@ pub(super) async fn plan(
                     claims,
                     disabled,
                     password_reset_required: reset.unwrap_or(false),
-                    // Not declared in files yet: set with `PATCH /admin/users/{sub}`.
-                    mfa_required: false,
+                    mfa_required: mfa.unwrap_or(false),
                     created_at: now,
                     updated_at: now,
                 };
@@ -134,18 +124,14 @@ pub(super) async fn plan(
                     }),
                 });
                 plan.changes.push(Change::InsertUser(record));
-                plan.items.push(PlanItem {
-                    action: Action::Create,
-                    kind: "user",
-                    name: username,
-                    fields,
-                });
+                plan.item(Action::Create, "user", &username, fields);
             }
             Some(record) => {
                 let wanted = UserRecord {
                     claims,
                     disabled,
                     password_reset_required: reset.unwrap_or(record.password_reset_required),
+                    mfa_required: mfa.unwrap_or(record.mfa_required),
                     updated_at: now,
                     ..record.clone()
                 };
@@ -188,24 +174,14 @@ pub(super) async fn plan(
                     user: wanted,
                     end_access,
                 });
-                plan.items.push(PlanItem {
-                    action: Action::Update,
-                    kind: "user",
-                    name: username,
-                    fields,
-                });
+                plan.item(Action::Update, "user", &username, fields);
             }
         }
     }
     if prune {
         for (username, record) in current.iter().filter(|(name, _)| !named.contains(*name)) {
             plan.changes.push(Change::DeleteUser(record.sub.clone()));
-            plan.items.push(PlanItem {
-                action: Action::Delete,
-                kind: "user",
-                name: username.clone(),
-                fields: Vec::new(),
-            });
+            plan.item(Action::Delete, "user", username, Vec::new());
         }
     } else {
         enabled_after += current

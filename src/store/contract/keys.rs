@@ -6,6 +6,7 @@ contract_tests!(
     initial_keys_are_inserted_once_and_rotation_retires_old_keys,
     a_scheduled_successor_is_inserted_once_whoever_races,
     a_rotation_by_hand_drops_scheduled_keys_and_retires_at_once,
+    a_rotation_by_hand_published_ahead_retires_the_old_key_when_the_new_one_starts,
 );
 
 async fn initial_keys_are_inserted_once_and_rotation_retires_old_keys(store: Arc<dyn Store>) {
@@ -28,7 +29,7 @@ async fn initial_keys_are_inserted_once_and_rotation_retires_old_keys(store: Arc
 
     let before = store.list_keys().await.unwrap();
     store
-        .rotate_keys(&[key("k-new", NOW + 100)], NOW + 100)
+        .rotate_keys(&[key("k-new", NOW + 100)], NOW + 100, NOW + 100)
         .await
         .unwrap();
     let after = store.list_keys().await.unwrap();
@@ -41,7 +42,7 @@ async fn initial_keys_are_inserted_once_and_rotation_retires_old_keys(store: Arc
     assert_eq!(store.change_versions().await.unwrap().keys, 2);
 
     store
-        .rotate_keys(&[key("k-newer", NOW + 200)], NOW + 200)
+        .rotate_keys(&[key("k-newer", NOW + 200)], NOW + 200, NOW + 200)
         .await
         .unwrap();
     let kids: Vec<_> = store
@@ -105,7 +106,7 @@ async fn a_rotation_by_hand_drops_scheduled_keys_and_retires_at_once(store: Arc<
             .unwrap()
     );
     store
-        .rotate_keys(&[key("k2", NOW + 50)], NOW + 50)
+        .rotate_keys(&[key("k2", NOW + 50)], NOW + 50, NOW + 50)
         .await
         .unwrap();
     let keys = store.list_keys().await.unwrap();
@@ -121,4 +122,37 @@ async fn a_rotation_by_hand_drops_scheduled_keys_and_retires_at_once(store: Arc<
         "retired now, not at NOW + 100"
     );
     assert_eq!(keys[0].retired_at, None);
+}
+
+/// `keys rotate` without `--now`: the new key is `next` until `starts`, the active key signs
+/// until then; a second rotation before `starts` replaces the pending key (it never signed)
+/// and moves the hand-over, and fifty at once leave exactly one pending key.
+async fn a_rotation_by_hand_published_ahead_retires_the_old_key_when_the_new_one_starts(
+    store: Arc<dyn Store>,
+) {
+    assert!(store.insert_initial_keys(&[key("k0", NOW)]).await.unwrap());
+    store
+        .rotate_keys(&[next_key("k1", NOW + 10, NOW + 60)], NOW + 10, NOW + 60)
+        .await
+        .unwrap();
+    let keys = store.list_keys().await.unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["k1", "k0"]);
+    assert_eq!(keys[0].retired_at, None);
+    assert_eq!(keys[1].retired_at, Some(NOW + 60), "signs until k1 starts");
+
+    let version = store.change_versions().await.unwrap().keys;
+    race(&store, |s, i| async move {
+        let kid = format!("r{i}");
+        s.rotate_keys(&[next_key(&kid, NOW + 20, NOW + 80)], NOW + 20, NOW + 80)
+            .await
+    })
+    .await;
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2, "one pending key and k0: {keys:?}");
+    assert!(keys[0].kid.starts_with('r'), "{keys:?}");
+    assert_eq!(keys[0].activates_at, NOW + 80);
+    assert_eq!(keys[1].kid, "k0");
+    assert_eq!(keys[1].retired_at, Some(NOW + 80), "the hand-over moved");
+    assert!(store.change_versions().await.unwrap().keys > version);
 }

@@ -10,6 +10,7 @@ use crate::helpers::PASSWORD;
 mod auth;
 mod clients;
 mod keys;
+mod openapi;
 mod secrets;
 mod sessions;
 mod users;

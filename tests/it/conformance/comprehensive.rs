@@ -61,7 +61,13 @@ async fn oidcc_server_rotate_keys() {
     let (before, _) = fetch_jwks(&app).await;
     let old_kids = kids(&before);
 
-    let (status, _) = app.admin(Method::POST, "/admin/keys/rotate", None).await;
+    let (status, _) = app
+        .admin(
+            Method::POST,
+            "/admin/keys/rotate",
+            Some(&serde_json::json!({"now": true})),
+        )
+        .await;
     assert_eq!(status, 200);
 
     let (after, _) = fetch_jwks(&app).await;
