@@ -27,7 +27,7 @@ use crate::protocol::discovery::paths;
 const PURPOSE: &str = "second-factor";
 const RESUME_PURPOSE: &str = "resume";
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "otp.html")]
 pub struct OtpPage<'a> {
     pub t: &'a Text,
@@ -40,6 +40,10 @@ pub struct OtpPage<'a> {
     /// With passkeys on, the token the passkey script sends (the login form's in a flow, the
     /// account page's on the account's step-up): the page then offers a passkey too.
     pub passkey_csrf: Option<String>,
+}
+
+impl super::Page for OtpPage<'_> {
+    const TEMPLATE: &'static str = "otp.html";
 }
 
 fn render(
@@ -184,4 +188,25 @@ pub async fn resume(State(app): State<App>, form: InteractionForm) -> Response {
         Ok(None) => to_login(t, &form.pending),
         Err(e) => error_page(t, &e.into()),
     }
+}
+
+
+/// Samples of the second-factor page for checking template overrides.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let mut all = Vec::new();
+    for (error, passkey_csrf, username) in [
+        (None, None, ""),
+        (Some(t.otp_failed), Some("csrf".to_owned()), "alice"),
+    ] {
+        all.push(super::overrides::sample(&OtpPage {
+            t,
+            username,
+            action: paths::LOGIN_OTP,
+            interaction: "interaction",
+            csrf_token: "csrf",
+            error,
+            passkey_csrf,
+        }));
+    }
+    all
 }
