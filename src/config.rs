@@ -14,8 +14,8 @@ use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
 pub mod brand;
-pub use brand::{Brand, Logo, Rgb, Theme};
 use brand::RawBrand;
+pub use brand::{Brand, Logo, Rgb, Theme};
 
 /// The default configuration file, read when present and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/latchkey.toml";

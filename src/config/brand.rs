@@ -250,9 +250,8 @@ fn logo_file(path: &Path) -> Result<Logo, ConfigError> {
             ));
         }
     };
-    let bytes = std::fs::read(path).map_err(|e| {
-        ConfigError::new(key, format!("cannot read {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
     if bytes.len() > MAX_LOGO_BYTES {
         return Err(ConfigError::new(
             key,

@@ -296,7 +296,10 @@ fn brand_colours_are_css_colours_only() {
         "blue",
         "var(--x)",
     ] {
-        check_error(&[("LATCHKEY_BRAND_PRIMARY_COLOR", bad)], "LATCHKEY_BRAND_PRIMARY_COLOR");
+        check_error(
+            &[("LATCHKEY_BRAND_PRIMARY_COLOR", bad)],
+            "LATCHKEY_BRAND_PRIMARY_COLOR",
+        );
     }
     check_error(
         &[("LATCHKEY_BRAND_BACKGROUND_COLOR", "url(x)")],
@@ -309,7 +312,10 @@ fn brand_settings_are_validated() {
     let c = load(&[
         ("LATCHKEY_BRAND_NAME", "  Acme ID "),
         ("LATCHKEY_BRAND_THEME", "dark"),
-        ("LATCHKEY_BRAND_LOGO_URL", "https://cdn.example.com/logo.svg"),
+        (
+            "LATCHKEY_BRAND_LOGO_URL",
+            "https://cdn.example.com/logo.svg",
+        ),
     ])
     .unwrap();
     assert_eq!(c.brand.name, "Acme ID");
@@ -328,7 +334,10 @@ fn brand_settings_are_validated() {
         "https://user:pw@cdn.example.com/logo.png",
         "/static/logo.png",
     ] {
-        check_error(&[("LATCHKEY_BRAND_LOGO_URL", bad)], "LATCHKEY_BRAND_LOGO_URL");
+        check_error(
+            &[("LATCHKEY_BRAND_LOGO_URL", bad)],
+            "LATCHKEY_BRAND_LOGO_URL",
+        );
     }
     check_error(
         &[("LATCHKEY_BRAND_LOGO_FILE", "/nonexistent/logo.png")],
@@ -341,7 +350,10 @@ fn brand_settings_are_validated() {
     check_error(
         &[
             ("LATCHKEY_BRAND_LOGO_FILE", "/nonexistent/logo.png"),
-            ("LATCHKEY_BRAND_LOGO_URL", "https://cdn.example.com/logo.svg"),
+            (
+                "LATCHKEY_BRAND_LOGO_URL",
+                "https://cdn.example.com/logo.svg",
+            ),
         ],
         "LATCHKEY_BRAND_LOGO_FILE",
     );

@@ -308,7 +308,6 @@ fn usable_request_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-
 async fn stylesheet() -> impl axum::response::IntoResponse {
     (
         [

@@ -4,8 +4,8 @@
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, Step, hidden_field, settings, spawn_app,
-    spawn_app_with, spawn_app_with_alice, spawn_app_with_alice_and,
+    Backend, Browser, PASSWORD, Step, hidden_field, settings, spawn_app, spawn_app_with,
+    spawn_app_with_alice, spawn_app_with_alice_and,
 };
 
 both_backends!(
@@ -80,7 +80,9 @@ async fn every_page_names_the_product_and_links_the_brand_stylesheet(backend: Ba
     )
     .await;
     let browser = Browser::new(&app);
-    let login = browser.get(&browser.authorize_location(&client, "openid").await).await;
+    let login = browser
+        .get(&browser.authorize_location(&client, "openid").await)
+        .await;
     let after_login = browser
         .login_form_post(&login.body, "alice", PASSWORD)
         .await;
@@ -116,7 +118,9 @@ async fn every_page_names_the_product_and_links_the_brand_stylesheet(backend: Ba
     assert!(cache.contains("immutable"), "{cache}");
     // The configured colour is the button colour; the text on it is dark (yellow is light),
     // and links use a darkened yellow that reads on white.
-    let (light, dark) = css.split_once("@media (prefers-color-scheme: dark)").unwrap();
+    let (light, dark) = css
+        .split_once("@media (prefers-color-scheme: dark)")
+        .unwrap();
     assert!(light.contains("--lk-primary: #ffeb3b;"), "{css}");
     assert!(light.contains("--lk-on-primary: #11141c;"), "{css}");
     assert!(!light.contains("--lk-link: #ffeb3b;"), "{css}");
@@ -133,7 +137,9 @@ async fn the_product_name_defaults_to_the_issuers_host(backend: Backend) {
     let page = browser.get("/device").await;
     assert!(
         page.body.contains("· 127.0.0.1</title>")
-            && page.body.contains("<span class=\"brand-name\">127.0.0.1</span>"),
+            && page
+                .body
+                .contains("<span class=\"brand-name\">127.0.0.1</span>"),
         "{}",
         page.body
     );
@@ -156,8 +162,9 @@ async fn a_logo_url_is_shown_and_only_its_origin_is_allowed(backend: Backend) {
     .await;
     let page = Browser::new(&app).get("/device").await;
     assert!(
-        page.body
-            .contains("<img class=\"logo\" src=\"https://cdn.example.com/brand/logo.svg?v=2\" alt=\"\">"),
+        page.body.contains(
+            "<img class=\"logo\" src=\"https://cdn.example.com/brand/logo.svg?v=2\" alt=\"\">"
+        ),
         "{}",
         page.body
     );
@@ -207,7 +214,11 @@ async fn a_logo_file_is_served_from_static(backend: Backend) {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 async fn the_theme_setting_reaches_the_stylesheet(backend: Backend) {
@@ -246,7 +257,11 @@ async fn the_language_switcher_keeps_the_interaction(backend: Backend) {
     let after_login = browser.login(&location, "alice", PASSWORD).await;
     let consent_url = after_login.location.unwrap();
     let consent = browser.get(&consent_url).await;
-    assert!(consent.body.contains("Zugriff erlauben?"), "{}", consent.body);
+    assert!(
+        consent.body.contains("Zugriff erlauben?"),
+        "{}",
+        consent.body
+    );
     let (_, answer) = browser.consent(&consent_url, "allow").await;
     let redirect = answer.location.unwrap();
     assert!(
@@ -255,7 +270,11 @@ async fn the_language_switcher_keeps_the_interaction(backend: Backend) {
     );
     // A choice outranks the client's ui_locales.
     let location = browser
-        .authorize_with(&client, "openid", &[("prompt", "login"), ("ui_locales", "en")])
+        .authorize_with(
+            &client,
+            "openid",
+            &[("prompt", "login"), ("ui_locales", "en")],
+        )
         .await
         .location
         .unwrap();
@@ -306,7 +325,13 @@ async fn the_language_switcher_is_no_open_redirect(backend: Backend) {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
         "{cookie}"
     );
-    assert!(browser.get("/device").await.body.contains("Gerät verbinden"));
+    assert!(
+        browser
+            .get("/device")
+            .await
+            .body
+            .contains("Gerät verbinden")
+    );
 }
 
 async fn accept_language_chooses_when_the_client_did_not(backend: Backend) {
@@ -347,10 +372,17 @@ async fn credential_fields_autocomplete_and_errors_sit_next_to_their_field(backe
     let browser = Browser::new(&app);
     let location = browser.authorize_location(&client, "openid").await;
     let page = browser.get(&location).await;
-    assert!(page.body.contains("autocomplete=\"username\""), "{}", page.body);
+    assert!(
+        page.body.contains("autocomplete=\"username\""),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("autocomplete=\"current-password\""));
     assert!(page.body.contains("data-reveal=\"Show password\""));
-    assert!(page.body.contains("<script src=\"/static/show-password.js\" defer></script>"));
+    assert!(
+        page.body
+            .contains("<script src=\"/static/show-password.js\" defer></script>")
+    );
     // No error yet: nothing is marked invalid.
     assert!(!page.body.contains("aria-invalid"));
     let failed = browser.login(&location, "alice", "wrong password").await;
@@ -364,7 +396,10 @@ async fn credential_fields_autocomplete_and_errors_sit_next_to_their_field(backe
     let message = body.find("id=\"login-error\"").expect("the message");
     let field = body.find("id=\"password\"").unwrap();
     let button = body.find("type=\"submit\"").unwrap();
-    assert!(field < message && message < button, "next to the field: {body}");
+    assert!(
+        field < message && message < button,
+        "next to the field: {body}"
+    );
     let script = browser.get("/static/show-password.js").await;
     assert_eq!(script.status, 200);
     assert_eq!(
@@ -414,14 +449,22 @@ async fn a_template_override_replaces_the_built_in_page(backend: Backend) {
     strict_csp(&page);
     // Its form still works: the flow completes through the overridden page.
     let failed = browser.login_form_post(&page.body, "alice", "wrong").await;
-    assert!(failed.body.contains("<p id=\"login-error\">"), "{}", failed.body);
+    assert!(
+        failed.body.contains("<p id=\"login-error\">"),
+        "{}",
+        failed.body
+    );
     let done = browser
         .login_form_post(&failed.body, "alice", PASSWORD)
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     // Pages that are not overridden stay built in.
     let consent = browser.get(done.location.as_deref().unwrap()).await;
-    assert!(consent.body.contains("name=\"decision\""), "{}", consent.body);
+    assert!(
+        consent.body.contains("name=\"decision\""),
+        "{}",
+        consent.body
+    );
 }
 
 async fn a_broken_template_override_stops_the_start(backend: Backend) {

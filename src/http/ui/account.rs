@@ -328,7 +328,6 @@ pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response 
     }
 }
 
-
 /// Samples of the account page for checking template overrides: empty, and with one of
 /// everything.
 pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {

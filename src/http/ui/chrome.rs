@@ -510,7 +510,9 @@ pub async fn switch(
     if !is_local_path(target) {
         return super::error_page(
             t,
-            &crate::protocol::OAuthError::invalid_request("the return address is not a page of this server"),
+            &crate::protocol::OAuthError::invalid_request(
+                "the return address is not a page of this server",
+            ),
         );
     }
     let mut cookie = Cookie::new(language_cookie_name(&app.config), lang.lang);

@@ -125,7 +125,6 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, page: PageFo
     }
 }
 
-
 /// Samples of the code form for checking template overrides.
 pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
     [None, Some(t.device_unknown)]

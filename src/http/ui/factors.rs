@@ -408,7 +408,6 @@ pub async fn remove(State(app): State<App>, form: PageForm) -> Response {
     }
 }
 
-
 /// Samples of the enrolment pages for checking template overrides: on the account page (no
 /// interaction) and in a flow, with and without an error.
 pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {

@@ -154,7 +154,12 @@ async fn finish(
 pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
-        Err(e) => return error_page(text::preferred(), &OAuthError::invalid_request(e.to_string())),
+        Err(e) => {
+            return error_page(
+                text::preferred(),
+                &OAuthError::invalid_request(e.to_string()),
+            );
+        }
     };
     let t = text::for_locales(params.get("ui_locales"));
     let (target, hinted_sub) = match resolve(&app, &params).await {
@@ -212,7 +217,6 @@ pub async fn submit(State(app): State<App>, form: PageForm) -> Response {
     }
     finish(&app, jar, t, session, target).await
 }
-
 
 /// Samples of the sign-out pages for checking template overrides: the question, with and
 /// without the relying party's parameters, and the answer.

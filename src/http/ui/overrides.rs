@@ -15,10 +15,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
 use super::Page;
 use super::chrome::{Chrome, LanguageLink};
 use super::text::{self, Text};
+use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// The templates Latchkey renders, which an override may replace.
 pub const TEMPLATES: [&str; 13] = [
@@ -108,12 +108,15 @@ impl Overrides {
                     TEMPLATES.join(", ")
                 )));
             }
-            let source = std::fs::read_to_string(&path).map_err(|e| {
-                OverrideError(format!("cannot read {}: {e}", path.display()))
-            })?;
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| OverrideError(format!("cannot read {}: {e}", path.display())))?;
             files.push((name, path, source));
         }
-        Self::from_sources(files.iter().map(|(n, p, s)| (n.as_str(), p.as_path(), s.as_str())))
+        Self::from_sources(
+            files
+                .iter()
+                .map(|(n, p, s)| (n.as_str(), p.as_path(), s.as_str())),
+        )
     }
 
     /// The overrides from `(template name, path for messages, source)`, checked.
@@ -176,7 +179,11 @@ impl Overrides {
     }
 
     /// Renders `page` with its override, when there is one.
-    pub fn render<P: Page>(&self, page: &P, chrome: &Chrome) -> Option<Result<String, minijinja::Error>> {
+    pub fn render<P: Page>(
+        &self,
+        page: &P,
+        chrome: &Chrome,
+    ) -> Option<Result<String, minijinja::Error>> {
         if !self.overrides(P::TEMPLATE) {
             return None;
         }

@@ -122,7 +122,6 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
     }
 }
 
-
 /// Samples of the forced password change for checking template overrides.
 pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
     [None, Some(t.password_mismatch)]

@@ -190,7 +190,6 @@ pub async fn resume(State(app): State<App>, form: InteractionForm) -> Response {
     }
 }
 
-
 /// Samples of the second-factor page for checking template overrides.
 pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
     let mut all = Vec::new();

@@ -60,7 +60,10 @@ fn every_text_colour_reads_on_its_surface_whatever_the_brand() {
 #[test]
 fn the_stylesheet_follows_the_theme_and_holds_only_hex_colours() {
     let auto = stylesheet(&brand(Some("rgb(10, 20, 30)"), None, "auto"));
-    assert!(auto.contains("@media (prefers-color-scheme: dark)"), "{auto}");
+    assert!(
+        auto.contains("@media (prefers-color-scheme: dark)"),
+        "{auto}"
+    );
     assert!(auto.contains("--lk-primary: #0a141e;"), "{auto}");
     let dark = stylesheet(&brand(None, None, "dark"));
     assert!(!dark.contains("@media"), "{dark}");
@@ -110,7 +113,10 @@ fn only_paths_of_this_server_are_return_targets() {
 fn accept_language_picks_the_best_supported_language() {
     let check = |header: &str, expected: Option<&str>| {
         let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_str(header).unwrap());
+        headers.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_str(header).unwrap(),
+        );
         assert_eq!(
             accept_language(&headers).map(|t| t.lang),
             expected,

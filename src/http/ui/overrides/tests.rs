@@ -48,7 +48,9 @@ fn a_broken_override_is_refused_with_one_line_naming_the_file() {
         ("base.html", "{{ chrome.brand }}"),
     ];
     for (name, source) in cases {
-        let err = load(&[(name, source)]).err().unwrap_or_else(|| panic!("{source} loaded"));
+        let err = load(&[(name, source)])
+            .err()
+            .unwrap_or_else(|| panic!("{source} loaded"));
         let line = err.to_string();
         assert!(line.contains(name), "{line}");
         assert!(line.starts_with("LATCHKEY_TEMPLATES_DIR: "), "{line}");
@@ -63,7 +65,10 @@ fn a_file_that_is_no_template_is_refused() {
     std::fs::write(dir.join("lgoin.html"), "x").unwrap();
     let err = Overrides::load(&dir).err().unwrap().to_string();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(err.contains("lgoin.html") && err.contains("is not a template"), "{err}");
+    assert!(
+        err.contains("lgoin.html") && err.contains("is not a template"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -95,7 +100,11 @@ fn every_template_has_samples() {
         );
     }
     for s in &samples {
-        assert!(TEMPLATES.contains(&s.template), "{} is not listed", s.template);
+        assert!(
+            TEMPLATES.contains(&s.template),
+            "{} is not listed",
+            s.template
+        );
     }
 }
 
@@ -103,8 +112,11 @@ fn every_template_has_samples() {
 /// variables: the frame is written in the syntax both engines share.
 #[test]
 fn the_built_in_frame_renders_in_minijinja() {
-    let overrides = load(&[("base.html", &BUILT_IN_BASE.replacen(ASKAMA_ONLY_LINE, "", 1))])
-        .unwrap();
+    let overrides = load(&[(
+        "base.html",
+        &BUILT_IN_BASE.replacen(ASKAMA_ONLY_LINE, "", 1),
+    )])
+    .unwrap();
     for s in all_samples(&text::EN) {
         let html = overrides
             .render_value("base.html", s.context, &sample_chrome())
