@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
@@ -36,21 +36,39 @@ pub struct AppLine {
     pub scopes: Vec<ScopeLine>,
 }
 
+/// A time as the account page shows it: in words of the page's language, and in RFC 3339
+/// for the `<time datetime>` attribute.
+#[derive(serde::Serialize)]
+pub struct Shown {
+    pub text: String,
+    pub machine: String,
+}
+
+impl Shown {
+    fn new(t: &Text, unix: i64) -> Self {
+        Shown {
+            text: t.when(unix),
+            machine: Text::machine_time(unix),
+        }
+    }
+}
+
 /// A passkey as the account page lists it.
 #[derive(serde::Serialize)]
 pub struct PasskeyLine {
     pub id: String,
     pub name: String,
-    pub created: String,
-    pub last_used: Option<String>,
+    pub created: Shown,
+    pub last_used: Option<Shown>,
 }
 
 #[derive(serde::Serialize)]
 pub struct FactorLine {
     pub id: String,
     pub name: String,
-    pub kind: &'static str,
-    pub last_used: Option<i64>,
+    /// The kind, in words of the page's language.
+    pub kind: String,
+    pub last_used: Option<Shown>,
 }
 
 #[derive(Template, serde::Serialize)]
@@ -69,21 +87,6 @@ struct AccountPage<'a> {
 
 impl super::Page for AccountPage<'_> {
     const TEMPLATE: &'static str = "account.html";
-}
-
-/// A Unix time as the account page shows it: `2026-12-05 20:41 UTC`.
-fn when(unix: i64) -> String {
-    match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => String::new(),
-    }
 }
 
 async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
@@ -127,8 +130,13 @@ fn login_form(
     (jar, page).into_response()
 }
 
-pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
-    let t = text::preferred();
+pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) -> Response {
+    // Outside an authorization request there is no `ui_locales`: the browser's languages.
+    let t = text::for_accept_language(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let session = match current_session(&app, &jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
@@ -142,7 +150,7 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
     };
     if !factors::account_level_met(&standing, &session.amr) {
         if standing.has_second_factor() {
-            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK);
+            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK).await;
         }
         return Redirect::to(crate::protocol::discovery::paths::ACCOUNT_TOTP).into_response();
     }
@@ -163,8 +171,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         .map(|f| FactorLine {
             id: f.id,
             name: f.name,
-            kind: f.kind,
-            last_used: f.last_used_at,
+            kind: t.factor_kind(f.kind),
+            last_used: f.last_used_at.map(|at| Shown::new(t, at)),
         })
         .collect();
     let apps = overview
@@ -188,8 +196,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             .map(|p| PasskeyLine {
                 id: p.passkey_id,
                 name: p.name,
-                created: when(p.created_at),
-                last_used: p.last_used_at.map(when),
+                created: Shown::new(t, p.created_at),
+                last_used: p.last_used_at.map(|at| Shown::new(t, at)),
             })
             .collect(),
         Err(e) => return error_page(t, &e.into()),
@@ -356,13 +364,13 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
             PasskeyLine {
                 id: "p1".to_owned(),
                 name: "Laptop".to_owned(),
-                created: when(0),
-                last_used: Some(when(60)),
+                created: Shown::new(t, 0),
+                last_used: Some(Shown::new(t, 60)),
             },
             PasskeyLine {
                 id: "p2".to_owned(),
                 name: "Phone".to_owned(),
-                created: when(0),
+                created: Shown::new(t, 0),
                 last_used: None,
             },
         ],
@@ -370,13 +378,13 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
             FactorLine {
                 id: "f1".to_owned(),
                 name: "Phone app".to_owned(),
-                kind: "totp",
-                last_used: Some(60),
+                kind: "TOTP".to_owned(),
+                last_used: Some(Shown::new(t, 60)),
             },
             FactorLine {
                 id: "f2".to_owned(),
                 name: "Tablet app".to_owned(),
-                kind: "totp",
+                kind: "TOTP".to_owned(),
                 last_used: None,
             },
         ],
