@@ -40,6 +40,9 @@ pub enum StartupError {
     Outbound(String),
     #[error("LATCHKEY_ISSUER: {0}")]
     Passkeys(String),
+    /// A template override that does not parse or render (already one line naming the file).
+    #[error("{0}")]
+    Templates(#[from] crate::http::ui::overrides::OverrideError),
 }
 
 /// Everything a request handler may use (fields of `AppState`, reached through `Deref`).
@@ -80,6 +83,8 @@ pub struct AppState {
     /// The WebAuthn relying party (passkeys) and the sealer of its ceremonies; `None` when
     /// the issuer's host is an IP address, which cannot be a relying-party id.
     pub passkeys: crate::accounts::factors::passkey::Shared,
+    /// The pages' branding assets and template overrides, built and checked at start.
+    pub pages: Arc<crate::http::ui::chrome::Pages>,
 }
 
 impl App {
@@ -94,6 +99,8 @@ impl App {
         clock: Arc<dyn Clock>,
         run_migrations: bool,
     ) -> Result<App, StartupError> {
+        // Template overrides first: a broken one stops the start before anything is opened.
+        let pages = Arc::new(crate::http::ui::chrome::Pages::new(&config)?);
         let master_key = resolve_master_key(&config.master_key)?;
         let store = open_store(&config).await?;
         if run_migrations {
@@ -140,6 +147,7 @@ impl App {
             store,
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
             passkeys: passkeys.map(Arc::new),
+            pages,
         })))
     }
 

@@ -13,6 +13,10 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
+pub mod brand;
+use brand::RawBrand;
+pub use brand::{Brand, Logo, Rgb, Theme};
+
 /// The default configuration file, read when present and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/latchkey.toml";
 /// Where the embedded SQLite database and its generated master key live by default.
@@ -86,6 +90,13 @@ struct RawConfig {
     key_rotation_interval: Option<i64>,
     key_publish_ahead: Option<i64>,
     dpop_nonce: Option<String>,
+    brand_name: Option<String>,
+    brand_logo_url: Option<String>,
+    brand_logo_file: Option<String>,
+    brand_primary_color: Option<String>,
+    brand_background_color: Option<String>,
+    brand_theme: Option<String>,
+    templates_dir: Option<String>,
 }
 
 pub use crate::protocol::alg::SigningAlg;
@@ -229,6 +240,10 @@ pub struct Config {
     pub key_publish_ahead: i64,
     /// `LATCHKEY_DPOP_NONCE`: whether DPoP proofs at the token endpoint need a server nonce.
     pub dpop_nonce: DpopNonceMode,
+    /// `LATCHKEY_BRAND_*`: product name, logo, colours and theme of the built-in pages.
+    pub brand: Brand,
+    /// `LATCHKEY_TEMPLATES_DIR`: page templates that replace the built-in ones.
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for Config {
@@ -347,6 +362,13 @@ fn apply_env(
     string!(trusted_proxies);
     string!(registration_trusted_hosts);
     string!(dpop_nonce);
+    string!(brand_name);
+    string!(brand_logo_url);
+    string!(brand_logo_file);
+    string!(brand_primary_color);
+    string!(brand_background_color);
+    string!(brand_theme);
+    string!(templates_dir);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -453,6 +475,22 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         .issuer
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
     let (issuer, issuer_is_https) = validate_issuer(&issuer_raw)?;
+    let issuer_host = url::Url::parse(&issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let brand = Brand::validate(
+        RawBrand {
+            name: raw.brand_name,
+            logo_url: raw.brand_logo_url,
+            logo_file: raw.brand_logo_file,
+            primary_color: raw.brand_primary_color,
+            background_color: raw.brand_background_color,
+            theme: raw.brand_theme,
+        },
+        &issuer_host,
+    )?;
+    let templates_dir = brand::templates_dir(raw.templates_dir)?;
 
     let listen_raw = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".to_owned());
     let listen: SocketAddr = listen_raw.parse().map_err(|_| {
@@ -610,6 +648,8 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         validate_key_schedule(raw.key_rotation_interval, raw.key_publish_ahead)?;
 
     Ok(Config {
+        brand,
+        templates_dir,
         key_rotation_interval,
         key_publish_ahead,
         issuer,

@@ -262,3 +262,127 @@ fn the_key_schedule_defaults_to_90_days_published_a_day_ahead_and_caps_the_windo
         "LATCHKEY_KEY_PUBLISH_AHEAD",
     );
 }
+
+#[test]
+fn the_brand_defaults_to_the_issuers_host() {
+    let c = load(&[("LATCHKEY_ISSUER", "https://id.example.com/tenant")]).unwrap();
+    assert_eq!(c.brand.name, "id.example.com");
+    assert_eq!(c.brand.theme, Theme::Auto);
+    assert!(c.brand.logo.is_none() && c.brand.primary_color.is_none());
+    assert!(c.templates_dir.is_none());
+}
+
+#[test]
+fn brand_colours_are_css_colours_only() {
+    let colour = |v: &str| {
+        load(&[("LATCHKEY_BRAND_PRIMARY_COLOR", v)]).map(|c| c.brand.primary_color.unwrap())
+    };
+    assert_eq!(colour("#2451c7").unwrap(), Rgb(0x24, 0x51, 0xc7));
+    assert_eq!(colour(" #ABC ").unwrap(), Rgb(0xaa, 0xbb, 0xcc));
+    assert_eq!(colour("rgb(36, 81, 199)").unwrap(), Rgb(36, 81, 199));
+    assert_eq!(colour("RGB(36 81 199)").unwrap(), Rgb(36, 81, 199));
+    for bad in [
+        "red; } body { display: none",
+        "#2451c7; background: url(https://evil.example/)",
+        "#12345",
+        "#1234567",
+        "#12345g",
+        "rgb(256, 0, 0)",
+        "rgb(-1, 0, 0)",
+        "rgb(1, 2)",
+        "rgb(1.5, 2, 3)",
+        "rgba(0, 0, 0, 0.5)",
+        "#ff000080",
+        "blue",
+        "var(--x)",
+    ] {
+        check_error(
+            &[("LATCHKEY_BRAND_PRIMARY_COLOR", bad)],
+            "LATCHKEY_BRAND_PRIMARY_COLOR",
+        );
+    }
+    check_error(
+        &[("LATCHKEY_BRAND_BACKGROUND_COLOR", "url(x)")],
+        "LATCHKEY_BRAND_BACKGROUND_COLOR",
+    );
+}
+
+#[test]
+fn brand_settings_are_validated() {
+    let c = load(&[
+        ("LATCHKEY_BRAND_NAME", "  Acme ID "),
+        ("LATCHKEY_BRAND_THEME", "dark"),
+        (
+            "LATCHKEY_BRAND_LOGO_URL",
+            "https://cdn.example.com/logo.svg",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.brand.name, "Acme ID");
+    assert_eq!(c.brand.theme, Theme::Dark);
+    assert!(matches!(c.brand.logo, Some(Logo::Url(_))));
+    check_error(&[("LATCHKEY_BRAND_THEME", "sepia")], "LATCHKEY_BRAND_THEME");
+    check_error(
+        &[("LATCHKEY_BRAND_NAME", "x".repeat(65).as_str())],
+        "LATCHKEY_BRAND_NAME",
+    );
+    check_error(&[("LATCHKEY_BRAND_NAME", "a\u{7}b")], "LATCHKEY_BRAND_NAME");
+    for bad in [
+        "http://cdn.example.com/logo.png",
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "https://user:pw@cdn.example.com/logo.png",
+        "/static/logo.png",
+    ] {
+        check_error(
+            &[("LATCHKEY_BRAND_LOGO_URL", bad)],
+            "LATCHKEY_BRAND_LOGO_URL",
+        );
+    }
+    check_error(
+        &[("LATCHKEY_BRAND_LOGO_FILE", "/nonexistent/logo.png")],
+        "LATCHKEY_BRAND_LOGO_FILE",
+    );
+    check_error(
+        &[("LATCHKEY_BRAND_LOGO_FILE", "/etc/passwd")],
+        "LATCHKEY_BRAND_LOGO_FILE",
+    );
+    check_error(
+        &[
+            ("LATCHKEY_BRAND_LOGO_FILE", "/nonexistent/logo.png"),
+            (
+                "LATCHKEY_BRAND_LOGO_URL",
+                "https://cdn.example.com/logo.svg",
+            ),
+        ],
+        "LATCHKEY_BRAND_LOGO_FILE",
+    );
+    check_error(
+        &[("LATCHKEY_TEMPLATES_DIR", "/nonexistent/templates")],
+        "LATCHKEY_TEMPLATES_DIR",
+    );
+}
+
+#[test]
+fn a_logo_file_is_read_at_start() {
+    let path = std::env::temp_dir().join(format!("latchkey-logo-{}.png", std::process::id()));
+    std::fs::write(&path, b"\x89PNG\r\n\x1a\nfake").unwrap();
+    let c = load(&[("LATCHKEY_BRAND_LOGO_FILE", path.to_str().unwrap())]);
+    let big = std::env::temp_dir().join(format!("latchkey-logo-{}-big.png", std::process::id()));
+    std::fs::write(&big, vec![0u8; brand::MAX_LOGO_BYTES + 1]).unwrap();
+    let too_big = load(&[("LATCHKEY_BRAND_LOGO_FILE", big.to_str().unwrap())]);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&big).unwrap();
+    match c.unwrap().brand.logo {
+        Some(Logo::File {
+            bytes,
+            content_type,
+            ..
+        }) => {
+            assert_eq!(bytes, b"\x89PNG\r\n\x1a\nfake");
+            assert_eq!(content_type, "image/png");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(too_big.err().unwrap().variable, "LATCHKEY_BRAND_LOGO_FILE");
+}

@@ -85,7 +85,7 @@ pub struct StaticDocumentsLayer {
 
 impl StaticDocumentsLayer {
     pub fn new(app: App) -> Self {
-        let mut common = security_headers(app.config.issuer_is_https);
+        let mut common = security_headers(&app.config);
         common.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

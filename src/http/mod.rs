@@ -42,8 +42,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Content-Security-Policy for every response: scripts and styles only from our own files
 /// under `/static` (never inline, never `eval`), requests from scripts only to our own
 /// origin (the passkey script's JSON endpoints), no framing (the consent button cannot be
-/// clickjacked).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+/// clickjacked). Images from our own files, the QR code's data URI, and the origin of a
+/// brand logo given by URL (`ui::chrome::img_sources`).
+fn content_security_policy(img_src: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src {img_src}; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
 
 /// The header that carries a request's id, in and out.
 const REQUEST_ID: &str = "x-request-id";
@@ -51,35 +56,47 @@ const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// The headers every response carries (unless its handler set them itself).
-fn security_header_list(https: bool) -> Vec<(HeaderName, &'static str)> {
+fn security_header_list(config: &crate::config::Config) -> Vec<(HeaderName, HeaderValue)> {
+    let csp = content_security_policy(&ui::chrome::img_sources(config));
     let mut list = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CONTENT_SECURITY_POLICY, CSP),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            // The logo origin comes from a URL the url crate serialized: always a valid
+            // header value; the fallback keeps the strict policy without it.
+            HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+                )
+            }),
+        ),
     ];
-    if https {
+    if config.issuer_is_https {
         list.push((
             header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ));
     }
     list
 }
 
 /// `security_header_list` as a header map, for answers built outside the layer stack.
-fn security_headers(https: bool) -> axum::http::HeaderMap {
-    security_header_list(https)
-        .into_iter()
-        .map(|(name, value)| (name, HeaderValue::from_static(value)))
-        .collect()
+fn security_headers(config: &crate::config::Config) -> axum::http::HeaderMap {
+    security_header_list(config).into_iter().collect()
 }
 
 /// The whole application.
 pub fn router(app: App) -> Router {
     // Installed here so that every router (binary and tests) records into it.
     let _ = metrics::handle();
-    let https = app.config.issuer_is_https;
     // Browser-based clients (SPAs) call discovery, JWKS, token, revocation, introspection
     // and userinfo from their own origin; no credentials are allowed, so cookies never ride
     // along. The authorization endpoint, pages and the admin API get no CORS at all.
@@ -141,8 +158,21 @@ pub fn router(app: App) -> Router {
         .route(paths::ACCOUNT_OTP, post(ui::factors::account_otp))
         .route(paths::ACCOUNT_RECOVERY_CODES, post(ui::factors::regenerate))
         .route(paths::ACCOUNT_FACTORS_REMOVE, post(ui::factors::remove))
+        .route(paths::LANGUAGE, get(ui::chrome::switch))
+        // Inside `run_to_completion`, which moves the request to a task of its own: the
+        // page scope is a task-local and must be set on that task.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            ui::chrome::scope,
+        ))
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
+    let brand = &app.pages.brand;
+    // A logo file, when the brand has one, is served under its content-hashed name.
+    let logo = match &brand.logo_file {
+        Some((path, _, _)) => Router::new().route(path, get(brand_logo)),
+        None => Router::new(),
+    };
     let request_id = HeaderName::from_static(REQUEST_ID);
     let router = Router::new()
         .merge(writes)
@@ -159,6 +189,9 @@ pub fn router(app: App) -> Router {
         .route("/static/latchkey.css", get(stylesheet))
         .route("/static/form_post.js", get(form_post_script))
         .route("/static/passkeys.js", get(passkeys_script))
+        .route("/static/show-password.js", get(show_password_script))
+        .route(&brand.css_path, get(brand_stylesheet))
+        .merge(logo)
         .route("/metrics", get(metrics::render))
         .merge(health::router())
         .route_layer(axum::middleware::from_fn(metrics::track))
@@ -184,7 +217,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .fallback_service(router)
         .layer(axum::middleware::map_response_with_state(
-            Arc::new(security_headers(https)),
+            Arc::new(security_headers(&app.config)),
             finish_response,
         ))
         .layer(PropagateRequestIdLayer::new(request_id))
@@ -308,6 +341,28 @@ async fn form_post_script() -> impl axum::response::IntoResponse {
         ],
         include_str!("../../static/form_post.js"),
     )
+}
+
+async fn show_password_script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/show-password.js"),
+    )
+}
+
+async fn brand_stylesheet(
+    axum::extract::State(app): axum::extract::State<App>,
+) -> axum::response::Response {
+    app.pages.brand.css_response()
+}
+
+async fn brand_logo(
+    axum::extract::State(app): axum::extract::State<App>,
+) -> axum::response::Response {
+    app.pages.brand.logo_response()
 }
 
 async fn passkeys_script() -> impl axum::response::IntoResponse {

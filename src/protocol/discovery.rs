@@ -43,6 +43,8 @@ pub mod paths {
     pub const ACCOUNT_OTP: &str = "/account/otp";
     pub const ACCOUNT_RECOVERY_CODES: &str = "/account/recovery-codes";
     pub const ACCOUNT_FACTORS_REMOVE: &str = "/account/factors/remove";
+    /// The pages' language switcher (`http::ui::chrome::switch`).
+    pub const LANGUAGE: &str = "/language";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 }

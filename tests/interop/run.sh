@@ -2,8 +2,8 @@
 # Interop suites: real relying-party libraries (openid-client for Node, authlib for Python,
 # oidc-client-ts in Chromium) against a Latchkey server on a fresh Postgres database.
 #
-#   bash tests/interop/run.sh              # all four suites
-#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, passkey)
+#   bash tests/interop/run.sh              # all five suites
+#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, passkey, pages)
 #
 # The passkey suite (Chromium with a WebAuthn virtual authenticator) needs an issuer whose
 # host is a domain name, so it gets a second server over the same database with the issuer
@@ -23,7 +23,7 @@ artifacts="$here/artifacts"
 admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(node python spa passkey)
+[ ${#suites[@]} -gt 0 ] || suites=(node python spa passkey pages)
 
 # Loopback traffic never goes through a proxy, whatever the environment says.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
@@ -243,8 +243,13 @@ for suite in "${suites[@]}"; do
             start_passkey_server
             export INTEROP_PASSKEY_ISSUER="$passkey_issuer" INTEROP_SCREENSHOTS="$root/docs/screenshots"
             run_suite passkey "$here/spa" 180 node --test --test-concurrency=1 --test-reporter=tap passkey.test.mjs ;;
+        pages)
+            # axe-core over every built-in page, both languages, light and dark; screenshots
+            # to docs/screenshots/ too.
+            run_suite pages "$here/spa" 300 env INTEROP_SCREENSHOTS="$root/docs/screenshots" \
+                node --test --test-concurrency=1 --test-reporter=tap pages.test.mjs ;;
         none) ;;
-        *) die "unknown suite '$suite' (node, python, spa, passkey)" ;;
+        *) die "unknown suite '$suite' (node, python, spa, passkey, pages)" ;;
     esac
 done
 

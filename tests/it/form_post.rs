@@ -33,6 +33,7 @@ fn posted_fields(page: &Step, client: &TestClient) -> std::collections::HashMap<
     );
     assert!(body.contains(r#"<script src="/static/form_post.js"></script>"#));
     assert_eq!(body.matches("<script").count(), 1, "no inline script");
+    assert!(!body.contains("show-password.js"), "no password field here");
     assert!(
         body.contains(r#"<button type="submit">"#),
         "works without scripts"

@@ -38,6 +38,7 @@ mod lifecycle;
 mod logout;
 mod mfa;
 mod nodes;
+mod pages;
 mod par_jar;
 mod passkeys;
 mod private_key_jwt;

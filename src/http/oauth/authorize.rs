@@ -37,7 +37,7 @@ async fn handle(app: App, jar: CookieJar, params: Result<Params, OAuthError>) ->
     // so the error is shown, never redirected.
     let params = match params {
         Ok(p) => p,
-        Err(e) => return error_page(&text::EN, &e),
+        Err(e) => return error_page(text::preferred(), &e),
     };
     let t = text::for_locales(params.get("ui_locales"));
     let session_cookie = cookies::read(&jar, cookies::session_name(&app.config));

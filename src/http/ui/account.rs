@@ -29,6 +29,7 @@ const LOGIN_PURPOSE: &str = "account-login";
 /// The CSRF purpose of the account page's forms and its passkey script.
 pub const PURPOSE: &str = "account";
 
+#[derive(serde::Serialize)]
 pub struct AppLine {
     pub client_id: String,
     pub name: String,
@@ -37,6 +38,7 @@ pub struct AppLine {
 
 /// A time as the account page shows it: in words of the page's language, and in RFC 3339
 /// for the `<time datetime>` attribute.
+#[derive(serde::Serialize)]
 pub struct Shown {
     pub text: String,
     pub machine: String,
@@ -52,6 +54,7 @@ impl Shown {
 }
 
 /// A passkey as the account page lists it.
+#[derive(serde::Serialize)]
 pub struct PasskeyLine {
     pub id: String,
     pub name: String,
@@ -59,6 +62,7 @@ pub struct PasskeyLine {
     pub last_used: Option<Shown>,
 }
 
+#[derive(serde::Serialize)]
 pub struct FactorLine {
     pub id: String,
     pub name: String,
@@ -67,7 +71,7 @@ pub struct FactorLine {
     pub last_used: Option<Shown>,
 }
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
     t: &'a Text,
@@ -79,6 +83,10 @@ struct AccountPage<'a> {
     factors_csrf: &'a str,
     factors: Vec<FactorLine>,
     has_totp: bool,
+}
+
+impl super::Page for AccountPage<'_> {
+    const TEMPLATE: &'static str = "account.html";
 }
 
 async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
@@ -213,7 +221,7 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) ->
 }
 
 pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let Some(binding) = cookies::read(&jar, cookies::binding_name(&app.config)).map(str::to_owned)
     else {
@@ -269,7 +277,7 @@ pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFor
 
 /// `POST /account/consents`: withdraw what the user granted one client.
 pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match current_session(&app, &jar).await {
         Ok(Some(s)) => s,
@@ -300,7 +308,7 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
 /// works without scripts). The last second factor of a user who must use one is refused, as
 /// for every factor (`factors::remove_own`).
 pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match current_session(&app, &jar).await {
         Ok(Some(s)) => s,
@@ -326,4 +334,76 @@ pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response 
         Ok(false) => error_page(t, &OAuthError::invalid_request("no such passkey")),
         Err(e) => error_page(t, &e),
     }
+}
+
+/// Samples of the account page for checking template overrides: empty, and with one of
+/// everything.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let empty = AccountPage {
+        t,
+        username: "alice",
+        csrf_token: "csrf",
+        apps: Vec::new(),
+        passkeys_enabled: false,
+        passkeys: Vec::new(),
+        factors_csrf: "csrf",
+        factors: Vec::new(),
+        has_totp: false,
+    };
+    let full = AccountPage {
+        apps: vec![AppLine {
+            client_id: "app".to_owned(),
+            name: "Example app".to_owned(),
+            scopes: vec![ScopeLine {
+                name: "openid".to_owned(),
+                description: t.describe_scope("openid"),
+            }],
+        }],
+        passkeys_enabled: true,
+        passkeys: vec![
+            PasskeyLine {
+                id: "p1".to_owned(),
+                name: "Laptop".to_owned(),
+                created: Shown::new(t, 0),
+                last_used: Some(Shown::new(t, 60)),
+            },
+            PasskeyLine {
+                id: "p2".to_owned(),
+                name: "Phone".to_owned(),
+                created: Shown::new(t, 0),
+                last_used: None,
+            },
+        ],
+        factors: vec![
+            FactorLine {
+                id: "f1".to_owned(),
+                name: "Phone app".to_owned(),
+                kind: "TOTP".to_owned(),
+                last_used: Some(Shown::new(t, 60)),
+            },
+            FactorLine {
+                id: "f2".to_owned(),
+                name: "Tablet app".to_owned(),
+                kind: "TOTP".to_owned(),
+                last_used: None,
+            },
+        ],
+        has_totp: true,
+        ..empty
+    };
+    let empty = AccountPage {
+        t,
+        username: "alice",
+        csrf_token: "csrf",
+        apps: Vec::new(),
+        passkeys_enabled: true,
+        passkeys: Vec::new(),
+        factors_csrf: "csrf",
+        factors: Vec::new(),
+        has_totp: false,
+    };
+    vec![
+        super::overrides::sample(&empty),
+        super::overrides::sample(&full),
+    ]
 }

@@ -23,13 +23,17 @@ use crate::protocol::form::Params;
 
 const PURPOSE: &str = "device";
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "device.html")]
 struct DevicePage<'a> {
     t: &'a Text,
     csrf_token: &'a str,
     user_code: &'a str,
     error: Option<&'a str>,
+}
+
+impl super::Page for DevicePage<'_> {
+    const TEMPLATE: &'static str = "device.html";
 }
 
 /// The code form, bound to the browser's binding cookie (set here when it has none).
@@ -119,4 +123,19 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, page: PageFo
         ),
         Err(e) => error_page(t, &e),
     }
+}
+
+/// Samples of the code form for checking template overrides.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    [None, Some(t.device_unknown)]
+        .into_iter()
+        .map(|error| {
+            super::overrides::sample(&DevicePage {
+                t,
+                csrf_token: "csrf",
+                user_code: "BCDF-GHJK",
+                error,
+            })
+        })
+        .collect()
 }

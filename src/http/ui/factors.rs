@@ -30,7 +30,7 @@ use crate::protocol::{ErrorCode, OAuthError};
 const ENROL_PURPOSE: &str = "totp-enrol";
 const ACCOUNT_PURPOSE: &str = "account-factors";
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "totp.html")]
 struct TotpPage<'a> {
     t: &'a Text,
@@ -43,7 +43,11 @@ struct TotpPage<'a> {
     error: Option<&'a str>,
 }
 
-#[derive(Template)]
+impl super::Page for TotpPage<'_> {
+    const TEMPLATE: &'static str = "totp.html";
+}
+
+#[derive(Template, serde::Serialize)]
 #[template(path = "recovery_codes.html")]
 struct RecoveryCodesPage<'a> {
     t: &'a Text,
@@ -51,6 +55,10 @@ struct RecoveryCodesPage<'a> {
     action: &'a str,
     interaction: &'a str,
     csrf_token: &'a str,
+}
+
+impl super::Page for RecoveryCodesPage<'_> {
+    const TEMPLATE: &'static str = "recovery_codes.html";
 }
 
 /// Where an enrolment happens: in a flow (its interaction and the session its stage names),
@@ -83,15 +91,15 @@ async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, 
 
 /// Opens the place of an enrolment page, or the response to give instead.
 async fn place(app: &App, jar: &CookieJar, interaction: &str) -> Result<Place, Response> {
-    let t_en = &text::EN;
+    let t_visitor = text::preferred();
     let cookie = cookies::read(jar, cookies::session_name(&app.config));
     let (pending, session, t) = if interaction.is_empty() {
         let session = match current_session(app, jar).await {
             Ok(Some(s)) => s,
             Ok(None) => return Err(Redirect::to(paths::ACCOUNT).into_response()),
-            Err(e) => return Err(error_page(t_en, &e)),
+            Err(e) => return Err(error_page(t_visitor, &e)),
         };
-        (None, session, t_en)
+        (None, session, t_visitor)
     } else {
         let pending = pending_or_page(app, jar, interaction).await?;
         let t = text::for_locales(pending.request.ui_locales.as_deref());
@@ -291,7 +299,7 @@ pub async fn account_otp_page(
 
 /// A POST of the account page's factor forms: the session, once the CSRF token matches.
 async fn account_form(app: &App, params: &Params, jar: &CookieJar) -> Result<Session, Response> {
-    let t = &text::EN;
+    let t = text::preferred();
     let session = match current_session(app, jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(Redirect::to(paths::ACCOUNT).into_response()),
@@ -310,7 +318,7 @@ pub async fn account_otp(
     ClientIp(ip): ClientIp,
     form: PageForm,
 ) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match account_form(&app, &params, &jar).await {
         Ok(s) => s,
@@ -354,7 +362,7 @@ pub async fn account_otp(
 /// A session that may change the user's factors: one that used a second factor when the user
 /// has (or must have) one.
 async fn with_level(app: &App, session: &Session) -> Result<(), Response> {
-    let t = &text::EN;
+    let t = text::preferred();
     match factors::standing(app, &session.user_sub).await {
         Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => Ok(()),
         Ok(_) => Err(Redirect::to(paths::ACCOUNT).into_response()),
@@ -368,7 +376,7 @@ pub async fn regenerate(
     ClientIp(ip): ClientIp,
     form: PageForm,
 ) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match account_form(&app, &params, &jar).await {
         Ok(s) => s,
@@ -386,7 +394,7 @@ pub async fn regenerate(
 /// `POST /account/factors/remove`: removes one factor (`factor`). The last second factor of a
 /// user who must use one stays.
 pub async fn remove(State(app): State<App>, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match account_form(&app, &params, &jar).await {
         Ok(s) => s,
@@ -404,4 +412,33 @@ pub async fn remove(State(app): State<App>, form: PageForm) -> Response {
         ),
         Err(e) => error_page(t, &e),
     }
+}
+
+/// Samples of the enrolment pages for checking template overrides: on the account page (no
+/// interaction) and in a flow, with and without an error.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let mut all = Vec::new();
+    for error in [None, Some(t.totp_wrong)] {
+        all.push(super::overrides::sample(&TotpPage {
+            t,
+            action: paths::ACCOUNT_TOTP,
+            interaction: "interaction",
+            csrf_token: "csrf",
+            secret: "JBSWY3DPEHPK3PXP",
+            qr_svg: "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>",
+            enrolment: "enrolment",
+            error,
+        }));
+    }
+    let codes = ["aaaa-bbbb".to_owned(), "cccc-dddd".to_owned()];
+    for interaction in ["", "interaction"] {
+        all.push(super::overrides::sample(&RecoveryCodesPage {
+            t,
+            codes: &codes,
+            action: paths::LOGIN_RESUME,
+            interaction,
+            csrf_token: "csrf",
+        }));
+    }
+    all
 }

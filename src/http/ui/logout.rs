@@ -21,7 +21,7 @@ use crate::protocol::form::Params;
 
 const PURPOSE: &str = "logout";
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "logout.html")]
 struct LogoutPage<'a> {
     t: &'a Text,
@@ -31,6 +31,10 @@ struct LogoutPage<'a> {
     client_id: Option<&'a str>,
     state: Option<&'a str>,
     ui_locales: Option<&'a str>,
+}
+
+impl super::Page for LogoutPage<'_> {
+    const TEMPLATE: &'static str = "logout.html";
 }
 
 /// Where to send the browser afterwards, once the client and URI check out.
@@ -150,7 +154,12 @@ async fn finish(
 pub async fn show(State(app): State<App>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(p) => p,
-        Err(e) => return error_page(&text::EN, &OAuthError::invalid_request(e.to_string())),
+        Err(e) => {
+            return error_page(
+                text::preferred(),
+                &OAuthError::invalid_request(e.to_string()),
+            );
+        }
     };
     let t = text::for_locales(params.get("ui_locales"));
     let (target, hinted_sub) = match resolve(&app, &params).await {
@@ -207,4 +216,48 @@ pub async fn submit(State(app): State<App>, form: PageForm) -> Response {
         );
     }
     finish(&app, jar, t, session, target).await
+}
+
+/// Samples of the sign-out pages for checking template overrides: the question, with and
+/// without the relying party's parameters, and the answer.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let ask = LogoutPage {
+        t,
+        done: false,
+        csrf_token: "csrf",
+        post_logout_redirect_uri: None,
+        client_id: None,
+        state: None,
+        ui_locales: None,
+    };
+    let with_client = LogoutPage {
+        post_logout_redirect_uri: Some("https://app.example/"),
+        client_id: Some("app"),
+        state: Some("state"),
+        ui_locales: Some("de"),
+        ..ask
+    };
+    let ask = LogoutPage {
+        t,
+        done: false,
+        csrf_token: "csrf",
+        post_logout_redirect_uri: None,
+        client_id: None,
+        state: None,
+        ui_locales: None,
+    };
+    let done = LogoutPage {
+        t,
+        done: true,
+        csrf_token: "",
+        post_logout_redirect_uri: None,
+        client_id: None,
+        state: None,
+        ui_locales: None,
+    };
+    vec![
+        super::overrides::sample(&ask),
+        super::overrides::sample(&with_client),
+        super::overrides::sample(&done),
+    ]
 }

@@ -9,11 +9,13 @@
 //! (`authorize::pending`, `accounts`) decides.
 
 pub mod account;
+pub mod chrome;
 pub mod consent;
 pub mod device;
 pub mod factors;
 pub mod login;
 pub mod logout;
+pub mod overrides;
 pub mod password;
 pub mod second_factor;
 pub mod text;
@@ -25,6 +27,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+use serde::Serialize;
 
 use crate::accounts::session::{self, Session};
 use crate::app::App;
@@ -38,7 +41,16 @@ use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError};
 use text::Text;
 
-#[derive(Template)]
+/// A page: an askama template whose variables are also what a template override
+/// (`overrides`) gets, so every page struct serializes. A new page names its template file
+/// here, adds it to `overrides::TEMPLATES`, and provides samples for the override check
+/// (its module's `samples`, collected in `overrides::all_samples`).
+pub trait Page: Template + Serialize {
+    /// The template file, as in `#[template(path = …)]`.
+    const TEMPLATE: &'static str;
+}
+
+#[derive(Template, Serialize)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
     pub t: &'a Text,
@@ -54,12 +66,17 @@ pub struct LoginPage<'a> {
     pub passkeys: bool,
 }
 
+impl Page for LoginPage<'_> {
+    const TEMPLATE: &'static str = "login.html";
+}
+
+#[derive(Serialize)]
 pub struct ScopeLine {
     pub name: String,
     pub description: String,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
     pub t: &'a Text,
@@ -72,7 +89,11 @@ pub struct ConsentPage<'a> {
     pub scopes: Vec<ScopeLine>,
 }
 
-#[derive(Template)]
+impl Page for ConsentPage<'_> {
+    const TEMPLATE: &'static str = "consent.html";
+}
+
+#[derive(Template, Serialize)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
     pub t: &'a Text,
@@ -80,9 +101,19 @@ pub struct ErrorPage<'a> {
     pub code: Option<&'a str>,
 }
 
-/// Renders a template as an HTML response with the given status; pages are never cached.
-pub fn html(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
+impl Page for ErrorPage<'_> {
+    const TEMPLATE: &'static str = "error.html";
+}
+
+/// Renders a page as an HTML response with the given status, with its override when the
+/// operator gave one (`overrides`), else its built-in template; pages are never cached.
+pub fn html<P: Page>(status: StatusCode, page: &P) -> Response {
+    let overridden = chrome::with_overrides(|o| o.render(page, &chrome::current())).flatten();
+    let rendered = match overridden {
+        Some(result) => result.map_err(|e| e.to_string()),
+        None => page.render().map_err(|e| e.to_string()),
+    };
+    match rendered {
         Ok(body) => {
             let mut response = (status, body).into_response();
             let headers = response.headers_mut();
@@ -147,8 +178,8 @@ pub async fn pending_or_page(
     let binding = crate::http::cookies::read(jar, crate::http::cookies::binding_name(&app.config));
     match crate::authorize::load_pending(app, interaction, binding).await {
         Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(expired_page(&text::EN)),
-        Err(e) => Err(error_page(&text::EN, &e.into())),
+        Ok(None) => Err(expired_page(text::preferred())),
+        Err(e) => Err(error_page(text::preferred(), &e.into())),
     }
 }
 
@@ -168,7 +199,7 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
         let body = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let params = form_params(&headers, &body).map_err(|e| error_page(&text::EN, &e))?;
+        let params = form_params(&headers, &body).map_err(|e| error_page(text::preferred(), &e))?;
         Ok(PageForm { params, jar })
     }
 }
@@ -270,19 +301,82 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
     }
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize)]
 #[template(path = "device_done.html")]
 struct DeviceDonePage<'a> {
     t: &'a Text,
     approved: bool,
 }
 
-#[derive(Template)]
+impl Page for DeviceDonePage<'_> {
+    const TEMPLATE: &'static str = "device_done.html";
+}
+
+#[derive(Template, Serialize)]
 #[template(path = "form_post.html")]
 struct FormPostPage<'a> {
     t: &'a Text,
     action: &'a str,
+    /// Name and value of each hidden field (a pair: `field.0`, `field.1` in askama,
+    /// `field[0]`, `field[1]` in an override).
     fields: &'a [(&'static str, String)],
+}
+
+impl Page for FormPostPage<'_> {
+    const TEMPLATE: &'static str = "form_post.html";
+}
+
+/// Samples of this module's pages for checking template overrides.
+pub(crate) fn samples(t: &'static Text) -> Vec<overrides::Sample> {
+    use overrides::sample;
+    let scopes = || {
+        vec![ScopeLine {
+            name: "openid".to_owned(),
+            description: t.describe_scope("openid"),
+        }]
+    };
+    let mut all = Vec::new();
+    for (error, username) in [(None, ""), (Some(t.login_failed), "alice")] {
+        for passkeys in [false, true] {
+            all.push(sample(&LoginPage {
+                t,
+                action: paths::LOGIN,
+                client_name: "Example app",
+                interaction: "interaction",
+                csrf_token: "csrf",
+                username,
+                error,
+                passkeys,
+            }));
+        }
+    }
+    for device_user_code in [None, Some("BCDF-GHJK".to_owned())] {
+        all.push(sample(&ConsentPage {
+            t,
+            device_user_code,
+            client_name: "Example app",
+            interaction: "interaction",
+            csrf_token: "csrf",
+            username: "alice",
+            scopes: scopes(),
+        }));
+    }
+    for code in [None, Some("invalid_request")] {
+        all.push(sample(&ErrorPage {
+            t,
+            message: t.error_expired,
+            code,
+        }));
+    }
+    for approved in [false, true] {
+        all.push(sample(&DeviceDonePage { t, approved }));
+    }
+    all.push(sample(&FormPostPage {
+        t,
+        action: "https://app.example/callback",
+        fields: &[("code", String::new()), ("state", String::new())],
+    }));
+    all
 }
 
 /// Delivers an authorization response: a 303 to the redirect URI with the parameters in its

@@ -18,7 +18,7 @@ use crate::authorize::{self, flow::Page};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "password.html")]
 struct PasswordPage<'a> {
     t: &'a Text,
@@ -26,6 +26,10 @@ struct PasswordPage<'a> {
     sub: &'a str,
     ticket: &'a str,
     error: Option<&'a str>,
+}
+
+impl super::Page for PasswordPage<'_> {
+    const TEMPLATE: &'static str = "password.html";
 }
 
 /// The password form for `user`, who just logged in correctly in this browser, in `scope`
@@ -61,8 +65,8 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
     } else {
         match authorize::load_pending(&app, interaction, Some(binding)).await {
             Ok(Some(p)) if p.admits(Page::PasswordChange) => Some(p),
-            Ok(_) => return expired_page(&text::EN),
-            Err(e) => return error_page(&text::EN, &e.into()),
+            Ok(_) => return expired_page(text::preferred()),
+            Err(e) => return error_page(text::preferred(), &e.into()),
         }
     };
     let t = text::for_locales(
@@ -116,4 +120,20 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
         )
             .into_response(),
     }
+}
+
+/// Samples of the forced password change for checking template overrides.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    [None, Some(t.password_mismatch)]
+        .into_iter()
+        .map(|error| {
+            super::overrides::sample(&PasswordPage {
+                t,
+                interaction: "interaction",
+                sub: "sub",
+                ticket: "ticket",
+                error,
+            })
+        })
+        .collect()
 }

@@ -27,7 +27,7 @@ use crate::store::{FactorKind, StoreError};
 const PURPOSE: &str = "second-factor";
 const RESUME_PURPOSE: &str = "resume";
 
-#[derive(Template)]
+#[derive(Template, serde::Serialize)]
 #[template(path = "otp.html")]
 pub struct OtpPage<'a> {
     pub t: &'a Text,
@@ -45,8 +45,13 @@ pub struct OtpPage<'a> {
     pub passkey_csrf: Option<String>,
 }
 
+impl super::Page for OtpPage<'_> {
+    const TEMPLATE: &'static str = "otp.html";
+}
+
 /// Which ways of giving the second factor a page offers, from the user's factors: a user with
 /// passkeys but no authenticator app is not asked for an app's code they cannot have.
+#[derive(serde::Serialize)]
 pub struct Offer {
     /// The user has a TOTP: the field asks for its code (or a recovery code).
     pub totp: bool,
@@ -236,6 +241,35 @@ pub async fn resume(State(app): State<App>, form: InteractionForm) -> Response {
         Ok(None) => to_login(t, &form.pending),
         Err(e) => error_page(t, &e.into()),
     }
+}
+
+/// Samples of the second-factor page for checking template overrides.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let mut all = Vec::new();
+    // An app's code, a passkey alone, and recovery codes beside a passkey.
+    for (totp, code, passkey) in [
+        (true, true, false),
+        (false, false, true),
+        (false, true, true),
+    ] {
+        for (error, username) in [(None, ""), (Some(t.otp_failed), "alice")] {
+            all.push(super::overrides::sample(&OtpPage {
+                t,
+                username,
+                action: paths::LOGIN_OTP,
+                interaction: "interaction",
+                csrf_token: "csrf",
+                error,
+                offer: Offer {
+                    totp,
+                    code,
+                    passkey,
+                },
+                passkey_csrf: passkey.then(|| "csrf".to_owned()),
+            }));
+        }
+    }
+    all
 }
 
 #[cfg(test)]

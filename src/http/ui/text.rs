@@ -1,9 +1,16 @@
-//! Every word the login, consent and error pages show, in one place per language, chosen by
-//! the request's `ui_locales` (OpenID Connect Core §3.1.2.1). Adding a language means adding
-//! one `Text` value and its tag to `protocol::discovery::UI_LOCALES`.
+//! Every word the pages show, in one place per language, chosen by the visitor's pick in the
+//! language switcher, else the request's `ui_locales` (OpenID Connect Core §3.1.2.1), else
+//! `Accept-Language` (`for_locales`). Adding a language means adding one `Text` value, its tag
+//! in `for_tag` and `protocol::discovery::UI_LOCALES`, and its name in `chrome::LANGUAGES`.
 
+/// Serialized for template overrides, which see it as `t` like the built-in templates do.
+#[derive(serde::Serialize)]
 pub struct Text {
     pub lang: &'static str,
+    pub language_switch: &'static str,
+    pub show_password: &'static str,
+    pub totp_qr: &'static str,
+    pub error_code: &'static str,
     pub login_title: &'static str,
     pub login_intro: &'static str,
     pub username: &'static str,
@@ -106,6 +113,10 @@ pub struct Text {
 
 pub const EN: Text = Text {
     lang: "en",
+    language_switch: "Language",
+    show_password: "Show password",
+    totp_qr: "QR code of the key below",
+    error_code: "Error",
     login_title: "Sign in",
     login_intro: "Sign in to continue to",
     username: "Username",
@@ -135,7 +146,7 @@ pub const EN: Text = Text {
     account_no_apps: "You have not given any application access.",
     account_withdraw: "Withdraw access",
     logout_title: "Sign out",
-    logout_question: "Do you want to sign out of Latchkey?",
+    logout_question: "Do you want to sign out?",
     logout_button: "Sign out",
     form_post_title: "Returning to the application",
     form_post_intro: "Your browser does not run scripts; press the button to return to the application.",
@@ -218,6 +229,10 @@ pub const EN: Text = Text {
 
 pub const DE: Text = Text {
     lang: "de",
+    language_switch: "Sprache",
+    show_password: "Passwort anzeigen",
+    totp_qr: "QR-Code des Schlüssels unten",
+    error_code: "Fehler",
     login_title: "Anmelden",
     login_intro: "Melden Sie sich an, um fortzufahren zu",
     username: "Benutzername",
@@ -247,7 +262,7 @@ pub const DE: Text = Text {
     account_no_apps: "Sie haben keiner Anwendung Zugriff gegeben.",
     account_withdraw: "Zugriff entziehen",
     logout_title: "Abmelden",
-    logout_question: "Möchten Sie sich von Latchkey abmelden?",
+    logout_question: "Möchten Sie sich abmelden?",
     logout_button: "Abmelden",
     form_post_title: "Zurück zur Anwendung",
     form_post_intro: "Ihr Browser führt keine Skripte aus; bitte drücken Sie die Schaltfläche, um zur Anwendung zurückzukehren.",
@@ -328,18 +343,30 @@ pub const DE: Text = Text {
     date_pattern: "{day}. {month} {year}, {time} Uhr UTC",
 };
 
-/// The first supported language of a space-separated `ui_locales` list (matching on the
-/// primary subtag), else English.
+/// The language of a page: the one the visitor picked with the switcher, else the first
+/// supported language of the request's `ui_locales` (a space-separated list, matched on the
+/// primary subtag), else the browser's `Accept-Language`, else English.
 pub fn for_locales(ui_locales: Option<&str>) -> &'static Text {
-    for tag in ui_locales.unwrap_or("").split(' ') {
-        let primary = tag.split('-').next().unwrap_or("").to_ascii_lowercase();
-        match primary.as_str() {
-            "en" => return &EN,
-            "de" => return &DE,
-            _ => {}
-        }
+    super::chrome::chosen_language()
+        .or_else(|| ui_locales.unwrap_or("").split(' ').find_map(for_tag))
+        .or_else(super::chrome::accepted_language)
+        .unwrap_or(&EN)
+}
+
+/// The language of a page that belongs to no authorization request (the account page, an
+/// error before the request is known): `for_locales` without `ui_locales`.
+pub fn preferred() -> &'static Text {
+    for_locales(None)
+}
+
+/// The text set of a language tag (`de`, `de-AT`, `EN`), when the pages speak it.
+pub fn for_tag(tag: &str) -> Option<&'static Text> {
+    let primary = tag.split('-').next().unwrap_or("").to_ascii_lowercase();
+    match primary.as_str() {
+        "en" => Some(&EN),
+        "de" => Some(&DE),
+        _ => None,
     }
-    &EN
 }
 
 /// The first supported language of an `Accept-Language` header (RFC 9110 §12.5.4), by
@@ -466,5 +493,8 @@ mod tests {
         assert_eq!(for_locales(Some("fr-CA de-DE en")).lang, "de");
         assert_eq!(for_locales(Some("fr")).lang, "en");
         assert_eq!(for_locales(None).lang, "en");
+        assert_eq!(for_locales(Some("")).lang, "en");
+        assert_eq!(for_tag("DE-at").map(|t| t.lang), Some("de"));
+        assert!(for_tag("*").is_none());
     }
 }

@@ -1,0 +1,291 @@
+// Accessibility of every built-in page: Debian's Chromium (playwright-core) walks each page a
+// person can meet (login and its error, the forced password change, the second factor and its
+// error, consent, the account page signed in and out, TOTP enrolment, recovery codes, the
+// device code form and its error, sign-out asked and done, an error page, the form_post page as
+// a browser without scripts sees it), in English and German, and axe-core checks each in the light and the
+// dark theme against WCAG 2.0/2.1/2.2 A and AA. Any violation fails the suite, naming the
+// page, language, theme, rule and element.
+//
+// axe-core is evaluated through the DevTools protocol, not injected as a script tag, so the
+// pages keep their real Content-Security-Policy while they are checked; any CSP violation or
+// script error on a page fails the suite too. The suite's users are created here through the
+// admin API, so the other suites' user stays untouched.
+//
+// Screenshots of the main pages at desktop width and 390 px, light and dark, go to artifacts/
+// and, with INTEROP_SCREENSHOTS, to docs/screenshots/.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (run tests/interop/run.sh pages)`);
+  return value;
+};
+const issuer = env('INTEROP_ISSUER');
+const adminToken = env('INTEROP_ADMIN_TOKEN');
+const clientId = env('INTEROP_SPA_CLIENT_ID');
+const spa = `http://127.0.0.1:${Number(env('INTEROP_SPA_PORT'))}`;
+const artifacts = env('INTEROP_ARTIFACTS');
+const screenshots = process.env.INTEROP_SCREENSHOTS;
+const TIMEOUT = 15_000;
+const LANGUAGES = ['en', 'de'];
+const SCHEMES = ['light', 'dark'];
+// The WCAG success criteria axe-core can check automatically, up to 2.2 AA.
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+
+const axeSource = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+let browser;
+const problems = [];
+const offHost = [];
+const checked = [];
+
+async function admin(method, path, body) {
+  const response = await fetch(`${issuer}/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} /admin${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function createUser(username, extra = {}) {
+  const password = `pages ${randomBytes(9).toString('base64url')}`;
+  const user = await admin('POST', '/users', {
+    username, password, email: `${username}@example.test`, email_verified: true,
+    name: username, ...extra,
+  });
+  return { username, password, sub: user.sub };
+}
+
+/** RFC 6238 (SHA-1, 6 digits, 30 s) for a base32 secret: the code an authenticator app shows. */
+function totp(secret, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+function authorizeUrl(extra = {}) {
+  const verifier = randomBytes(32).toString('base64url');
+  const query = new URLSearchParams({
+    response_type: 'code', client_id: clientId, redirect_uri: `${spa}/callback.html`,
+    scope: 'openid profile email', state: randomBytes(8).toString('hex'), prompt: 'login',
+    code_challenge_method: 'S256',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    ...extra,
+  });
+  return `${issuer}/authorize?${query}`;
+}
+
+/** A fresh browser context whose language cookie is `lang` (as the switcher sets it). */
+async function open(lang, { formPostScript = true } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  context.setDefaultTimeout(TIMEOUT);
+  await context.addCookies([{ name: 'latchkey_lang', value: lang, url: issuer }]);
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    // The form_post page as a browser without scripts shows it: its script never arrives
+    // (axe-core itself needs JavaScript, so the page's script is held back instead).
+    if (!formPostScript && url.pathname === '/static/form_post.js') {
+      return route.fulfill({ status: 200, contentType: 'text/javascript', body: '' });
+    }
+    if (url.hostname === '127.0.0.1' && url.origin !== spa) return route.continue();
+    // The app's redirect URI is never served here: the walk stops before it.
+    if (url.origin === spa) return route.fulfill({ status: 204, body: '' });
+    offHost.push(url.href);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => problems.push(`page error on ${page.url()}: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    // The error pages this walk shows on purpose (a wrong password, a bad code) arrive with
+    // their 4xx status, which Chromium reports for the document itself; anything else counts.
+    const documentStatus = msg.text().startsWith('Failed to load resource: the server responded with a status of 4')
+      && msg.location().url === page.url();
+    if (!documentStatus) problems.push(`console error on ${page.url()}: ${msg.text()}`);
+  });
+  return { context, page };
+}
+
+/** axe-core in both themes; returns one line per violation. */
+async function audit(page, name, lang) {
+  const found = [];
+  for (const scheme of SCHEMES) {
+    await page.emulateMedia({ colorScheme: scheme });
+    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(axeSource);
+    const result = await page.evaluate(
+      (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] }),
+      AXE_TAGS,
+    );
+    for (const v of result.violations) {
+      for (const node of v.nodes) {
+        found.push(`${name} [${lang}, ${scheme}] ${v.id} (${v.impact}): ${v.help} at ${node.target.join(' ')}`);
+      }
+    }
+    checked.push(`${name} [${lang}, ${scheme}]`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  return found;
+}
+
+async function shoot(page, name) {
+  for (const scheme of SCHEMES) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const [suffix, width] of [['desktop', 1100], ['390', 390]]) {
+      await page.setViewportSize({ width, height: 800 });
+      const file = `${name}-${scheme}-${suffix}.png`;
+      await page.screenshot({ path: join(artifacts, file), fullPage: true });
+      if (screenshots) await page.screenshot({ path: join(screenshots, file), fullPage: true });
+    }
+  }
+  await page.setViewportSize({ width: 1100, height: 800 });
+  await page.emulateMedia({ colorScheme: 'light' });
+}
+
+async function submit(page, selector = 'main form button[type=submit]') {
+  await Promise.all([page.waitForEvent('load'), page.locator(selector).first().click()]);
+}
+
+async function login(page, user) {
+  await page.fill('input[name=username]', user.username);
+  await page.fill('input[name=password]', user.password);
+  await submit(page, '#login-form button[type=submit]');
+}
+
+before(async () => {
+  await mkdir(artifacts, { recursive: true });
+  if (screenshots) await mkdir(screenshots, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.INTEROP_CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    timeout: 30_000,
+  });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+});
+
+for (const lang of LANGUAGES) {
+  test(`every page meets WCAG 2.2 AA in axe-core (${lang}, light and dark)`, async () => {
+    const violations = [];
+    const check = async (page, name, { shot = false } = {}) => {
+      assert.equal(await page.locator('html').getAttribute('lang'), lang, `${name} is in ${lang}`);
+      violations.push(...(await audit(page, name, lang)));
+      if (shot && (lang === 'en' || name === 'login')) await shoot(page, `pages-${name}${lang === 'en' ? '' : `-${lang}`}`);
+    };
+    const grace = await createUser(`grace-${lang}`);
+    const { context, page } = await open(lang);
+
+    await page.goto(authorizeUrl());
+    await page.waitForURL((url) => url.pathname === '/login');
+    // The show-password toggle: a real button after the field, pressed state announced.
+    const reveal = page.locator('#password + button.reveal');
+    await reveal.waitFor();
+    assert.equal(await reveal.getAttribute('aria-pressed'), 'false');
+    await check(page, 'login', { shot: true });
+    // The checker can fail: the same page with a field's label removed is reported.
+    await page.evaluate(() => document.querySelector('label[for=username]').remove());
+    const broken = await audit(page, 'login-without-label', lang);
+    assert.ok(broken.some((v) => v.includes('] label (')), `axe-core missed it: ${broken}`);
+    await page.reload();
+    await reveal.click();
+    assert.equal(await page.locator('#password').getAttribute('type'), 'text');
+    assert.equal(await reveal.getAttribute('aria-pressed'), 'true');
+    await reveal.click();
+
+    await login(page, { ...grace, password: 'not the password' });
+    assert.equal(await page.locator('#password').getAttribute('aria-describedby'), 'login-error');
+    await check(page, 'login-error', { shot: true });
+
+    await login(page, grace);
+    await page.waitForURL((url) => url.pathname === '/consent');
+    await check(page, 'consent', { shot: true });
+
+    await page.goto(`${issuer}/account`);
+    await check(page, 'account', { shot: true });
+    await page.goto(`${issuer}/account/totp`);
+    await check(page, 'totp');
+
+    await page.goto(`${issuer}/device`);
+    await check(page, 'device', { shot: true });
+    await page.fill('#user_code', 'BCDF-GHJK');
+    await submit(page);
+    await check(page, 'device-error');
+
+    await page.goto(`${issuer}/logout`);
+    await check(page, 'logout');
+    await submit(page);
+    await check(page, 'logout-done');
+
+    await page.goto(`${issuer}/authorize`);
+    await check(page, 'error', { shot: true });
+    await page.goto(`${issuer}/account`);
+    await check(page, 'account-login');
+
+    // The forced password change, and its error.
+    const hopper = await createUser(`hopper-${lang}`, { password_reset_required: true });
+    await page.goto(authorizeUrl());
+    await login(page, hopper);
+    await page.locator('#new_password').waitFor();
+    await check(page, 'password');
+    await page.fill('#new_password', 'a new password 1');
+    await page.fill('#confirm_password', 'a new password 2');
+    await submit(page);
+    await check(page, 'password-error');
+
+    // The second factor, its error, and new recovery codes on the account page.
+    const lin = await createUser(`lin-${lang}`);
+    const { secret } = await admin('POST', `/users/${lin.sub}/totp`);
+    await page.goto(authorizeUrl());
+    await login(page, lin);
+    await page.locator('#otp').waitFor();
+    await check(page, 'otp', { shot: true });
+    await page.fill('#otp', totp(secret) === '000000' ? '111111' : '000000');
+    await submit(page);
+    assert.equal(await page.locator('#otp').getAttribute('aria-describedby'), 'otp-error');
+    await check(page, 'otp-error');
+    await page.fill('#otp', totp(secret));
+    await submit(page);
+    await page.waitForURL((url) => url.pathname === '/consent');
+    await page.goto(`${issuer}/account`);
+    await submit(page, 'form[action="/account/recovery-codes"] button');
+    await page.locator('#recovery-codes li').first().waitFor();
+    await check(page, 'recovery-codes');
+    await context.close();
+
+    // form_post without its script: the page with the button that posts the response.
+    const noScript = await open(lang, { formPostScript: false });
+    await noScript.page.goto(authorizeUrl({ response_mode: 'form_post' }));
+    await login(noScript.page, grace);
+    await submit(noScript.page, 'button[name=decision][value=allow]');
+    await noScript.page.locator('#form-post').waitFor();
+    await check(noScript.page, 'form-post');
+    await noScript.context.close();
+
+    assert.deepEqual(violations, [], `axe-core found:\n${violations.join('\n')}`);
+  });
+}
+
+test('no page had a script error, a CSP violation or a request off this machine', () => {
+  // 17 pages and the broken login page, two languages, two themes.
+  assert.equal(checked.length, 18 * 2 * 2, `pages checked: ${checked}`);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(offHost, []);
+});
