@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::{code_tokens, now, public_client, refresh_form, token_proof, token_with, userinfo};
 use crate::both_backends;
 use crate::helpers::{
-    Backend, DpopKey, TestApp, ath, introspect, jwt_part, machine_client, resource_server,
-    settings, spawn_app_with, spawn_app_with_alice_and, spawn_node_with,
+    Backend, Browser, DpopKey, TestApp, ath, introspect, jwt_part, machine_client, pkce_pair,
+    resource_server, settings, spawn_app_with, spawn_app_with_alice_and, spawn_node_with,
 };
 
 both_backends!(
