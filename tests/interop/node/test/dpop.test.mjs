@@ -155,7 +155,7 @@ test('dpop_jkt at the authorization endpoint binds the code without PAR', async 
   });
   const callback = await new UserAgent(issuer).authorize(url, user);
   const checks = { pkceCodeVerifier: codeVerifier, expectedState: state };
-  const stranger = client.getDPoPHandle(config, await client.randomDPoPKeyPair('EdDSA'));
+  const stranger = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
   await rejectsWith(client.authorizationCodeGrant(config, callback, checks, undefined, { DPoP: stranger }), 'invalid_grant');
   const bound = await client.authorizationCodeGrant(config, callback, checks, undefined, { DPoP });
   assert.equal(jose.decodeJwt(bound.access_token).cnf?.jkt, jkt);
