@@ -199,6 +199,7 @@ pub async fn enter(
         acr_values: None,
         resource: device.resource,
         device_user_code: Some(device.user_code),
+        dpop_jkt: None,
     };
     // Consent is always asked; a login first when the browser has no session, and the second
     // factor first when the session lacks the level owed.

@@ -342,6 +342,7 @@ mod tests {
             acr_values: None,
             resource: None,
             device_user_code: None,
+            dpop_jkt: None,
         }
     }
 

@@ -299,6 +299,7 @@ pub(crate) fn new_code(
         resource: request.resource.clone(),
         created_at: now,
         expires_at: now + app.config.code_ttl,
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     // The grant row must outlive every access token the code can produce.
     let grant_expires_at = now + app.config.code_ttl + app.config.access_token_ttl;

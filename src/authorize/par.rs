@@ -7,14 +7,21 @@
 //! `/authorize` then takes it, once, on any node; only the pushed parameters count. A server
 //! (`LATCHKEY_REQUIRE_PAR`) or a client (`require_pushed_authorization_requests`) may refuse
 //! requests that were not pushed; a client may require signed request objects.
+//!
+//! A client using DPoP may bind the code to its key here (RFC 9449 §10.1) with a `DPoP`
+//! proof, checked as at the token endpoint: its key's thumbprint becomes the request's
+//! `dpop_jkt` (a `dpop_jkt` sent beside it must name the same key).
 
 use std::borrow::Cow;
 
 use crate::app::App;
+use crate::config::DpopNonceMode;
 use crate::crypto::random_token;
+use crate::protocol::discovery::paths;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::store::{ClientRecord, PushedRequest};
+use crate::token::dpop;
 
 use super::{AuthorizeError, request, request_object};
 
@@ -31,8 +38,34 @@ pub struct Pushed {
     pub expires_in: i64,
 }
 
-/// Validates and stores the request `client` (authenticated) pushed.
-pub async fn push(app: &App, client: &ClientRecord, params: &Params) -> Result<Pushed, OAuthError> {
+/// Checks the `DPoP` proof sent to the PAR endpoint, if any (RFC 9449 §10.1), as the token
+/// endpoint does (`htu` the PAR endpoint, a server nonce when the configuration requires
+/// one); its `jti` is spent.
+pub async fn check_proof(
+    app: &App,
+    proof: Option<&str>,
+) -> Result<Option<dpop::Proof>, OAuthError> {
+    let Some(proof) = proof else {
+        return Ok(None);
+    };
+    let url = format!("{}{}", app.config.issuer, paths::PAR);
+    let expected = dpop::Expected {
+        method: "POST",
+        url: &url,
+        access_token: None,
+        nonce_required: app.config.dpop_nonce == DpopNonceMode::Required,
+    };
+    dpop::check(app, proof, &expected).await.map(Some)
+}
+
+/// Validates and stores the request `client` (authenticated) pushed; `proof` is the request's
+/// checked DPoP proof, whose key the code will be bound to.
+pub async fn push(
+    app: &App,
+    client: &ClientRecord,
+    params: &Params,
+    proof: Option<&dpop::Proof>,
+) -> Result<Pushed, OAuthError> {
     let params = params.without(&CLIENT_AUTH);
     if params.contains("request_uri") {
         return Err(OAuthError::invalid_request(
@@ -53,6 +86,19 @@ pub async fn push(app: &App, client: &ClientRecord, params: &Params) -> Result<P
         return Err(signed_required());
     } else {
         params.with("client_id", &client.client_id)
+    };
+    // RFC 9449 §10.1: the proof's key binds the code; a `dpop_jkt` beside it (in the form or
+    // the request object) must name the same key.
+    let merged = match proof {
+        None => merged,
+        Some(proof) => match merged.get("dpop_jkt") {
+            Some(jkt) if jkt != proof.jkt => {
+                return Err(OAuthError::invalid_request(
+                    "dpop_jkt does not name the key of the DPoP proof",
+                ));
+            }
+            _ => merged.with("dpop_jkt", &proof.jkt),
+        },
     };
     // Validated now exactly as /authorize would, so that errors reach the client at once.
     let target = request::resolve_target(app, &merged)

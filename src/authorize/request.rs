@@ -184,6 +184,16 @@ pub fn validate(
         }
     };
 
+    let dpop_jkt = match params.get("dpop_jkt") {
+        None => None,
+        Some(jkt) if is_thumbprint(jkt) => Some(jkt.to_owned()),
+        Some(_) => {
+            return Err(OAuthError::invalid_request(
+                "dpop_jkt must be the base64url SHA-256 JWK thumbprint (RFC 7638) of a key",
+            ));
+        }
+    };
+
     Ok(AuthorizationRequest {
         client_id: target.client.client_id.clone(),
         redirect_uri: target.redirect_uri.clone(),
@@ -201,7 +211,18 @@ pub fn validate(
         acr_values: params.get("acr_values").map(str::to_owned),
         resource,
         device_user_code: None,
+        dpop_jkt,
     })
+}
+
+/// RFC 9449 §10: a `dpop_jkt` is an RFC 7638 thumbprint with SHA-256, base64url without
+/// padding: 43 characters of the URL-safe alphabet (the last one carrying 2 bits).
+pub fn is_thumbprint(value: &str) -> bool {
+    use base64::Engine;
+    value.len() == 43
+        && base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .is_ok_and(|digest| digest.len() == 32)
 }
 
 /// OpenID Connect Core §3.1.2.1: space-separated; `none` must stand alone.

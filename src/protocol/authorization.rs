@@ -61,4 +61,8 @@ pub struct AuthorizationRequest {
     /// request ends by approving the device, not with a redirect, and has no redirect URI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_user_code: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to (`dpop_jkt`,
+    /// or the key of the proof sent to the PAR endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }

@@ -33,6 +33,9 @@ pub struct AuthCodeRecord {
     pub resource: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (the request's
+    /// `dpop_jkt`); the token request must carry a proof signed with that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The result of trying to redeem a code.
@@ -51,6 +54,9 @@ pub enum CodeRedemption {
     OtherClient { grant_id: String },
     /// Unknown or expired, or its grant revoked or its user disabled or gone: nothing changed.
     Invalid,
+    /// The code is bound to a DPoP key (RFC 9449 §10) and the request proved possession of
+    /// none, or of another: nothing changed, the code is still redeemable with its key.
+    WrongKey,
 }
 
 #[async_trait]
@@ -62,12 +68,14 @@ pub trait AuthCodeStore: Send + Sync {
     /// exactly one gets `Redeemed`, and every other gets `Reused` with the grant already
     /// revoked. An expired code, or one whose grant is revoked or whose user is disabled or
     /// gone, is `Invalid` and stays unconsumed. Presented by another client, it is consumed
-    /// and its grant revoked (`OtherClient`). On success the grant's expiry is raised to at
-    /// least `grant_expires_at`.
+    /// and its grant revoked (`OtherClient`). A code bound to a DPoP key that `dpop_jkt` (the
+    /// thumbprint of the key the request proved possession of) is not is `WrongKey` and stays
+    /// unconsumed. On success the grant's expiry is raised to at least `grant_expires_at`.
     async fn consume_code(
         &self,
         code_hash: &[u8],
         client_id: &str,
+        dpop_jkt: Option<&str>,
         now: i64,
         grant_expires_at: i64,
     ) -> StoreResult<CodeRedemption>;
@@ -76,7 +84,7 @@ pub trait AuthCodeStore: Send + Sync {
 macro_rules! code_columns {
     () => {
         "code_hash, grant_id, client_id, user_sub, redirect_uri, scope, code_challenge, nonce, \
-         sid, auth_time, amr, acr, resource, created_at, expires_at"
+         sid, auth_time, amr, acr, resource, created_at, expires_at, dpop_jkt"
     };
 }
 pub(super) use code_columns;
@@ -84,22 +92,23 @@ pub(super) use code_columns;
 const INSERT_CODE: &str = concat!(
     "INSERT INTO auth_code (",
     code_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
 /// Postgres: the grant and its code in one statement (one round trip, atomic without a
-/// transaction). The grant takes the code's ids, scope and creation time; `$16` is the
+/// transaction). The grant takes the code's ids, scope and creation time; `$17` is the
 /// grant's expiry.
 const INSERT_GRANT_AND_CODE: &str = concat!(
     "WITH new_grant AS (INSERT INTO auth_grant (",
     grant_columns!(),
-    ") VALUES ($2, $3, $4, $6, $14, $16, NULL)) INSERT INTO auth_code (",
+    ") VALUES ($2, $3, $4, $6, $14, $17, NULL)) INSERT INTO auth_code (",
     code_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 );
-/// What a presented code `$1` means for client `$3` at `$2`, in this order: used before
-/// (`reused`); expired, its grant revoked or gone, its user disabled or gone (`invalid`);
-/// issued to another client (`other_client`); else `redeem`. The one definition both
-/// dialects decide by.
+/// What a presented code `$1` means for client `$3` at `$2`, with a DPoP proof of the key
+/// whose thumbprint is `$4` (NULL: no proof), in this order: used before (`reused`);
+/// expired, its grant revoked or gone, its user disabled or gone (`invalid`); issued to
+/// another client (`other_client`); bound to a DPoP key that `$4` is not (`wrong_key`); else
+/// `redeem`. The one definition both dialects decide by.
 macro_rules! code_verdict {
     () => {
         concat!(
@@ -111,6 +120,7 @@ macro_rules! code_verdict {
             " OR NOT ",
             active_user!("auth_code"),
             " THEN 'invalid' WHEN client_id <> $3 THEN 'other_client' \
+             WHEN dpop_jkt IS NOT NULL AND ($4 IS NULL OR dpop_jkt <> $4) THEN 'wrong_key' \
              ELSE 'redeem' END AS verdict FROM auth_code WHERE code_hash = $1"
         )
     };
@@ -128,7 +138,8 @@ const EXTEND_GRANT: &str =
 /// re-checks against the latest row after waiting for a racing redemption, so exactly one
 /// of racing statements consumes it. One that found the code redeemable but could not
 /// consume it lost the race: its `outcome` is `reused`, like one that found it consumed.
-/// A redemption extends the grant to `$4`; reuse and another client's code revoke it.
+/// A redemption extends the grant to `$5`; reuse and another client's code revoke it; a
+/// wrong key changes nothing.
 const CONSUME_CODE: &str = concat!(
     "WITH found AS (",
     code_verdict!(),
@@ -139,8 +150,8 @@ const CONSUME_CODE: &str = concat!(
      outcome AS (SELECT found.*, CASE WHEN verdict = 'redeem' \
      AND NOT EXISTS (SELECT 1 FROM consumed) THEN 'reused' ELSE verdict END AS outcome \
      FROM found), \
-     extended AS (UPDATE auth_grant SET expires_at = $4 WHERE grant_id IN \
-     (SELECT grant_id FROM outcome WHERE outcome = 'redeem') AND expires_at < $4), \
+     extended AS (UPDATE auth_grant SET expires_at = $5 WHERE grant_id IN \
+     (SELECT grant_id FROM outcome WHERE outcome = 'redeem') AND expires_at < $5), \
      families AS (SELECT grant_id FROM outcome WHERE outcome IN ('reused', 'other_client')), ",
     revoke_families!("families", "$2"),
     " SELECT ",
@@ -153,7 +164,7 @@ fn code_and_verdict(row: &impl SqlRow) -> StoreResult<(AuthCodeRecord, String)> 
     Ok((code_from_row(row)?, row.col("verdict")?))
 }
 
-/// Binds a code's fifteen columns, in `code_columns!` order, as `$1`..`$15`.
+/// Binds a code's sixteen columns, in `code_columns!` order, as `$1`..`$16`.
 pub(super) fn bind_code<'q, Q: Bind<'q>>(query: Q, code: &'q AuthCodeRecord) -> Q {
     query
         .arg(&code.code_hash)
@@ -171,6 +182,7 @@ pub(super) fn bind_code<'q, Q: Bind<'q>>(query: Q, code: &'q AuthCodeRecord) -> 
         .arg(code.resource.as_deref())
         .arg(code.created_at)
         .arg(code.expires_at)
+        .arg(code.dpop_jkt.as_deref())
 }
 
 fn code_from_row(row: &impl SqlRow) -> StoreResult<AuthCodeRecord> {
@@ -190,6 +202,7 @@ fn code_from_row(row: &impl SqlRow) -> StoreResult<AuthCodeRecord> {
         resource: row.col("resource")?,
         created_at: row.col("created_at")?,
         expires_at: row.col("expires_at")?,
+        dpop_jkt: row.col("dpop_jkt")?,
     })
 }
 
@@ -257,6 +270,7 @@ macro_rules! impl_code_store {
                 &self,
                 code_hash: &[u8],
                 client_id: &str,
+                dpop_jkt: Option<&str>,
                 now: i64,
                 grant_expires_at: i64,
             ) -> StoreResult<CodeRedemption> {
@@ -267,6 +281,7 @@ macro_rules! impl_code_store {
                             .bind(code_hash)
                             .bind(now)
                             .bind(client_id)
+                            .bind(dpop_jkt)
                             .bind(grant_expires_at)
                             .fetch_optional(&self.pool)
                             .await
@@ -281,6 +296,7 @@ macro_rules! impl_code_store {
                             .bind(code_hash)
                             .bind(now)
                             .bind(client_id)
+                            .bind(dpop_jkt)
                             .fetch_optional(&mut *tx)
                             .await
                             .map_err(db_err)?;
@@ -298,6 +314,7 @@ macro_rules! impl_code_store {
                     "other_client" => CodeRedemption::OtherClient {
                         grant_id: code.grant_id,
                     },
+                    "wrong_key" => CodeRedemption::WrongKey,
                     _ => CodeRedemption::Invalid,
                 };
                 let Some(mut tx) = tx else {
@@ -324,7 +341,7 @@ macro_rules! impl_code_store {
                     | CodeRedemption::OtherClient { grant_id } => {
                         Self::revoke_family(&mut tx, grant_id, now).await?;
                     }
-                    CodeRedemption::Invalid => {}
+                    CodeRedemption::Invalid | CodeRedemption::WrongKey => {}
                 }
                 sql::commit(tx).await?;
                 Ok(outcome)

@@ -94,51 +94,51 @@ pub trait InteractionStore: Send + Sync {
 const FINISH_INTERACTION: &str = "INSERT INTO finished_interaction \
      (interaction_id, expires_at) VALUES ($1, $2) ON CONFLICT (interaction_id) DO NOTHING";
 /// Postgres: the finished mark, the grant and the code in one statement; when the mark
-/// already existed, `finished` is empty and nothing else is written. `$1`..`$15` are the
-/// code (`bind_code`), `$16` the grant's expiry, `$17`/`$18` the interaction id and its
+/// already existed, `finished` is empty and nothing else is written. `$1`..`$16` are the
+/// code (`bind_code`), `$17` the grant's expiry, `$18`/`$19` the interaction id and its
 /// expiry.
 const FINISH_INTERACTION_WITH_CODE: &str = concat!(
     "WITH finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
-     VALUES ($17, $18) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
+     VALUES ($18, $19) ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id), \
      new_grant AS (INSERT INTO auth_grant (",
     grant_columns!(),
-    ") SELECT $2, $3, $4, $6, $14, $16, NULL FROM finished) INSERT INTO auth_code (",
+    ") SELECT $2, $3, $4, $6, $14, $17, NULL FROM finished) INSERT INTO auth_code (",
     code_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM finished"
+    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM finished"
 );
-/// Postgres: the consent page's Allow in one statement. `live` is the session `$19` if it
-/// is live at `$14`, is the one the interaction was decided for (public id `$27`) and its
+/// Postgres: the consent page's Allow in one statement. `live` is the session `$20` if it
+/// is live at `$14`, is the one the interaction was decided for (public id `$28`) and its
 /// user enabled; only then is the finished mark inserted; only
 /// when both (`go`) are the consent merged, the event, the grant and the code written,
 /// with the session's user, sid, auth_time and amr. The consent keeps the scopes granted
-/// before, in their order, then adds the new ones (`$20`). Answers whether there was a
-/// session and whether the code was stored. `$1`..`$15` the code (its `$4`, `$9`..`$11`
-/// unused), `$16` the grant's expiry, `$17`/`$18` the interaction, `$21`..`$26` the
-/// event (`bind_event`; its `$23` unused).
+/// before, in their order, then adds the new ones (`$21`). Answers whether there was a
+/// session and whether the code was stored. `$1`..`$16` the code (its `$4`, `$9`..`$11`
+/// unused), `$17` the grant's expiry, `$18`/`$19` the interaction, `$22`..`$27` the
+/// event (`bind_event`; its `$24` unused).
 const FINISH_CONSENT: &str = concat!(
     "WITH live AS (SELECT s.user_sub, s.sid, s.auth_time, s.amr FROM session s \
      JOIN app_user u ON u.sub = s.user_sub \
-     WHERE s.session_hash = $19 AND s.sid = $27 AND s.expires_at > $14 AND NOT u.disabled), \
+     WHERE s.session_hash = $20 AND s.sid = $28 AND s.expires_at > $14 AND NOT u.disabled), \
      finished AS (INSERT INTO finished_interaction (interaction_id, expires_at) \
-     SELECT $17, $18 FROM live ON CONFLICT (interaction_id) DO NOTHING \
+     SELECT $18, $19 FROM live ON CONFLICT (interaction_id) DO NOTHING \
      RETURNING interaction_id), \
      go AS (SELECT live.* FROM live, finished), \
      consented AS (INSERT INTO consent (",
     consent_columns!(),
-    ") SELECT go.user_sub, $3, $20, $14 FROM go ON CONFLICT (user_sub, client_id) \
+    ") SELECT go.user_sub, $3, $21, $14 FROM go ON CONFLICT (user_sub, client_id) \
      DO UPDATE SET updated_at = excluded.updated_at, scope = (\
      SELECT string_agg(t.token, ' ' ORDER BY t.first) FROM (SELECT u.token, MIN(u.n) AS first \
      FROM unnest(string_to_array(consent.scope || ' ' || excluded.scope, ' ')) \
      WITH ORDINALITY AS u(token, n) WHERE u.token <> '' GROUP BY u.token) t)), \
      logged AS (INSERT INTO audit_event (occurred_at, kind, user_sub, client_id, ip, detail) \
-     SELECT $21, $22, go.user_sub, $24, $25, $26 FROM go), \
+     SELECT $22, $23, go.user_sub, $25, $26, $27 FROM go), \
      new_grant AS (INSERT INTO auth_grant (",
     grant_columns!(),
-    ") SELECT $2, $3, go.user_sub, $6, $14, $16, NULL FROM go), \
+    ") SELECT $2, $3, go.user_sub, $6, $14, $17, NULL FROM go), \
      new_code AS (INSERT INTO auth_code (",
     code_columns!(),
     ") SELECT $1, $2, $3, go.user_sub, $5, $6, $7, $8, go.sid, go.auth_time, go.amr, \
-     $12, $13, $14, $15 FROM go RETURNING 1) \
+     $12, $13, $14, $15, $16 FROM go RETURNING 1) \
      SELECT (SELECT COUNT(*) FROM live) AS sessions, \
      (SELECT COUNT(*) FROM new_code) AS issued, (SELECT user_sub FROM live) AS user_sub"
 );

@@ -125,7 +125,7 @@ pub async fn token_request(
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let outcome = match grant_type {
         GrantType::AuthorizationCode => {
-            grants::authorization_code::validate(app, client, params).await?
+            grants::authorization_code::validate(app, client, params, jkt).await?
         }
         GrantType::RefreshToken => {
             grants::refresh_token::validate(app, client, params, jkt).await?

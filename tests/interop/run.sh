@@ -2,8 +2,8 @@
 # Interop suites: real relying-party libraries (openid-client for Node, authlib for Python,
 # oidc-client-ts in Chromium) against a Latchkey server on a fresh Postgres database.
 #
-#   bash tests/interop/run.sh              # all five suites
-#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, passkey, pages)
+#   bash tests/interop/run.sh              # all six suites
+#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, backchannel, passkey, pages)
 #
 # The passkey suite (Chromium with a WebAuthn virtual authenticator) needs an issuer whose
 # host is a domain name, so it gets a second server over the same database with the issuer
@@ -23,7 +23,8 @@ artifacts="$here/artifacts"
 admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(node python spa passkey pages)
+# backchannel runs before passkey: once Ada has a passkey, her password alone no longer signs in.
+[ ${#suites[@]} -gt 0 ] || suites=(node python spa backchannel passkey pages)
 
 # Loopback traffic never goes through a proxy, whatever the environment says.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
@@ -84,6 +85,7 @@ log "starting latchkey at $issuer (database $db, log $server_log)"
     LATCHKEY_DATABASE_URL="$database_url" \
     LATCHKEY_MASTER_KEY="$master_key" \
     LATCHKEY_ADMIN_TOKEN="$admin_token" \
+    LATCHKEY_REGISTRATION_TRUSTED_HOSTS=127.0.0.1 \
     LATCHKEY_LOG="${LATCHKEY_LOG:-info}" NO_COLOR=1 \
     exec "$bin" serve
 ) >"$server_log" 2>&1 &
@@ -114,7 +116,8 @@ json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv
 
 spa_port="$(free_port)"
 # Redirect URIs of the server-side suites are never dereferenced: the tests read the code
-# from the Location header of the redirect.
+# from the Location header of the redirect. The SPA's backend stub (spa/backend.mjs) receives
+# back-channel logouts on loopback, which LATCHKEY_REGISTRATION_TRUSTED_HOSTS allows.
 rp_redirect="http://127.0.0.1:9/callback"
 scope="openid profile email offline_access interop.read"
 
@@ -143,6 +146,8 @@ spa_client="$(admin_post /clients "{
   \"client_name\": \"Interop SPA (oidc-client-ts)\",
   \"redirect_uris\": [\"http://127.0.0.1:$spa_port/callback.html\", \"http://127.0.0.1:$spa_port/form_post_callback\"],
   \"post_logout_redirect_uris\": [\"http://127.0.0.1:$spa_port/index.html\"],
+  \"backchannel_logout_uri\": \"http://127.0.0.1:$spa_port/backchannel-logout\",
+  \"backchannel_logout_session_required\": true,
   \"grant_types\": [\"authorization_code\", \"refresh_token\"],
   \"response_types\": [\"code\"],
   \"token_endpoint_auth_method\": \"none\",
@@ -239,6 +244,8 @@ for suite in "${suites[@]}"; do
             run_suite python "$here/python" 120 .venv/bin/python -m pytest -p no:cacheprovider -q test_authlib.py ;;
         spa)
             run_suite spa "$here/spa" 180 node --test --test-concurrency=1 --test-reporter=tap drive.test.mjs ;;
+        backchannel)
+            run_suite backchannel "$here/spa" 120 node --test --test-concurrency=1 --test-reporter=tap backchannel.test.mjs ;;
         passkey)
             start_passkey_server
             export INTEROP_PASSKEY_ISSUER="$passkey_issuer" INTEROP_SCREENSHOTS="$root/docs/screenshots"
@@ -249,7 +256,7 @@ for suite in "${suites[@]}"; do
             run_suite pages "$here/spa" 300 env INTEROP_SCREENSHOTS="$root/docs/screenshots" \
                 node --test --test-concurrency=1 --test-reporter=tap pages.test.mjs ;;
         none) ;;
-        *) die "unknown suite '$suite' (node, python, spa, passkey, pages)" ;;
+        *) die "unknown suite '$suite' (node, python, spa, backchannel, passkey, pages)" ;;
     esac
 done
 

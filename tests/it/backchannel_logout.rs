@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, TestApp, TestClient, code_form, jwt_part, pkce_pair, settings,
+    Backend, Browser, ServerProcess, TestApp, TestClient, code_form, jwt_part, pkce_pair, settings,
     spawn_app_with, spawn_node_with,
 };
 
@@ -19,6 +19,7 @@ both_backends!(
     a_logout_reaches_each_client_of_the_session_once_despite_failures,
     every_way_a_session_ends_notifies_its_clients,
     a_node_killed_mid_delivery_leaves_it_to_another,
+    a_killed_node_process_leaves_its_claim_to_another_node_after_the_lease,
     logout_metadata_is_checked_and_advertised,
 );
 
@@ -359,6 +360,83 @@ async fn a_node_killed_mid_delivery_leaves_it_to_another(backend: Backend) {
     assert_eq!(done[0]["status"], "delivered", "{done:?}");
     assert_eq!(done[0]["attempts"], 2);
     assert_eq!(receiver.delivered(), 1);
+}
+
+/// Waits (at most 5 s) until the newest delivery to `client` has `status`; that delivery.
+async fn delivery_with_status(app: &TestApp, client: &TestClient, status: &str) -> Value {
+    let mut newest = Value::Null;
+    for _ in 0..100 {
+        newest = deliveries(app, client).await[0].clone();
+        if newest["status"] == status {
+            return newest;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the delivery did not become {status}: {newest}");
+}
+
+/// The real binary, SIGKILLed while it holds the claim on a delivery (its receiver stalls):
+/// the notification stays pending, no other node takes it before the lease runs out, and
+/// then another node delivers it, once, with the same `jti`.
+async fn a_killed_node_process_leaves_its_claim_to_another_node_after_the_lease(backend: Backend) {
+    let app = server(backend).await;
+    // The in-process node's clock runs 100 s behind: while the process lives, only the
+    // process finds the notification due.
+    app.clock.advance(-100);
+    let receiver = Receiver::start(&[Answer::Hang]).await;
+    let client = client_with(&app, &receiver, "RP").await;
+    let id = sign_in(&app, &Browser::new(&app), &client).await;
+    let sub = jwt_part(&id, 1)["sub"].as_str().unwrap().to_owned();
+    // A second node of the same deployment: same issuer, database and master key.
+    let mut node = ServerProcess::start(
+        &app.database_url,
+        &[
+            ("LATCHKEY_ISSUER", &app.base),
+            ("LATCHKEY_REGISTRATION_TRUSTED_HOSTS", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let path = format!("/admin/users/{sub}/sessions");
+    let (status, _) = node.admin(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+
+    // The process claims the notification and POSTs it; the receiver holds the request.
+    let got = receiver.wait_for(1).await;
+    node.child.kill().unwrap(); // SIGKILL: no shutdown, no chance to record anything
+    node.child.wait().unwrap();
+    let claimed = deliveries(&app, &client).await[0].clone();
+    assert_eq!(claimed["status"], "pending", "{claimed}");
+    assert_eq!(claimed["attempts"], 1, "{claimed}");
+    assert_eq!(
+        claimed["last_error"],
+        Value::Null,
+        "the dead node recorded nothing"
+    );
+
+    // Well within the 30 s lease (by the in-process node's clock), nobody takes it over.
+    app.clock.advance(100 + 15);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+    assert_eq!(deliveries(&app, &client).await[0]["attempts"], 1);
+
+    // Once the lease has run out, the in-process node claims it and delivers it.
+    app.clock.advance(17);
+    let got_again = receiver.wait_for(2).await;
+    assert_eq!(got_again[1].1, 200);
+    check_logout_token(&app, &got_again[1].0, &client, &id).await;
+    assert_eq!(
+        jwt_part(&got[0].0, 1)["jti"],
+        jwt_part(&got_again[1].0, 1)["jti"]
+    );
+    let done = delivery_with_status(&app, &client, "delivered").await;
+    assert_eq!(done["attempts"], 2, "{done}");
+
+    // Exactly once: nothing more arrives, however long the survivor runs.
+    app.clock.advance(7200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!((receiver.delivered(), receiver.received().len()), (1, 2));
+    assert_eq!(deliveries(&app, &client).await.len(), 1);
+    assert_eq!(app.events("kind=logout_delivered").await.len(), 1);
 }
 
 async fn logout_metadata_is_checked_and_advertised(backend: Backend) {

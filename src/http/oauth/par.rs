@@ -12,6 +12,7 @@ use super::token::no_store;
 use crate::app::App;
 use crate::authorize::par;
 use crate::client_auth;
+use crate::http::dpop;
 use crate::protocol::discovery::paths;
 use crate::protocol::error::TokenEndpointError;
 
@@ -22,8 +23,21 @@ struct Answer {
 }
 
 pub async fn post(State(app): State<App>, request: ClientRequest) -> Response {
+    let proof = match dpop::proof(request.headers()) {
+        Ok(proof) => proof,
+        Err(e) => return TokenEndpointError::from(e).into_response(),
+    };
+    let mut response = respond(&app, &request, proof).await;
+    // A client using DPoP gets the current server nonce with every answer (RFC 9449 §8).
+    if proof.is_some() {
+        dpop::add_nonce(&app, &mut response);
+    }
+    response
+}
+
+async fn respond(app: &App, request: &ClientRequest, proof: Option<&str>) -> Response {
     let client = match client_auth::authenticate(
-        &app,
+        app,
         request.authorization(),
         &request.params,
         request.ip,
@@ -34,7 +48,11 @@ pub async fn post(State(app): State<App>, request: ClientRequest) -> Response {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    match par::push(&app, &client, &request.params).await {
+    let proof = match par::check_proof(app, proof).await {
+        Ok(proof) => proof,
+        Err(e) => return TokenEndpointError::from(e).into_response(),
+    };
+    match par::push(app, &client, &request.params, proof.as_ref()).await {
         Ok(pushed) => no_store(
             (
                 StatusCode::CREATED,

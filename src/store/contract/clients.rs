@@ -151,7 +151,7 @@ async fn deleting_a_client_removes_its_dependents(store: Arc<dyn Store>) {
     assert_eq!(store.get_client("client-1").await.unwrap(), None);
     assert_eq!(
         store
-            .consume_code(&hash("code-client-1"), "client-1", NOW, NOW + 60)
+            .consume_code(&hash("code-client-1"), "client-1", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -207,7 +207,7 @@ async fn deleting_a_client_removes_its_dependents(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .consume_code(&hash("code-client-2"), "client-2", NOW, NOW + 60)
+            .consume_code(&hash("code-client-2"), "client-2", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)

@@ -7,6 +7,7 @@ contract_tests!(
     expired_unknown_and_revoked_codes_are_invalid,
     a_reused_code_revokes_its_grant_in_the_same_call,
     a_code_presented_by_another_client_is_consumed_and_revokes_its_grant,
+    a_code_bound_to_a_dpop_key_is_redeemed_only_with_that_key,
 );
 
 async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn Store>) {
@@ -19,7 +20,7 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
     );
 
     let results = race_n(&store, FAMILY_RACERS, |s, _| async move {
-        s.consume_code(&hash("code-1"), "client-1", NOW + 1, NOW + 7_200)
+        s.consume_code(&hash("code-1"), "client-1", None, NOW + 1, NOW + 7_200)
             .await
     })
     .await;
@@ -51,7 +52,7 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
 
     assert_eq!(
         store
-            .consume_code(&hash("code-1"), "client-1", NOW + 2, NOW + 7_200)
+            .consume_code(&hash("code-1"), "client-1", None, NOW + 2, NOW + 7_200)
             .await
             .unwrap(),
         reused
@@ -64,7 +65,7 @@ async fn a_code_is_redeemed_exactly_once_among_racing_requests(store: Arc<dyn St
     store.insert_code(&c2, NOW + 9_000).await.unwrap();
     assert!(matches!(
         store
-            .consume_code(&hash("code-2"), "client-1", NOW, NOW + 100)
+            .consume_code(&hash("code-2"), "client-1", None, NOW, NOW + 100)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -88,14 +89,14 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(
         store
-            .consume_code(&hash("expired"), "client-1", NOW, NOW + 60)
+            .consume_code(&hash("expired"), "client-1", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
     );
     assert_eq!(
         store
-            .consume_code(&hash("unknown"), "client-1", NOW, NOW + 60)
+            .consume_code(&hash("unknown"), "client-1", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -111,7 +112,7 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
     store.revoke_grant("grant-r", NOW).await.unwrap();
     assert_eq!(
         store
-            .consume_code(&hash("revoked"), "client-1", NOW, NOW + 60)
+            .consume_code(&hash("revoked"), "client-1", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -128,7 +129,7 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
             .await
             .unwrap();
         let redemption = store
-            .consume_code(&hash(tag), "client-1", NOW, NOW + 60)
+            .consume_code(&hash(tag), "client-1", None, NOW, NOW + 60)
             .await;
         assert_eq!(redemption.unwrap(), CodeRedemption::Invalid, "{tag}");
     }
@@ -136,7 +137,7 @@ async fn expired_unknown_and_revoked_codes_are_invalid(store: Arc<dyn Store>) {
     store.update_user(&disabled).await.unwrap();
     assert!(matches!(
         store
-            .consume_code(&hash("of-disabled"), "client-1", NOW, NOW + 60)
+            .consume_code(&hash("of-disabled"), "client-1", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -165,7 +166,7 @@ async fn redeemed_family(store: &Arc<dyn Store>, tag: &str, grant_id: &str) {
         .unwrap();
     assert!(matches!(
         store
-            .consume_code(&hash(tag), "client-1", NOW, NOW + 7_200)
+            .consume_code(&hash(tag), "client-1", None, NOW, NOW + 7_200)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -194,7 +195,7 @@ async fn a_reused_code_revokes_its_grant_in_the_same_call(store: Arc<dyn Store>)
     // No revoke_grant here: the call that detects the reuse revokes the family.
     assert_eq!(
         store
-            .consume_code(&hash("code-r"), "client-1", NOW + 5, NOW + 7_200)
+            .consume_code(&hash("code-r"), "client-1", None, NOW + 5, NOW + 7_200)
             .await
             .unwrap(),
         CodeRedemption::Reused {
@@ -219,7 +220,7 @@ async fn a_reused_code_revokes_its_grant_in_the_same_call(store: Arc<dyn Store>)
     // Reused again: still reuse, and the first revocation time stays.
     assert!(matches!(
         store
-            .consume_code(&hash("code-r"), "client-1", NOW + 9, NOW + 7_200)
+            .consume_code(&hash("code-r"), "client-1", None, NOW + 9, NOW + 7_200)
             .await
             .unwrap(),
         CodeRedemption::Reused { .. }
@@ -243,7 +244,7 @@ async fn a_code_presented_by_another_client_is_consumed_and_revokes_its_grant(
     store.insert_code(&c, NOW + 60).await.unwrap();
     assert_eq!(
         store
-            .consume_code(&hash("code-o"), "client-2", NOW, NOW + 7_200)
+            .consume_code(&hash("code-o"), "client-2", None, NOW, NOW + 7_200)
             .await
             .unwrap(),
         CodeRedemption::OtherClient {
@@ -256,7 +257,7 @@ async fn a_code_presented_by_another_client_is_consumed_and_revokes_its_grant(
     // The code is used up: its own client now presents a reused code.
     assert_eq!(
         store
-            .consume_code(&hash("code-o"), "client-1", NOW + 1, NOW + 7_200)
+            .consume_code(&hash("code-o"), "client-1", None, NOW + 1, NOW + 7_200)
             .await
             .unwrap(),
         CodeRedemption::Reused {
@@ -277,7 +278,7 @@ async fn a_code_presented_by_another_client_is_consumed_and_revokes_its_grant(
         .unwrap();
     assert_eq!(
         store
-            .consume_code(&hash("code-d"), "client-2", NOW, NOW + 7_200)
+            .consume_code(&hash("code-d"), "client-2", None, NOW, NOW + 7_200)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -291,4 +292,86 @@ async fn a_code_presented_by_another_client_is_consumed_and_revokes_its_grant(
             .revoked_at,
         None
     );
+}
+
+/// RFC 9449 §10: however a bound code was stored (plain, by a finished interaction, by a
+/// consent), it is redeemed only with a proof of its key; without one, or with another key's,
+/// nothing changes and it stays redeemable with the right key.
+async fn a_code_bound_to_a_dpop_key_is_redeemed_only_with_that_key(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-k", "kay")).await.unwrap();
+    store
+        .insert_session(&session("sess-k", "sub-k", NOW + 100))
+        .await
+        .unwrap();
+    let bound = |tag: &str| AuthCodeRecord {
+        dpop_jkt: Some(format!("jkt-of-{tag}")),
+        ..code(tag, &format!("g-{tag}"), "client-k", "sub-k", NOW + 60)
+    };
+    let (plain, finished, consented) = (bound("k-1"), bound("k-2"), bound("k-3"));
+    store.insert_code(&plain, NOW + 60).await.unwrap();
+    let finish = InteractionFinish {
+        interaction_id: "ik-2",
+        interaction_expires_at: NOW + 600,
+        code: &finished,
+        grant_expires_at: NOW + 700,
+    };
+    assert!(store.finish_interaction_with_code(&finish).await.unwrap());
+    let live = hash("sess-k");
+    let granted = event("consent_granted", "sub-k");
+    let consent = ConsentFinish {
+        interaction_id: "ik-3",
+        interaction_expires_at: NOW + 600,
+        session_hash: &live,
+        session_sid: "sid-sess-k",
+        scope: "openid",
+        code: &consented,
+        grant_expires_at: NOW + 700,
+        event: &granted,
+    };
+    assert!(matches!(
+        store.finish_consent(&consent).await.unwrap(),
+        ConsentOutcome::Issued { .. }
+    ));
+
+    for tag in ["k-1", "k-2", "k-3"] {
+        let jkt = format!("jkt-of-{tag}");
+        for wrong in [None, Some("jkt-of-another-key"), Some("")] {
+            assert_eq!(
+                store
+                    .consume_code(&hash(tag), "client-k", wrong, NOW + 1, NOW + 7_200)
+                    .await
+                    .unwrap(),
+                CodeRedemption::WrongKey,
+                "{tag} with {wrong:?}"
+            );
+        }
+        let grant = store.get_grant(&format!("g-{tag}")).await.unwrap().unwrap();
+        assert_eq!(grant.revoked_at, None, "a wrong key revokes nothing");
+        match store
+            .consume_code(&hash(tag), "client-k", Some(&jkt), NOW + 2, NOW + 7_200)
+            .await
+            .unwrap()
+        {
+            CodeRedemption::Redeemed(c) => assert_eq!(c.dpop_jkt.as_deref(), Some(jkt.as_str())),
+            other => panic!("{tag}: expected a redemption, got {other:?}"),
+        }
+        // Once redeemed, the right key is a reuse like any other.
+        assert!(matches!(
+            store
+                .consume_code(&hash(tag), "client-k", Some(&jkt), NOW + 3, NOW + 7_200)
+                .await
+                .unwrap(),
+            CodeRedemption::Reused { .. }
+        ));
+    }
+    // An unbound code does not care which key, if any, the request proved.
+    let free = code("k-4", "g-k-4", "client-k", "sub-k", NOW + 60);
+    store.insert_code(&free, NOW + 60).await.unwrap();
+    assert!(matches!(
+        store
+            .consume_code(&hash("k-4"), "client-k", Some("any"), NOW, NOW + 7_200)
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
 }

@@ -96,7 +96,7 @@ async fn purge_removes_only_expired_rows_in_batches(store: Arc<dyn Store>) {
     assert!(store.get_grant("g-rt").await.unwrap().is_some());
     assert!(matches!(
         store
-            .consume_code(&hash("new"), "c", NOW, NOW + 60)
+            .consume_code(&hash("new"), "c", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)

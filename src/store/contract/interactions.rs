@@ -52,7 +52,7 @@ async fn an_interaction_finishes_at_most_once(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .consume_code(&hash("fin-1"), "client-f", NOW, NOW + 700)
+            .consume_code(&hash("fin-1"), "client-f", None, NOW, NOW + 700)
             .await
             .unwrap(),
         CodeRedemption::Redeemed(_)
@@ -69,7 +69,7 @@ async fn an_interaction_finishes_at_most_once(store: Arc<dyn Store>) {
     assert_eq!(store.get_grant("g-fin-2").await.unwrap(), None);
     assert_eq!(
         store
-            .consume_code(&hash("fin-2"), "client-f", NOW, NOW + 700)
+            .consume_code(&hash("fin-2"), "client-f", None, NOW, NOW + 700)
             .await
             .unwrap(),
         CodeRedemption::Invalid
@@ -182,7 +182,7 @@ async fn a_consent_finishes_only_with_a_live_session(store: Arc<dyn Store>) {
     assert_eq!(logged[0].ip.as_deref(), Some("192.0.2.1"));
     let expected_session = session("sess-c", "sub-c", NOW + 100);
     match store
-        .consume_code(&hash("cf-1"), "client-c", NOW, NOW + 700)
+        .consume_code(&hash("cf-1"), "client-c", None, NOW, NOW + 700)
         .await
         .unwrap()
     {

@@ -180,6 +180,7 @@ fn code(
         resource: Some("https://api.example.com".to_owned()),
         created_at: NOW,
         expires_at,
+        dpop_jkt: None,
     }
 }
 

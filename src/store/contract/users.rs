@@ -142,7 +142,7 @@ async fn deleting_a_user_removes_its_dependents(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .consume_code(&hash("code-sub-1"), "client-1", NOW, NOW + 60)
+            .consume_code(&hash("code-sub-1"), "client-1", None, NOW, NOW + 60)
             .await
             .unwrap(),
         CodeRedemption::Invalid

@@ -1,4 +1,4 @@
-//! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
+//! `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 9449 §10).
 
 use std::sync::Arc;
 
@@ -10,10 +10,14 @@ use crate::protocol::{OAuthError, Scope};
 use crate::store::{ClientRecord, CodeRedemption, RefreshTokenRecord};
 use crate::token::{GrantOutcome, RefreshPlan, UserContext, audience, wants_refresh_token};
 
+/// `dpop_jkt`: the thumbprint of the key the request's DPoP proof was signed with, if any. A
+/// code bound to a key (`dpop_jkt` at the authorization or PAR endpoint) is redeemed only
+/// with a proof of that key.
 pub async fn validate(
     app: &App,
     client: Arc<ClientRecord>,
     params: &Params,
+    dpop_jkt: Option<&str>,
 ) -> Result<GrantOutcome, OAuthError> {
     let code = params
         .get("code")
@@ -37,6 +41,7 @@ pub async fn validate(
         .consume_code(
             &app.hasher.hash(code),
             &client.client_id,
+            dpop_jkt,
             now,
             grant_expires_at,
         )
@@ -63,6 +68,12 @@ pub async fn validate(
         // Also a code whose user was disabled or deleted since (the store checks).
         CodeRedemption::Invalid => {
             return Err(OAuthError::invalid_grant("the code is invalid or expired"));
+        }
+        // Like a refresh token bound to a key: the code stays redeemable with the right one.
+        CodeRedemption::WrongKey => {
+            return Err(OAuthError::invalid_grant(
+                "the code is bound to a DPoP key (dpop_jkt); send a proof signed with that key",
+            ));
         }
     };
     // RFC 6749 §4.1.3: the redirect_uri must be repeated exactly when it was sent. When the

@@ -1,10 +1,12 @@
-// A tiny static server for the SPA on a loopback port: public/, the two ES modules it
-// imports from node_modules, and /config.js with the issuer and client id.
+// A tiny server for the SPA on a loopback port: public/, the two ES modules it imports from
+// node_modules, /config.js with the issuer and client id, and the app's backend stub
+// (backend.mjs: its session, and the back-channel logout endpoint Latchkey posts to).
 //   node server.mjs   (with INTEROP_ISSUER, INTEROP_SPA_CLIENT_ID, INTEROP_SPA_PORT set)
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Backend } from './backend.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.map': 'application/json' };
@@ -12,8 +14,10 @@ const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '
 const MODULE_DIRS = ['/node_modules/oidc-client-ts/dist/esm/', '/node_modules/jwt-decode/build/esm/'];
 
 export function startSpaServer({ port, issuer, clientId }) {
+  const backend = new Backend({ issuer, clientId });
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (backend.handles(req.method, path)) return backend.handle(req, res, path);
     if (req.method === 'POST' && path === '/form_post_callback') {
       // The response_mode=form_post redirect target: echoes what the browser posted.
       let body = '';
@@ -42,6 +46,7 @@ export function startSpaServer({ port, issuer, clientId }) {
       res.end('not found\n');
     }
   });
+  server.backend = backend;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve(server));

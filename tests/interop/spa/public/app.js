@@ -37,6 +37,36 @@ function show(user) {
   $('access-token').textContent = user.access_token;
 }
 
+// The app's backend (backend.mjs) keeps a session of its own for the Latchkey session (the
+// ID token's `sid`). When Latchkey ends that session it tells the backend (back-channel
+// logout); the page, asking the backend every second, then signs out too.
+const POLL_MS = 1000;
+let watching;
+
+async function backendSession(init) {
+  const res = await fetch('/session', init);
+  return (await res.json()).state;
+}
+
+async function watchBackendSession(user) {
+  if (watching || !user?.id_token) return;
+  let state = await backendSession();
+  if (state !== 'active') state = await backendSession({ method: 'POST', body: user.id_token });
+  if (state !== 'active') throw new Error(`the backend refused the session (${state})`);
+  watching = setInterval(async () => {
+    try {
+      if ((await backendSession()) !== 'ended') return;
+    } catch {
+      return; // a poll cut short (the page is navigating away): try again next time
+    }
+    clearInterval(watching);
+    watching = undefined;
+    await userManager.removeUser();
+    show(null);
+    $('ended').hidden = false;
+  }, POLL_MS);
+}
+
 function fail(err) {
   $('error').textContent = `${err.name}: ${err.message}`;
   $('status').textContent = 'error';
@@ -49,7 +79,9 @@ async function main() {
     await userManager.signoutRedirectCallback();
     history.replaceState(null, '', '/index.html');
   }
-  show(await userManager.getUser());
+  const user = await userManager.getUser();
+  show(user);
+  if (user && !user.expired) await watchBackendSession(user);
 
   $('login').onclick = () => userManager.signinRedirect().catch(fail);
   $('renew').onclick = async () => {

@@ -1,17 +1,16 @@
-//! DPoP (RFC 9449): proofs at the token endpoint bind access tokens (and a public client's
-//! refresh tokens) to the client's key; userinfo and introspection honour the binding; each
-//! proof is accepted once on any node; server nonces are valid on every node.
+//! Proofs at the token endpoint bind access tokens (and a public client's refresh tokens) to
+//! the client's key; userinfo and introspection honour the binding; each proof is accepted
+//! once on any node; server nonces are valid on every node.
 
 use std::sync::Arc;
 
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
+use super::{code_tokens, now, public_client, refresh_form, token_proof, token_with, userinfo};
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, DpopKey, TestApp, TestClient, ath, introspect, jwt_part, machine_client,
-    pkce_pair, resource_server, settings, spawn_app_with, spawn_app_with_alice_and,
-    spawn_node_with,
+    Backend, Browser, DpopKey, TestApp, ath, introspect, jwt_part, machine_client, pkce_pair,
+    resource_server, settings, spawn_app_with, spawn_app_with_alice_and, spawn_node_with,
 };
 
 both_backends!(
@@ -21,109 +20,8 @@ both_backends!(
     dpop_bound_access_tokens_makes_proofs_mandatory,
     a_proof_is_accepted_once_across_two_nodes,
     nonces_are_required_when_configured_and_valid_on_every_node,
+    userinfo_answers_a_bad_nonce_with_a_dpop_challenge_and_a_fresh_nonce,
 );
-
-fn now(app: &TestApp) -> i64 {
-    latchkey::clock::Clock::now(app.app.clock.as_ref())
-}
-
-/// POST /token with an optional `DPoP` header, authenticating like `TestApp::token`.
-async fn token_with(
-    app: &TestApp,
-    client: &TestClient,
-    form: &[(&str, &str)],
-    proof: Option<&str>,
-) -> (u16, Value, HeaderMap) {
-    let mut fields: Vec<(&str, &str)> = form.to_vec();
-    let mut request = app.http.post(app.url("/token"));
-    match &client.secret {
-        Some(secret) => request = request.basic_auth(&client.client_id, Some(secret)),
-        None => fields.push(("client_id", &client.client_id)),
-    }
-    if let Some(p) = proof {
-        request = request.header("DPoP", p);
-    }
-    let response = request.form(&fields).send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (
-        status,
-        response.json().await.unwrap_or(Value::Null),
-        headers,
-    )
-}
-
-/// A fresh proof for the token endpoint of `app`.
-fn token_proof(app: &TestApp, key: &DpopKey) -> String {
-    key.proof("POST", &app.url("/token"), now(app), json!({}))
-}
-
-/// GET /userinfo with `authorization` and an optional proof; status and `WWW-Authenticate`.
-async fn userinfo(app: &TestApp, authorization: &str, proof: Option<&str>) -> (u16, String) {
-    let mut request = app
-        .http
-        .get(app.url("/userinfo"))
-        .header("Authorization", authorization);
-    if let Some(p) = proof {
-        request = request.header("DPoP", p);
-    }
-    let response = request.send().await.unwrap();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (response.status().as_u16(), challenge)
-}
-
-async fn public_client(app: &TestApp) -> TestClient {
-    TestClient::from_registration(
-        &app.create_client(json!({
-            "client_name": "SPA",
-            "redirect_uris": ["https://spa.example.test/callback"],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_method": "none",
-            "scope": "openid profile offline_access",
-        }))
-        .await,
-    )
-}
-
-/// alice's code flow for `client`, redeemed with a proof of `key` (or none). A proof is
-/// first sent wrong (for another method): refused, and the code is not spent by it.
-async fn code_tokens(app: &TestApp, client: &TestClient, key: Option<&DpopKey>) -> Value {
-    let (verifier, challenge) = pkce_pair();
-    let query = Browser::new(app)
-        .code_flow(
-            client,
-            "openid profile offline_access",
-            Some(&challenge),
-            &[],
-        )
-        .await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", query["code"].as_str()),
-        ("redirect_uri", client.redirect_uri.as_str()),
-        ("code_verifier", verifier.as_str()),
-    ];
-    if let Some(k) = key {
-        let wrong = k.proof("GET", &app.url("/token"), now(app), json!({}));
-        let (status, body, _) = token_with(app, client, &form, Some(&wrong)).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("invalid_dpop_proof"))
-        );
-    }
-    let proof = key.map(|k| token_proof(app, k));
-    let (status, body, _) = token_with(app, client, &form, proof.as_deref()).await;
-    assert_eq!(status, 200, "code redemption: {body}");
-    body
-}
-
-fn refresh_form(token: &str) -> [(&str, &str); 2] {
-    [("grant_type", "refresh_token"), ("refresh_token", token)]
-}
 
 async fn a_proof_binds_the_access_token_and_userinfo_demands_the_key(backend: Backend) {
     let (app, _) = spawn_app_with_alice_and(backend, &[]).await;
@@ -567,4 +465,68 @@ async fn nonces_are_required_when_configured_and_valid_on_every_node(backend: Ba
         token_with(&relaxed, &client, &cc, Some(&proof)).await.0,
         200
     );
+}
+
+/// GET /userinfo with `DPoP <access>` and `proof`: status, `WWW-Authenticate`, `DPoP-Nonce`.
+async fn userinfo_with_nonce(app: &TestApp, access: &str, proof: &str) -> (u16, String, String) {
+    let response = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("Authorization", format!("DPoP {access}"))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (challenge, nonce) = (header("www-authenticate"), header("dpop-nonce"));
+    (response.status().as_u16(), challenge, nonce)
+}
+
+/// RFC 9449 §9: userinfo answers a proof whose nonce is stale or made up with 401,
+/// `WWW-Authenticate: DPoP … error="use_dpop_nonce"` and a fresh `DPoP-Nonce`, which the next
+/// proof may carry. Nonces are the server's: one from the token endpoint works here too.
+async fn userinfo_answers_a_bad_nonce_with_a_dpop_challenge_and_a_fresh_nonce(backend: Backend) {
+    let (app, _) = spawn_app_with_alice_and(backend, &[]).await;
+    let client = public_client(&app).await;
+    let key = DpopKey::es256();
+    let tokens = code_tokens(&app, &client, Some(&key)).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let url = app.url("/userinfo");
+    let proof = |nonce: &str| {
+        key.proof(
+            "GET",
+            &url,
+            now(&app),
+            json!({"ath": ath(access), "nonce": nonce}),
+        )
+    };
+    for bad in ["made-up".to_owned(), String::new()] {
+        let (status, challenge, nonce) = userinfo_with_nonce(&app, access, &proof(&bad)).await;
+        assert_eq!(status, 401, "{bad:?}");
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(
+            challenge.contains("error=\"use_dpop_nonce\""),
+            "{challenge}"
+        );
+        assert!(challenge.contains("algs=\""), "{challenge}");
+        assert!(!nonce.is_empty(), "a fresh nonce comes with the challenge");
+    }
+    let (_, _, fresh) = userinfo_with_nonce(&app, access, &proof("made-up")).await;
+    let (status, challenge, next) = userinfo_with_nonce(&app, access, &proof(&fresh)).await;
+    assert_eq!(status, 200, "{challenge}");
+    assert!(
+        !next.is_empty(),
+        "every answer to a proof carries the nonce"
+    );
+    // A nonce from long ago is stale.
+    app.clock.advance(600);
+    let (status, challenge, _) = userinfo_with_nonce(&app, access, &proof(&fresh)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("use_dpop_nonce"), "{challenge}");
 }
