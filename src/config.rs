@@ -85,8 +85,10 @@ struct RawConfig {
     key_rotation_interval: Option<i64>,
     key_publish_ahead: Option<i64>,
     dpop_nonce: Option<String>,
+    account_editable_claims: Option<String>,
 }
 
+pub use crate::accounts::account::profile::EditableClaim;
 pub use crate::protocol::alg::SigningAlg;
 
 /// `DatabaseUrl` is the store's (it names what `store::open` opens); the configuration
@@ -224,6 +226,9 @@ pub struct Config {
     pub key_publish_ahead: i64,
     /// `LATCHKEY_DPOP_NONCE`: whether DPoP proofs at the token endpoint need a server nonce.
     pub dpop_nonce: DpopNonceMode,
+    /// `LATCHKEY_ACCOUNT_EDITABLE_CLAIMS`: the standard claims users may edit on the account
+    /// page, in the order it shows them (none by default).
+    pub account_editable_claims: Vec<EditableClaim>,
 }
 
 impl fmt::Debug for Config {
@@ -342,6 +347,7 @@ fn apply_env(
     string!(trusted_proxies);
     string!(registration_trusted_hosts);
     string!(dpop_nonce);
+    string!(account_editable_claims);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -586,8 +592,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let (key_rotation_interval, key_publish_ahead) =
         validate_key_schedule(raw.key_rotation_interval, raw.key_publish_ahead)?;
+    let account_editable_claims =
+        validate_editable_claims(raw.account_editable_claims.as_deref().unwrap_or(""))?;
 
     Ok(Config {
+        account_editable_claims,
         key_rotation_interval,
         key_publish_ahead,
         issuer,
@@ -634,6 +643,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         },
     })
+}
+
+/// A comma-separated list of editable claims, each named once.
+fn validate_editable_claims(raw: &str) -> Result<Vec<EditableClaim>, ConfigError> {
+    let mut claims = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let claim = EditableClaim::parse(name)
+            .map_err(|reason| ConfigError::new("account_editable_claims", reason))?;
+        if !claims.contains(&claim) {
+            claims.push(claim);
+        }
+    }
+    Ok(claims)
 }
 
 /// Default rotation interval: 90 days.

@@ -262,3 +262,27 @@ fn the_key_schedule_defaults_to_90_days_published_a_day_ahead_and_caps_the_windo
         "LATCHKEY_KEY_PUBLISH_AHEAD",
     );
 }
+
+#[test]
+fn editable_claims_are_named_standard_claims_none_by_default() {
+    assert!(load(&[]).unwrap().account_editable_claims.is_empty());
+    let c = load(&[(
+        "LATCHKEY_ACCOUNT_EDITABLE_CLAIMS",
+        " name, given_name,locale,name ,",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.account_editable_claims,
+        [
+            EditableClaim::Name,
+            EditableClaim::GivenName,
+            EditableClaim::Locale
+        ]
+    );
+    for refused in ["email", "name,email_verified", "address", "colour"] {
+        check_error(
+            &[("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", refused)],
+            "LATCHKEY_ACCOUNT_EDITABLE_CLAIMS",
+        );
+    }
+}

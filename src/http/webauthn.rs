@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::accounts::assurance::{self, Method};
 use crate::accounts::factors;
 use crate::accounts::factors::passkey::{self, Binding, CEREMONY_TTL, PasskeyError};
-use crate::accounts::session::{self, Session};
+use crate::accounts::session::{self, Session, StartedFrom};
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{self, AuthorizeError, Decision};
@@ -360,6 +360,7 @@ pub async fn login_options(
 pub async fn login(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
+    from: StartedFrom,
     headers: HeaderMap,
     jar: CookieJar,
     body: Bytes,
@@ -372,7 +373,7 @@ pub async fn login(
         return bad_request("credential is required");
     };
     if body.get("interaction").is_none() {
-        return account_login(&app, ip, jar, &csrf, credential).await;
+        return account_login(&app, &from, jar, &csrf, credential).await;
     }
     let pending = match pending_for_login(&app, &jar, &body, &csrf).await {
         Ok(p) => p,
@@ -393,7 +394,7 @@ pub async fn login(
         .detail("method", "passkey");
     let old = cookies::read(&jar, cookies::session_name(&app.config));
     let (cookie_value, session) =
-        match session::begin(&app, old, &user.sub, &passkey::amr(), Some(event)).await {
+        match session::begin(&app, old, &from, &user.sub, &passkey::amr(), Some(event)).await {
             Ok(v) => v,
             Err(e) => return (jar, error(StatusCode::BAD_REQUEST, &e)).into_response(),
         };
@@ -429,7 +430,7 @@ async fn account_options(app: &App, jar: CookieJar, csrf: &str) -> Response {
 /// session is replaced by one that also records it (`hwk`, level `phr`).
 async fn account_login(
     app: &App,
-    ip: Option<std::net::IpAddr>,
+    from: &StartedFrom,
     jar: CookieJar,
     csrf: &str,
     credential: &Value,
@@ -441,6 +442,7 @@ async fn account_login(
     let binding = Binding::Account {
         session_hash: &session.session_hash,
     };
+    let ip = from.ip;
     let sealed = ceremony(&jar, &app.config);
     let outcome = passkey::login(app, &binding, sealed, credential, ip).await;
     let jar = jar.add(ceremony_cookie(&app.config, String::new(), 0));
@@ -456,7 +458,16 @@ async fn account_login(
     methods.push(Method::Hwk);
     let event = crate::accounts::login::succeeded(&user.sub, ip, None).detail("method", "passkey");
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    match session::begin(app, old, &user.sub, &assurance::amr(&methods), Some(event)).await {
+    match session::begin(
+        app,
+        old,
+        from,
+        &user.sub,
+        &assurance::amr(&methods),
+        Some(event),
+    )
+    .await
+    {
         Ok((cookie_value, _)) => {
             let jar = jar.add(cookies::session_cookie(&app.config, cookie_value));
             let body = json!({ "redirect": paths::ACCOUNT });

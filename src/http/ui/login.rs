@@ -13,6 +13,7 @@ use super::{
 };
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
+use crate::accounts::session::StartedFrom;
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{self, Pending};
@@ -55,6 +56,7 @@ pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
 pub async fn submit(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
+    from: StartedFrom,
     form: InteractionForm,
 ) -> Response {
     let t = form.t;
@@ -112,7 +114,7 @@ pub async fn submit(
         };
         return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
     }
-    let (jar, session) = match begin_session(&app, jar, &user.sub, Some(succeeded)).await {
+    let (jar, session) = match begin_session(&app, jar, &from, &user.sub, Some(succeeded)).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
     };

@@ -17,6 +17,7 @@ use super::{
 use crate::accounts::assurance;
 use crate::accounts::factors::{self, OtpOutcome};
 use crate::accounts::login;
+use crate::accounts::session::StartedFrom;
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{self, Pending};
@@ -98,6 +99,7 @@ pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
 pub async fn submit(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
+    from: StartedFrom,
     form: InteractionForm,
 ) -> Response {
     let t = form.t;
@@ -155,7 +157,7 @@ pub async fn submit(
     let event =
         login::succeeded(&session.user_sub, ip, Some(&client_id)).detail("amr", amr.clone());
     let (jar, session) =
-        match begin_session_with(&app, jar, &session.user_sub, &amr, Some(event)).await {
+        match begin_session_with(&app, jar, &from, &session.user_sub, &amr, Some(event)).await {
             Ok(v) => v,
             Err(e) => return error_page(t, &e),
         };
