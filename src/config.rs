@@ -97,8 +97,10 @@ struct RawConfig {
     brand_background_color: Option<String>,
     brand_theme: Option<String>,
     templates_dir: Option<String>,
+    account_editable_claims: Option<String>,
 }
 
+pub use crate::accounts::account::profile::EditableClaim;
 pub use crate::protocol::alg::SigningAlg;
 
 /// `DatabaseUrl` is the store's (it names what `store::open` opens); the configuration
@@ -244,6 +246,9 @@ pub struct Config {
     pub brand: Brand,
     /// `LATCHKEY_TEMPLATES_DIR`: page templates that replace the built-in ones.
     pub templates_dir: Option<PathBuf>,
+    /// `LATCHKEY_ACCOUNT_EDITABLE_CLAIMS`: the standard claims users may edit on the account
+    /// page, in the order it shows them (none by default).
+    pub account_editable_claims: Vec<EditableClaim>,
 }
 
 impl fmt::Debug for Config {
@@ -369,6 +374,7 @@ fn apply_env(
     string!(brand_background_color);
     string!(brand_theme);
     string!(templates_dir);
+    string!(account_editable_claims);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -646,10 +652,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let (key_rotation_interval, key_publish_ahead) =
         validate_key_schedule(raw.key_rotation_interval, raw.key_publish_ahead)?;
+    let account_editable_claims =
+        validate_editable_claims(raw.account_editable_claims.as_deref().unwrap_or(""))?;
 
     Ok(Config {
         brand,
         templates_dir,
+        account_editable_claims,
         key_rotation_interval,
         key_publish_ahead,
         issuer,
@@ -697,6 +706,19 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         },
     })
+}
+
+/// A comma-separated list of editable claims, each named once.
+fn validate_editable_claims(raw: &str) -> Result<Vec<EditableClaim>, ConfigError> {
+    let mut claims = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let claim = EditableClaim::parse(name)
+            .map_err(|reason| ConfigError::new("account_editable_claims", reason))?;
+        if !claims.contains(&claim) {
+            claims.push(claim);
+        }
+    }
+    Ok(claims)
 }
 
 /// Default rotation interval: 90 days.

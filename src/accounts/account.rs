@@ -1,6 +1,14 @@
 //! The account page's core: what a signed-in user has given applications, and withdrawing it.
 //! Withdrawing deletes the remembered consent and ends every refresh-token family the user has
 //! with that client, so the application has to ask again.
+//!
+//! The page's other sections have a file each: the password change (`password`), the
+//! profile claims the operator lets users edit (`profile`), and the sessions where the user
+//! is signed in (`sessions`).
+
+pub mod password;
+pub mod profile;
+pub mod sessions;
 
 use std::net::IpAddr;
 
@@ -8,6 +16,7 @@ use super::session::Session;
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::protocol::OAuthError;
+use crate::protocol::user::UserClaims;
 
 /// One application the user gave access to.
 pub struct Granted {
@@ -20,6 +29,8 @@ pub struct Granted {
 /// What the account page shows for a session.
 pub struct Overview {
     pub username: String,
+    /// The user's claims, for the profile section.
+    pub claims: UserClaims,
     pub granted: Vec<Granted>,
 }
 
@@ -45,6 +56,7 @@ pub async fn overview(app: &App, session: &Session) -> Result<Option<Overview>, 
     }
     Ok(Some(Overview {
         username: user.username,
+        claims: user.claims,
         granted,
     }))
 }

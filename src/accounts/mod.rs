@@ -14,5 +14,6 @@ pub mod password;
 pub mod password_change;
 pub mod session;
 pub mod throttle;
+pub mod user_agent;
 
 pub use password::PasswordHasher;

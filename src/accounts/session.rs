@@ -1,5 +1,9 @@
 //! Browser sessions: created at login with a fresh random id (no fixation), stored by hash,
-//! found again from the cookie on any node.
+//! found again from the cookie on any node. A session records where it started
+//! (`StartedFrom`: the browser's summarised user agent and its address) and, to the minute, when it was last
+//! used (`note_use`), for the account page's list of sessions.
+
+use std::net::IpAddr;
 
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
@@ -13,6 +17,30 @@ use crate::store::SessionRecord;
 /// A live session with its user and that user's consent for one client.
 pub use crate::store::SessionView;
 
+/// Where a session is started from, as the account page lists it: the device (a summary of
+/// the browser's `User-Agent`, `accounts::user_agent::summarise`; the header itself is never
+/// stored) and the client address. Handlers extract it from the request
+/// (`http::client_ip`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StartedFrom {
+    pub device: String,
+    pub ip: Option<IpAddr>,
+}
+
+impl StartedFrom {
+    /// A request from `ip` whose `User-Agent` header is `user_agent`.
+    pub fn request(ip: Option<IpAddr>, user_agent: Option<&str>) -> StartedFrom {
+        StartedFrom {
+            device: super::user_agent::summarise(user_agent.unwrap_or_default()),
+            ip,
+        }
+    }
+}
+
+/// How often a session's last use is recorded: a session used again within this many
+/// seconds of its recorded last use writes nothing (`note_use`).
+pub const LAST_USE_GRANULARITY: i64 = 60;
+
 /// A new session for `user_sub`, stored with the audit `event` of the login that started it
 /// (if any); returns the cookie value and the stored record.
 pub async fn start(
@@ -20,6 +48,7 @@ pub async fn start(
     hasher: &SecretHasher,
     user_sub: &str,
     amr: &str,
+    from: &StartedFrom,
     (now, ttl): (i64, i64),
     event: Option<&AuditEvent>,
 ) -> StoreResult<(String, SessionRecord)> {
@@ -32,6 +61,9 @@ pub async fn start(
         amr: amr.to_owned(),
         created_at: now,
         expires_at: now + ttl,
+        device: from.device.clone(),
+        ip: from.ip.map(|ip| ip.to_string()),
+        last_used_at: now,
     };
     match event {
         Some(event) => store.insert_session_with_event(&record, event).await?,
@@ -43,18 +75,40 @@ pub async fn start(
 /// Longest session cookie value looked up; ours are 43 characters.
 pub const MAX_COOKIE_LEN: usize = 128;
 
-/// The live session named by a cookie value, if any.
+/// The live session named by a cookie value, if any; its use is noted (`note_use`).
 pub async fn find(
     store: &dyn SessionStore,
     hasher: &SecretHasher,
     cookie_value: Option<&str>,
     now: i64,
 ) -> StoreResult<Option<SessionRecord>> {
-    match cookie_value {
+    let found = match cookie_value {
         Some(v) if !v.is_empty() && v.len() <= MAX_COOKIE_LEN => {
-            store.get_session(&hasher.hash(v), now).await
+            store.get_session(&hasher.hash(v), now).await?
         }
-        _ => Ok(None),
+        _ => None,
+    };
+    if let Some(session) = &found {
+        note_use(store, session, now).await;
+    }
+    Ok(found)
+}
+
+/// Records that `session` was used at `now`, when its recorded last use is a minute old or
+/// more (`LAST_USE_GRANULARITY`): the requests that read a session write at most once a
+/// minute for it, whatever their number, and the write itself is conditional, so nodes that
+/// race write it once. A failure only costs the account page some accuracy: it is logged,
+/// and the request that used the session goes on.
+pub async fn note_use(store: &dyn SessionStore, session: &SessionRecord, now: i64) {
+    let stale_before = now - LAST_USE_GRANULARITY + 1;
+    if session.last_used_at >= stale_before {
+        return;
+    }
+    if let Err(e) = store
+        .touch_session(&session.session_hash, now, stale_before)
+        .await
+    {
+        tracing::warn!(error = %e, "recording a session's last use failed");
     }
 }
 
@@ -67,23 +121,28 @@ pub async fn find_view(
     now: i64,
     client_id: &str,
 ) -> StoreResult<Option<SessionView>> {
-    match cookie_value {
+    let found = match cookie_value {
         Some(v) if !v.is_empty() && v.len() <= MAX_COOKIE_LEN => {
             store
                 .get_session_view(&hasher.hash(v), now, client_id)
-                .await
+                .await?
         }
-        _ => Ok(None),
+        _ => None,
+    };
+    if let Some(view) = &found {
+        note_use(store, &view.session, now).await;
     }
+    Ok(found)
 }
 
 /// Starts a new session for `sub` after a successful login, replacing (and deleting) the
 /// browser's previous session (`old_cookie`): a fresh id on every login, so a planted cookie
 /// cannot be fixed. `event` (the login's audit event) is stored with the session, and logged
-/// once it is. Returns the new cookie value and the session.
+/// once it is; `from` is where the browser is. Returns the new cookie value and the session.
 pub async fn begin(
     app: &App,
     old_cookie: Option<&str>,
+    from: &StartedFrom,
     sub: &str,
     amr: &str,
     event: Option<Event>,
@@ -99,6 +158,7 @@ pub async fn begin(
         &app.hasher,
         sub,
         amr,
+        from,
         (app.now(), app.config.session_ttl),
         event.as_ref(),
     )

@@ -82,6 +82,8 @@ impl Pending {
 /// one-time code, a passkey).
 pub struct Proof<'a> {
     pub user_sub: &'a str,
+    /// Where the browser is, for the new session (`session::StartedFrom`).
+    pub from: &'a session::StartedFrom,
     pub method: Method,
     /// The `login_succeeded` event, stored with the new session; its `amr` is added here.
     pub event: Option<Event>,
@@ -120,7 +122,7 @@ pub async fn log_in(
     let amr = assurance::amr(&methods);
     let event = proof.event.map(|e| e.detail("amr", amr.clone()));
     let (cookie, session) =
-        session::begin(app, session_cookie, proof.user_sub, &amr, event).await?;
+        session::begin(app, session_cookie, proof.from, proof.user_sub, &amr, event).await?;
     let decision = continue_after_login(app, pending, &session).await;
     Ok(LoggedIn { cookie, decision })
 }

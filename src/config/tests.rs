@@ -386,3 +386,27 @@ fn a_logo_file_is_read_at_start() {
     }
     assert_eq!(too_big.err().unwrap().variable, "LATCHKEY_BRAND_LOGO_FILE");
 }
+
+#[test]
+fn editable_claims_are_named_standard_claims_none_by_default() {
+    assert!(load(&[]).unwrap().account_editable_claims.is_empty());
+    let c = load(&[(
+        "LATCHKEY_ACCOUNT_EDITABLE_CLAIMS",
+        " name, given_name,locale,name ,",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.account_editable_claims,
+        [
+            EditableClaim::Name,
+            EditableClaim::GivenName,
+            EditableClaim::Locale
+        ]
+    );
+    for refused in ["email", "name,email_verified", "address", "colour"] {
+        check_error(
+            &[("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", refused)],
+            "LATCHKEY_ACCOUNT_EDITABLE_CLAIMS",
+        );
+    }
+}

@@ -2,6 +2,9 @@
 //! is a trusted proxy (`LATCHKEY_TRUSTED_PROXIES`), the last address in `X-Forwarded-For`
 //! that is not itself a trusted proxy. Without trusted proxies the header is ignored, so a
 //! client cannot choose its own address.
+//!
+//! Also where a session starts from (`StartedFrom`: that address and the summarised
+//! `User-Agent`), extracted for the handlers that start sessions.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -49,6 +52,27 @@ impl axum::extract::FromRequestParts<crate::app::App> for ClientIp {
     ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         Ok(ClientIp(client_ip(&app.config, peer, &parts.headers)))
+    }
+}
+
+/// A handler that starts a session takes where the browser is: its address (as `ClientIp`)
+/// and its `User-Agent`, summarised (`accounts::user_agent`).
+impl axum::extract::FromRequestParts<crate::app::App> for crate::accounts::session::StartedFrom {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &crate::app::App,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Ok(Self::request(
+            client_ip(&app.config, peer, &parts.headers),
+            user_agent,
+        ))
     }
 }
 

@@ -139,6 +139,16 @@ pub fn router(app: App) -> Router {
             paths::ACCOUNT_PASSKEYS_REMOVE,
             post(ui::account::remove_passkey),
         )
+        .route(paths::ACCOUNT_PASSWORD, post(ui::account::password::change))
+        .route(paths::ACCOUNT_PROFILE, post(ui::account::profile::save))
+        .route(
+            paths::ACCOUNT_SESSIONS_END,
+            post(ui::account::sessions::end_one),
+        )
+        .route(
+            paths::ACCOUNT_SESSIONS_END_OTHERS,
+            post(ui::account::sessions::end_others),
+        )
         .route(
             paths::WEBAUTHN_REGISTER_OPTIONS,
             post(webauthn::register_options),

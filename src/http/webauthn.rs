@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::accounts::assurance::{self, Method};
 use crate::accounts::factors;
 use crate::accounts::factors::passkey::{self, Binding, CEREMONY_TTL, PasskeyError};
-use crate::accounts::session::{self, Session};
+use crate::accounts::session::{self, Session, StartedFrom};
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{self, AuthorizeError, Decision, Proof};
@@ -352,13 +352,18 @@ pub async fn login_options(State(app): State<App>, call: Call) -> Response {
 
 /// `POST /webauthn/login` `{"interaction", "credential"}` → `{"redirect": URL}`: signs the
 /// user in (a new session, as a password login would) and continues the interaction.
-pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, call: Call) -> Response {
+pub async fn login(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    from: StartedFrom,
+    call: Call,
+) -> Response {
     let Call { body, csrf, jar } = call;
     let Some(credential) = body.get("credential") else {
         return bad_request("credential is required");
     };
     if body.get("interaction").is_none() {
-        return account_login(&app, ip, jar, &csrf, credential).await;
+        return account_login(&app, &from, jar, &csrf, credential).await;
     }
     let pending = match pending_for_login(&app, &jar, &body, &csrf).await {
         Ok(p) => p,
@@ -378,6 +383,7 @@ pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, call: Call) -
     let proof = Proof {
         user_sub: &user.sub,
         method: Method::Hwk,
+        from: &from,
         event: Some(event),
     };
     let old = cookies::read(&jar, cookies::session_name(&app.config));
@@ -407,7 +413,7 @@ async fn account_options(app: &App, jar: CookieJar, csrf: &str) -> Response {
 /// session is replaced by one that also records it (`hwk`, level `phr`).
 async fn account_login(
     app: &App,
-    ip: Option<std::net::IpAddr>,
+    from: &StartedFrom,
     jar: CookieJar,
     csrf: &str,
     credential: &Value,
@@ -419,6 +425,7 @@ async fn account_login(
     let binding = Binding::Account {
         session_hash: &session.session_hash,
     };
+    let ip = from.ip;
     let (jar, outcome) = finish_login(app, jar, &binding, credential, ip).await;
     let user = match outcome {
         Ok(user) => user,
@@ -432,7 +439,16 @@ async fn account_login(
     methods.push(Method::Hwk);
     let event = crate::accounts::login::succeeded(&user.sub, ip, None).detail("method", "passkey");
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    match session::begin(app, old, &user.sub, &assurance::amr(&methods), Some(event)).await {
+    match session::begin(
+        app,
+        old,
+        from,
+        &user.sub,
+        &assurance::amr(&methods),
+        Some(event),
+    )
+    .await
+    {
         Ok((cookie_value, _)) => {
             let jar = jar.add(cookies::session_cookie(&app.config, cookie_value));
             let body = json!({ "redirect": paths::ACCOUNT });

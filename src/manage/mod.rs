@@ -286,6 +286,7 @@ mod tests {
                 amr: "pwd".into(),
                 created_at: now,
                 expires_at: now + 3600,
+                ..SessionRecord::default()
             })
             .await
             .unwrap();

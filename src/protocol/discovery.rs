@@ -30,6 +30,11 @@ pub mod paths {
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_CONSENTS: &str = "/account/consents";
     pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
+    /// The account page's own sections: password change, profile, sessions.
+    pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    pub const ACCOUNT_PROFILE: &str = "/account/profile";
+    pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
+    pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
     pub const WEBAUTHN_REGISTER_OPTIONS: &str = "/webauthn/register/options";
     pub const WEBAUTHN_REGISTER: &str = "/webauthn/register";
     pub const WEBAUTHN_LOGIN_OPTIONS: &str = "/webauthn/login/options";

@@ -5,7 +5,14 @@
 //! The clients that got tokens in a session and asked to hear of its end (back-channel
 //! logout) are recorded beside it (`session_client`); ending a session queues their
 //! notifications in the outbox (`outbox.rs`) in the same transaction that deletes it, so a
-//! session never ends without them.
+//! session never ends without them. Every way a session ends (sign-out, a new login in the
+//! same browser, the account page's "sign out" and "sign out everywhere else", a password
+//! change, an operator) runs one `end_sessions!` set of statements, so each queues its
+//! notifications the same way.
+//!
+//! Each session also records what the account page lists (`device`, `ip`, `last_used_at`);
+//! `touch_session` moves its last use forward, and only when it is stale, so reading a session
+//! rarely writes.
 //!
 //! Contract: `contract/sessions.rs`.
 
@@ -29,6 +36,13 @@ pub struct SessionRecord {
     pub amr: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// A short summary of the browser that started the session (`accounts::user_agent`), or
+    /// "" when it said nothing recognisable.
+    pub device: String,
+    /// The client address the session was started from.
+    pub ip: Option<String>,
+    /// When the session was last used, to the minute (`accounts::session::note_use`).
+    pub last_used_at: i64,
 }
 
 /// A live session with what the pages ask about its user and one client, read at once.
@@ -71,6 +85,35 @@ pub trait SessionStore: Send + Sync {
     /// Ends every session of a user (disable, delete, password change, an operator), with
     /// their notifications as `delete_session`; returns how many sessions ended.
     async fn delete_sessions_for_user(&self, sub: &str, now: i64) -> StoreResult<u64>;
+    /// Ends the session `sid` if it belongs to `sub` (the account page's "sign out" of one
+    /// session), with its notifications as `delete_session`; false when `sub` has no such
+    /// session, whether or not another user has.
+    async fn end_session_of_user(&self, sub: &str, sid: &str, now: i64) -> StoreResult<bool>;
+    /// Ends every session of `sub` except the one stored as `keep` ("sign out everywhere
+    /// else"), with their notifications as `delete_session`; returns how many ended.
+    async fn end_other_sessions_of_user(
+        &self,
+        sub: &str,
+        keep: &[u8],
+        now: i64,
+    ) -> StoreResult<u64>;
+    /// The live sessions of `sub`, most recently used first, at most `limit`.
+    async fn list_sessions_of_user(
+        &self,
+        sub: &str,
+        now: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Records that the session was used at `now`, if its recorded last use is before
+    /// `stale_before`: one conditional write, so racing requests on any number of nodes write
+    /// it at most once. A lost write costs only the accuracy of the account page (committed
+    /// relaxed on Postgres).
+    async fn touch_session(
+        &self,
+        session_hash: &[u8],
+        now: i64,
+        stale_before: i64,
+    ) -> StoreResult<()>;
     /// Records that `client_id` got tokens in session `sid` and wants to hear of its end,
     /// until `expires_at` (idempotent).
     async fn record_session_client(
@@ -91,25 +134,26 @@ pub const LOGOUT_RETRY_FOR: i64 = 24 * 3600;
 
 macro_rules! session_columns {
     () => {
-        "session_hash, sid, user_sub, auth_time, amr, created_at, expires_at"
+        "session_hash, sid, user_sub, auth_time, amr, created_at, expires_at, device, ip, \
+         last_used_at"
     };
 }
 
 const INSERT_SESSION: &str = concat!(
     "INSERT INTO session (",
     session_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 /// Postgres: a session and the audit event of the login that started it, in one
-/// statement. `$1`..`$7` the session, `$8`..`$13` the event (`bind_event`).
+/// statement. `$1`..`$10` the session, `$11`..`$16` the event (`bind_event`).
 const INSERT_SESSION_WITH_EVENT: &str = concat!(
     "WITH ",
     relaxed_commit!(),
     ", logged AS (INSERT INTO audit_event \
      (occurred_at, kind, user_sub, client_id, ip, detail) \
-     SELECT $8, $9, $10, $11, $12, $13 FROM relaxed) INSERT INTO session (",
+     SELECT $11, $12, $13, $14, $15, $16 FROM relaxed) INSERT INTO session (",
     session_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7 FROM relaxed"
+    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM relaxed"
 );
 const GET_SESSION: &str = concat!(
     "SELECT ",
@@ -117,22 +161,44 @@ const GET_SESSION: &str = concat!(
     " FROM session WHERE session_hash = $1 AND expires_at > $2"
 );
 pub(super) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM session WHERE user_sub = $1";
+const LIST_SESSIONS_OF_USER: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM session WHERE user_sub = $1 AND expires_at > $2 \
+     ORDER BY last_used_at DESC, created_at DESC, sid LIMIT $3"
+);
+/// Postgres: the last use, committed relaxed (`sql::relaxed_commit!`) like the session's
+/// insert: losing one costs a minute of accuracy on the account page, never access.
+const TOUCH_SESSION_PG: &str = concat!(
+    "WITH ",
+    relaxed_commit!(),
+    " UPDATE session SET last_used_at = $2 FROM relaxed \
+     WHERE session_hash = $1 AND last_used_at < $3"
+);
+const TOUCH_SESSION_SQLITE: &str =
+    "UPDATE session SET last_used_at = $2 WHERE session_hash = $1 AND last_used_at < $3";
 const RECORD_SESSION_CLIENT: &str = "INSERT INTO session_client \
      (sid, client_id, user_sub, expires_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (sid, client_id) DO NOTHING";
 
-/// The statements that end the sessions `$which` picks (by `$1`): queue a logout notification
-/// (due at `$2`, the only statement that binds it) for each client recorded in them, forget
-/// those records, delete the sessions. `$payload` is the dialect's JSON object of `sc.sid`
-/// and `sc.user_sub`.
+/// The statements that end the sessions `$which` picks (by the values of a `Which`, `$1`
+/// on): queue a logout notification (due at `$now`, the placeholder after them, which only
+/// this first statement binds) for each client recorded in them, forget those records, delete
+/// the sessions. `$payload` is the dialect's JSON object of `sc.sid` and `sc.user_sub`.
 macro_rules! end_sessions {
-    ($payload:literal, $which:literal) => {
+    ($payload:literal, $which:literal, $now:literal) => {
         [
             concat!(
                 "INSERT INTO outbox (kind, subject, payload, status, attempts, created_at, \
                  next_attempt_at, give_up_at) SELECT 'backchannel_logout', sc.client_id, ",
                 $payload,
-                ", 'pending', 0, $2, $2, $2 + 86400 FROM session_client sc \
+                ", 'pending', 0, ",
+                $now,
+                ", ",
+                $now,
+                ", ",
+                $now,
+                " + 86400 FROM session_client sc \
                  WHERE sc.sid IN (SELECT sid FROM session WHERE ",
                 $which,
                 ")"
@@ -147,31 +213,69 @@ macro_rules! end_sessions {
     };
 }
 
-const END_SESSION_PG: [&str; 3] = end_sessions!(
-    "json_build_object('sid', sc.sid, 'sub', sc.user_sub)::text",
-    "session_hash = $1"
-);
-const END_USER_SESSIONS_PG: [&str; 3] = end_sessions!(
-    "json_build_object('sid', sc.sid, 'sub', sc.user_sub)::text",
-    "user_sub = $1"
-);
-const END_SESSION_SQLITE: [&str; 3] = end_sessions!(
-    "json_object('sid', sc.sid, 'sub', sc.user_sub)",
-    "session_hash = $1"
-);
-const END_USER_SESSIONS_SQLITE: [&str; 3] = end_sessions!(
-    "json_object('sid', sc.sid, 'sub', sc.user_sub)",
-    "user_sub = $1"
-);
+/// Which sessions a set of `end_sessions!` statements ends, with the values its `$which`
+/// binds (`$1`, `$2`), and the statements for each dialect.
+#[derive(Clone, Copy)]
+pub(super) enum Which<'a> {
+    /// The session stored under this hash.
+    Hash(&'a [u8]),
+    /// Every session of a user.
+    User(&'a str),
+    /// The session `sid`, only if it belongs to the user.
+    UserSid(&'a str, &'a str),
+    /// Every session of a user but the one stored under this hash.
+    UserExcept(&'a str, &'a [u8]),
+}
+
+impl<'a> Which<'a> {
+    fn statements(self, backend: Backend) -> [&'static str; 3] {
+        macro_rules! pick {
+            ($which:literal, $now:literal) => {
+                match backend {
+                    Backend::Postgres => end_sessions!(
+                        "json_build_object('sid', sc.sid, 'sub', sc.user_sub)::text",
+                        $which,
+                        $now
+                    ),
+                    Backend::Sqlite => end_sessions!(
+                        "json_object('sid', sc.sid, 'sub', sc.user_sub)",
+                        $which,
+                        $now
+                    ),
+                }
+            };
+        }
+        match self {
+            Which::Hash(_) => pick!("session_hash = $1", "$2"),
+            Which::User(_) => pick!("user_sub = $1", "$2"),
+            Which::UserSid(..) => pick!("user_sub = $1 AND sid = $2", "$3"),
+            Which::UserExcept(..) => pick!("user_sub = $1 AND session_hash <> $2", "$3"),
+        }
+    }
+
+    fn bind<'q, Q: Bind<'q>>(self, query: Q) -> Q
+    where
+        'a: 'q,
+    {
+        match self {
+            Which::Hash(hash) => query.arg(hash),
+            Which::User(sub) => query.arg(sub),
+            Which::UserSid(sub, sid) => query.arg(sub).arg(sid),
+            Which::UserExcept(sub, hash) => query.arg(sub).arg(hash),
+        }
+    }
+}
+
 // A session with its user and that user's consent for one client ($3), in one read.
 pub(super) const GET_SESSION_VIEW: &str = "SELECT s.session_hash, s.sid, s.user_sub, \
-     s.auth_time, s.amr, s.created_at, s.expires_at, u.username, u.disabled, \
+     s.auth_time, s.amr, s.created_at, s.expires_at, s.device, s.ip, s.last_used_at, \
+     u.username, u.disabled, \
      c.scope AS consented_scope \
      FROM session s JOIN app_user u ON u.sub = s.user_sub \
      LEFT JOIN consent c ON c.user_sub = s.user_sub AND c.client_id = $3 \
      WHERE s.session_hash = $1 AND s.expires_at > $2";
 
-/// Binds a session's seven columns, in `session_columns!` order.
+/// Binds a session's ten columns, in `session_columns!` order.
 fn bind_session<'q, Q: Bind<'q>>(query: Q, session: &'q SessionRecord) -> Q {
     query
         .arg(&session.session_hash)
@@ -181,6 +285,9 @@ fn bind_session<'q, Q: Bind<'q>>(query: Q, session: &'q SessionRecord) -> Q {
         .arg(&session.amr)
         .arg(session.created_at)
         .arg(session.expires_at)
+        .arg(&session.device)
+        .arg(&session.ip)
+        .arg(session.last_used_at)
 }
 
 fn session_from_row(row: &impl SqlRow) -> StoreResult<SessionRecord> {
@@ -192,6 +299,9 @@ fn session_from_row(row: &impl SqlRow) -> StoreResult<SessionRecord> {
         amr: row.col("amr")?,
         created_at: row.col("created_at")?,
         expires_at: row.col("expires_at")?,
+        device: row.col("device")?,
+        ip: row.col("ip")?,
+        last_used_at: row.col("last_used_at")?,
     })
 }
 
@@ -207,6 +317,38 @@ pub(super) fn session_view_from_row(row: &impl SqlRow) -> StoreResult<SessionVie
 
 macro_rules! impl_session_store {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// Ends the sessions `which` picks inside `tx`, queueing their notifications
+            /// (`end_sessions!`); returns how many ended. Also used by `users.rs`, whose
+            /// password change ends the user's other sessions in its own transaction.
+            pub(super) async fn end_sessions_in(
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                which: Which<'_>,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let statements = which.statements(<$db as Dialect>::BACKEND);
+                let mut ended = 0;
+                for (i, statement) in statements.into_iter().enumerate() {
+                    let query = which.bind(::sqlx::query(statement));
+                    let query = if i == 0 { query.bind(now) } else { query };
+                    ended = query
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                }
+                // The last statement deletes the sessions.
+                Ok(ended)
+            }
+
+            async fn end_sessions(&self, which: Which<'_>, now: i64) -> StoreResult<u64> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                let ended = Self::end_sessions_in(&mut tx, which, now).await?;
+                sql::commit(tx).await?;
+                Ok(ended)
+            }
+        }
+
         #[async_trait]
         impl SessionStore for $store {
             async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
@@ -281,38 +423,68 @@ macro_rules! impl_session_store {
             }
 
             async fn delete_session(&self, session_hash: &[u8], now: i64) -> StoreResult<()> {
-                let statements = match <$db as Dialect>::BACKEND {
-                    Backend::Postgres => END_SESSION_PG,
-                    Backend::Sqlite => END_SESSION_SQLITE,
-                };
-                let mut tx = sql::begin_write(&self.pool).await?;
-                for (i, statement) in statements.into_iter().enumerate() {
-                    let query = ::sqlx::query(statement).bind(session_hash);
-                    let query = if i == 0 { query.bind(now) } else { query };
-                    query.execute(&mut *tx).await.map_err(db_err)?;
-                }
-                sql::commit(tx).await
+                self.end_sessions(Which::Hash(session_hash), now).await?;
+                Ok(())
             }
 
             async fn delete_sessions_for_user(&self, sub: &str, now: i64) -> StoreResult<u64> {
-                let statements = match <$db as Dialect>::BACKEND {
-                    Backend::Postgres => END_USER_SESSIONS_PG,
-                    Backend::Sqlite => END_USER_SESSIONS_SQLITE,
+                self.end_sessions(Which::User(sub), now).await
+            }
+
+            async fn end_session_of_user(
+                &self,
+                sub: &str,
+                sid: &str,
+                now: i64,
+            ) -> StoreResult<bool> {
+                Ok(self.end_sessions(Which::UserSid(sub, sid), now).await? > 0)
+            }
+
+            async fn end_other_sessions_of_user(
+                &self,
+                sub: &str,
+                keep: &[u8],
+                now: i64,
+            ) -> StoreResult<u64> {
+                self.end_sessions(Which::UserExcept(sub, keep), now).await
+            }
+
+            async fn list_sessions_of_user(
+                &self,
+                sub: &str,
+                now: i64,
+                limit: u32,
+            ) -> StoreResult<Vec<SessionRecord>> {
+                ::sqlx::query(LIST_SESSIONS_OF_USER)
+                    .bind(sub)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .iter()
+                    .map(session_from_row)
+                    .collect()
+            }
+
+            async fn touch_session(
+                &self,
+                session_hash: &[u8],
+                now: i64,
+                stale_before: i64,
+            ) -> StoreResult<()> {
+                let statement = match <$db as Dialect>::BACKEND {
+                    Backend::Postgres => TOUCH_SESSION_PG,
+                    Backend::Sqlite => TOUCH_SESSION_SQLITE,
                 };
-                let mut tx = sql::begin_write(&self.pool).await?;
-                let mut ended = 0;
-                for (i, statement) in statements.into_iter().enumerate() {
-                    let query = ::sqlx::query(statement).bind(sub);
-                    let query = if i == 0 { query.bind(now) } else { query };
-                    ended = query
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected();
-                }
-                sql::commit(tx).await?;
-                // The last statement deletes the sessions.
-                Ok(ended)
+                ::sqlx::query(statement)
+                    .bind(session_hash)
+                    .bind(now)
+                    .bind(stale_before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
             }
 
             async fn record_session_client(

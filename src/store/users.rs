@@ -7,10 +7,10 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use super::factors::{DELETE_FACTORS_OF_USER, DELETE_RECOVERY_CODES_OF_USER};
-use super::grants::OwnerDeletion;
+use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, OwnerDeletion, REVOKE_GRANTS_OF_USER};
 use super::postgres::PgStore;
-use super::sessions::DELETE_SESSIONS_OF_USER;
-use super::sql::{self, Bind, SqlRow, db_err};
+use super::sessions::{DELETE_SESSIONS_OF_USER, Which};
+use super::sql::{self, Backend, Bind, Dialect, SqlRow, db_err};
 use super::sqlite::SqliteStore;
 use super::throttle::key_pair;
 use crate::protocol::user::UserClaims;
@@ -64,6 +64,30 @@ pub trait UserStore: Send + Sync {
         new_hash: &str,
         now: i64,
     ) -> StoreResult<bool>;
+    /// The account page's password change, all or nothing in one transaction: sets
+    /// `new_hash` (and clears `password_reset_required`) only if the user is enabled and still
+    /// has `current_hash`, so of racing changes exactly one gets true; then ends every other
+    /// session of the user, keeping the one stored as `keep`, with their back-channel logout
+    /// notifications (`SessionStore::end_other_sessions_of_user`), and revokes every grant
+    /// of the user, so no refresh-token family won with the old password lives on.
+    async fn change_password(
+        &self,
+        sub: &str,
+        current_hash: &str,
+        new_hash: &str,
+        keep: &[u8],
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Applies `patch`, a JSON merge patch (RFC 7396) of top-level claims whose values are
+    /// strings or null (null removes the claim), to the stored claims of an enabled user, in
+    /// one statement: claims the patch does not name keep whatever a concurrent writer gave
+    /// them. False when there is no such enabled user. The caller validates the result.
+    async fn patch_claims(
+        &self,
+        sub: &str,
+        patch: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Deletes the user with its sessions, codes, refresh tokens and consents, and revokes its
     /// grants; false when there was no such user.
     async fn delete_user(&self, sub: &str, now: i64) -> StoreResult<bool>;
@@ -110,6 +134,19 @@ pub(super) const UPDATE_USER: &str = "UPDATE app_user \
 const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
+// The account page's change: only while the password is still the one the user just proved
+// ($2), so of racing changes one wins.
+const CHANGE_PASSWORD: &str = "UPDATE app_user \
+     SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
+     WHERE sub = $1 AND password_hash = $2 AND NOT disabled";
+// A merge patch of top-level claims ($2), applied where the claims are: jsonb's `||` replaces
+// the named claims (a null among them is then stripped: stored claims never hold nulls),
+// SQLite's json_patch is RFC 7396 itself.
+const PATCH_CLAIMS_PG: &str = "UPDATE app_user \
+     SET claims = jsonb_strip_nulls(claims::jsonb || $2::jsonb)::text, updated_at = $3 \
+     WHERE sub = $1 AND NOT disabled";
+const PATCH_CLAIMS_SQLITE: &str = "UPDATE app_user \
+     SET claims = json_patch(claims, $2), updated_at = $3 WHERE sub = $1 AND NOT disabled";
 pub(super) const SET_PASSWORD: &str = "UPDATE app_user SET password_hash = $2, updated_at = $3, \
      password_reset_required = FALSE WHERE sub = $1";
 
@@ -176,7 +213,7 @@ pub(super) fn bind_user_update<'q, Q: Bind<'q>>(
 }
 
 macro_rules! impl_user_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         #[async_trait]
         impl UserStore for $store {
             async fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
@@ -296,6 +333,66 @@ macro_rules! impl_user_store {
                 Ok(result.rows_affected() > 0)
             }
 
+            async fn change_password(
+                &self,
+                sub: &str,
+                current_hash: &str,
+                new_hash: &str,
+                keep: &[u8],
+                now: i64,
+            ) -> StoreResult<bool> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                let changed = ::sqlx::query(CHANGE_PASSWORD)
+                    .bind(sub)
+                    .bind(current_hash)
+                    .bind(new_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+                if changed != 1 {
+                    return Ok(false);
+                }
+                Self::end_sessions_in(&mut tx, Which::UserExcept(sub, keep), now).await?;
+                ::sqlx::query(REVOKE_GRANTS_OF_USER)
+                    .bind(sub)
+                    .bind(None::<&str>)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                ::sqlx::query(DELETE_REFRESH_TOKENS_OF_USER)
+                    .bind(sub)
+                    .bind(None::<&str>)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                sql::commit(tx).await?;
+                Ok(true)
+            }
+
+            async fn patch_claims(
+                &self,
+                sub: &str,
+                patch: &serde_json::Map<String, serde_json::Value>,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let statement = match <$db as Dialect>::BACKEND {
+                    Backend::Postgres => PATCH_CLAIMS_PG,
+                    Backend::Sqlite => PATCH_CLAIMS_SQLITE,
+                };
+                let patch = sql::to_json(patch, "claims patch")?;
+                let result = ::sqlx::query(statement)
+                    .bind(sub)
+                    .bind(patch)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                Ok(result.rows_affected() > 0)
+            }
+
             async fn delete_user(&self, sub: &str, now: i64) -> StoreResult<bool> {
                 self.delete_owner(&USER_DELETION, sub, now).await
             }
@@ -303,5 +400,5 @@ macro_rules! impl_user_store {
     };
 }
 
-impl_user_store!(PgStore);
-impl_user_store!(SqliteStore);
+impl_user_store!(PgStore, sqlx::Postgres);
+impl_user_store!(SqliteStore, sqlx::Sqlite);

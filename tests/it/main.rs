@@ -16,6 +16,7 @@
 mod helpers;
 
 mod account;
+mod account_page;
 mod admin;
 mod apply;
 mod audit;

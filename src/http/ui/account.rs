@@ -1,27 +1,43 @@
-//! The account page (`accounts::account`): a signed-in user sees which applications they gave
-//! access, with which scopes, and can withdraw that access. Without a session the page shows
-//! a login form of its own (`/account/login`).
+//! The account page (`accounts::account`): a signed-in user edits the profile claims the
+//! operator allows, changes their password, sees where they are signed in and signs sessions
+//! out, sees which applications they gave access (with which scopes) and withdraws it, and
+//! manages their second factors. Without a session the page shows a login form of its own
+//! (`/account/login`).
+//!
+//! Every form of the page POSTs with a CSRF token bound to the session (`acting_session`
+//! checks it, and the second factor a user has, before anything happens). The sections'
+//! handlers have a file each (`password`, `profile`, `sessions`); a refused form comes back
+//! as the whole page (`render`) with the message next to its field, a done one as a redirect
+//! to the page with a notice (`?done=…`).
+
+pub mod password;
+pub mod profile;
+pub mod sessions;
+mod wording;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
+use self::wording::AccountText;
 use super::text::{self, Text};
 use super::{
     LoginPage, PageForm, ScopeLine, begin_session, client_left, csrf_matches, csrf_token,
     error_page, expired_page, html, with_retry_after,
 };
+use crate::accounts::account::{profile as profile_core, sessions as sessions_core};
 use crate::accounts::factors::passkey;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
-use crate::accounts::session::{self, Session};
+use crate::accounts::session::{self, Session, StartedFrom};
 use crate::accounts::{account, factors};
 use crate::app::App;
 use crate::crypto::random_secret;
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
+use crate::protocol::form::Params;
 use crate::protocol::{OAuthError, Scope};
 
 use crate::protocol::discovery::paths::{ACCOUNT as PATH, ACCOUNT_LOGIN as LOGIN_PATH};
@@ -71,10 +87,42 @@ pub struct FactorLine {
     pub last_used: Option<Shown>,
 }
 
+/// An editable claim as the profile form shows it.
+#[derive(serde::Serialize)]
+pub struct ProfileLine {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub value: String,
+    /// The input's `type` (`text`, `url`, `tel`).
+    pub input_type: &'static str,
+    /// The input's `autocomplete` token (WHATWG HTML, "Autofill").
+    pub autocomplete: &'static str,
+    pub error: Option<&'static str>,
+}
+
+/// A session as the page lists it.
+#[derive(serde::Serialize)]
+pub struct SessionLine {
+    pub sid: String,
+    pub device: String,
+    pub address: String,
+    pub started: Shown,
+    pub last_used: Shown,
+    pub current: bool,
+}
+
 #[derive(Template, serde::Serialize)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
     t: &'a Text,
+    a: &'a AccountText,
+    /// What the last form did (`?done=…`), or why it was refused.
+    notice: Option<&'a str>,
+    password_error: Option<&'a str>,
+    profile: Vec<ProfileLine>,
+    profile_refused: bool,
+    sessions: Vec<SessionLine>,
+    sessions_more: bool,
     username: &'a str,
     csrf_token: &'a str,
     apps: Vec<AppLine>,
@@ -130,7 +178,34 @@ fn login_form(
     (jar, page).into_response()
 }
 
-pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) -> Response {
+/// What a POST of the account page hands back to the page besides the session: a notice,
+/// or a refusal shown next to its field.
+#[derive(Default)]
+pub struct Feedback {
+    pub notice: Option<&'static str>,
+    pub password_error: Option<&'static str>,
+    /// The profile form as submitted, with its refused values marked.
+    pub profile: Option<Vec<profile_core::Field>>,
+}
+
+/// The notice for `?done=…` after a form of the page did its work.
+fn done_notice(a: &'static AccountText, query: Option<&str>) -> Option<&'static str> {
+    let params = Params::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    match params.get("done")? {
+        "password" => Some(a.password_changed),
+        "profile" => Some(a.profile_saved),
+        "session" => Some(a.session_ended),
+        "sessions" => Some(a.sessions_ended),
+        _ => None,
+    }
+}
+
+pub async fn show(
+    State(app): State<App>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Response {
     // Outside an authorization request there is no `ui_locales`: the browser's languages.
     let t = text::for_accept_language(
         headers
@@ -154,12 +229,63 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) ->
         }
         return Redirect::to(crate::protocol::discovery::paths::ACCOUNT_TOTP).into_response();
     }
-    let overview = match account::overview(&app, &session).await {
+    let feedback = Feedback {
+        notice: done_notice(wording::for_lang(t.lang), query.as_deref()),
+        ..Feedback::default()
+    };
+    render(&app, t, jar, &session, feedback, StatusCode::OK).await
+}
+
+/// The session a POST of the account page acts in: a live session, the form's CSRF token
+/// made for that session, and (for a user who has or must have one) the second factor in
+/// it. Otherwise the answer to give instead: back to the page, which asks for what is
+/// missing (a sign-in, the second factor), or the expired page for a foreign form.
+pub async fn acting_session(
+    app: &App,
+    params: &Params,
+    jar: &CookieJar,
+) -> Result<Session, Response> {
+    let t = &text::EN;
+    let session = match current_session(app, jar).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(Redirect::to(PATH).into_response()),
+        Err(e) => return Err(error_page(t, &e)),
+    };
+    if !csrf_matches(
+        &csrf_token(app, PURPOSE, "", "", &session.sid),
+        params.get("csrf_token"),
+    ) {
+        return Err(expired_page(t));
+    }
+    match factors::standing(app, &session.user_sub).await {
+        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => Ok(session),
+        Ok(_) => Err(Redirect::to(PATH).into_response()),
+        Err(e) => Err(error_page(t, &e.into())),
+    }
+}
+
+/// The page after a form did its work: a redirect to it with the notice for `done`.
+pub fn done(what: &str) -> Response {
+    Redirect::to(&format!("{PATH}?done={what}")).into_response()
+}
+
+/// The whole account page for `session`, with `feedback` from a form, answered with
+/// `status`.
+pub async fn render(
+    app: &App,
+    t: &Text,
+    jar: CookieJar,
+    session: &Session,
+    feedback: Feedback,
+    status: StatusCode,
+) -> Response {
+    let a = wording::for_lang(t.lang);
+    let overview = match account::overview(app, session).await {
         Ok(Some(o)) => o,
-        Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
+        Ok(None) => return login_form(app, jar, t, "", None, StatusCode::OK),
         Err(e) => return error_page(t, &e),
     };
-    let listed = match factors::list(&app, &session.user_sub).await {
+    let listed = match factors::list(app, &session.user_sub).await {
         Ok(l) => l,
         Err(e) => return error_page(t, &e.into()),
     };
@@ -190,7 +316,7 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) ->
             name: granted.name,
         })
         .collect();
-    let passkeys = match passkey::list(&app, &session.user_sub).await {
+    let passkeys = match passkey::list(app, &session.user_sub).await {
         Ok(list) => list
             .into_iter()
             .map(|p| PasskeyLine {
@@ -202,12 +328,27 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) ->
             .collect(),
         Err(e) => return error_page(t, &e.into()),
     };
-    let csrf = csrf_token(&app, PURPOSE, "", "", &session.sid);
-    let factors_csrf = super::factors::account_csrf(&app, &session);
+    let (sessions, sessions_more) = match sessions_core::list(app, session).await {
+        Ok((listed, more)) => (session_lines(t, a, listed), more),
+        Err(e) => return error_page(t, &e),
+    };
+    let profile_refused = feedback.profile.is_some();
+    let fields = feedback.profile.unwrap_or_else(|| {
+        profile_core::fields(&app.config.account_editable_claims, &overview.claims)
+    });
+    let csrf = csrf_token(app, PURPOSE, "", "", &session.sid);
+    let factors_csrf = super::factors::account_csrf(app, session);
     html(
-        StatusCode::OK,
+        status,
         &AccountPage {
             t,
+            a,
+            notice: feedback.notice,
+            password_error: feedback.password_error,
+            profile: profile_lines(a, fields),
+            profile_refused,
+            sessions,
+            sessions_more,
             username: &overview.username,
             csrf_token: &csrf,
             apps,
@@ -220,7 +361,65 @@ pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) ->
     )
 }
 
-pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
+fn profile_lines(a: &AccountText, fields: Vec<profile_core::Field>) -> Vec<ProfileLine> {
+    use profile_core::EditableClaim as C;
+    fields
+        .into_iter()
+        .map(|field| {
+            let (input_type, autocomplete) = match field.claim {
+                C::Name => ("text", "name"),
+                C::GivenName => ("text", "given-name"),
+                C::MiddleName => ("text", "additional-name"),
+                C::FamilyName => ("text", "family-name"),
+                C::Nickname => ("text", "nickname"),
+                C::PreferredUsername => ("text", "username"),
+                C::Profile | C::Picture | C::Website => ("url", "url"),
+                C::Gender => ("text", "sex"),
+                C::Birthdate => ("text", "bday"),
+                C::Zoneinfo => ("text", "off"),
+                C::Locale => ("text", "language"),
+                C::PhoneNumber => ("tel", "tel"),
+            };
+            ProfileLine {
+                name: field.claim.name(),
+                label: a.claim_label(field.claim),
+                value: field.value,
+                input_type,
+                autocomplete,
+                error: field.invalid.map(|i| a.invalid(i)),
+            }
+        })
+        .collect()
+}
+
+fn session_lines(
+    t: &Text,
+    a: &AccountText,
+    listed: Vec<sessions_core::Listed>,
+) -> Vec<SessionLine> {
+    listed
+        .into_iter()
+        .map(|s| SessionLine {
+            device: if s.device.is_empty() {
+                a.session_unknown_device.to_owned()
+            } else {
+                s.device
+            },
+            address: s.ip.unwrap_or_else(|| a.session_unknown_address.to_owned()),
+            started: Shown::new(t, s.started_at),
+            last_used: Shown::new(t, s.last_used_at),
+            current: s.current,
+            sid: s.sid,
+        })
+        .collect()
+}
+
+pub async fn login(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    from: StartedFrom,
+    form: PageForm,
+) -> Response {
     let t = text::preferred();
     let PageForm { params, jar } = form;
     let Some(binding) = cookies::read(&jar, cookies::binding_name(&app.config)).map(str::to_owned)
@@ -246,7 +445,7 @@ pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFor
                 };
                 return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
             }
-            match begin_session(&app, jar, &user.sub, Some(succeeded)).await {
+            match begin_session(&app, jar, &from, &user.sub, Some(succeeded)).await {
                 Ok((jar, _)) => (jar, Redirect::to(PATH)).into_response(),
                 Err(e) => error_page(t, &e),
             }
@@ -279,22 +478,10 @@ pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFor
 pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
     let t = text::preferred();
     let PageForm { params, jar } = form;
-    let session = match current_session(&app, &jar).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to(PATH).into_response(),
-        Err(e) => return error_page(t, &e),
+    let session = match acting_session(&app, &params, &jar).await {
+        Ok(s) => s,
+        Err(response) => return response,
     };
-    if !csrf_matches(
-        &csrf_token(&app, PURPOSE, "", "", &session.sid),
-        params.get("csrf_token"),
-    ) {
-        return expired_page(t);
-    }
-    match factors::standing(&app, &session.user_sub).await {
-        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
-        Ok(_) => return Redirect::to(PATH).into_response(),
-        Err(e) => return error_page(t, &e.into()),
-    }
     let Some(client_id) = params.get("client_id") else {
         return error_page(t, &OAuthError::invalid_request("client_id is required"));
     };
@@ -310,25 +497,13 @@ pub async fn withdraw(State(app): State<App>, ClientIp(ip): ClientIp, form: Page
 pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response {
     let t = text::preferred();
     let PageForm { params, jar } = form;
-    let session = match current_session(&app, &jar).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Redirect::to(PATH).into_response(),
-        Err(e) => return error_page(t, &e),
+    let session = match acting_session(&app, &params, &jar).await {
+        Ok(s) => s,
+        Err(response) => return response,
     };
-    if !csrf_matches(
-        &csrf_token(&app, PURPOSE, "", "", &session.sid),
-        params.get("csrf_token"),
-    ) {
-        return expired_page(t);
-    }
     let Some(passkey_id) = params.get("passkey_id") else {
         return error_page(t, &OAuthError::invalid_request("passkey_id is required"));
     };
-    match factors::standing(&app, &session.user_sub).await {
-        Ok(Some(standing)) if factors::account_level_met(&standing, &session.amr) => {}
-        Ok(_) => return Redirect::to(PATH).into_response(),
-        Err(e) => return error_page(t, &e.into()),
-    }
     match factors::remove_own(&app, &session.user_sub, passkey_id).await {
         Ok(true) => Redirect::to(PATH).into_response(),
         Ok(false) => error_page(t, &OAuthError::invalid_request("no such passkey")),
@@ -339,8 +514,16 @@ pub async fn remove_passkey(State(app): State<App>, form: PageForm) -> Response 
 /// Samples of the account page for checking template overrides: empty, and with one of
 /// everything.
 pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let a = wording::for_lang(t.lang);
     let empty = AccountPage {
         t,
+        a,
+        notice: None,
+        password_error: None,
+        profile: Vec::new(),
+        profile_refused: false,
+        sessions: Vec::new(),
+        sessions_more: false,
         username: "alice",
         csrf_token: "csrf",
         apps: Vec::new(),
@@ -389,10 +572,37 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
             },
         ],
         has_totp: true,
+        notice: Some(a.profile_saved),
+        password_error: Some(a.password_wrong),
+        profile: vec![ProfileLine {
+            name: "name",
+            label: a.claim_label(profile_core::EditableClaim::Name),
+            value: "Alice".to_owned(),
+            input_type: "text",
+            autocomplete: "name",
+            error: Some(a.invalid(profile_core::Invalid::TooLong)),
+        }],
+        profile_refused: true,
+        sessions: vec![SessionLine {
+            sid: "s1".to_owned(),
+            device: "Firefox, Linux".to_owned(),
+            address: "192.0.2.1".to_owned(),
+            started: Shown::new(t, 0),
+            last_used: Shown::new(t, 60),
+            current: true,
+        }],
+        sessions_more: true,
         ..empty
     };
     let empty = AccountPage {
         t,
+        a,
+        notice: None,
+        password_error: None,
+        profile: Vec::new(),
+        profile_refused: false,
+        sessions: Vec::new(),
+        sessions_more: false,
         username: "alice",
         csrf_token: "csrf",
         apps: Vec::new(),

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::accounts::assurance::{self, Method};
 use crate::accounts::factors::{self, EnrolOutcome, Enrolment, OtpOutcome};
-use crate::accounts::session::{self, Session};
+use crate::accounts::session::{self, Session, StartedFrom};
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{self, Pending};
@@ -182,7 +182,12 @@ pub async fn show(State(app): State<App>, RawQuery(query): RawQuery, jar: Cookie
 
 /// `POST /account/totp`: the code from the app finishes the enrolment; the session is
 /// replaced by one that records both factors, and the recovery codes are shown once.
-pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
+pub async fn submit(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    from: StartedFrom,
+    form: PageForm,
+) -> Response {
     let PageForm { params, jar } = form;
     let place = match place(&app, &jar, params.get("interaction").unwrap_or_default()).await {
         Ok(p) => p,
@@ -222,7 +227,7 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
     let mut methods = assurance::methods(&place.session.amr);
     methods.push(Method::Otp);
     let amr = assurance::amr(&methods);
-    let (jar, session) = match begin_session_with(&app, jar, &sub, &amr, None).await {
+    let (jar, session) = match begin_session_with(&app, jar, &from, &sub, &amr, None).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
     };
@@ -316,6 +321,7 @@ async fn account_form(app: &App, params: &Params, jar: &CookieJar) -> Result<Ses
 pub async fn account_otp(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
+    from: StartedFrom,
     form: PageForm,
 ) -> Response {
     let t = text::preferred();
@@ -353,7 +359,7 @@ pub async fn account_otp(
     let mut methods = assurance::methods(&session.amr);
     methods.push(method);
     let amr = assurance::amr(&methods);
-    match begin_session_with(&app, jar, &session.user_sub, &amr, None).await {
+    match begin_session_with(&app, jar, &from, &session.user_sub, &amr, None).await {
         Ok((jar, _)) => (jar, Redirect::to(paths::ACCOUNT)).into_response(),
         Err(e) => error_page(t, &e),
     }

@@ -14,6 +14,7 @@ use super::{
 use crate::accounts::assurance::Method;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
+use crate::accounts::session::StartedFrom;
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{Pending, Proof};
@@ -56,6 +57,7 @@ pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
 pub async fn submit(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
+    from: StartedFrom,
     form: InteractionForm,
 ) -> Response {
     let t = form.t;
@@ -115,6 +117,7 @@ pub async fn submit(
     }
     let proof = Proof {
         user_sub: &user.sub,
+        from: &from,
         method: Method::Pwd,
         event: Some(succeeded),
     };

@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Serialize;
 
-use crate::accounts::session::{self, Session};
+use crate::accounts::session::{self, Session, StartedFrom};
 use crate::app::App;
 use crate::audit::Event;
 use crate::authorize::{AuthorizeError, Decision, Pending, ToClient};
@@ -443,10 +443,11 @@ pub async fn log_in(
 pub async fn begin_session(
     app: &App,
     jar: CookieJar,
+    from: &StartedFrom,
     sub: &str,
     event: Option<Event>,
 ) -> Result<(CookieJar, Session), OAuthError> {
-    begin_session_with(app, jar, sub, "pwd", event).await
+    begin_session_with(app, jar, from, sub, "pwd", event).await
 }
 
 /// `begin_session` with the authentication methods `amr` the session records (a second
@@ -454,12 +455,13 @@ pub async fn begin_session(
 pub async fn begin_session_with(
     app: &App,
     jar: CookieJar,
+    from: &StartedFrom,
     sub: &str,
     amr: &str,
     event: Option<Event>,
 ) -> Result<(CookieJar, Session), OAuthError> {
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    let (cookie_value, session) = session::begin(app, old, sub, amr, event).await?;
+    let (cookie_value, session) = session::begin(app, old, from, sub, amr, event).await?;
     Ok((
         jar.add(cookies::session_cookie(&app.config, cookie_value)),
         session,

@@ -13,6 +13,7 @@ use super::{
     PageForm, begin_session, client_left, error_page, expired_page, html, render_decision,
 };
 use crate::accounts::password_change::{self, Outcome, Problem, Submission, TicketScope, User};
+use crate::accounts::session::StartedFrom;
 use crate::app::App;
 use crate::authorize::{self, flow::Page};
 use crate::http::client_ip::ClientIp;
@@ -55,7 +56,12 @@ pub fn render(
     )
 }
 
-pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
+pub async fn submit(
+    State(app): State<App>,
+    ClientIp(ip): ClientIp,
+    from: StartedFrom,
+    form: PageForm,
+) -> Response {
     let PageForm { params, jar } = form;
     let binding = cookies::read(&jar, cookies::binding_name(&app.config)).unwrap_or_default();
     let interaction = params.get("interaction").unwrap_or_default();
@@ -105,7 +111,7 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
         }
         Err(e) => return error_page(t, &e),
     };
-    let (jar, session) = match begin_session(&app, jar, &user.sub, None).await {
+    let (jar, session) = match begin_session(&app, jar, &from, &user.sub, None).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
     };

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::accounts::factors::{self, OtpOutcome};
 use crate::accounts::login;
+use crate::accounts::session::StartedFrom;
 use crate::app::App;
 use crate::authorize::flow::Page;
 use crate::authorize::{self, Pending, Proof};
@@ -158,6 +159,7 @@ pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
 pub async fn submit(
     State(app): State<App>,
     ClientIp(ip): ClientIp,
+    from: StartedFrom,
     form: InteractionForm,
 ) -> Response {
     let t = form.t;
@@ -214,6 +216,7 @@ pub async fn submit(
     // The code raises the stage's session: the new one records both factors.
     let proof = Proof {
         user_sub: &session.user_sub,
+        from: &from,
         method,
         event: Some(login::succeeded(&session.user_sub, ip, Some(&client_id))),
     };

@@ -41,6 +41,7 @@ async fn a_device_is_approved_once_and_taken_once(store: Arc<dyn Store>) {
             amr: "pwd".into(),
             created_at: NOW,
             expires_at: NOW + 3600,
+            ..SessionRecord::default()
         })
         .await
         .unwrap();

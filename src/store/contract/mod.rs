@@ -142,6 +142,9 @@ fn session(tag: &str, user_sub: &str, expires_at: i64) -> SessionRecord {
         amr: "pwd".to_owned(),
         created_at: NOW,
         expires_at,
+        device: "Firefox, Linux".to_owned(),
+        ip: Some("192.0.2.7".to_owned()),
+        last_used_at: NOW,
     }
 }
 

@@ -5,6 +5,9 @@ use super::*;
 contract_tests!(
     users_round_trip_and_usernames_are_unique,
     deleting_a_user_removes_its_dependents,
+    a_password_change_ends_the_other_sessions_and_every_family,
+    racing_password_changes_from_one_password_succeed_once,
+    a_claims_patch_touches_only_the_claims_it_names,
 );
 
 async fn users_round_trip_and_usernames_are_unique(store: Arc<dyn Store>) {
@@ -194,6 +197,214 @@ async fn deleting_a_user_removes_its_dependents(store: Arc<dyn Store>) {
     assert!(
         !store
             .is_access_token_revoked("j", Some("g-rt-sub-2"))
+            .await
+            .unwrap()
+    );
+}
+
+/// A user with the sessions `tags` (each with a client that wants to hear of its end) and one
+/// refresh family per client in `clients`.
+async fn user_with_sessions_and_families(
+    store: &Arc<dyn Store>,
+    sub: &str,
+    tags: &[&str],
+    clients: &[&str],
+) {
+    store
+        .insert_user(&user(sub, &format!("name-{sub}")))
+        .await
+        .unwrap();
+    for tag in tags {
+        store
+            .insert_session(&session(tag, sub, NOW + 600))
+            .await
+            .unwrap();
+        store
+            .record_session_client(&format!("sid-{tag}"), "rp-pw", sub, NOW + 600)
+            .await
+            .unwrap();
+    }
+    for client in clients {
+        let grant_id = format!("g-{sub}-{client}");
+        store
+            .insert_grant(&grant(&grant_id, client, sub, NOW + 86_400))
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(&refresh(&format!("rt-{grant_id}"), &grant_id, client, sub))
+            .await
+            .unwrap();
+    }
+}
+
+async fn family_lives(store: &Arc<dyn Store>, sub: &str, client: &str) -> bool {
+    let grant_id = format!("g-{sub}-{client}");
+    store
+        .get_refresh_token(
+            &presented(&grant_id, 0, &hash(&format!("rt-{grant_id}"))),
+            NOW,
+        )
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn a_password_change_ends_the_other_sessions_and_every_family(store: Arc<dyn Store>) {
+    user_with_sessions_and_families(&store, "sub-pw", &["pw1", "pw2", "pw3"], &["c1", "c2"]).await;
+    user_with_sessions_and_families(&store, "sub-qw", &["qw1"], &["c1"]).await;
+    let old = user("sub-pw", "x").password_hash;
+
+    // Not the current password: nothing changes, nothing ends.
+    assert!(
+        !store
+            .change_password(
+                "sub-pw",
+                "$argon2id$stale",
+                "$argon2id$new",
+                &hash("pw1"),
+                NOW
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .get_session(&hash("pw2"), NOW)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(family_lives(&store, "sub-pw", "c1").await);
+
+    assert!(
+        store
+            .change_password("sub-pw", &old, "$argon2id$new", &hash("pw1"), NOW + 5)
+            .await
+            .unwrap()
+    );
+    let changed = store.get_user("sub-pw").await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, "$argon2id$new");
+    assert_eq!(changed.updated_at, NOW + 5);
+    // The session it was made in stays; the others end, and their client hears of it.
+    assert!(
+        store
+            .get_session(&hash("pw1"), NOW)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.get_session(&hash("pw2"), NOW).await.unwrap(), None);
+    assert_eq!(store.get_session(&hash("pw3"), NOW).await.unwrap(), None);
+    let queued = store.list_outbox(LOGOUT_KIND, "rp-pw", 10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    // Every refresh family of the user ends, and its grant is revoked.
+    assert!(!family_lives(&store, "sub-pw", "c1").await);
+    assert!(!family_lives(&store, "sub-pw", "c2").await);
+    let grant = store.get_grant("g-sub-pw-c1").await.unwrap().unwrap();
+    assert_eq!(grant.revoked_at, Some(NOW + 5));
+    // Another user keeps everything.
+    assert!(
+        store
+            .get_session(&hash("qw1"), NOW)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(family_lives(&store, "sub-qw", "c1").await);
+
+    // The old password no longer matches; a disabled user cannot change theirs.
+    assert!(
+        !store
+            .change_password("sub-pw", &old, "$argon2id$again", &hash("pw1"), NOW)
+            .await
+            .unwrap()
+    );
+    let mut disabled = user("sub-qw", "name-sub-qw");
+    disabled.disabled = true;
+    store.update_user(&disabled).await.unwrap();
+    assert!(
+        !store
+            .change_password("sub-qw", &old, "$argon2id$new", &hash("qw1"), NOW)
+            .await
+            .unwrap()
+    );
+}
+
+async fn racing_password_changes_from_one_password_succeed_once(store: Arc<dyn Store>) {
+    user_with_sessions_and_families(&store, "sub-race", &["r1"], &["c1"]).await;
+    let old = user("sub-race", "x").password_hash;
+    let results = race(&store, move |store, i| {
+        let old = old.clone();
+        async move {
+            store
+                .change_password(
+                    "sub-race",
+                    &old,
+                    &format!("$argon2id$new-{i}"),
+                    &hash("r1"),
+                    NOW,
+                )
+                .await
+        }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|won| **won).count(), 1, "{results:?}");
+}
+
+async fn a_claims_patch_touches_only_the_claims_it_names(store: Arc<dyn Store>) {
+    store.insert_user(&user("sub-cl", "clara")).await.unwrap();
+    let patch = |value: serde_json::Value| match value {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    assert!(
+        store
+            .patch_claims(
+                "sub-cl",
+                &patch(serde_json::json!({"name": null, "given_name": "Clara", "locale": "de-DE"})),
+                NOW + 7,
+            )
+            .await
+            .unwrap()
+    );
+    let stored = store.get_user("sub-cl").await.unwrap().unwrap();
+    assert_eq!(stored.claims.name, None);
+    assert_eq!(stored.claims.given_name.as_deref(), Some("Clara"));
+    assert_eq!(stored.claims.locale.as_deref(), Some("de-DE"));
+    // Claims the patch does not name are kept as they are.
+    assert_eq!(stored.claims.email.as_deref(), Some("clara@example.com"));
+    assert_eq!(stored.claims.email_verified, Some(true));
+    assert_eq!(stored.updated_at, NOW + 7);
+    // Removing what is not there is no error; an empty patch changes nothing.
+    assert!(
+        store
+            .patch_claims("sub-cl", &patch(serde_json::json!({"nickname": null})), NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .patch_claims("sub-cl", &serde_json::Map::new(), NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_user("sub-cl").await.unwrap().unwrap().claims,
+        stored.claims
+    );
+    // Nobody, or a disabled user: false.
+    assert!(
+        !store
+            .patch_claims("nobody", &patch(serde_json::json!({"name": "X"})), NOW)
+            .await
+            .unwrap()
+    );
+    let mut disabled = stored.clone();
+    disabled.disabled = true;
+    store.update_user(&disabled).await.unwrap();
+    assert!(
+        !store
+            .patch_claims("sub-cl", &patch(serde_json::json!({"name": "X"})), NOW)
             .await
             .unwrap()
     );

@@ -30,6 +30,7 @@ async fn insert_session(app: &TestApp, sub: &str, hash: u8) {
             amr: "pwd".into(),
             created_at: now,
             expires_at: now + 3600,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -43,12 +43,23 @@ pub struct Step {
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
+        Self::build(app, None)
+    }
+
+    /// A browser that says what it is in a `User-Agent` header (`new` sends none).
+    pub fn with_user_agent(app: &'a TestApp, user_agent: &str) -> Self {
+        Self::build(app, Some(user_agent))
+    }
+
+    fn build(app: &'a TestApp, user_agent: Option<&str>) -> Self {
         let jar = Arc::new(reqwest::cookie::Jar::default());
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(jar.clone())
-            .build()
-            .unwrap();
+            .cookie_provider(jar.clone());
+        if let Some(user_agent) = user_agent {
+            builder = builder.user_agent(user_agent.to_owned());
+        }
+        let http = builder.build().unwrap();
         Browser { app, http, jar }
     }
 

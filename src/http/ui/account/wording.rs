@@ -1,0 +1,205 @@
+//! The words of the account page's own sections (password, profile, sessions), per language;
+//! the page's other words are the shared `text::Text`. Kept apart so that the account page's
+//! vocabulary (a label for every editable claim) does not crowd the pages of a login.
+
+use crate::accounts::account::password::Refusal;
+use crate::accounts::account::profile::{EditableClaim, Invalid};
+
+#[derive(serde::Serialize)]
+pub struct AccountText {
+    pub contents: &'static str,
+    pub profile_title: &'static str,
+    pub profile_save: &'static str,
+    pub profile_saved: &'static str,
+    pub profile_refused: &'static str,
+    pub password_title: &'static str,
+    pub current_password: &'static str,
+    pub new_password: &'static str,
+    pub password_hint: &'static str,
+    pub password_change: &'static str,
+    pub password_changed: &'static str,
+    pub password_wrong: &'static str,
+    pub password_policy: &'static str,
+    pub password_same: &'static str,
+    pub sessions_title: &'static str,
+    pub session_this: &'static str,
+    pub session_unknown_device: &'static str,
+    pub session_unknown_address: &'static str,
+    pub session_started: &'static str,
+    pub session_last_used: &'static str,
+    pub session_sign_out: &'static str,
+    pub sessions_sign_out_others: &'static str,
+    pub session_ended: &'static str,
+    pub sessions_ended: &'static str,
+    pub sessions_more: &'static str,
+    /// Labels of the editable claims, in `EditableClaim::ALL` order.
+    pub claims: [&'static str; 14],
+    pub invalid_too_long: &'static str,
+    pub invalid_control: &'static str,
+    pub invalid_url: &'static str,
+    pub invalid_date: &'static str,
+    pub invalid_time_zone: &'static str,
+    pub invalid_locale: &'static str,
+    pub invalid_phone_number: &'static str,
+}
+
+pub const EN: AccountText = AccountText {
+    contents: "On this page",
+    profile_title: "Your profile",
+    profile_save: "Save profile",
+    profile_saved: "Your profile was saved.",
+    profile_refused: "Some values could not be saved. Please correct the fields marked below.",
+    password_title: "Change password",
+    current_password: "Current password",
+    new_password: "New password",
+    password_hint: "At least 8 characters. Changing it signs you out everywhere else.",
+    password_change: "Change password",
+    password_changed: "Your password was changed. You were signed out everywhere else.",
+    password_wrong: "The current password is incorrect.",
+    password_policy: "The new password must be at least 8 characters long.",
+    password_same: "The new password must differ from the current one.",
+    sessions_title: "Where you are signed in",
+    session_this: "This device",
+    session_unknown_device: "Unknown device",
+    session_unknown_address: "unknown address",
+    session_started: "Signed in",
+    session_last_used: "Last used",
+    session_sign_out: "Sign out",
+    sessions_sign_out_others: "Sign out everywhere else",
+    session_ended: "That session was signed out.",
+    sessions_ended: "You were signed out everywhere else.",
+    sessions_more: "Only the 50 most recently used sessions are listed; signing out everywhere \
+                    else ends all of them.",
+    claims: [
+        "Full name",
+        "Given name",
+        "Middle name",
+        "Family name",
+        "Nickname",
+        "Preferred username",
+        "Profile page (URL)",
+        "Picture (URL)",
+        "Website (URL)",
+        "Gender",
+        "Birthdate (YYYY-MM-DD)",
+        "Time zone (e.g. Europe/Berlin)",
+        "Language (e.g. en-GB)",
+        "Phone number",
+    ],
+    invalid_too_long: "This is too long (at most 256 characters).",
+    invalid_control: "This must be a single line of text.",
+    invalid_url: "Enter a web address starting with https:// or http://.",
+    invalid_date: "Enter a date as YYYY-MM-DD (or only the year, YYYY).",
+    invalid_time_zone: "Enter a time zone name such as Europe/Berlin.",
+    invalid_locale: "Enter a language tag such as en-GB.",
+    invalid_phone_number: "Enter a phone number such as +49 30 1234567.",
+};
+
+pub const DE: AccountText = AccountText {
+    contents: "Auf dieser Seite",
+    profile_title: "Ihr Profil",
+    profile_save: "Profil speichern",
+    profile_saved: "Ihr Profil wurde gespeichert.",
+    profile_refused: "Einige Angaben konnten nicht gespeichert werden. Bitte korrigieren Sie \
+                      die markierten Felder.",
+    password_title: "Passwort ändern",
+    current_password: "Aktuelles Passwort",
+    new_password: "Neues Passwort",
+    password_hint: "Mindestens 8 Zeichen. Eine Änderung meldet Sie überall sonst ab.",
+    password_change: "Passwort ändern",
+    password_changed: "Ihr Passwort wurde geändert. Sie wurden überall sonst abgemeldet.",
+    password_wrong: "Das aktuelle Passwort ist falsch.",
+    password_policy: "Das neue Passwort muss mindestens 8 Zeichen lang sein.",
+    password_same: "Das neue Passwort muss sich vom aktuellen unterscheiden.",
+    sessions_title: "Wo Sie angemeldet sind",
+    session_this: "Dieses Gerät",
+    session_unknown_device: "Unbekanntes Gerät",
+    session_unknown_address: "unbekannte Adresse",
+    session_started: "Angemeldet",
+    session_last_used: "Zuletzt genutzt",
+    session_sign_out: "Abmelden",
+    sessions_sign_out_others: "Überall sonst abmelden",
+    session_ended: "Diese Sitzung wurde abgemeldet.",
+    sessions_ended: "Sie wurden überall sonst abgemeldet.",
+    sessions_more: "Nur die 50 zuletzt genutzten Sitzungen werden gezeigt; „Überall sonst \
+                    abmelden“ beendet alle.",
+    claims: [
+        "Vollständiger Name",
+        "Vorname",
+        "Zweiter Vorname",
+        "Nachname",
+        "Spitzname",
+        "Bevorzugter Benutzername",
+        "Profilseite (URL)",
+        "Bild (URL)",
+        "Website (URL)",
+        "Geschlecht",
+        "Geburtsdatum (JJJJ-MM-TT)",
+        "Zeitzone (z. B. Europe/Berlin)",
+        "Sprache (z. B. de-DE)",
+        "Telefonnummer",
+    ],
+    invalid_too_long: "Das ist zu lang (höchstens 256 Zeichen).",
+    invalid_control: "Bitte nur eine Zeile Text.",
+    invalid_url: "Bitte eine Webadresse eingeben, die mit https:// oder http:// beginnt.",
+    invalid_date: "Bitte ein Datum als JJJJ-MM-TT eingeben (oder nur das Jahr, JJJJ).",
+    invalid_time_zone: "Bitte einen Zeitzonennamen wie Europe/Berlin eingeben.",
+    invalid_locale: "Bitte ein Sprachkürzel wie de-DE eingeben.",
+    invalid_phone_number: "Bitte eine Telefonnummer wie +49 30 1234567 eingeben.",
+};
+
+/// The account page's words in the language `lang` of the shared `Text` (English when there
+/// are none in it).
+pub fn for_lang(lang: &str) -> &'static AccountText {
+    match lang {
+        "de" => &DE,
+        _ => &EN,
+    }
+}
+
+impl AccountText {
+    pub fn claim_label(&self, claim: EditableClaim) -> &'static str {
+        let index = EditableClaim::ALL
+            .iter()
+            .position(|c| *c == claim)
+            .unwrap_or_default();
+        self.claims[index]
+    }
+
+    pub fn invalid(&self, invalid: Invalid) -> &'static str {
+        match invalid {
+            Invalid::TooLong => self.invalid_too_long,
+            Invalid::Control => self.invalid_control,
+            Invalid::NotUrl => self.invalid_url,
+            Invalid::NotDate => self.invalid_date,
+            Invalid::NotTimeZone => self.invalid_time_zone,
+            Invalid::NotLocale => self.invalid_locale,
+            Invalid::NotPhoneNumber => self.invalid_phone_number,
+        }
+    }
+
+    pub fn refusal(&self, refusal: Refusal) -> &'static str {
+        match refusal {
+            Refusal::Policy => self.password_policy,
+            Refusal::SameAsCurrent => self.password_same,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_language_labels_every_claim() {
+        for text in [&EN, &DE] {
+            for claim in EditableClaim::ALL {
+                assert!(!text.claim_label(claim).is_empty());
+            }
+        }
+        assert_eq!(EN.claim_label(EditableClaim::PhoneNumber), "Phone number");
+        assert_eq!(DE.claim_label(EditableClaim::Name), "Vollständiger Name");
+        assert_eq!(for_lang("de").profile_title, "Ihr Profil");
+        assert_eq!(for_lang("fr").profile_title, "Your profile");
+    }
+}
