@@ -39,6 +39,8 @@ pub enum StartupError {
     Outbound(String),
     #[error("LATCHKEY_ISSUER: {0}")]
     Passkeys(String),
+    #[error("LATCHKEY_SMTP_URL: {0}")]
+    Mail(String),
 }
 
 /// Everything a request handler may use.
@@ -68,6 +70,9 @@ pub struct App {
     /// The WebAuthn relying party (passkeys) and the sealer of its ceremonies; `None` when
     /// the issuer's host is an IP address, which cannot be a relying-party id.
     pub passkeys: crate::accounts::factors::passkey::Shared,
+    /// Sends mail (`mail`); `None` when no SMTP server is configured, which turns off the
+    /// features that need mail.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl App {
@@ -108,6 +113,13 @@ impl App {
             &master_key,
         )
         .map_err(|e| StartupError::Passkeys(e.to_string()))?;
+        let mailer = match &config.mail {
+            Some(settings) => Some(Arc::new(
+                crate::mail::Mailer::new(settings, &config.issuer, &master_key)
+                    .map_err(|e| StartupError::Mail(e.to_string()))?,
+            )),
+            None => None,
+        };
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -128,6 +140,7 @@ impl App {
             store,
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
             passkeys: passkeys.map(Arc::new),
+            mailer,
         })
     }
 
@@ -143,9 +156,11 @@ impl App {
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
         let rotation = tokio::spawn(crate::upkeep::rotate_keys_on_schedule(self.clone()));
         let logout = tokio::spawn(crate::logout::run(self.clone()));
-        BackgroundTasks {
-            handles: vec![watcher, housekeeping, rotation, logout],
+        let mut handles = vec![watcher, housekeeping, rotation, logout];
+        if self.mailer.is_some() {
+            handles.push(tokio::spawn(crate::mail::run(self.clone())));
         }
+        BackgroundTasks { handles }
     }
 }
 

@@ -11,11 +11,14 @@
 pub mod account;
 pub mod consent;
 pub mod device;
+pub mod email_links;
+pub mod email_text;
 pub mod factors;
 pub mod login;
 pub mod logout;
 pub mod password;
 pub mod second_factor;
+pub mod signup;
 pub mod text;
 
 use askama::Template;
@@ -52,6 +55,11 @@ pub struct LoginPage<'a> {
     /// Offer "Sign in with a passkey" (an authorization request's login, on a server with
     /// passkeys).
     pub passkeys: bool,
+    /// The "Forgot password?" link's words, when mail is on (an authorization request's
+    /// login only).
+    pub forgot_password: Option<&'static email_text::EmailText>,
+    /// Offer "Create an account" (`LATCHKEY_SIGNUP`, an authorization request's login).
+    pub signup: bool,
 }
 
 pub struct ScopeLine {
@@ -261,6 +269,11 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
         Ok(Decision::Enrol { interaction_id }) => Redirect::to(&format!(
             "{}?interaction={interaction_id}",
             paths::ACCOUNT_TOTP
+        ))
+        .into_response(),
+        Ok(Decision::VerifyEmail { interaction_id }) => Redirect::to(&format!(
+            "{}?interaction={interaction_id}",
+            paths::EMAIL_PENDING
         ))
         .into_response(),
         Ok(Decision::DeviceAnswered { approved }) => {
