@@ -36,6 +36,7 @@ mod introspection;
 mod key_lifecycle;
 mod lifecycle;
 mod logout;
+mod mail;
 mod mfa;
 mod nodes;
 mod par_jar;
