@@ -1,7 +1,8 @@
 //! Start-up wiring and the shared state every handler sees.
 //!
-//! `App` is one `Clone` struct of `Arc`s passed through axum's `State`: cheap to clone per
-//! request, and the only place where the backend, keys, caches and clock are chosen. The
+//! `App` is one `Arc` around `AppState`, passed through axum's `State`: a clone per extractor
+//! and request is one atomic increment, whatever the state holds. This is the only place where
+//! the backend, keys, caches and clock are chosen. The
 //! background tasks that keep a node in step with the others (`upkeep`: cache invalidation,
 //! key reload, expiry housekeeping) are started here.
 
@@ -43,9 +44,20 @@ pub enum StartupError {
     Mail(String),
 }
 
-/// Everything a request handler may use.
+/// Everything a request handler may use (fields of `AppState`, reached through `Deref`).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// The state behind `App`.
+pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keys>,
@@ -124,7 +136,7 @@ impl App {
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
             .map_err(|e| StartupError::Outbound(e.to_string()))?;
-        Ok(App {
+        Ok(App(Arc::new(AppState {
             hasher: Arc::new(SecretHasher::new(&master_key)),
             config: Arc::new(config),
             keys: Arc::new(keys),
@@ -141,7 +153,7 @@ impl App {
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
             passkeys: passkeys.map(Arc::new),
             mailer,
-        })
+        })))
     }
 
     /// A client by id, from the node's cache when possible.

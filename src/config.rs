@@ -62,6 +62,7 @@ struct RawConfig {
     access_token_ttl: Option<i64>,
     refresh_token_ttl: Option<i64>,
     refresh_token_idle_ttl: Option<i64>,
+    refresh_token_reuse_grace: Option<i64>,
     code_ttl: Option<i64>,
     id_token_ttl: Option<i64>,
     session_ttl: Option<i64>,
@@ -198,6 +199,10 @@ pub struct Config {
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub refresh_token_idle_ttl: i64,
+    /// Seconds after a rotation during which the refresh token it replaced is answered with
+    /// the same successor instead of revoking its family (a client retrying a lost answer);
+    /// 0 turns it off.
+    pub refresh_token_reuse_grace: i64,
     pub code_ttl: i64,
     pub id_token_ttl: i64,
     pub session_ttl: i64,
@@ -401,6 +406,7 @@ fn apply_env(
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
+    parsed!(refresh_token_reuse_grace);
     parsed!(code_ttl);
     parsed!(id_token_ttl);
     parsed!(session_ttl);
@@ -419,6 +425,13 @@ fn apply_env(
     parsed!(key_publish_ahead);
     Ok(())
 }
+
+/// The default reuse grace of refresh tokens: long enough for a client's retry after a
+/// switchover's 503 (a new primary within 3 to 8.3 s, measured; docs/deployment.md, "High
+/// availability"), short enough that a stolen token is rarely worth more than its owner's.
+const DEFAULT_REFRESH_TOKEN_REUSE_GRACE: i64 = 10;
+/// The longest reuse grace accepted: RFC 9700 §4.14.2 allows a grace, not a second lifetime.
+const MAX_REFRESH_TOKEN_REUSE_GRACE: i64 = 60;
 
 fn positive(key: &str, value: Option<i64>, default: i64) -> Result<i64, ConfigError> {
     let v = value.unwrap_or(default);
@@ -543,6 +556,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         raw.refresh_token_idle_ttl,
         refresh_token_ttl,
     )?;
+    let refresh_token_reuse_grace = raw
+        .refresh_token_reuse_grace
+        .unwrap_or(DEFAULT_REFRESH_TOKEN_REUSE_GRACE);
+    if !(0..=MAX_REFRESH_TOKEN_REUSE_GRACE).contains(&refresh_token_reuse_grace) {
+        return Err(ConfigError::new(
+            "refresh_token_reuse_grace",
+            format!("must be between 0 and {MAX_REFRESH_TOKEN_REUSE_GRACE} seconds"),
+        ));
+    }
     let code_ttl = positive("code_ttl", raw.code_ttl, 60)?;
     if code_ttl > 600 {
         return Err(ConfigError::new(
@@ -676,6 +698,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         access_token_ttl,
         refresh_token_ttl,
         refresh_token_idle_ttl,
+        refresh_token_reuse_grace,
         code_ttl,
         id_token_ttl,
         session_ttl,

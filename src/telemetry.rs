@@ -16,6 +16,12 @@ pub fn reuse_detected(kind: &'static str) {
     metrics::counter!("latchkey_reuse_detections_total", "kind" => kind).increment(1);
 }
 
+/// A refresh token the latest rotation replaced came back within the reuse grace and was
+/// answered with its successor again (a client retrying a lost answer).
+pub fn refresh_retried() {
+    metrics::counter!("latchkey_refresh_retries_total").increment(1);
+}
+
 /// Housekeeping deleted `rows` expired rows of `table` in its last pass.
 pub fn purged(table: &'static str, rows: u64) {
     metrics::counter!("latchkey_housekeeping_purged_rows_total", "table" => table).increment(rows);

@@ -132,8 +132,9 @@
   // On a flow's login or second-factor page `interaction` names the flow; on the account
   // page's step-up it is empty, and the passkey confirms the signed-in account instead.
   function setUpLogin(box) {
+    // The second-factor page of a user without codes has no form, so the box names it too.
     var field = document.querySelector('input[name="interaction"]');
-    var interaction = field ? field.value : "";
+    var interaction = box.getAttribute("data-interaction") || (field ? field.value : "");
     var start = interaction ? { interaction: interaction } : {};
     var error = document.getElementById("passkey-error");
     var pending = null; // the conditional request, aborted before a modal one starts
@@ -165,6 +166,7 @@
     }
 
     show(box, true);
+    show(document.getElementById("passkey-needs-script"), false);
     document.getElementById("passkey-sign-in").addEventListener("click", function () {
       show(error, false);
       signIn(null).catch(function (e) {

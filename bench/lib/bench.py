@@ -56,8 +56,6 @@ SCENARIOS = ["client_credentials", "client_credentials_pkjwt", "client_credentia
              "login", "login_totp"]
 # The scenarios whose flows log in (argon2id-bound, run last, reported per finished flow).
 LOGINS = ("login", "login_totp")
-# Left out of the CI smoke (see `run`): their harness is known to be broken.
-SMOKE_SKIP = {"login_totp"}
 STATIC = {"client_credentials", "introspection", "userinfo", "discovery", "jwks"}
 
 
@@ -292,7 +290,9 @@ class Bench:
 
     # -------------------------------------------------------- set-up
 
-    def latchkey_target(self, backend: str) -> Target:
+    def latchkey_target(self, backend: str, suffix: str = "") -> Target:
+        """A Latchkey server on `backend` with its own database; `suffix` tells apart two
+        servers on the same backend (the scale run's empty and preloaded twins)."""
         port = free_port()
         env = dict(os.environ)
         env.update({
@@ -312,15 +312,15 @@ class Bench:
             env[k] = v
         db = None
         if backend == "pg":
-            db = f"latchkey_bench_{os.getpid()}"
+            db = f"latchkey_bench_{os.getpid()}{suffix.replace('-', '_')}"
             psql(f'drop database if exists "{db}"')
             psql(f'create database "{db}"')
             self.dbs.append(db)
             env["LATCHKEY_DATABASE_URL"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db
         else:
-            env["LATCHKEY_DATABASE_URL"] = "sqlite://" + os.path.join(self.work, "latchkey.db")
+            env["LATCHKEY_DATABASE_URL"] = "sqlite://" + os.path.join(self.work, f"latchkey{suffix}.db")
         return Target(
-            name=f"latchkey-{backend}", label=f"Latchkey ({'Postgres' if backend == 'pg' else 'SQLite'})",
+            name=f"latchkey-{backend}{suffix}", label=f"Latchkey ({'Postgres' if backend == 'pg' else 'SQLite'})",
             port=port, cmd=[self.args.latchkey, "serve"], env=env,
             ready_path="/.well-known/openid-configuration", scenarios=SCENARIOS, pg_db=db)
 
@@ -335,8 +335,8 @@ class Bench:
         time.sleep(1.0)  # settle before reading idle memory
         t.idle_rss_kib = mem_kib(t.proc.pid).get("VmRSS", 0)
 
-    def setup_latchkey(self, backend: str) -> Target:
-        t = self.latchkey_target(backend)
+    def setup_latchkey(self, backend: str, suffix: str = "") -> Target:
+        t = self.latchkey_target(backend, suffix)
         # First start applies the migrations and provisions; it is not timed.
         t.start(self.procs, os.path.join(self.work, f"{t.name}.log"))
         creds = lf.provision(t.base, ADMIN_TOKEN, self.args.id_token_alg)
@@ -492,9 +492,10 @@ class Bench:
     def totp_codes(self, t: Target, run: int) -> str:
         """Fresh TOTP users for one run of login_totp, with their codes for every time step the
         run can see, one user a line: `USERNAME STEP:CODE STEP:CODE ...`. A code is accepted once
-        per user and step (one step of drift either way), so each user logs in at most three
-        times in a step window: enough users for ~60 logins/s are provisioned."""
-        n = max(48, int(30 * self.args.duration))
+        per user and step, and the harness uses the current and the next step only (see
+        loginflow.lua), so a user logs in at most twice in a step window: enough users for ~80
+        logins/s are provisioned."""
+        n = max(64, int(40 * self.args.duration))
         users = lf.provision_totp_users(t.base, ADMIN_TOKEN, f"{os.getpid()}-{run}", n)
         first = int(time.time()) // 30 - 1
         last = (int(time.time()) + int(self.args.duration) + 120) // 30 + 1
@@ -679,11 +680,6 @@ class Bench:
             # whatever the allocator keeps of it would otherwise show in the later scenarios'
             # memory figures.
             wanted = [s for s in SCENARIOS if not a.only or s in a.only.split(",")]
-            if a.smoke and not a.only:
-                # KNOWN BROKEN, to fix next: login_totp's harness reuses codes (status errors and
-                # `no_user` in the 2-s smoke on a quiet machine), so the CI smoke leaves it out;
-                # `--only login_totp` still runs it.
-                wanted = [s for s in wanted if s not in SMOKE_SKIP]
             for phase in ([s for s in wanted if s not in LOGINS], [s for s in wanted if s in LOGINS]):
                 for run in range(1, a.runs + 1):
                     for s in phase:

@@ -64,12 +64,21 @@ def preload_sql(users: int, families: int, events: int, client_id: str, phc: str
     ]
 
 
+SCALE_SUFFIX = "-scale"
+
+
 class ScaleBench(b.Bench):
-    """bench.Bench with an empty and a preloaded phase, admin scenarios, and the checks."""
+    """bench.Bench with two servers per backend, one on an empty and one on a preloaded
+    database (the "empty" and "scale" phases), admin scenarios, and the checks.
+
+    Both twins run side by side and every scenario is measured on one and then the other
+    (in turn first), run after run: the ratios compare measurements taken a few seconds apart,
+    so a machine whose load changes during the run (other work beside the benchmark) moves both
+    sides of a ratio alike instead of favouring whichever phase ran when it was quieter."""
 
     def __init__(self, args):
         super().__init__(args)
-        self.phase = "empty"
+        self.pairs: list[tuple[b.Target, b.Target]] = []  # (empty, preloaded) per backend
         self.explained: dict[str, dict] = {}
         self.big_tables: set[str] = set()
         self.explain_note = ""
@@ -94,7 +103,8 @@ class ScaleBench(b.Bench):
     def measure(self, t, scenario, run, warmup=False):
         row = super().measure(t, scenario, run, warmup)
         if row is not None:
-            row["phase"] = self.phase
+            row["phase"] = "scale" if t.name.endswith(SCALE_SUFFIX) else "empty"
+            row["base"] = t.name.removesuffix(SCALE_SUFFIX)
         return row
 
     # -------------------------------------------------------- preload
@@ -241,25 +251,24 @@ class ScaleBench(b.Bench):
         backends = [x for x in a.backends.split(",") if x]
         try:
             for x in backends:
-                b.log(f"starting Latchkey on {x}")
-                t = self.setup_latchkey(x)
-                self.latchkey_state[t.name]["sub"] = self.bench_sub(t)
-                self.targets.append(t)
-            for phase in ("empty", "scale"):
-                self.phase = phase
-                if phase == "scale":
-                    for t in self.targets:
-                        self.preload(t)
-                if a.warmup > 0:
-                    for t in self.targets:
-                        for s in scenarios:
-                            if s in b.STATIC or s in ADMIN_SCENARIOS:
-                                self.measure(t, s, 0, warmup=True)
-                for run in range(1, a.runs + 1):
+                b.log(f"starting Latchkey on {x}, twice (empty and preloaded)")
+                empty, full = self.setup_latchkey(x), self.setup_latchkey(x, SCALE_SUFFIX)
+                for t in (empty, full):
+                    self.latchkey_state[t.name]["sub"] = self.bench_sub(t)
+                    self.targets.append(t)
+                self.preload(full)
+                self.pairs.append((empty, full))
+            if a.warmup > 0:
+                for t in self.targets:
                     for s in scenarios:
-                        for t in self.targets:
+                        if s in b.STATIC or s in ADMIN_SCENARIOS:
+                            self.measure(t, s, 0, warmup=True)
+            for run in range(1, a.runs + 1):
+                for s in scenarios:
+                    for empty, full in self.pairs:
+                        for t in ((empty, full) if run % 2 else (full, empty)):
                             self.measure(t, s, run)
-            pg = next((t for t in self.targets if t.pg_db), None)
+            pg = next((full for _, full in self.pairs if full.pg_db), None)
             if pg:
                 self.explain_hot_statements(pg, scenarios)
                 self.measure_sizes(pg)
@@ -285,7 +294,7 @@ class ScaleBench(b.Bench):
 
     def median(self, target, scenario, phase, key):
         values = [r[key] for r in self.results
-                  if r["target"] == target and r["scenario"] == scenario and r.get("phase") == phase]
+                  if r.get("base") == target and r["scenario"] == scenario and r.get("phase") == phase]
         return statistics.median(values) if values else None
 
     def render(self) -> tuple[str, list[str]]:
@@ -298,22 +307,25 @@ class ScaleBench(b.Bench):
                f"{' '.join(m.get('loadavg', []))} at the start; {m.get('rustc')}  ",
                f"Load: wrk, {a.connections} connections, {a.threads} threads, {a.duration:g} s per run, "
                f"{a.runs} run(s) per scenario and phase, medians. Targets: req/s at scale ≥ "
-               f"{RPS_TARGET}× and p99 ≤ {P99_TARGET}× the empty database's.", ""]
-        for t in self.targets:
-            users, families, events = self.preloaded(t)
+               f"{RPS_TARGET}× and p99 ≤ {P99_TARGET}× the empty database's.  ",
+               "Method: two servers per backend run side by side, one on an empty and one on a "
+               "preloaded database; each scenario is measured on one, then at once on the other "
+               "(which one goes first alternates from run to run).", ""]
+        for t, full in self.pairs:
+            users, families, events = self.preloaded(full)
             out += [f"## {t.label}", "",
                     f"Preloaded {users:,} users, {families:,} live refresh-token families (and their "
-                    f"grants) and {events:,} audit events in {self.preload_s.get(t.name, 0):.0f} s.", "",
+                    f"grants) and {events:,} audit events in {self.preload_s.get(full.name, 0):.0f} s.", "",
                     "| scenario | req/s empty | req/s scale | ratio | p99 empty (ms) | p99 scale (ms) | ratio | errors | verdict |",
                     "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
             seen = set()
-            for s in [r["scenario"] for r in self.results if r["target"] == t.name and r.get("phase") == "empty"]:
+            for s in [r["scenario"] for r in self.results if r.get("base") == t.name and r.get("phase") == "empty"]:
                 if s in seen:
                     continue
                 seen.add(s)
                 e_rps, s_rps = self.median(t.name, s, "empty", "rps"), self.median(t.name, s, "scale", "rps")
                 e_p99, s_p99 = self.median(t.name, s, "empty", "p99_ms"), self.median(t.name, s, "scale", "p99_ms")
-                errors = sum(r["errors"] for r in self.results if r["target"] == t.name and r["scenario"] == s)
+                errors = sum(r["errors"] for r in self.results if r.get("base") == t.name and r["scenario"] == s)
                 if None in (e_rps, s_rps, e_p99, s_p99):
                     continue
                 r_rps = s_rps / e_rps if e_rps else 0

@@ -24,8 +24,8 @@
 --   GET  /login/otp?interaction=B       -> 200 form (interaction, csrf_token, otp; the user)
 --   POST /login/otp                     -> 303 /consent?interaction=C  (+ two-factor session)
 --
--- A code is accepted once per user and 30-second step (one step of drift either way), so the
--- file holds many users, each with its codes for every step of the run (computed by the
+-- A code is accepted once per user and 30-second step, and only for a step later than the
+-- user's last accepted one (one step of drift either way), so the file holds many users, each with its codes for every step of the run (computed by the
 -- harness), one user a line: `USERNAME STEP:CODE ...`. Each thread takes its share of the
 -- lines; a login takes a user whose next unused step is still within the drift of now, and
 -- the second-factor page (which names its user) gets that step's code.
@@ -63,14 +63,16 @@ local function load_totp(path)
   return users
 end
 
--- login_totp: the next user with a code still acceptable now (its next unused step within one
--- step of now); reserves that step's code for the user's second-factor page.
+-- login_totp: the next user with a code still acceptable now (its next unused step is the
+-- current step or the one after); reserves that step's code for the user's second-factor page.
+-- The previous step is never picked: a login posted just before a step boundary reaches the
+-- second-factor page after it, when the server's window no longer holds that step.
 local function totp_user()
   local now = math.floor(os.time() / 30)
   for _ = 1, #totp do
     logins = logins + 1
     local u = totp[(logins % #totp) + 1]
-    local step = math.max(u.next, now - 1)
+    local step = math.max(u.next, now)
     if step <= now + 1 and u.codes[step] then
       u.next = step + 1
       owed[u.name] = u.codes[step]

@@ -28,8 +28,8 @@ pub mod request;
 pub mod request_object;
 
 pub use pending::{
-    Pending, answer_consent, consent_to_ask, continue_after_login, enrolled, load_pending,
-    stage_session,
+    LoggedIn, Pending, Proof, answer_consent, consent_to_ask, continue_after_login, enrolled,
+    load_pending, log_in, stage_session,
 };
 
 use url::Url;

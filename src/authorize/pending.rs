@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::flow::{self, Arrival, Next, Page, Stage};
 use super::{AuthorizeError, Decision, deciding, error_redirect, new_code, redirect_uri, seals};
+use crate::accounts::assurance::{self, Method};
 use crate::accounts::{consent, session};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
@@ -75,6 +76,53 @@ impl Pending {
     pub fn admits(&self, page: Page) -> bool {
         self.stage.admits(page)
     }
+}
+
+/// What a login step of a flow proved: whose it is, and the method it used (a password, a
+/// one-time code, a passkey).
+pub struct Proof<'a> {
+    pub user_sub: &'a str,
+    pub method: Method,
+    /// The `login_succeeded` event, stored with the new session; its `amr` is added here.
+    pub event: Option<Event>,
+}
+
+/// A flow after a login step: the new session's cookie value and where the flow goes next.
+pub struct LoggedIn {
+    pub cookie: String,
+    pub decision: Result<Decision, AuthorizeError>,
+}
+
+/// Starts the session a login step won, replacing the browser's (`session_cookie`), and moves
+/// the flow on from it (`continue_after_login`). Every login page ends here: the password
+/// form, the second-factor form and the passkey sign-in.
+///
+/// A second factor (a code or a passkey) given at the `SecondFactor` stage, by the user of
+/// the session that stage names, adds to that session's methods: a password session raised
+/// with a passkey records `pwd hwk mfa` (RFC 8176), and its `acr` follows from that. Anything
+/// else starts afresh with the one method it proved: a password, or a passkey at any other
+/// stage or of another user (a new login, which never skips anything). Either way the new
+/// session has a fresh id, and its `auth_time` is now.
+pub async fn log_in(
+    app: &App,
+    pending: &Pending,
+    session_cookie: Option<&str>,
+    proof: Proof<'_>,
+) -> Result<LoggedIn, OAuthError> {
+    let mut methods = vec![proof.method];
+    if proof.method != Method::Pwd
+        && let Some(raised) =
+            stage_session(app, pending, Page::SecondFactor, session_cookie).await?
+        && raised.session.user_sub == proof.user_sub
+    {
+        methods.extend(assurance::methods(&raised.session.amr));
+    }
+    let amr = assurance::amr(&methods);
+    let event = proof.event.map(|e| e.detail("amr", amr.clone()));
+    let (cookie, session) =
+        session::begin(app, session_cookie, proof.user_sub, &amr, event).await?;
+    let decision = continue_after_login(app, pending, &session).await;
+    Ok(LoggedIn { cookie, decision })
 }
 
 /// After a successful login (which started `session`): ask for consent, in an interaction

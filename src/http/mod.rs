@@ -16,16 +16,17 @@ pub mod oidc;
 pub mod ui;
 pub mod webauthn;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::PropagateRequestIdLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -160,8 +161,13 @@ pub fn router(app: App) -> Router {
         .nest("/admin", admin::router())
         .route_layer(axum::middleware::from_fn(run_to_completion));
     let request_id = HeaderName::from_static(REQUEST_ID);
-    let mut router = Router::new()
+    let router = Router::new()
         .merge(writes)
+        .merge(
+            oauth::token_endpoint_router()
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(cors.clone()),
+        )
         .merge(
             oidc::router()
                 .method_not_allowed_fallback(method_not_allowed)
@@ -184,18 +190,20 @@ pub fn router(app: App) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    for (name, value) in security_header_list(https) {
-        router = router.layer(header_layer(name, value));
-    }
     // Outermost: every request gets an id (kept when a load balancer set a well-formed one,
     // see `request_id`), echoed in the response and recorded on the request's log span.
     // Spans carry the path only: query strings can hold hints and tokens, which must never
     // reach a log.
     // axum sets `Allow` as the innermost router finishes a response, after its layers ran;
     // wrapping the whole router as the fallback of an outer one lets a layer see it.
+    // The security headers are set by `finish_response` too: one step for all of them, not
+    // one layer each (every layer is cloned and dropped again for every request).
     Router::new()
         .fallback_service(router)
-        .layer(axum::middleware::map_response(finish_response))
+        .layer(axum::middleware::map_response_with_state(
+            Arc::new(security_headers(https)),
+            finish_response,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request
@@ -218,6 +226,14 @@ async fn run_to_completion(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    to_completion(next.run(request)).await
+}
+
+/// `answer` on its own task (see `run_to_completion`), for a handler that decides per request
+/// whether it needs that.
+pub(crate) async fn to_completion(
+    answer: impl Future<Output = axum::response::Response> + Send + 'static,
+) -> axum::response::Response {
     use crate::accounts::password::{CLIENT, ClientPresence};
     /// Marks the client gone when the request's future is dropped before it answered.
     struct LeaveOnDrop(Option<ClientPresence>);
@@ -230,7 +246,7 @@ async fn run_to_completion(
     }
     let client = ClientPresence::default();
     let mut on_drop = LeaveOnDrop(Some(client.clone()));
-    let answer = tokio::spawn(CLIENT.scope(client, next.run(request))).await;
+    let answer = tokio::spawn(CLIENT.scope(client, answer)).await;
     on_drop.0 = None;
     match answer {
         Ok(response) => response,
@@ -291,10 +307,6 @@ fn usable_request_id(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-}
-
 async fn stylesheet() -> impl axum::response::IntoResponse {
     (
         [
@@ -327,6 +339,8 @@ async fn passkeys_script() -> impl axum::response::IntoResponse {
 
 /// The last touches every routed answer gets.
 ///
+/// The security headers (`security_header_list`), unless the answer set one itself.
+///
 /// axum adds `Allow` to every answer of a method-not-allowed fallback, including the 401 an
 /// unauthenticated caller gets from the admin API's; only a real 405 may list methods, so a
 /// stranger cannot map the admin paths.
@@ -336,7 +350,16 @@ async fn passkeys_script() -> impl axum::response::IntoResponse {
 /// shape as for any other bad request instead. The rest of such a body is never read, so the
 /// connection cannot carry another request: `Connection: close` tells the client so, instead
 /// of letting it reuse a connection the server is about to close.
-async fn finish_response(mut response: axum::response::Response) -> axum::response::Response {
+async fn finish_response(
+    State(security): State<Arc<axum::http::HeaderMap>>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    // A handler that set one of these itself (a page with its own policy) keeps its value.
+    for (name, value) in security.iter() {
+        if !response.headers().contains_key(name) {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
     let status = response.status();
     if status != axum::http::StatusCode::METHOD_NOT_ALLOWED {
         response.headers_mut().remove(header::ALLOW);

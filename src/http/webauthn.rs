@@ -7,7 +7,7 @@
 //! The core (`accounts::factors::passkey`) does the ceremonies; this only translates.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -19,7 +19,7 @@ use crate::accounts::factors::passkey::{self, Binding, CEREMONY_TTL, PasskeyErro
 use crate::accounts::session::{self, Session};
 use crate::app::App;
 use crate::authorize::flow::Page;
-use crate::authorize::{self, AuthorizeError, Decision};
+use crate::authorize::{self, AuthorizeError, Decision, Proof};
 use crate::config::Config;
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
@@ -148,6 +148,28 @@ fn opening(app: &App, headers: &HeaderMap, body: &[u8]) -> Result<(Value, String
     Ok((body, csrf))
 }
 
+/// A call from the pages' script that passed `opening`: its JSON object body, the CSRF token
+/// it sent (not yet checked against anything), and the browser's cookies.
+pub struct Call {
+    body: Value,
+    csrf: String,
+    jar: CookieJar,
+}
+
+impl FromRequest<App> for Call {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(request.headers());
+        let headers = request.headers().clone();
+        let bytes = Bytes::from_request(request, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (body, csrf) = opening(app, &headers, &bytes)?;
+        Ok(Call { body, csrf, jar })
+    }
+}
+
 /// The session of an account-page call, checked against the account page's CSRF token.
 async fn account_session(app: &App, jar: &CookieJar, csrf: &str) -> Result<Session, Response> {
     let cookie = cookies::read(jar, cookies::session_name(&app.config));
@@ -177,24 +199,7 @@ async fn signed_in(
     jar: &CookieJar,
     csrf: &str,
 ) -> Result<(Session, crate::store::UserRecord), Response> {
-    let cookie = cookies::read(jar, cookies::session_name(&app.config));
-    let session = match session::current(app, cookie).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                &OAuthError::new(
-                    ErrorCode::LoginRequired,
-                    "sign in on the account page first",
-                ),
-            ));
-        }
-        Err(e) => return Err(error(StatusCode::BAD_REQUEST, &e)),
-    };
-    let expected = csrf_token(app, ACCOUNT_PURPOSE, "", "", &session.sid);
-    if !csrf_matches(&expected, Some(csrf)) {
-        return Err(forbidden("the CSRF token does not match this session"));
-    }
+    let session = account_session(app, jar, csrf).await?;
     // A user who has (or must have) a second factor uses it on the account page first: a
     // session won with the password alone cannot add a passkey (it would skip the factor).
     match factors::standing(app, &session.user_sub).await {
@@ -219,17 +224,43 @@ async fn signed_in(
     }
 }
 
-/// `POST /webauthn/register/options` `{"name"?}` → `{"publicKey": …}`.
-pub async fn register_options(
-    State(app): State<App>,
-    headers: HeaderMap,
+/// The answer to an options call: the `publicKey` options for the browser, the sealed
+/// ceremony in its cookie.
+fn options_answer(
+    app: &App,
     jar: CookieJar,
-    body: Bytes,
+    started: Result<(Value, String), PasskeyError>,
 ) -> Response {
-    let (body, csrf) = match opening(&app, &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    match started {
+        Ok((options, sealed)) => {
+            let jar = jar.add(ceremony_cookie(&app.config, sealed, CEREMONY_TTL));
+            let body = json!({ "publicKey": options });
+            (jar, json_ok(StatusCode::OK, &body)).into_response()
+        }
+        Err(e) => from_core(e),
+    }
+}
+
+/// Finishes the sign-in ceremony in the browser's cookie (`passkey::login`) and clears the
+/// cookie, whatever the outcome: a ceremony is answered once.
+async fn finish_login(
+    app: &App,
+    jar: CookieJar,
+    binding: &Binding<'_>,
+    credential: &Value,
+    ip: Option<std::net::IpAddr>,
+) -> (CookieJar, Result<crate::store::UserRecord, PasskeyError>) {
+    let sealed = ceremony(&jar, &app.config);
+    let outcome = passkey::login(app, binding, sealed, credential, ip).await;
+    (
+        jar.add(ceremony_cookie(&app.config, String::new(), 0)),
+        outcome,
+    )
+}
+
+/// `POST /webauthn/register/options` `{"name"?}` → `{"publicKey": …}`.
+pub async fn register_options(State(app): State<App>, call: Call) -> Response {
+    let Call { body, csrf, jar } = call;
     let (session, user) = match signed_in(&app, &jar, &csrf).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -239,31 +270,13 @@ pub async fn register_options(
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return bad_request("name must be a string"),
     };
-    match passkey::register_options(&app, &user, &session.session_hash, name).await {
-        Ok((options, sealed)) => {
-            let jar = jar.add(ceremony_cookie(&app.config, sealed, CEREMONY_TTL));
-            (
-                jar,
-                json_ok(StatusCode::OK, &json!({ "publicKey": options })),
-            )
-                .into_response()
-        }
-        Err(e) => from_core(e),
-    }
+    let started = passkey::register_options(&app, &user, &session.session_hash, name).await;
+    options_answer(&app, jar, started)
 }
 
 /// `POST /webauthn/register` with the RegistrationResponseJSON → 201 `{"id", "name"}`.
-pub async fn register(
-    State(app): State<App>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    jar: CookieJar,
-    body: Bytes,
-) -> Response {
-    let csrf = match opening(&app, &headers, &body) {
-        Ok((_, csrf)) => csrf,
-        Err(r) => return r,
-    };
+pub async fn register(State(app): State<App>, ClientIp(ip): ClientIp, call: Call) -> Response {
+    let Call { body, csrf, jar } = call;
     let (session, user) = match signed_in(&app, &jar, &csrf).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -321,16 +334,8 @@ async fn pending_for_login(
 }
 
 /// `POST /webauthn/login/options` `{"interaction"}` → `{"publicKey": …}`.
-pub async fn login_options(
-    State(app): State<App>,
-    headers: HeaderMap,
-    jar: CookieJar,
-    body: Bytes,
-) -> Response {
-    let (body, csrf) = match opening(&app, &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn login_options(State(app): State<App>, call: Call) -> Response {
+    let Call { body, csrf, jar } = call;
     if body.get("interaction").is_none() {
         return account_options(&app, jar, &csrf).await;
     }
@@ -342,32 +347,13 @@ pub async fn login_options(
         finish_id: &pending.finish_id,
         browser_binding: &pending.binding,
     };
-    match passkey::login_options(&app, &binding) {
-        Ok((options, sealed)) => {
-            let jar = jar.add(ceremony_cookie(&app.config, sealed, CEREMONY_TTL));
-            (
-                jar,
-                json_ok(StatusCode::OK, &json!({ "publicKey": options })),
-            )
-                .into_response()
-        }
-        Err(e) => from_core(e),
-    }
+    options_answer(&app, jar, passkey::login_options(&app, &binding))
 }
 
 /// `POST /webauthn/login` `{"interaction", "credential"}` → `{"redirect": URL}`: signs the
 /// user in (a new session, as a password login would) and continues the interaction.
-pub async fn login(
-    State(app): State<App>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    jar: CookieJar,
-    body: Bytes,
-) -> Response {
-    let (body, csrf) = match opening(&app, &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn login(State(app): State<App>, ClientIp(ip): ClientIp, call: Call) -> Response {
+    let Call { body, csrf, jar } = call;
     let Some(credential) = body.get("credential") else {
         return bad_request("credential is required");
     };
@@ -382,24 +368,26 @@ pub async fn login(
         finish_id: &pending.finish_id,
         browser_binding: &pending.binding,
     };
-    let sealed = ceremony(&jar, &app.config);
-    let outcome = passkey::login(&app, &binding, sealed, credential, ip).await;
-    let jar = jar.add(ceremony_cookie(&app.config, String::new(), 0));
+    let (jar, outcome) = finish_login(&app, jar, &binding, credential, ip).await;
     let user = match outcome {
         Ok(user) => user,
         Err(e) => return (jar, from_core(e)).into_response(),
     };
     let event = crate::accounts::login::succeeded(&user.sub, ip, Some(&pending.client.client_id))
         .detail("method", "passkey");
+    let proof = Proof {
+        user_sub: &user.sub,
+        method: Method::Hwk,
+        event: Some(event),
+    };
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    let (cookie_value, session) =
-        match session::begin(&app, old, &user.sub, &passkey::amr(), Some(event)).await {
-            Ok(v) => v,
-            Err(e) => return (jar, error(StatusCode::BAD_REQUEST, &e)).into_response(),
-        };
-    let jar = jar.add(cookies::session_cookie(&app.config, cookie_value));
-    let decision = authorize::continue_after_login(&app, &pending, &session).await;
-    (jar, continue_with(decision)).into_response()
+    match authorize::log_in(&app, &pending, old, proof).await {
+        Ok(done) => {
+            let jar = jar.add(cookies::session_cookie(&app.config, done.cookie));
+            (jar, continue_with(done.decision)).into_response()
+        }
+        Err(e) => (jar, error(StatusCode::BAD_REQUEST, &e)).into_response(),
+    }
 }
 
 /// Login options for the account page's step-up (no interaction): the ceremony is bound to
@@ -412,17 +400,7 @@ async fn account_options(app: &App, jar: CookieJar, csrf: &str) -> Response {
     let binding = Binding::Account {
         session_hash: &session.session_hash,
     };
-    match passkey::login_options(app, &binding) {
-        Ok((options, sealed)) => {
-            let jar = jar.add(ceremony_cookie(&app.config, sealed, CEREMONY_TTL));
-            (
-                jar,
-                json_ok(StatusCode::OK, &json!({ "publicKey": options })),
-            )
-                .into_response()
-        }
-        Err(e) => from_core(e),
-    }
+    options_answer(app, jar, passkey::login_options(app, &binding))
 }
 
 /// The account page's step-up with a passkey: the passkey must be the signed-in user's; the
@@ -441,9 +419,7 @@ async fn account_login(
     let binding = Binding::Account {
         session_hash: &session.session_hash,
     };
-    let sealed = ceremony(&jar, &app.config);
-    let outcome = passkey::login(app, &binding, sealed, credential, ip).await;
-    let jar = jar.add(ceremony_cookie(&app.config, String::new(), 0));
+    let (jar, outcome) = finish_login(app, jar, &binding, credential, ip).await;
     let user = match outcome {
         Ok(user) => user,
         Err(e) => return (jar, from_core(e)).into_response(),

@@ -65,6 +65,7 @@ pub enum PasskeyUsed {
 #[async_trait]
 pub trait PasskeyStore: Send + Sync {
     /// Stores a new passkey, unless its user already has `MAX_PASSKEYS_PER_USER` (false then).
+    /// The cap holds under any number of concurrent registrations on any number of nodes.
     /// A credential id already registered (to anyone) is `Conflict("credential_id")`.
     async fn insert_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<bool>;
     /// The passkey with this credential id, whoever it belongs to.
@@ -91,15 +92,27 @@ macro_rules! passkey_columns {
     };
 }
 
-/// The count and the insert in one statement: no passkey is added past the limit by a
-/// single writer (two racing registrations of one user may both pass; the limit is about
-/// size, not security, and a user has few sessions).
+/// Takes the lowest free slot (0 to `MAX_PASSKEYS_PER_USER - 1`) of the user and stores the
+/// passkey in it, in one statement. The unique index on `(user_sub, slot)` is what holds the
+/// cap under concurrency: racing registrations that picked the same slot cannot both commit,
+/// and the loser inserts nothing (`ON CONFLICT DO NOTHING`; on Postgres it waits for the
+/// winner's commit first). With no free slot nothing is inserted either. The count guards
+/// users who got more passkeys than the cap before slots existed (migration 0082).
+/// A credential id registered before still fails on its own unique constraint.
 const INSERT_PASSKEY: &str = concat!(
-    "INSERT INTO passkey (",
+    "WITH RECURSIVE slot_number (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slot_number \
+     WHERE n + 1 < $9) \
+     INSERT INTO passkey (",
     passkey_columns!(),
-    ") SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-     WHERE (SELECT COUNT(*) FROM passkey WHERE user_sub = $3) < $9"
+    ", slot) SELECT $1, $2, $3, $4, $5, $6, $7, $8, n FROM slot_number \
+     WHERE NOT EXISTS (SELECT 1 FROM passkey p WHERE p.user_sub = $3 AND p.slot = n) \
+     AND (SELECT COUNT(*) FROM passkey p WHERE p.user_sub = $3) < $9 \
+     ORDER BY n LIMIT 1 \
+     ON CONFLICT (user_sub, slot) DO NOTHING"
 );
+/// How many passkeys a user has: whether an insert that took no slot found the user full or
+/// lost a race for a slot.
+const COUNT_PASSKEYS: &str = "SELECT COUNT(*) AS n FROM passkey WHERE user_sub = $1";
 const GET_BY_CREDENTIAL: &str = concat!(
     "SELECT ",
     passkey_columns!(),
@@ -151,11 +164,27 @@ macro_rules! impl_passkey_store {
         #[async_trait]
         impl PasskeyStore for $store {
             async fn insert_passkey(&self, passkey: &PasskeyRecord) -> StoreResult<bool> {
-                let done = bind_passkey(::sqlx::query(INSERT_PASSKEY), passkey)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                Ok(done.rows_affected() == 1)
+                // Each lost race means another registration of this user took a slot, so
+                // after at most one round per slot the user is full or this one got in.
+                for _ in 0..=MAX_PASSKEYS_PER_USER {
+                    let done = bind_passkey(::sqlx::query(INSERT_PASSKEY), passkey)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    if done.rows_affected() == 1 {
+                        return Ok(true);
+                    }
+                    let row = ::sqlx::query(COUNT_PASSKEYS)
+                        .bind(&passkey.user_sub)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    let count: i64 = row.col("n")?;
+                    if count >= MAX_PASSKEYS_PER_USER {
+                        return Ok(false);
+                    }
+                }
+                Ok(false)
             }
 
             async fn get_passkey_by_credential(

@@ -79,6 +79,12 @@ pub enum Rotation {
     /// The presented token was current: the family now holds its successor. The record is
     /// the family as it was when the presented token was current.
     Rotated(Box<RefreshTokenRecord>),
+    /// The presented token is the one the family's latest rotation replaced, presented again
+    /// within `RotationRequest::reuse_grace` of that rotation, and the family's current token
+    /// is the successor derived from it (`new_token_hash`): a client retrying a rotation whose
+    /// answer it lost. Nothing changed; the caller answers with that successor again. The
+    /// record is the family as it is.
+    Retried(Box<RefreshTokenRecord>),
     /// The presented token is not its family's current one (rotated out, or it lost a race
     /// to another rotation), or its family was revoked: the family `grant_id` is now revoked.
     Reused { grant_id: String },
@@ -125,6 +131,12 @@ pub struct RotationRequest<'a> {
     pub new_token_hash: &'a [u8],
     /// When the presented token is rotated out and its successor created.
     pub now: i64,
+    /// Seconds after a rotation during which the token it replaced is answered with the same
+    /// successor (`Rotation::Retried`) instead of counting as reuse; 0 turns that off. Only
+    /// the immediately previous generation qualifies, and only when `new_token_hash` (derived
+    /// from the presented token, `token::refresh_format::successor`) is the family's current
+    /// token.
+    pub reuse_grace: i64,
     /// The successor dies unused at `now + idle_ttl`, or with its family if that is sooner.
     pub idle_ttl: i64,
 }
@@ -141,10 +153,13 @@ pub trait RefreshTokenStore: Send + Sync {
     /// disabled or deleted user, `UserInactive`; else `Rotated`, the family row now holding
     /// the successor (generation + 1, `new_token_hash`). `Reused`, `OtherClient` and
     /// `UserInactive` have revoked the family (grant revoked, family row deleted) by the time
-    /// they are returned; `KeyMismatch`, `ScopeTooWide` and `Invalid` changed nothing. Of racing calls with
-    /// one token (on any number of nodes) exactly one gets `Rotated`; the rest get `Reused`
-    /// (or `Invalid` once the first of them has deleted the family), so the family is
-    /// revoked after the race. Nothing is kept per rotation.
+    /// they are returned; `KeyMismatch`, `ScopeTooWide` and `Invalid` changed nothing. The
+    /// token the latest rotation replaced, presented within `reuse_grace` with the successor
+    /// derived from it, passes every check but the first as if it were current and gets
+    /// `Retried` (nothing changes). Of racing calls with one token (on any number of nodes)
+    /// exactly one gets `Rotated`; with `reuse_grace` 0 the rest get `Reused` (or `Invalid`
+    /// once the first of them has deleted the family), so the family is revoked after the
+    /// race; with a grace they get `Retried`. Nothing is kept per rotation.
     async fn rotate_refresh_token(&self, request: &RotationRequest<'_>) -> StoreResult<Rotation>;
     /// The family, when `presented` is its current token and it is live.
     async fn get_refresh_token(
@@ -184,7 +199,11 @@ const LEGACY_REFRESH_TOKEN: &str = "SELECT grant_id, \
 /// What presenting family `$1`'s generation `$2` with hash `$3` means at `$4` for client
 /// `$5`, asking for the scope tokens in the JSON array `$6` (NULL: the scope granted; `$7`
 /// true: a malformed scope), with a proof of the DPoP key of thumbprint `$10` (NULL: none),
-/// in the order `rotate_refresh_token` documents. `$within` is the
+/// in the order `rotate_refresh_token` documents. A token that is not the current one is
+/// reuse, unless it is the one the latest rotation replaced (generation `$2 + 1` is current,
+/// and its hash is `$8`, the successor derived from the presented token) and that rotation
+/// happened at most `$11` seconds ago: then it passes the same checks and is `retried`.
+/// `$within` is the
 /// dialect's test that every token of `$6` is one of the space-separated `rf.scope`. The one
 /// definition of reuse both dialects use.
 macro_rules! refresh_verdict {
@@ -193,8 +212,9 @@ macro_rules! refresh_verdict {
             "SELECT rf.grant_id, rf.generation, rf.token_hash, rf.client_id, rf.user_sub, \
              rf.scope, rf.sid, rf.auth_time, rf.amr, rf.resource, rf.created_at, \
              rf.idle_expires_at, rf.expires_at, rf.dpop_jkt, CASE \
-             WHEN g.revoked_at IS NOT NULL OR rf.generation <> $2 OR rf.token_hash <> $3 \
-             THEN 'reused' \
+             WHEN g.revoked_at IS NOT NULL THEN 'reused' \
+             WHEN (rf.generation <> $2 OR rf.token_hash <> $3) AND NOT (rf.generation = $2 + 1 \
+             AND rf.token_hash = $8 AND $11 > 0 AND rf.created_at >= $4 - $11) THEN 'reused' \
              WHEN g.grant_id IS NULL OR rf.idle_expires_at <= $4 OR rf.expires_at <= $4 \
              THEN 'invalid' \
              WHEN rf.client_id <> $5 THEN 'other_client' \
@@ -204,7 +224,8 @@ macro_rules! refresh_verdict {
             $within,
             ") THEN 'scope_too_wide' WHEN NOT ",
             active_user!("rf"),
-            " THEN 'user_inactive' ELSE 'rotate' END AS verdict \
+            " THEN 'user_inactive' WHEN rf.generation <> $2 THEN 'retried' \
+             ELSE 'rotate' END AS verdict \
              FROM refresh_family rf LEFT JOIN auth_grant g ON g.grant_id = rf.grant_id \
              WHERE rf.grant_id = $1"
         )
@@ -234,14 +255,17 @@ const REFRESH_VERDICT: &str = refresh_verdict!(
      WHERE instr(' ' || rf.scope || ' ', ' ' || r.value || ' ') = 0)"
 );
 /// SQLite: rotates the family whose verdict was read under the same write lock. It is bound
-/// with the same ten arguments as the Postgres statement; SQLite leaves `$5` to `$7` and `$10`
+/// with the same eleven arguments as the Postgres statement; SQLite leaves `$5` to `$7`, `$10` and `$11`
 /// unused.
 const ROTATE_SQLITE: &str = rotate_family!("");
 
 /// Postgres: `rotate_refresh_token` in one statement. `found` is the verdict as of the
 /// statement's snapshot; `rotated` then moves the family on with one conditional update, so
 /// exactly one of racing statements rotates it. One that found the token current but could
-/// not rotate it lost the race: its `outcome` is `reused`, like one that found it rotated.
+/// not rotate it lost the race: without a reuse grace its `outcome` is `reused`, like one
+/// that found it rotated; with one it is `lost_race`, which changes nothing, and the caller
+/// asks again (the statement's snapshot cannot see the winner's row; the next one can, and
+/// finds the token `retried` or `reused`).
 const ROTATE_POSTGRES: &str = concat!(
     "WITH found AS (",
     refresh_verdict!(
@@ -251,7 +275,8 @@ const ROTATE_POSTGRES: &str = concat!(
     "), rotated AS (",
     rotate_family!(" AND EXISTS (SELECT 1 FROM found WHERE verdict = 'rotate') RETURNING grant_id"),
     "), outcome AS (SELECT found.*, CASE WHEN verdict = 'rotate' \
-     AND NOT EXISTS (SELECT 1 FROM rotated) THEN 'reused' ELSE verdict END AS outcome \
+     AND NOT EXISTS (SELECT 1 FROM rotated) \
+     THEN CASE WHEN $11 > 0 THEN 'lost_race' ELSE 'reused' END ELSE verdict END AS outcome \
      FROM found), \
      families AS (SELECT grant_id FROM outcome \
      WHERE outcome IN ('reused', 'other_client', 'user_inactive')), ",
@@ -293,8 +318,8 @@ fn bind_refresh<'q, Q: Bind<'q>>(query: Q, token: &'q RefreshTokenRecord) -> Q {
         .arg(token.dpop_jkt.as_deref())
 }
 
-/// Binds `refresh_verdict!`'s `$1` to `$7`, `rotate_family!`'s `$8` and `$9`, and
-/// `refresh_verdict!`'s `$10`.
+/// Binds `refresh_verdict!`'s `$1` to `$7`, `rotate_family!`'s `$8` (which the verdict also
+/// reads) and `$9`, and `refresh_verdict!`'s `$10` and `$11`.
 fn bind_rotation<'q, Q: Bind<'q>>(
     query: Q,
     request: &'q RotationRequest<'_>,
@@ -312,6 +337,7 @@ fn bind_rotation<'q, Q: Bind<'q>>(
         .arg(request.new_token_hash)
         .arg(request.idle_ttl)
         .arg(request.dpop_jkt)
+        .arg(request.reuse_grace)
 }
 
 /// A `refresh_verdict!` (or `ROTATE_POSTGRES`) row: the family and what the token means.
@@ -357,13 +383,23 @@ macro_rules! impl_refresh_token_store {
                 let (scope, malformed) = scope_arguments(request.scope)?;
                 let (found, tx) = match <$db as Dialect>::BACKEND {
                     // Postgres: decided and done in one statement.
+                    // A statement that lost a race under a reuse grace changed nothing and is
+                    // asked again once: the winner has committed by then, so the token is no
+                    // longer current and cannot lose a race again.
                     Backend::Postgres => {
-                        let query = ::sqlx::query(ROTATE_POSTGRES);
-                        let row = bind_rotation(query, request, scope, malformed)
-                            .fetch_optional(&self.pool)
-                            .await
-                            .map_err(db_err)?;
-                        (row.as_ref().map(family_and_verdict).transpose()?, None)
+                        let mut found = None;
+                        for _ in 0..2 {
+                            let query = ::sqlx::query(ROTATE_POSTGRES);
+                            let row = bind_rotation(query, request, scope.clone(), malformed)
+                                .fetch_optional(&self.pool)
+                                .await
+                                .map_err(db_err)?;
+                            found = row.as_ref().map(family_and_verdict).transpose()?;
+                            if !matches!(&found, Some((_, verdict)) if verdict == "lost_race") {
+                                break;
+                            }
+                        }
+                        (found, None)
                     }
                     // SQLite: the verdict read under the write lock, then acted on below in
                     // the same transaction.
@@ -394,6 +430,7 @@ macro_rules! impl_refresh_token_store {
                 let grant_id = family.grant_id.clone();
                 let outcome = match verdict.as_str() {
                     "rotate" => Rotation::Rotated(Box::new(family)),
+                    "retried" => Rotation::Retried(Box::new(family)),
                     "reused" => Rotation::Reused { grant_id },
                     "other_client" => Rotation::OtherClient { grant_id },
                     "user_inactive" => Rotation::UserInactive { grant_id },

@@ -20,6 +20,8 @@ use crate::store::{PresentedRefresh, RefreshTokenStore, StoreResult};
 
 /// Separates this MAC's inputs from every other use of the secret-hashing key.
 const TAG_LABEL: &[u8] = b"latchkey refresh token v2";
+/// Separates the derivation of a successor's nonce from the tag and every other MAC.
+const SUCCESSOR_LABEL: &[u8] = b"latchkey refresh token successor v1";
 /// `random_token(16)`: 22 base64url characters.
 const NONCE_CHARS: usize = 22;
 /// `SecretHasher::mac_parts`: 43 base64url characters.
@@ -33,8 +35,28 @@ pub struct Issued {
 
 /// Issues the token of `generation` of family `grant_id`.
 pub fn issue(hasher: &SecretHasher, grant_id: &str, generation: i64) -> Issued {
-    let nonce = random_token(16);
-    let tag = tag(hasher, grant_id, generation, &nonce);
+    with_nonce(hasher, grant_id, generation, &random_token(16))
+}
+
+/// The successor of `presented` (a token of family `grant_id` at `generation - 1`): the token
+/// of `generation`, its nonce derived from the presented token under the master key. The
+/// same presented token always has the same successor, so a client that retries a rotation
+/// whose answer it lost can be given that successor again (the reuse grace of
+/// `store::RotationRequest`); only Latchkey can derive it, and only from the token itself.
+pub fn successor(
+    hasher: &SecretHasher,
+    grant_id: &str,
+    generation: i64,
+    presented: &str,
+) -> Issued {
+    let derived = hasher.mac_parts(&[SUCCESSOR_LABEL, presented.as_bytes()]);
+    // Base64url text, so any prefix is ASCII: 22 characters, like a random nonce.
+    let nonce = derived.get(..NONCE_CHARS).unwrap_or(&derived);
+    with_nonce(hasher, grant_id, generation, nonce)
+}
+
+fn with_nonce(hasher: &SecretHasher, grant_id: &str, generation: i64, nonce: &str) -> Issued {
+    let tag = tag(hasher, grant_id, generation, nonce);
     let token = format!("{grant_id}.{generation}.{nonce}{tag}");
     Issued {
         hash: hasher.hash(&token),
@@ -168,6 +190,34 @@ mod tests {
             issue(&h, "fam-1", 42).token,
             issued.token,
             "a fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn a_successor_is_the_same_for_the_same_token_and_parses() {
+        let h = hasher();
+        let first = issue(&h, "fam-1", 4).token;
+        let next = successor(&h, "fam-1", 5, &first);
+        assert_eq!(next.token, successor(&h, "fam-1", 5, &first).token);
+        assert_eq!(next.hash, h.hash(&next.token));
+        assert!(next.token.starts_with("fam-1.5."));
+        assert_eq!(
+            parse(&h, &next.token),
+            Parsed::Family {
+                grant_id: "fam-1",
+                generation: 5
+            }
+        );
+        let other = issue(&h, "fam-1", 4).token;
+        assert_ne!(
+            successor(&h, "fam-1", 5, &other).token,
+            next.token,
+            "another token of the same generation has another successor"
+        );
+        assert_ne!(
+            successor(&SecretHasher::new(&[8; 32]), "fam-1", 5, &first).token,
+            next.token,
+            "only the master key derives it"
         );
     }
 

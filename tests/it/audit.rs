@@ -86,7 +86,15 @@ async fn security_events_are_recorded_and_filterable(backend: Backend) {
 /// then searches its whole log and the audit log for each secret.
 async fn no_secret_reaches_a_log_line_or_an_event(backend: Backend) {
     let database = fresh_database(backend).await;
-    let node = ServerProcess::start(&database, &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]).await;
+    // No reuse grace: the refresh token below is presented again at once, as reuse.
+    let node = ServerProcess::start(
+        &database,
+        &[
+            ("LATCHKEY_ENABLE_PASSWORD_GRANT", "true"),
+            ("LATCHKEY_REFRESH_TOKEN_REUSE_GRACE", "0"),
+        ],
+    )
+    .await;
     let base = node.base.clone();
     let http = no_redirect_client(false);
     let mut secrets: Vec<String> = vec![

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{
     Backend, Browser, PASSWORD, SoftAuthenticator, TestApp, TestClient, code_form, hidden_field,
-    jwt_part, query_of, spawn_app, spawn_app_with,
+    jwt_part, query_of, spawn_app, spawn_app_with, spawn_node_with,
 };
 
 both_backends!(
@@ -25,7 +25,12 @@ both_backends!(
     a_removed_passkey_no_longer_signs_in,
     an_issuer_on_an_address_has_no_passkeys,
     a_passkey_is_the_second_factor_a_flow_owes_and_reaches_phr,
+    another_users_passkey_at_the_second_factor_step_is_a_new_login,
+    a_user_with_only_passkeys_is_not_asked_for_an_app_code,
+    a_flow_owing_a_factor_gets_nothing_from_the_passkey_endpoints,
+    floods_of_passkey_ceremonies_by_strangers_write_nothing,
     a_password_session_cannot_add_a_passkey_once_a_factor_exists,
+    of_fifty_racing_registrations_on_two_nodes_the_cap_holds,
 );
 
 /// A server whose issuer is `http://localhost:PORT`, with alice and a web client.
@@ -151,14 +156,7 @@ async fn register(
 
 /// The factors `GET /admin/users/{sub}` lists for `username`.
 async fn factors_of(app: &TestApp, username: &str) -> Vec<Value> {
-    let (_, users) = app.admin(reqwest::Method::GET, "/admin/users", None).await;
-    let items = users["items"]
-        .as_array()
-        .or(users.as_array())
-        .unwrap()
-        .clone();
-    let user = items.iter().find(|u| u["username"] == username).unwrap();
-    let path = format!("/admin/users/{}", user["sub"].as_str().unwrap());
+    let path = format!("/admin/users/{}", sub_of(app, username).await);
     let (status, body) = app.admin(reqwest::Method::GET, &path, None).await;
     assert_eq!(status, 200, "{body}");
     body["factors"].as_array().unwrap().clone()
@@ -259,6 +257,18 @@ async fn login(
     .await
 }
 
+/// Starts a sign-in ceremony on the login page of `interaction` and answers it with `key`.
+async fn sign_in_with(
+    browser: &Browser<'_>,
+    origin: &str,
+    interaction: &str,
+    csrf: &str,
+    key: &mut SoftAuthenticator,
+) -> (u16, Value) {
+    let options = login_options(browser, origin, interaction, csrf).await;
+    login(browser, origin, interaction, csrf, &key.assert(&options)).await
+}
+
 /// The ceremony cookie as a `Cookie` header value for a hand-made request.
 fn ceremony_cookie(browser: &Browser<'_>) -> String {
     browser
@@ -272,15 +282,7 @@ async fn a_registered_passkey_signs_in_with_hwk_and_mfa(backend: Backend) {
     register(&app, &origin, "alice", "Laptop", &mut key).await;
 
     let (browser, interaction, csrf) = at_login(&app, &client).await;
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, answer) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, answer) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 200, "{answer}");
     let next = answer["redirect"].as_str().unwrap();
     assert!(next.starts_with("/consent?interaction="), "{next}");
@@ -358,15 +360,7 @@ async fn answers_from_elsewhere_or_for_another_challenge_are_refused(backend: Ba
     assert_eq!(status, 400, "{body}");
 
     // The right answer still works afterwards.
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, body) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, body) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -406,29 +400,13 @@ async fn a_counter_that_goes_back_is_refused_and_audited(backend: Backend) {
     register(&app, &origin, "alice", "Key", &mut key).await;
     key.counter = 9;
     let (browser, interaction, csrf) = at_login(&app, &client).await;
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, _) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, _) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 200, "counter 10");
 
     // A clone made before: its counter is behind.
     key.counter = 3;
     let (browser, interaction, csrf) = at_login(&app, &client).await;
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, body) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, body) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (403, Some("access_denied")),
@@ -439,25 +417,9 @@ async fn a_counter_that_goes_back_is_refused_and_audited(backend: Backend) {
     assert_eq!(events.len(), 1, "{events:?}");
     // The same counter again is no better; a higher one is accepted.
     key.counter = 9;
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, _) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, _) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 403, "counter 10 again");
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, body) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, body) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 200, "counter 11: {body}");
 }
 
@@ -677,42 +639,17 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, users) = app.admin(reqwest::Method::GET, "/admin/users", None).await;
-    let bob_sub = users["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "bob")
-        .unwrap()["sub"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bob_sub = sub_of(&app, "bob").await;
     let path = format!("/admin/users/{bob_sub}/factors/{id}");
     assert_eq!(app.admin(reqwest::Method::DELETE, &path, None).await.0, 204);
     assert_eq!(app.admin(reqwest::Method::DELETE, &path, None).await.0, 404);
     assert!(factors_of(&app, "bob").await.is_empty());
     let (browser, interaction, csrf) = at_login(&app, &client).await;
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, _) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &bobs.assert(&options),
-    )
-    .await;
+    let (status, _) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut bobs).await;
     assert_eq!(status, 403, "an operator's removal holds too");
 
     let (browser, interaction, csrf) = at_login(&app, &client).await;
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, body) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, body) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 403, "{body}");
 }
 
@@ -761,17 +698,10 @@ async fn a_passkey_is_the_second_factor_a_flow_owes_and_reaches_phr(backend: Bac
         page.body.contains("passkey-sign-in"),
         "the second-factor page offers the passkey"
     );
-    let interaction = hidden_field(&page.body, "interaction").unwrap();
+    // A user with a passkey only: no code form, the passkey box names the interaction.
+    let interaction = query_of(&format!("http://x{second}"))["interaction"].clone();
     let csrf = meta_csrf(&page.body);
-    let options = login_options(&browser, &origin, &interaction, &csrf).await;
-    let (status, answer) = login(
-        &browser,
-        &origin,
-        &interaction,
-        &csrf,
-        &key.assert(&options),
-    )
-    .await;
+    let (status, answer) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 200, "{answer}");
     let next = answer["redirect"].as_str().unwrap();
     assert!(next.starts_with("/consent?"), "{next}");
@@ -781,7 +711,68 @@ async fn a_passkey_is_the_second_factor_a_flow_owes_and_reaches_phr(backend: Bac
     assert_eq!(status, 200, "{tokens}");
     let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
     assert_eq!(claims["acr"], "phr");
+    assert_eq!(
+        claims["amr"],
+        json!(["pwd", "hwk", "mfa"]),
+        "the passkey adds to the password session it raises (RFC 8176)"
+    );
+    let access = jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+    assert_eq!(access["acr"], "phr", "the access token's acr follows");
+    let raised = app.events("kind=login_succeeded").await;
+    assert!(
+        raised
+            .iter()
+            .any(|e| e["detail"]["amr"] == "pwd hwk mfa" && e["detail"]["method"] == "passkey"),
+        "{raised:?}"
+    );
+}
+
+/// At the second-factor step of alice's password session, bob's passkey is no second factor
+/// of hers: it is a new login, as bob, with bob's passkey alone (nothing of alice's session
+/// carries over).
+async fn another_users_passkey_at_the_second_factor_step_is_a_new_login(backend: Backend) {
+    let (app, client, origin) = passkey_app(backend).await;
+    let mut alices = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut alices).await;
+    let mut bobs = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "bob", "Phone", &mut bobs).await;
+    let browser = Browser::new(&app);
+    let location = browser.authorize_location(&client, "openid").await;
+    let step = browser.login(&location, "alice", PASSWORD).await;
+    let second = step.location.unwrap();
+    assert!(second.starts_with("/login/otp?"), "{second}");
+    let page = browser.get(&second).await;
+    // A user with a passkey only: no code form, the passkey box names the interaction.
+    let interaction = query_of(&format!("http://x{second}"))["interaction"].clone();
+    let csrf = meta_csrf(&page.body);
+    let (status, answer) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut bobs).await;
+    assert_eq!(status, 200, "{answer}");
+    let next = answer["redirect"].as_str().unwrap();
+    let (_, consented) = browser.consent(next, "allow").await;
+    let code = query_of(&consented.location.unwrap())["code"].clone();
+    let (status, tokens, _) = app.token(&client, &code_form(&client, &code, None)).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
     assert_eq!(claims["amr"], json!(["hwk", "mfa"]));
+    assert_eq!(
+        claims["sub"],
+        sub_of(&app, "bob").await,
+        "the code is bob's"
+    );
+}
+
+/// The `sub` of `username`, from the admin API.
+async fn sub_of(app: &TestApp, username: &str) -> String {
+    let (_, users) = app.admin(reqwest::Method::GET, "/admin/users", None).await;
+    users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username)
+        .unwrap()["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn a_password_session_cannot_add_a_passkey_once_a_factor_exists(backend: Backend) {
@@ -840,4 +831,291 @@ async fn a_password_session_cannot_add_a_passkey_once_a_factor_exists(backend: B
     )
     .await;
     assert_eq!(status, 200);
+}
+
+/// Fifty registrations of one user at once, spread over two nodes, each with its own
+/// ceremony and authenticator: exactly as many are stored as the cap allows (one passkey
+/// was there before), the rest are refused with 400, never a 5xx.
+async fn of_fifty_racing_registrations_on_two_nodes_the_cap_holds(backend: Backend) {
+    const RACERS: usize = 50;
+    let (app, _client, origin) = passkey_app(backend).await;
+    let issuer = origin.clone();
+    let second = spawn_node_with(&app, move |env| {
+        for (key, value) in env.iter_mut() {
+            if key == "LATCHKEY_ISSUER" {
+                *value = issuer.clone();
+            }
+        }
+    })
+    .await;
+    let mut first = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "First", &mut first).await;
+    let browser = Browser::new(&app);
+    let csrf = account_with_passkey(&browser, &origin, "alice", &mut first).await;
+    let session = browser.cookie("latchkey_session").unwrap();
+
+    let mut racers = Vec::new();
+    for i in 0..RACERS {
+        let (status, options) = call(
+            &browser,
+            "/webauthn/register/options",
+            Some(&origin),
+            Some(&csrf),
+            &json!({ "name": format!("Key {i}") }),
+        )
+        .await;
+        assert_eq!(status, 200, "{options}");
+        let answer = SoftAuthenticator::new(&origin).register(&options["publicKey"]);
+        let node = if i % 2 == 0 { &app.base } else { &second.base };
+        let request = reqwest::Client::new()
+            .post(format!("{node}/webauthn/register"))
+            .header("origin", &origin)
+            .header("x-csrf-token", &csrf)
+            .header("content-type", "application/json")
+            .header(
+                "cookie",
+                format!(
+                    "latchkey_session={session}; latchkey_webauthn={}",
+                    ceremony_cookie(&browser)
+                ),
+            )
+            .body(answer.to_string());
+        racers.push(request);
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tasks: Vec<_> = racers
+        .into_iter()
+        .map(|request| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                request.send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let stored = statuses.iter().filter(|s| **s == 201).count();
+    let refused = statuses.iter().filter(|s| **s == 400).count();
+    assert_eq!((stored, refused), (9, RACERS - 9), "{statuses:?}");
+    let passkeys = factors_of(&app, "alice")
+        .await
+        .into_iter()
+        .filter(|f| f["kind"] == "passkey")
+        .count();
+    assert_eq!(passkeys, 10);
+}
+
+/// The second-factor page of a user whose only factor is a passkey asks for the passkey, not
+/// for an authenticator app's code; it has no code field when there are no recovery codes
+/// either, and says (for browsers without script) that a passkey needs JavaScript. A user
+/// with a TOTP and a passkey is offered both.
+async fn a_user_with_only_passkeys_is_not_asked_for_an_app_code(backend: Backend) {
+    let (app, client, origin) = passkey_app(backend).await;
+    let mut key = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut key).await;
+    for (locales, asks, never) in [
+        (
+            "en",
+            "Confirm that it is you with your passkey.",
+            "authenticator app",
+        ),
+        (
+            "de",
+            "Bestätigen Sie mit Ihrem Passkey, dass Sie es sind.",
+            "Authenticator-App",
+        ),
+    ] {
+        let browser = Browser::new(&app);
+        let location = browser
+            .authorize_with(&client, "openid", &[("ui_locales", locales)])
+            .await
+            .location
+            .unwrap();
+        let second = browser
+            .login(&location, "alice", PASSWORD)
+            .await
+            .location
+            .unwrap();
+        let page = browser.get(&second).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains(asks), "{locales}: {}", page.body);
+        assert!(!page.body.contains(never), "{locales}: {}", page.body);
+        assert!(!page.body.contains(r#"name="otp""#), "no code to enter");
+        assert!(page.body.contains("passkey-sign-in"));
+        assert!(page.body.contains(r#"id="passkey-needs-script""#));
+        // The passkey box names the interaction itself (there is no form to read it from).
+        let interaction = query_of(&format!("http://x{second}"))["interaction"].clone();
+        assert!(
+            page.body
+                .contains(&format!(r#"data-interaction="{interaction}""#))
+        );
+        let csrf = meta_csrf(&page.body);
+        let options = login_options(&browser, &origin, &interaction, &csrf).await;
+        let (status, answer) = login(
+            &browser,
+            &origin,
+            &interaction,
+            &csrf,
+            &key.assert(&options),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    // With a TOTP as well, the code field asks for the app's code and the passkey is offered.
+    let sub = sub_of(&app, "alice").await;
+    let (status, _) = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/users/{sub}/totp"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let browser = Browser::new(&app);
+    let location = browser.authorize_location(&client, "openid").await;
+    let second = browser
+        .login(&location, "alice", PASSWORD)
+        .await
+        .location
+        .unwrap();
+    let page = browser.get(&second).await;
+    assert!(page.body.contains("authenticator app"), "{}", page.body);
+    assert!(page.body.contains(r#"name="otp""#));
+    assert!(page.body.contains("passkey-sign-in"));
+}
+
+/// A flow at alice's second-factor step (someone has her password, not her factor) gets
+/// nothing from the passkey endpoints: no answer without a ceremony, an unknown
+/// authenticator's answer, a registration with the login page's token, or an answer
+/// signed for another challenge. The flow still owes the factor afterwards, and nothing was
+/// granted.
+async fn a_flow_owing_a_factor_gets_nothing_from_the_passkey_endpoints(backend: Backend) {
+    let (app, client, origin) = passkey_app(backend).await;
+    let mut key = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut key).await;
+    let browser = Browser::new(&app);
+    let location = browser.authorize_location(&client, "openid").await;
+    let second = browser
+        .login(&location, "alice", PASSWORD)
+        .await
+        .location
+        .unwrap();
+    assert!(second.starts_with("/login/otp?"), "{second}");
+    let page = browser.get(&second).await;
+    let interaction = query_of(&format!("http://x{second}"))["interaction"].clone();
+    let csrf = meta_csrf(&page.body);
+
+    // No ceremony in this browser.
+    let stranger = SoftAuthenticator::new(&origin);
+    let forged = json!({
+        "type": "public-key",
+        "id": "AAAA",
+        "rawId": "AAAA",
+        "response": {},
+    });
+    let (status, _) = login(&browser, &origin, &interaction, &csrf, &forged).await;
+    assert_eq!(status, 400);
+    // An authenticator registered nowhere.
+    let mut stranger = stranger;
+    let (status, _) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut stranger).await;
+    assert_eq!(status, 403);
+    // Alice's passkey, signing a challenge the server did not give.
+    login_options(&browser, &origin, &interaction, &csrf).await;
+    let made_up = key.assert_challenge("bm90LXRoZS1jaGFsbGVuZ2U");
+    let (status, _) = login(&browser, &origin, &interaction, &csrf, &made_up).await;
+    assert_eq!(status, 403);
+    // Registering a passkey for alice from here: the login page's token is not the account
+    // page's, and the password session does not meet her level.
+    let (status, _) = call(
+        &browser,
+        "/webauthn/register/options",
+        Some(&origin),
+        Some(&csrf),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // The account page's step-up does not take the flow's token either.
+    let (status, _) = call(
+        &browser,
+        "/webauthn/login/options",
+        Some(&origin),
+        Some(&csrf),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let still = browser.get(&second).await;
+    assert_eq!(
+        still.status, 200,
+        "the factor is still owed: {}",
+        still.body
+    );
+    assert!(still.body.contains("passkey-sign-in"));
+    let consent = browser
+        .get(&format!("/consent?interaction={interaction}"))
+        .await;
+    assert_ne!(consent.status, 200, "no consent page");
+    assert!(app.events("kind=consent_granted").await.is_empty());
+    let logins = app.events("kind=login_succeeded").await;
+    assert!(
+        logins.iter().all(|e| e["detail"]["method"] != "passkey"),
+        "{logins:?}"
+    );
+}
+
+/// Passkey ceremonies started and answered wrongly by anyone, thousands of times, write no
+/// row: options are sealed into a cookie, not stored, and an answer is written (its ceremony
+/// spent, its counter moved) only once its signature holds.
+async fn floods_of_passkey_ceremonies_by_strangers_write_nothing(backend: Backend) {
+    use crate::refusals::{assert_growth, flood, row_counts};
+    let (app, client, origin) = passkey_app(backend).await;
+    let mut key = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut key).await;
+    let (browser, interaction, csrf) = at_login(&app, &client).await;
+    let binding = browser.cookie("latchkey_interaction").unwrap();
+    let options = login_options(&browser, &origin, &interaction, &csrf).await;
+    let ceremony = ceremony_cookie(&browser);
+    let wrong_challenge = key.assert_challenge("bm90LXRoZS1jaGFsbGVuZ2U");
+    let _ = options;
+    let counts = row_counts(&app).await;
+
+    let request = |path: &'static str, body: Value| {
+        let (http, url, origin, csrf) = (
+            reqwest::Client::new(),
+            app.url(path),
+            origin.clone(),
+            csrf.clone(),
+        );
+        let cookie = format!("latchkey_interaction={binding}; latchkey_webauthn={ceremony}");
+        move |_| {
+            http.post(&url)
+                .header("origin", &origin)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .header("cookie", &cookie)
+                .body(body.to_string())
+        }
+    };
+    let seen = flood(request(
+        "/webauthn/login/options",
+        json!({ "interaction": interaction }),
+    ))
+    .await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen.contains_key(&200), "{seen:?}");
+    let counts = assert_growth(&app, &counts, "passkey options", &[]).await;
+
+    let seen = flood(request(
+        "/webauthn/login",
+        json!({ "interaction": interaction, "credential": wrong_challenge }),
+    ))
+    .await;
+    assert_eq!(seen.keys().collect::<Vec<_>>(), [&403], "{seen:?}");
+    assert_growth(&app, &counts, "wrong passkey answers", &[]).await;
 }

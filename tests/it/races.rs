@@ -48,9 +48,19 @@ struct Deployment {
 
 impl Deployment {
     async fn start(backend: Backend, layout: Layout, password_grant: bool) -> Deployment {
+        let extra: &[(&str, &str)] = if password_grant {
+            &[("LATCHKEY_ENABLE_PASSWORD_GRANT", "true")]
+        } else {
+            &[]
+        };
+        Self::start_with(backend, layout, extra).await
+    }
+
+    /// `start` with extra settings on every node.
+    async fn start_with(backend: Backend, layout: Layout, extra: &[(&str, &str)]) -> Deployment {
         let settings = |env: &mut Vec<(String, String)>| {
-            if password_grant {
-                env.push(("LATCHKEY_ENABLE_PASSWORD_GRANT".into(), "true".into()));
+            for (key, value) in extra {
+                env.push(((*key).into(), (*value).into()));
             }
         };
         let first = spawn_app_with(backend, settings).await;
@@ -422,8 +432,9 @@ async fn racing_code_redemptions_issue_exactly_one_token(backend: Backend) {
 /// Fifty rotations of one refresh token at once: exactly one new token; the others are reuse,
 /// which revokes the family, so the one new token is dead too.
 async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
-    for layout in LAYOUTS {
-        let d = Deployment::start(backend, layout, false).await;
+    for (layout, grace) in LAYOUTS.into_iter().flat_map(|l| [(l, "0"), (l, "10")]) {
+        let settings = [("LATCHKEY_REFRESH_TOKEN_REUSE_GRACE", grace)];
+        let d = Deployment::start_with(backend, layout, &settings).await;
         let (client, code, verifier) = code_for(&d, "openid offline_access").await;
         let (status, body, _) = d
             .first
@@ -445,7 +456,6 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
             .filter(|(s, _)| *s == 200)
             .map(|(_, b)| b)
             .collect();
-        assert_eq!(rotated.len(), 1, "{layout:?}: {answers:?}");
         let newest = rotated[0]["refresh_token"].as_str().unwrap();
         let (status, _, _) = d
             .first
@@ -454,10 +464,22 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
                 &[("grant_type", "refresh_token"), ("refresh_token", newest)],
             )
             .await;
-        assert_eq!(
-            status, 400,
-            "{layout:?}: the family was revoked by the reuse"
-        );
+        if grace == "0" {
+            assert_eq!(rotated.len(), 1, "{layout:?}: {answers:?}");
+            assert_eq!(
+                status, 400,
+                "{layout:?}: the family was revoked by the reuse"
+            );
+        } else {
+            // Within the reuse grace the racers are retries: the family rotated once, and
+            // every one of them got its successor.
+            assert_eq!(rotated.len(), RACERS, "{layout:?} grace: {answers:?}");
+            assert!(
+                rotated.iter().all(|b| b["refresh_token"] == newest),
+                "{layout:?} grace: one successor"
+            );
+            assert_eq!(status, 200, "{layout:?} grace: the family lives on");
+        }
     }
 }
 

@@ -21,7 +21,7 @@ const FLOOD: usize = 2000;
 const CONCURRENCY: usize = 16;
 
 /// Rows in every table of the app's database (migrations bookkeeping aside).
-async fn row_counts(app: &TestApp) -> BTreeMap<String, i64> {
+pub(crate) async fn row_counts(app: &TestApp) -> BTreeMap<String, i64> {
     let url = &app.database_url;
     let mut counts = BTreeMap::new();
     match app.backend {
@@ -67,7 +67,7 @@ async fn row_counts(app: &TestApp) -> BTreeMap<String, i64> {
 
 /// Sends `FLOOD` requests made by `request(i)`, `CONCURRENCY` at a time; returns how many got
 /// each status.
-async fn flood<F>(request: F) -> BTreeMap<u16, usize>
+pub(crate) async fn flood<F>(request: F) -> BTreeMap<u16, usize>
 where
     F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
@@ -100,7 +100,7 @@ where
 
 /// Asserts that the flood grew each listed table by at most its bound, and every other table
 /// not at all.
-async fn assert_growth(
+pub(crate) async fn assert_growth(
     app: &TestApp,
     before: &BTreeMap<String, i64>,
     what: &str,

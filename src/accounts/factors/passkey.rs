@@ -44,13 +44,6 @@ pub const MAX_SEALED_LEN: usize = 4000;
 /// Longest passkey name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// What a passkey sign-in proves (RFC 8176): a hardware-bound key, and, since user
-/// verification is required, a second factor (the PIN or biometric that unlocked it): `amr`
-/// `hwk mfa`, level `phr` (`assurance`).
-pub fn amr() -> String {
-    crate::accounts::assurance::amr(&[crate::accounts::assurance::Method::Hwk])
-}
-
 /// The name a passkey gets when the user gives none.
 pub const DEFAULT_NAME: &str = "Passkey";
 
@@ -335,12 +328,12 @@ pub async fn register(
     user: &UserRecord,
     session_hash: &[u8],
     sealed: Option<&str>,
-    response: &[u8],
+    response: &serde_json::Value,
     ip: Option<std::net::IpAddr>,
 ) -> Result<PasskeyRecord, PasskeyError> {
     let ceremony: Ceremony<PasskeyRegistration> =
         open(app, &Binding::Register { session_hash }, sealed)?;
-    let credential: RegisterPublicKeyCredential = serde_json::from_slice(response)
+    let credential: RegisterPublicKeyCredential = serde_json::from_value(response.clone())
         .map_err(|_| PasskeyError::BadRequest("the body is not a RegistrationResponseJSON"))?;
     let passkey = rp(app)?
         .webauthn

@@ -31,9 +31,13 @@ pub fn authorization_router() -> Router<App> {
 }
 
 /// The endpoints clients call directly (browser apps too, cross-origin).
+/// The token endpoint, which decides per grant whether it runs to completion (`token::post`).
+pub fn token_endpoint_router() -> Router<App> {
+    Router::new().route(paths::TOKEN, post(token::post))
+}
+
 pub fn token_router() -> Router<App> {
     Router::new()
-        .route(paths::TOKEN, post(token::post))
         .route(paths::REVOCATION, post(revocation::post))
         .route(paths::INTROSPECTION, post(introspection::post))
         .route(paths::PAR, post(par::post))

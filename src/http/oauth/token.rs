@@ -12,6 +12,19 @@ use crate::protocol::error::TokenEndpointError;
 use crate::token;
 
 pub async fn post(State(app): State<App>, request: ClientRequest) -> Response {
+    // Every grant but client_credentials consumes or rotates something (a code, a refresh
+    // token, a device code), so it runs to completion even if the client hangs up, like every
+    // other writing route (`http::run_to_completion`). client_credentials writes nothing a
+    // dropped request could leave half-done (at most an assertion's or proof's `jti`, spent
+    // either way), and its own task would cost it a tenth of its CPU: it runs inline.
+    if request.params.get("grant_type") == Some("client_credentials") {
+        answer(app, request).await
+    } else {
+        crate::http::to_completion(answer(app, request)).await
+    }
+}
+
+async fn answer(app: App, request: ClientRequest) -> Response {
     let proof = match dpop::proof(request.headers()) {
         Ok(proof) => proof,
         Err(e) => return TokenEndpointError::from(e).into_response(),

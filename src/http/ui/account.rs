@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
@@ -35,19 +35,36 @@ pub struct AppLine {
     pub scopes: Vec<ScopeLine>,
 }
 
+/// A time as the account page shows it: in words of the page's language, and in RFC 3339
+/// for the `<time datetime>` attribute.
+pub struct Shown {
+    pub text: String,
+    pub machine: String,
+}
+
+impl Shown {
+    fn new(t: &Text, unix: i64) -> Self {
+        Shown {
+            text: t.when(unix),
+            machine: Text::machine_time(unix),
+        }
+    }
+}
+
 /// A passkey as the account page lists it.
 pub struct PasskeyLine {
     pub id: String,
     pub name: String,
-    pub created: String,
-    pub last_used: Option<String>,
+    pub created: Shown,
+    pub last_used: Option<Shown>,
 }
 
 pub struct FactorLine {
     pub id: String,
     pub name: String,
-    pub kind: &'static str,
-    pub last_used: Option<i64>,
+    /// The kind, in words of the page's language.
+    pub kind: String,
+    pub last_used: Option<Shown>,
 }
 
 #[derive(Template)]
@@ -62,21 +79,6 @@ struct AccountPage<'a> {
     factors_csrf: &'a str,
     factors: Vec<FactorLine>,
     has_totp: bool,
-}
-
-/// A Unix time as the account page shows it: `2026-12-05 20:41 UTC`.
-fn when(unix: i64) -> String {
-    match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        ),
-        Err(_) => String::new(),
-    }
 }
 
 async fn current_session(app: &App, jar: &CookieJar) -> Result<Option<Session>, OAuthError> {
@@ -122,8 +124,13 @@ fn login_form(
     (jar, page).into_response()
 }
 
-pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
-    let t = &text::EN;
+pub async fn show(State(app): State<App>, headers: HeaderMap, jar: CookieJar) -> Response {
+    // Outside an authorization request there is no `ui_locales`: the browser's languages.
+    let t = text::for_accept_language(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let session = match current_session(&app, &jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
@@ -137,7 +144,7 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
     };
     if !factors::account_level_met(&standing, &session.amr) {
         if standing.has_second_factor() {
-            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK);
+            return super::factors::account_otp_page(&app, t, &session, None, StatusCode::OK).await;
         }
         return Redirect::to(crate::protocol::discovery::paths::ACCOUNT_TOTP).into_response();
     }
@@ -158,8 +165,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
         .map(|f| FactorLine {
             id: f.id,
             name: f.name,
-            kind: f.kind,
-            last_used: f.last_used_at,
+            kind: t.factor_kind(f.kind),
+            last_used: f.last_used_at.map(|at| Shown::new(t, at)),
         })
         .collect();
     let apps = overview
@@ -183,8 +190,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             .map(|p| PasskeyLine {
                 id: p.passkey_id,
                 name: p.name,
-                created: when(p.created_at),
-                last_used: p.last_used_at.map(when),
+                created: Shown::new(t, p.created_at),
+                last_used: p.last_used_at.map(|at| Shown::new(t, at)),
             })
             .collect(),
         Err(e) => return error_page(t, &e.into()),

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
-use super::second_factor::{OtpPage, resume_csrf};
+use super::second_factor::{Offer, OtpPage, resume_csrf};
 use super::text::{self, Text};
 use super::{
     PageForm, begin_session_with, csrf_matches, csrf_token, error_page, expired_page, html,
@@ -260,13 +260,17 @@ pub fn account_csrf(app: &App, session: &Session) -> String {
 }
 
 /// The account page's second-factor step: the form, posting to `/account/otp`.
-pub fn account_otp_page(
+pub async fn account_otp_page(
     app: &App,
     t: &Text,
     session: &Session,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let offer = match Offer::for_user(app, &session.user_sub).await {
+        Ok(o) => o,
+        Err(e) => return error_page(t, &e.into()),
+    };
     let csrf = account_csrf(app, session);
     html(
         status,
@@ -277,10 +281,10 @@ pub fn account_otp_page(
             interaction: "",
             csrf_token: &csrf,
             error,
-            passkey_csrf: app
-                .passkeys
-                .as_ref()
-                .map(|_| csrf_token(app, super::account::PURPOSE, "", "", &session.sid)),
+            passkey_csrf: offer
+                .passkey
+                .then(|| csrf_token(app, super::account::PURPOSE, "", "", &session.sid)),
+            offer,
         },
     )
 }
@@ -322,7 +326,8 @@ pub async fn account_otp(
                 &session,
                 Some(t.otp_failed),
                 StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
         Ok(OtpOutcome::Throttled { retry_after }) => {
             let page = account_otp_page(
@@ -331,7 +336,8 @@ pub async fn account_otp(
                 &session,
                 Some(t.throttled),
                 StatusCode::TOO_MANY_REQUESTS,
-            );
+            )
+            .await;
             return with_retry_after(page, retry_after);
         }
         Err(e) => return error_page(t, &e),

@@ -4,18 +4,19 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::text::Text;
 use super::{
-    InteractionForm, InteractionPage, LoginPage, begin_session, client_left, csrf_token,
-    error_page, expired_page, html, render_decision, with_retry_after,
+    InteractionForm, InteractionPage, LoginPage, client_left, csrf_token, error_page, expired_page,
+    html, log_in, with_retry_after,
 };
+use crate::accounts::assurance::Method;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
 use crate::app::App;
 use crate::authorize::flow::Page;
-use crate::authorize::{self, Pending};
+use crate::authorize::{Pending, Proof};
 use crate::clients::display_name;
 use crate::http::client_ip::ClientIp;
 
@@ -114,10 +115,10 @@ pub async fn submit(
         };
         return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
     }
-    let (jar, session) = match begin_session(&app, jar, &user.sub, Some(succeeded)).await {
-        Ok(v) => v,
-        Err(e) => return error_page(t, &e),
+    let proof = Proof {
+        user_sub: &user.sub,
+        method: Method::Pwd,
+        event: Some(succeeded),
     };
-    let decision = authorize::continue_after_login(&app, &pending, &session).await;
-    (jar, render_decision(t, decision)).into_response()
+    log_in(&app, t, jar, &pending, proof).await
 }

@@ -338,6 +338,26 @@ pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
     response
 }
 
+/// Ends a login step of a flow (`authorize::log_in`): puts the new session's cookie in the
+/// jar and shows where the flow goes next.
+pub async fn log_in(
+    app: &App,
+    t: &Text,
+    jar: CookieJar,
+    pending: &Pending,
+    proof: crate::authorize::Proof<'_>,
+) -> Response {
+    let old = cookies::read(&jar, cookies::session_name(&app.config));
+    match crate::authorize::log_in(app, pending, old, proof).await {
+        Ok(done) => (
+            jar.add(cookies::session_cookie(&app.config, done.cookie)),
+            render_decision(t, done.decision),
+        )
+            .into_response(),
+        Err(e) => error_page(t, &e),
+    }
+}
+
 /// Starts a new session for `sub` (`session::begin`) and puts its cookie in the jar.
 pub async fn begin_session(
     app: &App,

@@ -7,22 +7,22 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::text::Text;
 use super::{
-    InteractionForm, InteractionPage, begin_session_with, csrf_token, error_page, expired_page,
-    html, render_decision, with_retry_after,
+    InteractionForm, InteractionPage, csrf_token, error_page, expired_page, html, log_in,
+    render_decision, with_retry_after,
 };
-use crate::accounts::assurance;
 use crate::accounts::factors::{self, OtpOutcome};
 use crate::accounts::login;
 use crate::app::App;
 use crate::authorize::flow::Page;
-use crate::authorize::{self, Pending};
+use crate::authorize::{self, Pending, Proof};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 use crate::protocol::discovery::paths;
+use crate::store::{FactorKind, StoreError};
 
 const PURPOSE: &str = "second-factor";
 const RESUME_PURPOSE: &str = "resume";
@@ -37,19 +37,70 @@ pub struct OtpPage<'a> {
     pub interaction: &'a str,
     pub csrf_token: &'a str,
     pub error: Option<&'a str>,
-    /// With passkeys on, the token the passkey script sends (the login form's in a flow, the
-    /// account page's on the account's step-up): the page then offers a passkey too.
+    /// The ways of giving the factor this user has.
+    pub offer: Offer,
+    /// When the user has a passkey (and the server offers them), the token the passkey script
+    /// sends (the login form's in a flow, the account page's on the account's step-up): the
+    /// page then offers the passkey too.
     pub passkey_csrf: Option<String>,
 }
 
-fn render(
+/// Which ways of giving the second factor a page offers, from the user's factors: a user with
+/// passkeys but no authenticator app is not asked for an app's code they cannot have.
+pub struct Offer {
+    /// The user has a TOTP: the field asks for its code (or a recovery code).
+    pub totp: bool,
+    /// The field is shown: the user has a TOTP or recovery codes (or no passkey to use).
+    pub code: bool,
+    /// The user has a passkey, and the server offers passkeys.
+    pub passkey: bool,
+}
+
+impl Offer {
+    /// What the user `sub` can give.
+    pub async fn for_user(app: &App, sub: &str) -> Result<Self, StoreError> {
+        let kinds = factors::standing(app, sub).await?.unwrap_or_default().kinds;
+        let totp = kinds.contains(&FactorKind::Totp);
+        let passkey = app.passkeys.is_some() && kinds.contains(&FactorKind::Passkey);
+        Ok(Offer {
+            totp,
+            code: totp || kinds.contains(&FactorKind::RecoveryCodes) || !passkey,
+            passkey,
+        })
+    }
+
+    /// The sentence above the form.
+    pub fn intro(&self, t: &Text) -> &'static str {
+        match (self.totp, self.passkey, self.code) {
+            (false, true, true) => t.otp_intro_passkey_recovery,
+            (false, true, false) => t.otp_intro_passkey,
+            _ => t.otp_intro,
+        }
+    }
+
+    /// The label of the field.
+    pub fn label(&self, t: &Text) -> &'static str {
+        if self.totp {
+            t.otp_label
+        } else {
+            t.otp_recovery_label
+        }
+    }
+}
+
+async fn render(
     app: &App,
     t: &Text,
     pending: &Pending,
-    username: &str,
+    user: (&str, &str),
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let (sub, username) = user;
+    let offer = match Offer::for_user(app, sub).await {
+        Ok(o) => o,
+        Err(e) => return error_page(t, &e.into()),
+    };
     let csrf = csrf_token(app, PURPOSE, &pending.interaction_id, &pending.binding, "");
     html(
         status,
@@ -60,7 +111,7 @@ fn render(
             interaction: &pending.interaction_id,
             csrf_token: &csrf,
             error,
-            passkey_csrf: app.passkeys.as_ref().map(|_| {
+            passkey_csrf: offer.passkey.then(|| {
                 csrf_token(
                     app,
                     super::login::PURPOSE,
@@ -69,6 +120,7 @@ fn render(
                     "",
                 )
             }),
+            offer,
         },
     )
 }
@@ -89,7 +141,10 @@ pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
     }
     let cookie = cookies::read(&jar, cookies::session_name(&app.config));
     match authorize::stage_session(&app, &pending, Page::SecondFactor, cookie).await {
-        Ok(Some(view)) => render(&app, t, &pending, &view.username, None, StatusCode::OK),
+        Ok(Some(view)) => {
+            let user = (view.session.user_sub.as_str(), view.username.as_str());
+            render(&app, t, &pending, user, None, StatusCode::OK).await
+        }
         Ok(None) => to_login(t, &pending),
         Err(e) => error_page(t, &e.into()),
     }
@@ -132,35 +187,32 @@ pub async fn submit(
                 &app,
                 t,
                 &pending,
-                &username,
+                (&session.user_sub, &username),
                 Some(t.otp_failed),
                 StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
         OtpOutcome::Throttled { retry_after } => {
             let response = render(
                 &app,
                 t,
                 &pending,
-                &username,
+                (&session.user_sub, &username),
                 Some(t.throttled),
                 StatusCode::TOO_MANY_REQUESTS,
-            );
+            )
+            .await;
             return with_retry_after(response, retry_after);
         }
     };
-    let mut methods = assurance::methods(&session.amr);
-    methods.push(method);
-    let amr = assurance::amr(&methods);
-    let event =
-        login::succeeded(&session.user_sub, ip, Some(&client_id)).detail("amr", amr.clone());
-    let (jar, session) =
-        match begin_session_with(&app, jar, &session.user_sub, &amr, Some(event)).await {
-            Ok(v) => v,
-            Err(e) => return error_page(t, &e),
-        };
-    let decision = authorize::continue_after_login(&app, &pending, &session).await;
-    (jar, render_decision(t, decision)).into_response()
+    // The code raises the stage's session: the new one records both factors.
+    let proof = Proof {
+        user_sub: &session.user_sub,
+        method,
+        event: Some(login::succeeded(&session.user_sub, ip, Some(&client_id))),
+    };
+    log_in(&app, t, jar, &pending, proof).await
 }
 
 /// The CSRF token of the continue button under the recovery codes shown after an enrolment

@@ -70,6 +70,12 @@ pub struct Text {
     pub passkey_needs_script: &'static str,
     pub otp_title: &'static str,
     pub otp_intro: &'static str,
+    pub otp_intro_passkey: &'static str,
+    pub otp_intro_passkey_recovery: &'static str,
+    pub otp_recovery_label: &'static str,
+    pub passkey_confirm: &'static str,
+    pub passkey_confirm_failed: &'static str,
+    pub passkey_sign_in_needs_script: &'static str,
     pub otp_label: &'static str,
     pub otp_button: &'static str,
     pub otp_failed: &'static str,
@@ -89,6 +95,13 @@ pub struct Text {
     pub factor_last_used: &'static str,
     pub factor_never_used: &'static str,
     pub totp_enrol: &'static str,
+    pub factor_kind_totp: &'static str,
+    pub factor_kind_recovery_codes: &'static str,
+    /// Month names, January first, as a date in running text spells them.
+    pub months: [&'static str; 12],
+    /// How a date and time reads: `{day}`, `{month}`, `{year}` and `{time}` (24-hour, UTC)
+    /// are filled in by `Text::when`.
+    pub date_pattern: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -159,6 +172,12 @@ pub const EN: Text = Text {
     passkey_needs_script: "Adding a passkey needs JavaScript and a browser that supports passkeys.",
     otp_title: "Second step",
     otp_intro: "Enter the six-digit code from your authenticator app, or one of your recovery codes.",
+    otp_intro_passkey: "Confirm that it is you with your passkey.",
+    otp_intro_passkey_recovery: "Confirm that it is you with your passkey. If you cannot use it, enter one of your recovery codes.",
+    otp_recovery_label: "Recovery code",
+    passkey_confirm: "Use your passkey",
+    passkey_confirm_failed: "That did not work. Try your passkey again.",
+    passkey_sign_in_needs_script: "Using a passkey needs JavaScript and a browser that supports passkeys.",
     otp_label: "Code",
     otp_button: "Verify",
     otp_failed: "That code is not valid, or it was used before.",
@@ -178,6 +197,23 @@ pub const EN: Text = Text {
     factor_last_used: "last used",
     factor_never_used: "never used",
     totp_enrol: "Set up an authenticator app",
+    factor_kind_totp: "authenticator app",
+    factor_kind_recovery_codes: "recovery codes",
+    months: [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
+    date_pattern: "{day} {month} {year}, {time} UTC",
 };
 
 pub const DE: Text = Text {
@@ -248,6 +284,12 @@ pub const DE: Text = Text {
     passkey_needs_script: "Zum Hinzufügen eines Passkeys werden JavaScript und ein Browser mit Passkey-Unterstützung benötigt.",
     otp_title: "Zweiter Schritt",
     otp_intro: "Geben Sie den sechsstelligen Code aus Ihrer Authenticator-App oder einen Ihrer Wiederherstellungscodes ein.",
+    otp_intro_passkey: "Bestätigen Sie mit Ihrem Passkey, dass Sie es sind.",
+    otp_intro_passkey_recovery: "Bestätigen Sie mit Ihrem Passkey, dass Sie es sind. Wenn das nicht geht, geben Sie einen Ihrer Wiederherstellungscodes ein.",
+    otp_recovery_label: "Wiederherstellungscode",
+    passkey_confirm: "Passkey verwenden",
+    passkey_confirm_failed: "Das hat nicht geklappt. Versuchen Sie es noch einmal mit Ihrem Passkey.",
+    passkey_sign_in_needs_script: "Für einen Passkey werden JavaScript und ein Browser mit Passkey-Unterstützung benötigt.",
     otp_label: "Code",
     otp_button: "Bestätigen",
     otp_failed: "Dieser Code ist ungültig oder wurde schon verwendet.",
@@ -267,6 +309,23 @@ pub const DE: Text = Text {
     factor_last_used: "zuletzt verwendet",
     factor_never_used: "nie verwendet",
     totp_enrol: "Authenticator-App einrichten",
+    factor_kind_totp: "Authenticator-App",
+    factor_kind_recovery_codes: "Wiederherstellungscodes",
+    months: [
+        "Januar",
+        "Februar",
+        "März",
+        "April",
+        "Mai",
+        "Juni",
+        "Juli",
+        "August",
+        "September",
+        "Oktober",
+        "November",
+        "Dezember",
+    ],
+    date_pattern: "{day}. {month} {year}, {time} Uhr UTC",
 };
 
 /// The first supported language of a space-separated `ui_locales` list (matching on the
@@ -283,7 +342,76 @@ pub fn for_locales(ui_locales: Option<&str>) -> &'static Text {
     &EN
 }
 
+/// The first supported language of an `Accept-Language` header (RFC 9110 §12.5.4), by
+/// quality, else English: for pages outside an authorization request, which has its
+/// `ui_locales`.
+pub fn for_accept_language(header: Option<&str>) -> &'static Text {
+    let mut ranked: Vec<(u16, usize, &str)> = header
+        .unwrap_or("")
+        .split(',')
+        .enumerate()
+        .filter_map(|(position, item)| {
+            let mut parts = item.split(';');
+            let tag = parts.next()?.trim();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .next()
+                .map_or(Some(1000), |q| {
+                    q.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .map(|q| (q * 1000.0).round() as u16)
+                })?;
+            (quality > 0 && !tag.is_empty()).then_some((quality, position, tag))
+        })
+        .collect();
+    // Highest quality first; equal ones in the order the browser sent them.
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let tags: Vec<&str> = ranked.iter().map(|(_, _, tag)| *tag).collect();
+    for_locales(Some(&tags.join(" ")))
+}
+
 impl Text {
+    /// A Unix time as a person reads it in this language, in UTC (the server does not know
+    /// the reader's time zone): `5 December 2026, 20:41 UTC`.
+    pub fn when(&self, unix: i64) -> String {
+        let Ok(t) = cookie::time::OffsetDateTime::from_unix_timestamp(unix) else {
+            return String::new();
+        };
+        let month = self.months[usize::from(u8::from(t.month())) - 1];
+        self.date_pattern
+            .replace("{day}", &t.day().to_string())
+            .replace("{month}", month)
+            .replace("{year}", &t.year().to_string())
+            .replace("{time}", &format!("{:02}:{:02}", t.hour(), t.minute()))
+    }
+
+    /// The same time for a `<time datetime>` attribute (RFC 3339, UTC).
+    pub fn machine_time(unix: i64) -> String {
+        match cookie::time::OffsetDateTime::from_unix_timestamp(unix) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// What a kind of factor is called on the account page.
+    pub fn factor_kind(&self, kind: &str) -> String {
+        match kind {
+            "totp" => self.factor_kind_totp.to_owned(),
+            "recovery_codes" => self.factor_kind_recovery_codes.to_owned(),
+            other => other.to_owned(),
+        }
+    }
+
     /// What a scope gives, in plain words.
     pub fn describe_scope(&self, scope: &str) -> String {
         match scope {
@@ -301,6 +429,37 @@ impl Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_in_the_pages_language() {
+        // 2026-12-05 20:41:09 UTC.
+        let at = 1_796_503_269;
+        assert_eq!(EN.when(at), "5 December 2026, 20:41 UTC");
+        assert_eq!(DE.when(at), "5. Dezember 2026, 20:41 Uhr UTC");
+        assert_eq!(
+            DE.when(at - 11 * 30 * 86_400 + 3 * 86_400),
+            "12. Januar 2026, 20:41 Uhr UTC"
+        );
+        assert_eq!(Text::machine_time(at), "2026-12-05T20:41:09Z");
+        assert_eq!(EN.when(i64::MAX), "", "out of range is shown as nothing");
+    }
+
+    #[test]
+    fn accept_language_picks_by_quality() {
+        let check = |header: Option<&str>, lang: &str| {
+            assert_eq!(for_accept_language(header).lang, lang, "{header:?}");
+        };
+        check(None, "en");
+        check(Some(""), "en");
+        check(Some("de-DE,de;q=0.9,en;q=0.8"), "de");
+        check(Some("fr, en;q=0.5, de;q=0.7"), "de");
+        check(Some("de;q=0, en;q=0.1"), "en");
+        check(Some("de;q=0"), "en");
+        check(Some("de;q=2"), "en");
+        check(Some("de;q=abc"), "en");
+        check(Some("*;q=0.1, de-AT"), "de");
+        check(Some(";;;,,,"), "en");
+    }
 
     #[test]
     fn picks_the_first_supported_locale() {

@@ -1,11 +1,12 @@
-//! Contract: passkeys (`passkeys.rs`): unique credentials, the per-user limit, and the
-//! signature counter that only moves forward, under concurrency.
+//! Contract: passkeys (`passkeys.rs`): unique credentials, the per-user limit and the
+//! signature counter that only moves forward, both under concurrency.
 
 use super::*;
 
 contract_tests!(
     passkeys_are_stored_listed_and_removed_per_user,
     a_credential_is_registered_once_and_a_user_has_at_most_ten,
+    of_fifty_racing_registrations_exactly_the_cap_is_stored,
     the_sign_counter_only_moves_forward,
     of_racing_sign_ins_with_one_counter_exactly_one_is_recorded,
     a_deleted_user_takes_their_passkeys_along,
@@ -96,6 +97,62 @@ async fn a_credential_is_registered_once_and_a_user_has_at_most_ten(store: Arc<d
     assert!(
         store
             .insert_passkey(&passkey("pk-b", "bob", b"over", 0))
+            .await
+            .unwrap()
+    );
+}
+
+/// The cap is one unique slot per passkey, not a count read beside the insert: fifty
+/// registrations of one user at once store exactly `MAX_PASSKEYS_PER_USER`, and a removed
+/// passkey frees its slot for the next one.
+async fn of_fifty_racing_registrations_exactly_the_cap_is_stored(store: Arc<dyn Store>) {
+    const RACERS: usize = 50;
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let p = passkey(&format!("pk-{i}"), "alice", format!("c{i}").as_bytes(), 0);
+                barrier.wait().await;
+                store.insert_passkey(&p).await.unwrap()
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for r in racers {
+        if r.await.unwrap() {
+            stored += 1;
+        }
+    }
+    assert_eq!(
+        stored, MAX_PASSKEYS_PER_USER,
+        "of {RACERS} racing registrations"
+    );
+    let listed = store.list_passkeys("alice").await.unwrap();
+    assert_eq!(listed.len() as i64, MAX_PASSKEYS_PER_USER);
+
+    assert!(
+        !store
+            .insert_passkey(&passkey("pk-late", "alice", b"late", 0))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_passkey("alice", &listed[3].passkey_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_passkey(&passkey("pk-late", "alice", b"late", 0))
+            .await
+            .unwrap(),
+        "a removed passkey's slot is free again"
+    );
+    assert!(
+        !store
+            .insert_passkey(&passkey("pk-later", "alice", b"later", 0))
             .await
             .unwrap()
     );

@@ -13,6 +13,8 @@ contract_tests!(
     a_refresh_asking_for_more_scope_than_granted_changes_nothing,
     a_family_rotated_many_times_keeps_only_its_current_token,
     a_key_bound_refresh_token_rotates_only_with_its_key,
+    within_the_reuse_grace_the_replaced_token_gets_the_same_successor,
+    with_a_reuse_grace_racing_requests_rotate_once_and_all_get_the_successor,
 );
 
 /// `client-1` presenting `token`, with the scope granted, to be replaced by `new_hash` (idle
@@ -26,6 +28,7 @@ fn rotation<'a>(token: PresentedRefresh<'a>, new_hash: &'a [u8], now: i64) -> Ro
         new_token_hash: new_hash,
         now,
         idle_ttl: 600,
+        reuse_grace: 0,
     }
 }
 
@@ -663,4 +666,129 @@ async fn a_key_bound_refresh_token_rotates_only_with_its_key(store: Arc<dyn Stor
         .unwrap()
         .unwrap();
     assert_eq!(unbound.dpop_jkt, None, "binding happens at issuance only");
+}
+
+/// `rotation` with a reuse grace of `grace` seconds.
+fn graced<'a>(
+    token: PresentedRefresh<'a>,
+    new_hash: &'a [u8],
+    now: i64,
+    grace: i64,
+) -> RotationRequest<'a> {
+    RotationRequest {
+        reuse_grace: grace,
+        ..rotation(token, new_hash, now)
+    }
+}
+
+fn is_revoked(rotation: &Rotation) -> bool {
+    matches!(rotation, Rotation::Reused { .. })
+}
+
+/// The token the latest rotation replaced, presented again within the grace with the
+/// successor derived from it, gets that successor again and changes nothing; anything else
+/// (after the grace, with another successor, an older generation, no grace) is reuse.
+async fn within_the_reuse_grace_the_replaced_token_gets_the_same_successor(store: Arc<dyn Store>) {
+    let (h0, h1, h2) = (hash("g-0"), hash("g-1"), hash("g-2"));
+    let first = || presented("grant-1", 0, &h0);
+    family(&store, "g-0", "grant-1").await;
+    let rotated = store
+        .rotate_refresh_token(&graced(first(), &h1, NOW, 5))
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated(_)), "{rotated:?}");
+    for at in [NOW, NOW + 3, NOW + 5] {
+        let again = store
+            .rotate_refresh_token(&graced(first(), &h1, at, 5))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&again, Rotation::Retried(c) if c.generation == 1 && c.token_hash == h1),
+            "at +{}: {again:?}",
+            at - NOW
+        );
+    }
+    // Nothing changed: the successor rotates as usual.
+    let current = presented("grant-1", 1, &h1);
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&graced(current, &h2, NOW + 6, 5))
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    // Two generations back is reuse, within the grace or not.
+    assert!(is_revoked(
+        &store
+            .rotate_refresh_token(&graced(first(), &h1, NOW + 6, 5))
+            .await
+            .unwrap()
+    ));
+
+    // After the grace; with another successor; without a grace: reuse, the family revoked.
+    for (grant, at, successor, grace) in [
+        ("grant-2", NOW + 6, &h1, 5),
+        ("grant-3", NOW + 1, &h2, 5),
+        ("grant-4", NOW + 1, &h1, 0),
+    ] {
+        family(&store, "g-0", grant).await;
+        let token = presented(grant, 0, &h0);
+        assert!(matches!(
+            store
+                .rotate_refresh_token(&graced(token, &h1, NOW, 5))
+                .await
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        let again = store
+            .rotate_refresh_token(&graced(token, successor, at, grace))
+            .await
+            .unwrap();
+        assert!(is_revoked(&again), "{grant}: {again:?}");
+        assert!(
+            store
+                .get_refresh_token(&presented(grant, 1, &h1), at)
+                .await
+                .unwrap()
+                .is_none(),
+            "{grant}: the family is revoked"
+        );
+    }
+}
+
+/// Racing requests with one token under a reuse grace: exactly one rotates the family; every
+/// other one gets the same successor (`Retried`); the family lives on.
+async fn with_a_reuse_grace_racing_requests_rotate_once_and_all_get_the_successor(
+    store: Arc<dyn Store>,
+) {
+    family(&store, "rt-0", "grant-1").await;
+    let results = race_n(&store, FAMILY_RACERS, |s, _| async move {
+        let (old_hash, new_hash) = (hash("rt-0"), hash("rt-1"));
+        s.rotate_refresh_token(&graced(
+            presented("grant-1", 0, &old_hash),
+            &new_hash,
+            NOW + 10,
+            5,
+        ))
+        .await
+    })
+    .await;
+    let rotated = results
+        .iter()
+        .filter(|r| matches!(r, Rotation::Rotated(_)))
+        .count();
+    let retried = results
+        .iter()
+        .filter(|r| matches!(r, Rotation::Retried(c) if c.token_hash == hash("rt-1")))
+        .count();
+    assert_eq!((rotated, retried), (1, FAMILY_RACERS - 1), "{results:?}");
+    let h1 = hash("rt-1");
+    assert!(
+        store
+            .get_refresh_token(&presented("grant-1", 1, &h1), NOW + 10)
+            .await
+            .unwrap()
+            .is_some(),
+        "the family lives on"
+    );
 }

@@ -99,6 +99,7 @@ async fn rotate_many(store: &(impl RefreshTokenStore + GrantStore + UserStore), 
                 new_token_hash: &new,
                 now: NOW,
                 idle_ttl: 600,
+                reuse_grace: 0,
             })
             .await
             .unwrap();
@@ -234,6 +235,7 @@ async fn check_old_tokens(store: &dyn RefreshTokenStore) {
                 new_token_hash: &new,
                 now: NOW + 10,
                 idle_ttl: 600,
+                reuse_grace: 0,
             })
             .await
             .unwrap()

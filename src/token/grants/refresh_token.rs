@@ -1,7 +1,9 @@
 //! `grant_type=refresh_token` (RFC 6749 §6) with rotation and reuse detection
 //! (RFC 9700 §4.14.2): every use returns a new refresh token, the next generation of its
 //! family, and kills the old one; a rotated-out token presented again revokes its whole
-//! family. The token's format is `token::refresh_format`. A family bound to a DPoP key (a
+//! family. The token's format is `token::refresh_format`. A client that retries a rotation
+//! whose answer it lost gets the same successor again, if it does so within the reuse grace
+//! (`LATCHKEY_REFRESH_TOKEN_REUSE_GRACE`, `Rotation::Retried`). A family bound to a DPoP key (a
 //! public client's, RFC 9449 §5) rotates only with a proof of that key.
 
 use std::sync::Arc;
@@ -50,10 +52,13 @@ pub async fn validate(
             "the refresh token is invalid, expired or revoked",
         ));
     };
-    let successor = refresh_format::issue(
+    // Derived from the presented token, so that a client retrying a rotation whose answer it
+    // lost (a 503 during a failover after the commit) gets the same successor again.
+    let successor = refresh_format::successor(
         &app.hasher,
         &presented_token.grant_id,
         presented_token.generation + 1,
+        presented,
     );
     // One store operation decides and does everything: rotation, or the family's revocation
     // on reuse, another client's token or an inactive user.
@@ -67,10 +72,20 @@ pub async fn validate(
             new_token_hash: &successor.hash,
             now,
             idle_ttl: app.config.refresh_token_idle_ttl,
+            reuse_grace: app.config.refresh_token_reuse_grace,
         })
         .await?;
     let current = match rotation {
         Rotation::Rotated(current) => *current,
+        Rotation::Retried(current) => {
+            tracing::info!(
+                grant_id = %current.grant_id,
+                client_id = %client.client_id,
+                "refresh token presented again within the reuse grace; its successor is sent again"
+            );
+            crate::telemetry::refresh_retried();
+            *current
+        }
         Rotation::Reused { grant_id } => {
             reuse_detected(app, &client.client_id, &grant_id).await;
             return Err(OAuthError::invalid_grant(

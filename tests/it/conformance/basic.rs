@@ -708,7 +708,9 @@ async fn oidcc_refresh_token() {
     assert_eq!(status, 200);
     assert_eq!(info["sub"], first.id["sub"]);
 
-    // The rotated-out refresh token is dead.
+    // The rotated-out refresh token is dead (once the reuse grace, in which a retry of it
+    // would get its successor again, has passed).
+    app.clock.advance(11);
     let (status, body) = refresh(&app, &client, refresh_token).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -63,7 +63,7 @@ impl<'a> Browser<'a> {
         })
     }
 
-    async fn step(response: reqwest::Response) -> Step {
+    pub async fn step(response: reqwest::Response) -> Step {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let location = headers

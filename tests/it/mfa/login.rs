@@ -8,7 +8,9 @@ use super::{
     submit_otp,
 };
 use crate::both_backends;
-use crate::helpers::{Backend, Browser, TestApp, TestClient, hidden_field, spawn_app_with_alice};
+use crate::helpers::{
+    Backend, Browser, Step, TestApp, TestClient, hidden_field, spawn_app_with_alice, spawn_node,
+};
 
 both_backends!(
     a_user_with_totp_gives_a_code_after_the_password,
@@ -16,6 +18,9 @@ both_backends!(
     one_step_of_drift_is_accepted_two_are_not,
     racing_wrong_codes_get_exactly_the_free_attempts,
     the_password_grant_refuses_a_user_with_a_second_factor,
+    the_account_page_says_when_a_factor_was_last_used_in_words,
+    on_two_nodes_racing_wrong_codes_get_exactly_the_free_attempts,
+    on_two_nodes_fifty_racing_uses_of_one_code_are_accepted_once,
 );
 
 async fn setup(backend: Backend) -> (TestApp, TestClient, String) {
@@ -190,4 +195,177 @@ async fn the_password_grant_refuses_a_user_with_a_second_factor(backend: Backend
     let (status, body, _) = app.token(&legacy, &form).await;
     crate::helpers::assert_error(status, &body, 400, "invalid_grant");
     let _ = client;
+}
+
+/// The account page shows a factor's last use as a date and time in words of the browser's
+/// language (`Accept-Language`), with the machine-readable time in `<time datetime>`; never a
+/// raw Unix timestamp.
+async fn the_account_page_says_when_a_factor_was_last_used_in_words(backend: Backend) {
+    use latchkey::http::ui::text::{DE, EN, Text};
+    let (app, client, secret) = setup(backend).await;
+    let browser = Browser::new(&app);
+    let step = password_step(&browser, &client, &[]).await;
+    let used_at = app.app.now();
+    let accepted = submit_otp(&browser, &step.location.unwrap(), &code_now(&app, &secret)).await;
+    finish(&browser, &client, accepted).await;
+
+    let account = |language: Option<&'static str>| {
+        let mut request = browser.http.get(app.url("/account"));
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let machine = format!(r#"<time datetime="{}">"#, Text::machine_time(used_at));
+    for (language, text, words) in [
+        (None, &EN, ["last used", "authenticator app"]),
+        (
+            Some("en-GB,en;q=0.9"),
+            &EN,
+            ["last used", "authenticator app"],
+        ),
+        (
+            Some("de-DE,de;q=0.9,en;q=0.5"),
+            &DE,
+            ["zuletzt verwendet", "Authenticator-App"],
+        ),
+        (
+            Some("fr, de;q=0.8, en;q=0.4"),
+            &DE,
+            ["zuletzt verwendet", "Authenticator-App"],
+        ),
+    ] {
+        let page = account(language).await;
+        assert!(page.contains(&format!(r#"lang="{}""#, text.lang)), "{page}");
+        let when = format!("{machine}{}</time>", text.when(used_at));
+        assert!(page.contains(&when), "{language:?}: {when} in {page}");
+        for word in words {
+            assert!(page.contains(word), "{language:?}: {word}");
+        }
+        assert!(
+            !page.contains(&used_at.to_string()),
+            "no raw timestamp: {page}"
+        );
+    }
+}
+
+/// A second node over alice's database, its clock stopped at the first node's time.
+async fn second_node(app: &TestApp) -> TestApp {
+    let second = spawn_node(app).await;
+    second.clock.freeze_at(app.app.now());
+    second
+}
+
+/// `RACERS` POSTs of `otp` on the second-factor page at `otp_page` of `browser`'s flow, all
+/// released at once, alternating between `nodes`; their answers.
+async fn race_codes(
+    browser: &Browser<'_>,
+    otp_page: &str,
+    otp: &str,
+    nodes: [&str; 2],
+) -> Vec<Step> {
+    const RACERS: usize = 50;
+    let page = browser.get(otp_page).await;
+    let interaction = hidden_field(&page.body, "interaction").unwrap();
+    let csrf = hidden_field(&page.body, "csrf_token").unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            // The browser's cookies hold for both nodes (cookies ignore ports).
+            let request = browser
+                .http
+                .post(format!("{}/login/otp", nodes[i % 2]))
+                .form(&[
+                    ("interaction", interaction.as_str()),
+                    ("csrf_token", csrf.as_str()),
+                    ("otp", otp),
+                ]);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                Browser::step(request.send().await.unwrap()).await
+            })
+        })
+        .collect();
+    let mut steps = Vec::new();
+    for t in tasks {
+        steps.push(t.await.unwrap());
+    }
+    steps
+}
+
+/// As `racing_wrong_codes_get_exactly_the_free_attempts`, with the racers spread over two
+/// nodes: the throttle is counted in the database, so the nodes together allow no more.
+async fn on_two_nodes_racing_wrong_codes_get_exactly_the_free_attempts(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let second = second_node(&app).await;
+    let browser = Browser::new(&app);
+    let otp_page = password_step(&browser, &client, &[])
+        .await
+        .location
+        .unwrap();
+    let right = code_now(&app, &secret);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let steps = race_codes(
+        &browser,
+        &otp_page,
+        wrong,
+        [app.base.as_str(), second.base.as_str()],
+    )
+    .await;
+    let statuses: Vec<u16> = steps.iter().map(|s| s.status).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (6, 44), "{statuses:?}");
+    let late = submit_otp(&browser, &otp_page, &right).await;
+    assert_eq!(late.status, 429, "even the right code waits");
+}
+
+/// Fifty submissions of the right code at once, over two nodes: the code is accepted once
+/// (one conditional update of the last accepted step), so exactly one racer moves the flow
+/// on and one `factor_used` is recorded; none gets a 5xx.
+async fn on_two_nodes_fifty_racing_uses_of_one_code_are_accepted_once(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let second = second_node(&app).await;
+    let browser = Browser::new(&app);
+    let otp_page = password_step(&browser, &client, &[])
+        .await
+        .location
+        .unwrap();
+    let right = code_now(&app, &secret);
+    let steps = race_codes(
+        &browser,
+        &otp_page,
+        &right,
+        [app.base.as_str(), second.base.as_str()],
+    )
+    .await;
+    let moved_on = steps
+        .iter()
+        .filter(|s| {
+            s.status == 303
+                && s.location
+                    .as_deref()
+                    .is_some_and(|l| !l.starts_with("/login?"))
+        })
+        .count();
+    assert_eq!(
+        moved_on,
+        1,
+        "{:?}",
+        steps
+            .iter()
+            .map(|s| (s.status, &s.location))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        steps.iter().all(|s| [303, 401, 429].contains(&s.status)),
+        "{:?}",
+        steps.iter().map(|s| s.status).collect::<Vec<_>>()
+    );
+    assert_eq!(app.events("kind=factor_used").await.len(), 1);
 }

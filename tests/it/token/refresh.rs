@@ -1,7 +1,8 @@
 //! Refresh tokens (RFC 6749 §6, RFC 9700 §4.14): every refresh rotates the token, a rotated-out
-//! token presented again revokes its whole family, the scope may narrow but never widen, and a
-//! family ends when unused for its idle lifetime or at its absolute one. Refreshed tokens keep
-//! the grant's `auth_time` and resource.
+//! token presented again revokes its whole family (past the reuse grace, in which the token
+//! the latest rotation replaced gets the same successor again), the scope may narrow but
+//! never widen, and a family ends when unused for its idle lifetime or at its absolute one.
+//! Refreshed tokens keep the grant's `auth_time` and resource.
 
 use std::collections::BTreeSet;
 
@@ -28,6 +29,7 @@ both_backends!(
     a_refresh_returns_an_id_token_when_openid_is_in_scope,
     a_refreshed_access_token_keeps_the_resource_of_its_grant,
     a_forged_token_naming_a_family_changes_nothing,
+    a_retry_within_the_reuse_grace_gets_the_same_refresh_token,
 );
 
 async fn every_refresh_rotates_the_refresh_token_and_the_old_one_stops_working(backend: Backend) {
@@ -49,6 +51,8 @@ async fn every_refresh_rotates_the_refresh_token_and_the_old_one_stops_working(b
     assert_eq!(second["token_type"], "Bearer");
     assert_eq!(second["expires_in"], 3600);
 
+    // Past the reuse grace, in which a retry of rt2 would get rt3 again.
+    app.clock.advance(11);
     let (status, body) = refresh(&app, &client, &rt2, None).await;
     assert_error(status, &body, 400, "invalid_grant");
 }
@@ -69,6 +73,8 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family(backend: Backe
     assert!(is_active(&app, &rs, &a1).await && is_active(&app, &rs, &a2).await);
     assert_eq!(userinfo_status(&app, &a2).await, 200);
 
+    // Past the reuse grace (a_retry_within_the_reuse_grace_gets_the_same_refresh_token).
+    app.clock.advance(11);
     let (status, body) = refresh(&app, &client, &rt1, None).await;
     assert_error(status, &body, 400, "invalid_grant");
 
@@ -370,4 +376,54 @@ async fn a_forged_token_naming_a_family_changes_nothing(backend: Backend) {
     assert_eq!(status, 200, "the family was not revoked: {second}");
     let rt2 = field(&second, "refresh_token");
     assert!(rt2.starts_with(&format!("{family}.1.")), "{rt2}");
+}
+
+/// A client that lost the answer to a rotation (a 503 during a failover, after the commit)
+/// and sends the same refresh token again within the reuse grace gets the same new refresh
+/// token, with a fresh access token, and its family lives on. Outside the grace (later, two
+/// generations back, or with the grace off) the same token is reuse and ends the family.
+async fn a_retry_within_the_reuse_grace_gets_the_same_refresh_token(backend: Backend) {
+    let (app, client) = spawn_app_with_alice(backend).await;
+    app.clock
+        .freeze_at(latchkey::clock::Clock::now(&latchkey::clock::SystemClock));
+    let first = user_tokens(&app, &client, "openid offline_access").await;
+    let rt1 = field(&first, "refresh_token");
+    let (status, second) = refresh(&app, &client, &rt1, None).await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = field(&second, "refresh_token");
+    app.clock.advance(10);
+    let (status, retried) = refresh(&app, &client, &rt1, None).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(field(&retried, "refresh_token"), rt2, "the same successor");
+    assert_ne!(retried["access_token"], second["access_token"]);
+    let (status, third) = refresh(&app, &client, &rt2, None).await;
+    assert_eq!(status, 200, "the successor rotates as usual: {third}");
+    let rt3 = field(&third, "refresh_token");
+    let (status, body) = refresh(&app, &client, &rt1, None).await;
+    assert_error(status, &body, 400, "invalid_grant");
+    let (status, body) = refresh(&app, &client, &rt3, None).await;
+    assert_error(status, &body, 400, "invalid_grant");
+
+    // Eleven seconds after the rotation (the default grace is ten): reuse.
+    let first = user_tokens(&app, &client, "openid offline_access").await;
+    let rt1 = field(&first, "refresh_token");
+    let (_, second) = refresh(&app, &client, &rt1, None).await;
+    let rt2 = field(&second, "refresh_token");
+    app.clock.advance(11);
+    let (status, body) = refresh(&app, &client, &rt1, None).await;
+    assert_error(status, &body, 400, "invalid_grant");
+    let (status, body) = refresh(&app, &client, &rt2, None).await;
+    assert_error(status, &body, 400, "invalid_grant");
+
+    // With the grace off, an immediate retry is reuse.
+    let (app, client) =
+        spawn_app_with_alice_and(backend, &[("LATCHKEY_REFRESH_TOKEN_REUSE_GRACE", "0")]).await;
+    let first = user_tokens(&app, &client, "openid offline_access").await;
+    let rt1 = field(&first, "refresh_token");
+    let (_, second) = refresh(&app, &client, &rt1, None).await;
+    let rt2 = field(&second, "refresh_token");
+    let (status, body) = refresh(&app, &client, &rt1, None).await;
+    assert_error(status, &body, 400, "invalid_grant");
+    let (status, body) = refresh(&app, &client, &rt2, None).await;
+    assert_error(status, &body, 400, "invalid_grant");
 }
