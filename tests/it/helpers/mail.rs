@@ -19,8 +19,6 @@ pub struct SentMail {
     pub subject: String,
     pub text: String,
     pub html: String,
-    /// The message as it went over the wire.
-    pub raw: String,
 }
 
 impl SentMail {
@@ -116,7 +114,6 @@ impl MailSink {
                     subject: s("subject"),
                     text: s("text"),
                     html: s("html"),
-                    raw: s("raw"),
                 };
                 mail.to
                     .iter()
