@@ -43,6 +43,8 @@ pub enum StartupError {
     /// A template override that does not parse or render (already one line naming the file).
     #[error("{0}")]
     Templates(#[from] crate::http::ui::overrides::OverrideError),
+    #[error("LATCHKEY_SMTP_URL: {0}")]
+    Mail(String),
 }
 
 /// Everything a request handler may use (fields of `AppState`, reached through `Deref`).
@@ -85,6 +87,9 @@ pub struct AppState {
     pub passkeys: crate::accounts::factors::passkey::Shared,
     /// The pages' branding assets and template overrides, built and checked at start.
     pub pages: Arc<crate::http::ui::chrome::Pages>,
+    /// Sends mail (`mail`); `None` when no SMTP server is configured, which turns off the
+    /// features that need mail.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl App {
@@ -127,6 +132,13 @@ impl App {
             &master_key,
         )
         .map_err(|e| StartupError::Passkeys(e.to_string()))?;
+        let mailer = match &config.mail {
+            Some(settings) => Some(Arc::new(
+                crate::mail::Mailer::new(settings, &config.issuer, &master_key)
+                    .map_err(|e| StartupError::Mail(e.to_string()))?,
+            )),
+            None => None,
+        };
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -148,6 +160,7 @@ impl App {
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
             passkeys: passkeys.map(Arc::new),
             pages,
+            mailer,
         })))
     }
 
@@ -163,9 +176,11 @@ impl App {
         let housekeeping = tokio::spawn(crate::upkeep::housekeeping(self.clone()));
         let rotation = tokio::spawn(crate::upkeep::rotate_keys_on_schedule(self.clone()));
         let logout = tokio::spawn(crate::logout::run(self.clone()));
-        BackgroundTasks {
-            handles: vec![watcher, housekeeping, rotation, logout],
+        let mut handles = vec![watcher, housekeeping, rotation, logout];
+        if self.mailer.is_some() {
+            handles.push(tokio::spawn(crate::mail::run(self.clone())));
         }
+        BackgroundTasks { handles }
     }
 }
 

@@ -34,6 +34,10 @@ pub enum Kind {
     UserDisabled,
     UserDeleted,
     PasswordChanged,
+    /// A password reset link was sent (the request named an account with an address).
+    PasswordResetRequested,
+    /// A verification link confirmed the user's email address.
+    EmailVerified,
     AdminAccessDenied,
     Logout,
     DeviceApproved,
@@ -77,6 +81,8 @@ impl Kind {
             Kind::UserDisabled => "user_disabled",
             Kind::UserDeleted => "user_deleted",
             Kind::PasswordChanged => "password_changed",
+            Kind::PasswordResetRequested => "password_reset_requested",
+            Kind::EmailVerified => "email_verified",
             Kind::AdminAccessDenied => "admin_access_denied",
             Kind::Logout => "logout",
             Kind::DeviceApproved => "device_approved",

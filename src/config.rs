@@ -98,6 +98,10 @@ struct RawConfig {
     brand_theme: Option<String>,
     templates_dir: Option<String>,
     account_editable_claims: Option<String>,
+    smtp_url: Option<String>,
+    email_from: Option<String>,
+    require_verified_email: Option<bool>,
+    signup: Option<bool>,
 }
 
 pub use crate::accounts::account::profile::EditableClaim;
@@ -249,6 +253,54 @@ pub struct Config {
     /// `LATCHKEY_ACCOUNT_EDITABLE_CLAIMS`: the standard claims users may edit on the account
     /// page, in the order it shows them (none by default).
     pub account_editable_claims: Vec<EditableClaim>,
+    /// `LATCHKEY_SMTP_URL` and `LATCHKEY_EMAIL_FROM`: where mail goes out, and from whom.
+    /// `None` turns off everything that needs mail (password reset, verification, sign-up).
+    pub mail: Option<MailSettings>,
+    /// `LATCHKEY_REQUIRE_VERIFIED_EMAIL`: a login waits until the user's email address is
+    /// verified (a stage of the flow, `authorize::flow::Stage::VerifyEmail`).
+    pub require_verified_email: bool,
+    /// `LATCHKEY_SIGNUP`: anyone may create an account at `/signup` (`accounts::signup`).
+    pub signup: bool,
+}
+
+/// How mail leaves: an SMTP server and the sender's address.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    pub smtp: SmtpUrl,
+    /// `LATCHKEY_EMAIL_FROM` as given (`Name <addr@host>` or `addr@host`); checked to parse
+    /// as a mailbox.
+    pub from: String,
+}
+
+/// `LATCHKEY_SMTP_URL`, parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    pub host: String,
+    pub port: u16,
+    /// `smtps://`: TLS from the first byte. Otherwise STARTTLS is used when the server offers it.
+    pub implicit_tls: bool,
+    /// User and password, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password is never printed.
+        f.debug_struct("SmtpUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("implicit_tls", &self.implicit_tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp", &self.smtp)
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -375,6 +427,10 @@ fn apply_env(
     string!(brand_theme);
     string!(templates_dir);
     string!(account_editable_claims);
+    string!(smtp_url);
+    string!(email_from);
+    parsed!(require_verified_email);
+    parsed!(signup);
     parsed!(access_token_ttl);
     parsed!(refresh_token_ttl);
     parsed!(refresh_token_idle_ttl);
@@ -655,10 +711,31 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let account_editable_claims =
         validate_editable_claims(raw.account_editable_claims.as_deref().unwrap_or(""))?;
 
+    let mail = validate_mail(raw.smtp_url.as_deref(), raw.email_from.as_deref())?;
+    let require_verified_email = raw.require_verified_email.unwrap_or(false);
+    let signup = raw.signup.unwrap_or(false);
+    if signup && mail.is_none() {
+        // A sign-up is finished by the link in its mail.
+        return Err(ConfigError::new(
+            "signup",
+            "needs mail: set LATCHKEY_SMTP_URL and LATCHKEY_EMAIL_FROM",
+        ));
+    }
+    if require_verified_email && mail.is_none() {
+        // Verification needs mail; without it no login could ever finish.
+        return Err(ConfigError::new(
+            "require_verified_email",
+            "needs mail: set LATCHKEY_SMTP_URL and LATCHKEY_EMAIL_FROM",
+        ));
+    }
+
     Ok(Config {
         brand,
         templates_dir,
         account_editable_claims,
+        mail,
+        require_verified_email,
+        signup,
         key_rotation_interval,
         key_publish_ahead,
         issuer,
@@ -746,6 +823,82 @@ fn validate_key_schedule(
         return Ok((0, ahead));
     }
     Ok((interval, ahead.min(interval / 2)))
+}
+
+/// `LATCHKEY_SMTP_URL` and `LATCHKEY_EMAIL_FROM`: both or neither.
+fn validate_mail(
+    smtp_url: Option<&str>,
+    from: Option<&str>,
+) -> Result<Option<MailSettings>, ConfigError> {
+    let smtp_url = smtp_url.map(str::trim).filter(|s| !s.is_empty());
+    let from = from.map(str::trim).filter(|s| !s.is_empty());
+    match (smtp_url, from) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "email_from",
+            "must be set together with LATCHKEY_SMTP_URL",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "smtp_url",
+            "must be set together with LATCHKEY_EMAIL_FROM",
+        )),
+        (Some(url), Some(from)) => {
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(ConfigError::new(
+                    "email_from",
+                    "is not a mail address like `Latchkey <login@example.com>`",
+                ));
+            }
+            Ok(Some(MailSettings {
+                smtp: parse_smtp_url(url)?,
+                from: from.to_owned(),
+            }))
+        }
+    }
+}
+
+/// `smtp://[user:pass@]host[:port]` (STARTTLS when offered; port 587 by default) or
+/// `smtps://…` (TLS from the start; port 465 by default).
+fn parse_smtp_url(raw: &str) -> Result<SmtpUrl, ConfigError> {
+    // The URL may hold a password: errors never repeat it.
+    let err = |reason: &str| ConfigError::new("smtp_url", reason.to_owned());
+    let url = url::Url::parse(raw).map_err(|_| err("is not a URL like smtp://host:587"))?;
+    let implicit_tls = match url.scheme() {
+        "smtp" => false,
+        "smtps" => true,
+        _ => return Err(err("must start with smtp:// or smtps://")),
+    };
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| err("has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if url.path() != "" && url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(err("must not have a path, query or fragment"));
+    }
+    let port = url.port().unwrap_or(if implicit_tls { 465 } else { 587 });
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| err("has a user or password that is not UTF-8"))
+    };
+    let credentials = if url.username().is_empty() {
+        None
+    } else {
+        Some((
+            decode(url.username())?,
+            decode(url.password().unwrap_or_default())?,
+        ))
+    };
+    Ok(SmtpUrl {
+        host,
+        port,
+        implicit_tls,
+        credentials,
+    })
 }
 
 /// The issuer must be an https URL without query or fragment, unless its host is loopback

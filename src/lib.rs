@@ -21,6 +21,7 @@ pub mod files;
 pub mod http;
 pub mod keys;
 pub mod logout;
+pub mod mail;
 pub mod manage;
 pub mod mint;
 pub mod outbound;

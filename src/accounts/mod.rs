@@ -8,11 +8,14 @@
 pub mod account;
 pub mod assurance;
 pub mod consent;
+pub mod email_links;
 pub mod factors;
 pub mod login;
 pub mod password;
 pub mod password_change;
+pub mod password_policy;
 pub mod session;
+pub mod signup;
 pub mod throttle;
 pub mod user_agent;
 

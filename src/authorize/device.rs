@@ -214,6 +214,7 @@ pub async fn enter(
             let stage = match next {
                 Next::SecondFactor => Stage::SecondFactor { sid },
                 Next::Enrol => Stage::Enrol { sid },
+                Next::VerifyEmail => Stage::VerifyEmail { sid },
                 _ => Stage::Consent { sid },
             };
             let interaction_id = seals(app).seal(&request, binding, &stage)?;

@@ -10,6 +10,8 @@
 //!   level owed met? ──no, has a factor──▶ SecondFactor { sid } ──code──▶ (new session) ──┐
 //!       │           └─no, has none────▶ Enrol { sid } ──enrolled──▶ Resume { sid } ───────┤
 //!       │ yes                                                                             ▼
+//!   address verified? (LATCHKEY_REQUIRE_VERIFIED_EMAIL) ──no──▶ VerifyEmail { sid } ──link used──┐
+//!       │ yes (or not required)                                                                  ▼
 //!   consent needed? ──yes──▶ Consent { sid of the session decided for } ──allow──▶ code
 //!       │ no                                                           └──deny───▶ access_denied
 //!       ▼
@@ -33,7 +35,7 @@ use crate::accounts::assurance::{self, Standing};
 use crate::accounts::consent;
 use crate::protocol::Scope;
 use crate::protocol::authorization::AuthorizationRequest;
-use crate::store::{ClientRecord, ConsentStore, FactorStore, SessionRecord, StoreError};
+use crate::store::{ClientRecord, ConsentStore, FactorStore, SessionRecord, StoreError, UserStore};
 
 /// What an interaction still owes before it may end with a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,10 @@ pub enum Stage {
     /// The user must consent, in the session with public id `sid` that the decision was made
     /// for (the code carries that session's user and `auth_time`, nobody else's).
     Consent { sid: String },
+    /// The server requires a verified email address and the user of session `sid` has none
+    /// yet: only the "check your mail" page (in that session) moves the interaction on, once
+    /// the user has used the link in the mail.
+    VerifyEmail { sid: String },
 }
 
 /// The pages that act on a pending interaction.
@@ -68,6 +74,8 @@ pub enum Page {
     /// The continuation after an enrolment inside a flow.
     Resume,
     Consent,
+    /// "Check your mail": waits until the user's address is verified.
+    VerifyEmail,
 }
 
 impl Stage {
@@ -82,6 +90,7 @@ impl Stage {
             Page::Enrol => matches!(self, Stage::Enrol { .. }),
             Page::Resume => matches!(self, Stage::Resume { .. }),
             Page::Consent => matches!(self, Stage::Consent { .. }),
+            Page::VerifyEmail => matches!(self, Stage::VerifyEmail { .. }),
         }
     }
 
@@ -102,7 +111,8 @@ impl Stage {
             Stage::SecondFactor { sid }
             | Stage::Enrol { sid }
             | Stage::Resume { sid }
-            | Stage::Consent { sid } => Some(sid),
+            | Stage::Consent { sid }
+            | Stage::VerifyEmail { sid } => Some(sid),
             Stage::Login => None,
         }
     }
@@ -116,6 +126,8 @@ pub enum Next {
     SecondFactor,
     /// The session lacks the level owed; the user must enrol a second factor first.
     Enrol,
+    /// The user must verify their email address first (`LATCHKEY_REQUIRE_VERIFIED_EMAIL`).
+    VerifyEmail,
     Consent,
     /// Nothing: the code can be issued.
     Code,
@@ -134,6 +146,9 @@ pub enum Arrival {
 pub struct Deciding<'a> {
     pub consents: &'a dyn ConsentStore,
     pub factors: &'a dyn FactorStore,
+    /// Set when a verified email address is required (`LATCHKEY_REQUIRE_VERIFIED_EMAIL`):
+    /// where the user's claims are read.
+    pub verified_email: Option<&'a dyn UserStore>,
     pub now: i64,
 }
 
@@ -169,6 +184,17 @@ pub async fn next(
         } else {
             Next::Enrol
         });
+    }
+    // Verification comes after authentication (nobody learns from this stage whether an
+    // account's address is verified before proving who they are) and before consent.
+    if let Some(users) = with.verified_email {
+        let verified = users
+            .get_user(&session.user_sub)
+            .await?
+            .is_some_and(|u| u.claims.email_verified == Some(true));
+        if !verified {
+            return Ok(Next::VerifyEmail);
+        }
     }
     if needs_consent(with.consents, client, request, &session.user_sub).await? {
         return Ok(Next::Consent);
@@ -385,6 +411,7 @@ mod tests {
         let with = Deciding {
             consents: &store,
             factors: &factors,
+            verified_email: None,
             now: 1000,
         };
         next(with, client, request, session, arrival).await.unwrap()

@@ -70,6 +70,8 @@ pub enum Decision {
     Enrol { interaction_id: String },
     /// The user must consent; `interaction_id` is the sealed interaction.
     Consent { interaction_id: String },
+    /// The user must verify their email address ("check your mail") before the flow goes on.
+    VerifyEmail { interaction_id: String },
     /// A device's authorization was answered (RFC 8628): tell the person to return to it.
     DeviceAnswered { approved: bool },
 }
@@ -227,6 +229,18 @@ async fn decide(
             let interaction_id = seals.seal(&request, browser_binding, &stage)?;
             Ok(pending::decision_at(&stage, interaction_id))
         }
+        (Next::VerifyEmail, Some(session)) => {
+            if request.prompt.none {
+                return Err(OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "the user must verify their email address first, and prompt=none forbids \
+                     asking",
+                ));
+            }
+            let stage = Stage::VerifyEmail { sid: session.sid };
+            let interaction_id = seals.seal(&request, browser_binding, &stage)?;
+            Ok(Decision::VerifyEmail { interaction_id })
+        }
         (Next::Consent, Some(session)) => {
             if request.prompt.none {
                 return Err(OAuthError::new(
@@ -257,6 +271,10 @@ pub(crate) fn deciding(app: &App) -> flow::Deciding<'_> {
     flow::Deciding {
         consents: app.store.as_ref(),
         factors: app.store.as_ref(),
+        verified_email: app
+            .config
+            .require_verified_email
+            .then_some(app.store.as_ref() as &dyn crate::store::UserStore),
         now: app.now(),
     }
 }

@@ -146,6 +146,7 @@ pub async fn continue_after_login(
     let stage = match next {
         Next::SecondFactor => Some(Stage::SecondFactor { sid }),
         Next::Enrol => Some(Stage::Enrol { sid }),
+        Next::VerifyEmail => Some(Stage::VerifyEmail { sid }),
         // A device's request always asks for consent (see `device`).
         Next::Consent => Some(Stage::Consent { sid }),
         _ if pending.request.device_user_code.is_some() => Some(Stage::Consent { sid }),
@@ -173,6 +174,7 @@ pub(crate) fn decision_at(stage: &Stage, interaction_id: String) -> Decision {
         Stage::SecondFactor { .. } => Decision::SecondFactor { interaction_id },
         Stage::Enrol { .. } => Decision::Enrol { interaction_id },
         Stage::Resume { .. } | Stage::Consent { .. } => Decision::Consent { interaction_id },
+        Stage::VerifyEmail { .. } => Decision::VerifyEmail { interaction_id },
     }
 }
 

@@ -410,3 +410,76 @@ fn editable_claims_are_named_standard_claims_none_by_default() {
         );
     }
 }
+
+#[test]
+fn mail_settings_are_parsed_and_checked() {
+    assert!(load(&[]).unwrap().mail.is_none(), "mail is off by default");
+    let from = ("LATCHKEY_EMAIL_FROM", "Latchkey <login@example.com>");
+    let smtp = |url: &str| {
+        load(&[("LATCHKEY_SMTP_URL", url), from])
+            .unwrap()
+            .mail
+            .unwrap()
+            .smtp
+    };
+    let plain = smtp("smtp://mail.example.com");
+    assert_eq!(
+        (plain.host.as_str(), plain.port, plain.implicit_tls),
+        ("mail.example.com", 587, false)
+    );
+    assert_eq!(plain.credentials, None);
+    let tls = smtp("smtps://mail.example.com");
+    assert_eq!((tls.port, tls.implicit_tls), (465, true));
+    let with_user = smtp("smtp://robot%40example.com:p%3Ass%20w@127.0.0.1:2525/");
+    assert_eq!(with_user.port, 2525);
+    assert_eq!(
+        with_user.credentials,
+        Some(("robot@example.com".to_owned(), "p:ss w".to_owned()))
+    );
+    assert_eq!(smtp("smtp://[::1]:25").host, "::1");
+
+    check_error(
+        &[("LATCHKEY_SMTP_URL", "smtp://mail.example.com")],
+        "LATCHKEY_EMAIL_FROM",
+    );
+    check_error(&[from], "LATCHKEY_SMTP_URL");
+    for bad in [
+        "http://mail.example.com",
+        "smtp://",
+        "smtp://host/path",
+        "smtp://host?x=1",
+        "not a url",
+    ] {
+        check_error(&[("LATCHKEY_SMTP_URL", bad), from], "LATCHKEY_SMTP_URL");
+    }
+    check_error(
+        &[
+            ("LATCHKEY_SMTP_URL", "smtp://host"),
+            ("LATCHKEY_EMAIL_FROM", "not an address"),
+        ],
+        "LATCHKEY_EMAIL_FROM",
+    );
+    // The password never appears in an error or in debug output.
+    let err = load(&[("LATCHKEY_SMTP_URL", "ftp://u:hunter2@host"), from]).unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let debug = format!("{:?}", smtp("smtp://u:hunter2@host"));
+    assert!(!debug.contains("hunter2"), "{debug}");
+}
+
+#[test]
+fn requiring_verified_email_needs_mail() {
+    assert!(!load(&[]).unwrap().require_verified_email);
+    check_error(
+        &[("LATCHKEY_REQUIRE_VERIFIED_EMAIL", "true")],
+        "LATCHKEY_REQUIRE_VERIFIED_EMAIL",
+    );
+    let c = load(&[
+        ("LATCHKEY_REQUIRE_VERIFIED_EMAIL", "true"),
+        ("LATCHKEY_SMTP_URL", "smtp://127.0.0.1:2525"),
+        ("LATCHKEY_EMAIL_FROM", "login@example.com"),
+    ])
+    .unwrap();
+    assert!(c.require_verified_email);
+    assert!(!c.signup, "sign-up is off by default");
+    check_error(&[("LATCHKEY_SIGNUP", "true")], "LATCHKEY_SIGNUP");
+}

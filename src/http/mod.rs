@@ -129,6 +129,23 @@ pub fn router(app: App) -> Router {
         )
         .route(paths::PASSWORD, post(ui::password::submit))
         .route(
+            paths::PASSWORD_FORGOT,
+            get(ui::email_links::forgot_show).post(ui::email_links::forgot_submit),
+        )
+        .route(
+            paths::PASSWORD_RESET,
+            get(ui::email_links::reset_show).post(ui::email_links::reset_submit),
+        )
+        .route(paths::EMAIL_VERIFY, get(ui::email_links::verify))
+        .route(
+            paths::SIGNUP,
+            get(ui::signup::show).post(ui::signup::submit),
+        )
+        .route(
+            paths::EMAIL_PENDING,
+            get(ui::email_links::pending_show).post(ui::email_links::pending_resend),
+        )
+        .route(
             paths::DEVICE,
             get(ui::device::show).post(ui::device::submit),
         )

@@ -486,6 +486,9 @@ fn continue_with(decision: Result<Decision, AuthorizeError>) -> Response {
         Ok(Decision::Enrol { interaction_id }) => {
             json!({ "redirect": format!("{}?interaction={interaction_id}", paths::ACCOUNT_TOTP) })
         }
+        Ok(Decision::VerifyEmail { interaction_id }) => {
+            json!({ "redirect": format!("{}?interaction={interaction_id}", paths::EMAIL_PENDING) })
+        }
         Ok(Decision::DeviceAnswered { .. }) => {
             return bad_request("a device request is answered on the consent page");
         }

@@ -6,6 +6,7 @@
 //! deletion) ends it at once: sessions are deleted, and on disabling every refresh-token
 //! family is revoked, which also makes the family's access tokens introspect as inactive.
 
+use crate::accounts::email_links;
 use crate::accounts::factors;
 use crate::accounts::password::check_new_password;
 use crate::app::App;
@@ -77,11 +78,14 @@ pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAut
     check_password(&request.password)?;
     let password_hash = hash_password(app, &request.password).await?;
     let now = app.now();
+    let mut claims = request.claims;
+    let declared = claims.email_verified == Some(true);
+    let verify = awaits_verification(app, None, &mut claims, declared);
     let record = UserRecord {
         sub: random_token(SUB_BYTES),
         username,
         password_hash,
-        claims: request.claims,
+        claims,
         disabled: request.disabled,
         password_reset_required: request.password_reset_required,
         mfa_required: request.mfa_required,
@@ -93,6 +97,9 @@ pub async fn create(app: &App, request: UserCreate) -> Result<UserResponse, OAut
         .await
         .map_err(username_conflict(&record.username))?;
     audit::record(app, Event::new(Kind::UserCreated).user(&record.sub)).await;
+    if verify {
+        email_links::send_verification(app, &record, "").await?;
+    }
     // A new user has no factors yet; the answer has the shape of `get`'s.
     let mut user = answer(record);
     user.factors = Some(Vec::new());
@@ -172,7 +179,17 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
     if let Some(password) = &patch.password {
         check_password(password)?;
     }
-    let claims = merge_claims(&current.claims, &patch.claims)?;
+    let mut claims = merge_claims(&current.claims, &patch.claims)?;
+    let verify = awaits_verification(
+        app,
+        current.claims.email.as_deref(),
+        &mut claims,
+        patch
+            .claims
+            .get("email_verified")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true),
+    );
     let new_hash = match &patch.password {
         Some(password) => Some(hash_password(app, password).await?),
         None => None,
@@ -219,9 +236,32 @@ pub async fn patch(app: &App, sub: &str, patch: UserPatch) -> Result<UserRespons
         audit::record(app, Event::new(Kind::PasswordChanged).user(sub)).await;
     }
     audit::record(app, Event::new(Kind::UserUpdated).user(sub)).await;
+    if verify {
+        email_links::send_verification(app, &updated, "").await?;
+    }
     let mut user = answer(updated);
     user.factors = Some(factors::list(app, sub).await?);
     Ok(user)
+}
+
+/// Whether a new or changed email address must be verified by mail (mail on, and the
+/// operator did not declare it verified in the same request); if so, marks it unverified in
+/// `claims` until the link is used. `declared_verified`: the request itself says
+/// `"email_verified": true`.
+fn awaits_verification(
+    app: &App,
+    before: Option<&str>,
+    claims: &mut crate::protocol::user::UserClaims,
+    declared_verified: bool,
+) -> bool {
+    if app.mailer.is_none()
+        || declared_verified
+        || !email_links::needs_verification(before, claims.email.as_deref())
+    {
+        return false;
+    }
+    claims.email_verified = Some(false);
+    true
 }
 
 /// Sets a new password and ends the user's sessions.

@@ -26,6 +26,11 @@ pub mod paths {
     pub const CONSENT: &str = "/consent";
     pub const END_SESSION: &str = "/logout";
     pub const PASSWORD: &str = "/password";
+    pub const PASSWORD_FORGOT: &str = "/password/forgot";
+    pub const PASSWORD_RESET: &str = "/password/reset";
+    pub const EMAIL_VERIFY: &str = "/email/verify";
+    pub const EMAIL_PENDING: &str = "/email/pending";
+    pub const SIGNUP: &str = "/signup";
     pub const ACCOUNT: &str = "/account";
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_CONSENTS: &str = "/account/consents";

@@ -113,13 +113,14 @@ pub enum Expiring {
     RevokedAccessTokens,
     Throttle,
     SessionClients,
+    EmailTokens,
     AuditEvents,
 }
 
 impl Expiring {
     /// Every kind, in purge order: grants after codes and refresh families, so that a grant
     /// goes only once nothing that can still mint tokens refers to it.
-    pub const ALL: [Expiring; 10] = [
+    pub const ALL: [Expiring; 11] = [
         Expiring::Codes,
         Expiring::Sessions,
         Expiring::FinishedInteractions,
@@ -129,6 +130,7 @@ impl Expiring {
         Expiring::RevokedAccessTokens,
         Expiring::Throttle,
         Expiring::SessionClients,
+        Expiring::EmailTokens,
         Expiring::AuditEvents,
     ];
 
@@ -182,6 +184,8 @@ impl Expiring {
                 "SELECT COUNT(*) FROM (SELECT 1 FROM session_client WHERE expires_at <= $1 \
                  LIMIT $2) AS expired",
             ),
+            // Links sent by mail that were never used.
+            Expiring::EmailTokens => expiring!("email_token", "token_hash", "expires_at <= $1"),
             // Audit events are kept for audit::AUDIT_RETENTION (90 days).
             Expiring::AuditEvents => {
                 expiring!("audit_event", "event_id", "occurred_at <= $1 - 7776000")

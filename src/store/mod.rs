@@ -6,7 +6,7 @@
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
 //! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
 //! `registrations` (RFC 7591 dynamic registration), `outbox` (work any node carries out later:
-//! back-channel logout deliveries). What they share (the two dialects, error mapping, JSON and
+//! back-channel logout deliveries, mail), `email_tokens` (links sent by mail). What they share (the two dialects, error mapping, JSON and
 //! row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
@@ -23,6 +23,7 @@ mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod email_tokens;
 mod factors;
 mod grants;
 mod housekeeping;
@@ -53,6 +54,7 @@ pub use clients::{ClientRecord, ClientStore, NewClientSecret, PreviousSecret};
 pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
+pub use email_tokens::{EmailPurpose, EmailTokenStore, RedeemedLink};
 pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Expiring, Housekeeping, PoolStats};
@@ -132,6 +134,7 @@ pub trait Store:
     + RegistrationStore
     + PasskeyStore
     + OutboxStore
+    + EmailTokenStore
     + AuditStore
     + ApplyStore
     + Housekeeping
@@ -157,6 +160,7 @@ impl<T> Store for T where
         + RegistrationStore
         + PasskeyStore
         + OutboxStore
+        + EmailTokenStore
         + AuditStore
         + ApplyStore
         + Housekeeping

@@ -2,12 +2,15 @@
 # Interop suites: real relying-party libraries (openid-client for Node, authlib for Python,
 # oidc-client-ts in Chromium) against a Latchkey server on a fresh Postgres database.
 #
-#   bash tests/interop/run.sh              # all six suites
-#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, backchannel, passkey, pages)
+#   bash tests/interop/run.sh              # all seven suites
+#   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, backchannel, passkey, pages, mail)
 #
 # The passkey suite (Chromium with a WebAuthn virtual authenticator) needs an issuer whose
 # host is a domain name, so it gets a second server over the same database with the issuer
-# http://localhost:PORT; its screenshots are also written to docs/screenshots/.
+# http://localhost:PORT; its screenshots are also written to docs/screenshots/. The mail suite
+# (password reset and sign-up in Chromium) gets a third server that sends its mail to a real
+# SMTP server (tests/mail/smtp_sink.py, aiosmtpd) and allows sign-up; its screenshots go
+# there too.
 #
 # Expects target/release/latchkey (scripts/test.sh builds it) and the dependencies that
 # tests/interop/install.sh installs. Needs Postgres (LATCHKEY_TEST_POSTGRES_URL, default
@@ -24,7 +27,7 @@ admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/post
 
 suites=("$@")
 # backchannel runs before passkey: once Ada has a passkey, her password alone no longer signs in.
-[ ${#suites[@]} -gt 0 ] || suites=(node python spa backchannel passkey pages)
+[ ${#suites[@]} -gt 0 ] || suites=(node python spa backchannel passkey pages mail)
 
 # Loopback traffic never goes through a proxy, whatever the environment says.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
@@ -48,6 +51,8 @@ database_url="${admin_url%/*}/$db"
 
 server_pid=""
 passkey_pid=""
+mail_pid=""
+sink_pid=""
 workdir="$(mktemp -d)"
 stop_server() {   # PID
     local pid="$1"
@@ -61,6 +66,8 @@ stop_server() {   # PID
 cleanup() {
     local rc=$?
     stop_server "$passkey_pid"
+    stop_server "$mail_pid"
+    stop_server "$sink_pid"
     stop_server "$server_pid"
     timeout 60 psql "$admin_url" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true
     rm -rf "$workdir"
@@ -211,6 +218,49 @@ start_passkey_server() {
     die "the passkey suite's latchkey did not get ready"
 }
 
+# A third server over the same database for the mail suite: mail goes to a real SMTP server
+# on a loopback port (aiosmtpd; each message a JSON file in $workdir/mail), and sign-up is on.
+mail_issuer=""
+start_mail_server() {
+    local port smtp_port python=/usr/bin/python3
+    "$python" -c 'import aiosmtpd' 2>/dev/null || python=python3
+    mkdir -p "$workdir/mail"
+    "$python" "$root/tests/mail/smtp_sink.py" "$workdir/mail" --forever >"$workdir/smtp.port" </dev/null &
+    sink_pid=$!
+    smtp_port=""
+    for _ in $(seq 100); do
+        smtp_port="$(head -n1 "$workdir/smtp.port" 2>/dev/null || true)"
+        [ -n "$smtp_port" ] && break
+        kill -0 "$sink_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    [ -n "$smtp_port" ] || die "the SMTP sink did not start (python3-aiosmtpd installed?)"
+    port="$(free_port)"
+    mail_issuer="http://127.0.0.1:$port"
+    log "starting a third latchkey at $mail_issuer for the mail suite (SMTP sink on port $smtp_port)"
+    (
+        cd "$workdir"
+        LATCHKEY_ISSUER="$mail_issuer" \
+        LATCHKEY_LISTEN="127.0.0.1:$port" \
+        LATCHKEY_DATABASE_URL="$database_url" \
+        LATCHKEY_MASTER_KEY="$master_key" \
+        LATCHKEY_ADMIN_TOKEN="$admin_token" \
+        LATCHKEY_SMTP_URL="smtp://127.0.0.1:$smtp_port" \
+        LATCHKEY_EMAIL_FROM="Latchkey <login@latchkey.test>" \
+        LATCHKEY_SIGNUP=true \
+        LATCHKEY_LOG="${LATCHKEY_LOG:-info}" NO_COLOR=1 \
+        exec "$bin" serve
+    ) >"$artifacts/server-mail.log" 2>&1 &
+    mail_pid=$!
+    for _ in $(seq 150); do
+        if curl -fsS -o /dev/null --max-time 2 "$mail_issuer/readyz" 2>/dev/null; then return 0; fi
+        kill -0 "$mail_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    tail -n 20 "$artifacts/server-mail.log" >&2
+    die "the mail suite's latchkey did not get ready"
+}
+
 # --- the suites --------------------------------------------------------------------------------
 passed=0
 failed=0
@@ -255,8 +305,12 @@ for suite in "${suites[@]}"; do
             # to docs/screenshots/ too.
             run_suite pages "$here/spa" 300 env INTEROP_SCREENSHOTS="$root/docs/screenshots" \
                 node --test --test-concurrency=1 --test-reporter=tap pages.test.mjs ;;
+        mail)
+            start_mail_server
+            export INTEROP_MAIL_ISSUER="$mail_issuer" INTEROP_MAIL_DIR="$workdir/mail" INTEROP_SCREENSHOTS="$root/docs/screenshots"
+            run_suite mail "$here/spa" 180 node --test --test-concurrency=1 --test-reporter=tap mail.test.mjs ;;
         none) ;;
-        *) die "unknown suite '$suite' (node, python, spa, backchannel, passkey, pages)" ;;
+        *) die "unknown suite '$suite' (node, python, spa, backchannel, passkey, pages, mail)" ;;
     esac
 done
 

@@ -37,6 +37,7 @@ mod introspection;
 mod key_lifecycle;
 mod lifecycle;
 mod logout;
+mod mail;
 mod mfa;
 mod nodes;
 mod pages;

@@ -173,6 +173,8 @@ fn login_form(
             username,
             error,
             passkeys: false,
+            forgot_password: app.mailer.is_some().then(|| super::email_text::for_text(t)),
+            signup: false,
         },
     );
     (jar, page).into_response()

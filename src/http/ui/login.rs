@@ -44,6 +44,8 @@ fn render_form(
             username,
             error,
             passkeys: app.passkeys.is_some(),
+            forgot_password: app.mailer.is_some().then(|| super::email_text::for_text(t)),
+            signup: app.config.signup,
         },
     )
 }

@@ -12,12 +12,15 @@ pub mod account;
 pub mod chrome;
 pub mod consent;
 pub mod device;
+pub mod email_links;
+pub mod email_text;
 pub mod factors;
 pub mod login;
 pub mod logout;
 pub mod overrides;
 pub mod password;
 pub mod second_factor;
+pub mod signup;
 pub mod text;
 
 use askama::Template;
@@ -64,6 +67,11 @@ pub struct LoginPage<'a> {
     /// Offer "Sign in with a passkey" (an authorization request's login, on a server with
     /// passkeys).
     pub passkeys: bool,
+    /// The "Forgot password?" link's words, when mail is on (an authorization request's
+    /// login only).
+    pub forgot_password: Option<&'static email_text::EmailText>,
+    /// Offer "Create an account" (`LATCHKEY_SIGNUP`, an authorization request's login).
+    pub signup: bool,
 }
 
 impl Page for LoginPage<'_> {
@@ -294,6 +302,11 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
             paths::ACCOUNT_TOTP
         ))
         .into_response(),
+        Ok(Decision::VerifyEmail { interaction_id }) => Redirect::to(&format!(
+            "{}?interaction={interaction_id}",
+            paths::EMAIL_PENDING
+        ))
+        .into_response(),
         Ok(Decision::DeviceAnswered { approved }) => {
             html(StatusCode::OK, &DeviceDonePage { t, approved })
         }
@@ -347,6 +360,10 @@ pub(crate) fn samples(t: &'static Text) -> Vec<overrides::Sample> {
                 username,
                 error,
                 passkeys,
+                // The links of mail and sign-up come with the passkey button in the samples,
+                // so that both shapes of the page are checked.
+                forgot_password: passkeys.then(|| email_text::for_text(t)),
+                signup: passkeys,
             }));
         }
     }

@@ -49,6 +49,7 @@ mod clients;
 mod codes;
 mod consents;
 mod devices;
+mod email_tokens;
 mod factors;
 mod grants;
 mod housekeeping;

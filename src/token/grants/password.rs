@@ -62,6 +62,15 @@ pub async fn validate(
                 "the user must choose a new password first (sign in through the browser)",
             ));
         }
+        // The "check your mail" stage lives in the browser flow; the grant waits for it.
+        LoginOutcome::Success(user)
+            if app.config.require_verified_email
+                && !crate::accounts::email_links::is_verified(&user) =>
+        {
+            return Err(OAuthError::invalid_grant(
+                "the user must verify their email address first (sign in through the browser)",
+            ));
+        }
         LoginOutcome::Success(user) => {
             // The password grant has no second step: a user who has or must use a second
             // factor cannot be signed in with the password alone.
