@@ -68,6 +68,9 @@ pub struct App {
     /// The WebAuthn relying party (passkeys) and the sealer of its ceremonies; `None` when
     /// the issuer's host is an IP address, which cannot be a relying-party id.
     pub passkeys: crate::accounts::factors::passkey::Shared,
+    /// Upstream identity providers: sealers of their secrets and round trips, and the
+    /// cache of their discovery documents.
+    pub upstreams: Arc<crate::upstream::Upstreams>,
 }
 
 impl App {
@@ -108,6 +111,8 @@ impl App {
             &master_key,
         )
         .map_err(|e| StartupError::Passkeys(e.to_string()))?;
+        let upstreams = crate::upstream::Upstreams::new(&master_key)
+            .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -128,6 +133,7 @@ impl App {
             store,
             dpop_nonces: Arc::new(DpopNonces::new(&master_key)),
             passkeys: passkeys.map(Arc::new),
+            upstreams: Arc::new(upstreams),
         })
     }
 

@@ -123,3 +123,67 @@ pub async fn end(app: &App, session: &Session) -> Result<(), OAuthError> {
     audit::record(app, Event::new(Kind::Logout).user(&session.user_sub)).await;
     Ok(())
 }
+
+/// How a session's `amr` column also records the upstream a user logged in at: one value
+/// `idp:{id}` beside the RFC 8176 values (which never contain `:`), so that the upstream
+/// travels with the session into codes, refresh tokens and ID tokens without a column of
+/// its own in each.
+const IDP_PREFIX: &str = "idp:";
+
+/// The stored `amr` of a login at upstream `upstream` that reported `upstream_amr`:
+/// `fed`, then the upstream's values (RFC 8176 tokens only: up to 8, each 1 to 32 of
+/// `A-Za-z0-9_-`, anything else dropped), then the upstream id.
+pub fn federated_amr(upstream: &str, upstream_amr: &[String]) -> String {
+    let mut values = vec!["fed".to_owned()];
+    for value in upstream_amr {
+        let ok = !value.is_empty()
+            && value.len() <= 32
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok && !values.contains(value) && values.len() <= 8 {
+            values.push(value.clone());
+        }
+    }
+    values.push(format!("{IDP_PREFIX}{upstream}"));
+    values.join(" ")
+}
+
+/// A stored `amr` as the ID token carries it: the `amr` values, and the `idp` when the
+/// login was at an upstream.
+pub fn split_amr(stored: &str) -> (Vec<String>, Option<String>) {
+    let mut amr = Vec::new();
+    let mut idp = None;
+    for value in stored.split(' ').filter(|s| !s.is_empty()) {
+        match value.strip_prefix(IDP_PREFIX) {
+            Some(id) => idp = Some(id.to_owned()),
+            None => amr.push(value.to_owned()),
+        }
+    }
+    (amr, idp)
+}
+
+#[cfg(test)]
+mod amr_tests {
+    use super::*;
+
+    #[test]
+    fn a_federated_login_records_fed_the_upstream_amr_and_the_idp() {
+        let stored = federated_amr(
+            "corp",
+            &[
+                "pwd".into(),
+                "mfa".into(),
+                "bad value".into(),
+                "fed".into(),
+                "x:y".into(),
+            ],
+        );
+        assert_eq!(stored, "fed pwd mfa idp:corp");
+        let (amr, idp) = split_amr(&stored);
+        assert_eq!(amr, ["fed", "pwd", "mfa"]);
+        assert_eq!(idp.as_deref(), Some("corp"));
+        assert_eq!(split_amr("pwd"), (vec!["pwd".to_owned()], None));
+        assert_eq!(split_amr(""), (vec![], None));
+    }
+}

@@ -114,6 +114,7 @@ pub fn router(app: App) -> Router {
             paths::DEVICE,
             get(ui::device::show).post(ui::device::submit),
         )
+        .route("/upstream/{id}/callback", get(ui::upstream::callback))
         .route(paths::ACCOUNT, get(ui::account::show))
         .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
         .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))

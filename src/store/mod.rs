@@ -6,8 +6,9 @@
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
 //! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
 //! `registrations` (RFC 7591 dynamic registration), `outbox` (work any node carries out later:
-//! back-channel logout deliveries). What they share (the two dialects, error mapping, JSON and
-//! row helpers, SQL fragments) is in
+//! back-channel logout deliveries), `upstreams` (upstream identity providers and the identities
+//! linked to users). What they share (the two dialects, error mapping, JSON and row helpers, SQL
+//! fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -42,6 +43,7 @@ pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod throttle;
+mod upstreams;
 mod users;
 
 #[cfg(test)]
@@ -70,6 +72,7 @@ pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
 pub use sessions::{LOGOUT_KIND, LOGOUT_RETRY_FOR, SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
+pub use upstreams::{IdentityRecord, UpstreamRecord, UpstreamStore};
 pub use users::{UserRecord, UserStore};
 
 /// A storage failure. `Unavailable` means the database could not be reached in time (the
@@ -132,6 +135,7 @@ pub trait Store:
     + RegistrationStore
     + PasskeyStore
     + OutboxStore
+    + UpstreamStore
     + AuditStore
     + ApplyStore
     + Housekeeping
@@ -157,6 +161,7 @@ impl<T> Store for T where
         + RegistrationStore
         + PasskeyStore
         + OutboxStore
+        + UpstreamStore
         + AuditStore
         + ApplyStore
         + Housekeeping

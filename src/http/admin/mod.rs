@@ -1,4 +1,5 @@
-//! The admin API under `/admin`: clients, users and signing keys, as JSON.
+//! The admin API under `/admin`: clients, users, upstream identity providers and signing
+//! keys, as JSON.
 //!
 //! Every handler takes `AdminAuth` first, so no handler runs (and no body is read) before the
 //! bearer token is checked; the fallback takes it too, so an unauthenticated caller cannot
@@ -12,6 +13,7 @@ pub mod clients;
 pub mod events;
 pub mod initial_tokens;
 pub mod keys;
+pub mod upstreams;
 pub mod users;
 
 use axum::Router;
@@ -56,6 +58,13 @@ pub fn router() -> Router<App> {
         .route("/users/{sub}/totp", post(users::provision_totp))
         .route("/users/{sub}/factors/{id}", delete(users::delete_factor))
         .route("/users/{sub}/sessions", delete(users::end_sessions))
+        .route("/upstreams", post(upstreams::create).get(upstreams::list))
+        .route(
+            "/upstreams/{id}",
+            get(upstreams::show)
+                .put(upstreams::replace)
+                .delete(upstreams::delete),
+        )
         .route("/keys", get(keys::list))
         .route("/keys/rotate", post(keys::rotate))
         .route("/events", get(events::list))

@@ -55,7 +55,8 @@ async fn handle(app: App, jar: CookieJar, params: Result<Params, OAuthError>) ->
         Ok(Decision::Login { .. }
             | Decision::Consent { .. }
             | Decision::SecondFactor { .. }
-            | Decision::Enrol { .. })
+            | Decision::Enrol { .. }
+            | Decision::Upstream(_))
     ) && existing_binding.is_none();
     let response = render_decision(t, decision);
     if needs_cookie {

@@ -107,6 +107,7 @@ fn login_form(
     let page = html(
         status,
         &LoginPage {
+            upstreams: Vec::new(),
             t,
             action: LOGIN_PATH,
             client_name: t.account_sign_in,

@@ -17,6 +17,7 @@ pub mod logout;
 pub mod password;
 pub mod second_factor;
 pub mod text;
+pub mod upstream;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -52,6 +53,8 @@ pub struct LoginPage<'a> {
     /// Offer "Sign in with a passkey" (an authorization request's login, on a server with
     /// passkeys).
     pub passkeys: bool,
+    /// One button per upstream identity provider: (id, display name).
+    pub upstreams: Vec<(String, String)>,
 }
 
 pub struct ScopeLine {
@@ -265,6 +268,11 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
         .into_response(),
         Ok(Decision::DeviceAnswered { approved }) => {
             html(StatusCode::OK, &DeviceDonePage { t, approved })
+        }
+        Ok(Decision::Upstream(departure)) => {
+            let jar =
+                CookieJar::new().add(cookies::upstream_cookie(departure.secure, departure.trip));
+            (jar, Redirect::to(&departure.location)).into_response()
         }
         Err(AuthorizeError::Page(err)) => error_page(t, &err),
     }
