@@ -12,9 +12,11 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# tests/upstream (node-oidc-provider as an upstream identity provider for tests/it) is
+# installed here too, so the README's test command finds it.
 # npm ci wipes node_modules and reinstalls; skip it when the lock file has not changed since
 # the last install (npm writes node_modules/.package-lock.json as a copy of what it installed).
-for dir in node spa; do
+for dir in node spa ../upstream; do
     if [ -f "$dir/node_modules/.package-lock.json" ] \
         && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
         continue

@@ -10,6 +10,7 @@
 mod admin;
 mod checks;
 mod linking;
+mod node;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -351,23 +352,36 @@ pub async fn upstream_flow(
         assert_eq!(answer.status, 303, "{}", answer.body);
         location = answer.location.unwrap();
     }
-    // At the upstream, then back at the callback.
-    for _ in 0..6 {
+    // At the upstream, then back at the callback (a relative Location is relative to the
+    // server that sent it), then consent if asked.
+    let base = browser.app.base.clone();
+    let mut current = base.clone();
+    for _ in 0..10 {
         if location.starts_with(&client.redirect_uri) {
             break;
         }
-        if location.starts_with("/consent") {
-            let (_, answer) = browser.consent(&location, "allow").await;
+        let absolute = url::Url::parse(&current)
+            .unwrap()
+            .join(&location)
+            .unwrap()
+            .to_string();
+        if let Some(consent) = absolute
+            .strip_prefix(&base)
+            .filter(|p| p.starts_with("/consent"))
+        {
+            let (_, answer) = browser.consent(consent, "allow").await;
             location = answer.location.expect("consent redirects");
+            current = base.clone();
             continue;
         }
-        let step = browser.get(&location).await;
+        let step = browser.get(&absolute).await;
         assert!(
             step.status == 303 || step.status == 302,
-            "{location}: {} {}",
+            "{absolute}: {} {}",
             step.status,
             step.body
         );
+        current = absolute;
         location = step.location.unwrap();
     }
     assert!(location.starts_with(&client.redirect_uri), "{location}");
