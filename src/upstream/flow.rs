@@ -275,7 +275,7 @@ pub async fn callback(app: &App, cb: Callback<'_>) -> Returned {
             };
         }
     };
-    match returned(app, &cb, &trip, &pending).await {
+    match returned(app, &cb, &trip).await {
         Ok((identity_user, amr)) => {
             let event = crate::accounts::login::succeeded(
                 &identity_user.sub,
@@ -353,7 +353,6 @@ async fn returned(
     app: &App,
     cb: &Callback<'_>,
     trip: &Trip,
-    pending: &Pending,
 ) -> Result<(crate::store::UserRecord, String), OAuthError> {
     let state_ok = cb
         .params
@@ -405,7 +404,6 @@ async fn returned(
         return Err(denied("this account is disabled"));
     }
     crate::telemetry::upstream_login(cb.upstream, outcome);
-    let _ = pending;
     Ok((user, session::federated_amr(cb.upstream, &identity.amr)))
 }
 
