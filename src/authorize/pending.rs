@@ -119,7 +119,9 @@ pub async fn continue_after_login(
 /// The page an interaction sealed at `stage` goes to.
 pub(crate) fn decision_at(stage: &Stage, interaction_id: String) -> Decision {
     match stage {
-        Stage::Login => Decision::Login { interaction_id },
+        // An interaction away at an upstream that is sent to a page goes back to the login
+        // page, which admits every stage.
+        Stage::Login | Stage::Upstream { .. } => Decision::Login { interaction_id },
         Stage::SecondFactor { .. } => Decision::SecondFactor { interaction_id },
         Stage::Enrol { .. } => Decision::Enrol { interaction_id },
         Stage::Resume { .. } | Stage::Consent { .. } => Decision::Consent { interaction_id },
