@@ -60,19 +60,20 @@ pub enum Command {
     /// List or rotate the keys that sign access and ID tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Make clients and users match a TOML file (configuration as code). Prints the plan,
-    /// field by field with secrets masked, then applies it in one transaction.
+    /// Make clients, users and upstreams match a TOML file (configuration as code). Prints the
+    /// plan, field by field with secrets masked, then applies it in one transaction.
     #[command(
         after_help = "Secrets are never written in the file: give client_secret and \
-        password as \"env:NAME\". See config/apply.example.toml and docs/operations.md."
+        password as \"env:NAME\". See config/apply.example.toml, docs/operations.md and \
+        docs/upstreams.md."
     )]
     Apply {
-        /// The TOML file declaring [[client]] and [[user]] entries.
+        /// The TOML file declaring [[client]], [[user]] and [[upstream]] entries.
         file: PathBuf,
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Delete the clients and users the file does not name.
+        /// Delete the clients, users and upstreams the file does not name.
         #[arg(long)]
         prune: bool,
     },

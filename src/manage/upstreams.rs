@@ -29,8 +29,9 @@ fn answer(app: &App, record: UpstreamRecord) -> UpstreamResponse {
 }
 
 /// Every check of a registration: the settings (`protocol::upstream::check_settings`) and
-/// each URL under the outbound rules.
-fn check(app: &App, settings: &mut UpstreamSettings) -> Result<(), OAuthError> {
+/// each URL under the outbound rules. `latchkey apply` checks its `[[upstream]]` entries here
+/// too.
+pub(crate) fn check(app: &App, settings: &mut UpstreamSettings) -> Result<(), OAuthError> {
     check_settings(settings)?;
     let urls = [
         ("issuer", &settings.issuer),

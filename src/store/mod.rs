@@ -72,7 +72,7 @@ pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
 pub use sessions::{LOGOUT_KIND, LOGOUT_RETRY_FOR, SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
-pub use upstreams::{IdentityRecord, UpstreamRecord, UpstreamStore};
+pub use upstreams::{IdentityRecord, Unlinked, UpstreamRecord, UpstreamStore};
 pub use users::{UserRecord, UserStore};
 
 /// A storage failure. `Unavailable` means the database could not be reached in time (the

@@ -28,6 +28,16 @@ pub struct UpstreamRecord {
     pub updated_at: i64,
 }
 
+/// What `unlink_identity` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlinked {
+    Done,
+    /// The user has no such link.
+    NotLinked,
+    /// It is the user's last way to sign in; nothing changed.
+    LastWayIn,
+}
+
 /// One upstream identity linked to a local user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityRecord {
@@ -58,13 +68,16 @@ pub trait UpstreamStore: Send + Sync {
     /// Links an identity to a user; false when the identity is already linked (to anyone).
     /// Of racing calls for one identity exactly one gets true.
     async fn link_identity(&self, identity: &IdentityRecord) -> StoreResult<bool>;
-    /// Removes a user's link of an identity; false when the user had no such link.
+    /// Removes a user's link of an identity, unless it is the user's last way to sign in: no
+    /// password (a PHC string), no passkey and no other identity would be left. The check and
+    /// the delete hold the user's row (one write transaction), so of racing unlinks of a
+    /// user's identities at least one way in always stays.
     async fn unlink_identity(
         &self,
         user_sub: &str,
         upstream_id: &str,
         subject: &str,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Unlinked>;
     /// A user's identities, ordered by upstream and subject.
     async fn identities_of_user(&self, user_sub: &str) -> StoreResult<Vec<IdentityRecord>>;
     /// The users whose stored claims say `email` with `email_verified: true` (at most `limit`).
@@ -76,19 +89,28 @@ pub trait UpstreamStore: Send + Sync {
 }
 
 const COLUMNS: &str = "upstream_id, settings, secret_sealed, created_at, updated_at";
-const INSERT: &str = "INSERT INTO upstream (upstream_id, settings, secret_sealed, created_at, \
+pub(super) const INSERT_UPSTREAM: &str = "INSERT INTO upstream (upstream_id, settings, secret_sealed, created_at, \
      updated_at) VALUES ($1, $2, $3, $4, $5)";
-const UPDATE: &str = "UPDATE upstream SET settings = $2, secret_sealed = $3, updated_at = $4 \
+pub(super) const UPDATE_UPSTREAM: &str = "UPDATE upstream SET settings = $2, secret_sealed = $3, updated_at = $4 \
      WHERE upstream_id = $1";
-const DELETE_IDENTITIES_OF_UPSTREAM: &str = "DELETE FROM upstream_identity WHERE upstream_id = $1";
-const DELETE: &str = "DELETE FROM upstream WHERE upstream_id = $1";
+pub(super) const DELETE_IDENTITIES_OF_UPSTREAM: &str =
+    "DELETE FROM upstream_identity WHERE upstream_id = $1";
+pub(super) const DELETE_UPSTREAM: &str = "DELETE FROM upstream WHERE upstream_id = $1";
 const IDENTITY_USER: &str =
     "SELECT user_sub FROM upstream_identity WHERE upstream_id = $1 AND subject = $2";
 // ON CONFLICT DO NOTHING: a second link of a linked identity changes nothing and says so.
 const LINK: &str = "INSERT INTO upstream_identity (upstream_id, subject, user_sub, created_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (upstream_id, subject) DO NOTHING";
-const UNLINK: &str =
-    "DELETE FROM upstream_identity WHERE user_sub = $1 AND upstream_id = $2 AND subject = $3";
+const IS_LINKED: &str = "SELECT COUNT(*) FROM upstream_identity \
+     WHERE user_sub = $1 AND upstream_id = $2 AND subject = $3";
+// A password is a PHC string (`$argon2id$…`); users created through an upstream hold a marker
+// no password matches (`upstream::accounts`), which is no way in.
+const UNLINK_KEEPING_A_WAY_IN: &str = "DELETE FROM upstream_identity \
+     WHERE user_sub = $1 AND upstream_id = $2 AND subject = $3 \
+     AND (EXISTS (SELECT 1 FROM app_user WHERE sub = $1 AND password_hash LIKE '$%') \
+       OR EXISTS (SELECT 1 FROM passkey WHERE user_sub = $1) \
+       OR EXISTS (SELECT 1 FROM upstream_identity o WHERE o.user_sub = $1 \
+                  AND NOT (o.upstream_id = $2 AND o.subject = $3)))";
 const IDENTITIES_OF_USER: &str = "SELECT upstream_id, subject, user_sub, created_at \
      FROM upstream_identity WHERE user_sub = $1 ORDER BY upstream_id, subject";
 
@@ -132,13 +154,18 @@ fn identity_from_row(row: &impl SqlRow) -> StoreResult<IdentityRecord> {
     })
 }
 
+// The user's row is locked before the check on Postgres (its write transactions may run side
+// by side); SQLite's write transaction (`BEGIN IMMEDIATE`) is alone already.
+const LOCK_USER_PG: &str = "SELECT sub FROM app_user WHERE sub = $1 FOR UPDATE";
+const LOCK_USER_SQLITE: &str = "SELECT sub FROM app_user WHERE sub = $1";
+
 macro_rules! impl_upstream_store {
-    ($store:ty, $postgres:literal) => {
+    ($store:ty, $postgres:literal, $lock_user:expr) => {
         #[async_trait]
         impl UpstreamStore for $store {
             async fn insert_upstream(&self, upstream: &UpstreamRecord) -> StoreResult<()> {
                 let settings = sql::to_json(&upstream.settings, "upstream settings")?;
-                ::sqlx::query(INSERT)
+                ::sqlx::query(INSERT_UPSTREAM)
                     .bind(&upstream.settings.id)
                     .bind(settings)
                     .bind(&upstream.secret_sealed)
@@ -184,7 +211,7 @@ macro_rules! impl_upstream_store {
 
             async fn update_upstream(&self, upstream: &UpstreamRecord) -> StoreResult<bool> {
                 let settings = sql::to_json(&upstream.settings, "upstream settings")?;
-                let done = ::sqlx::query(UPDATE)
+                let done = ::sqlx::query(UPDATE_UPSTREAM)
                     .bind(&upstream.settings.id)
                     .bind(settings)
                     .bind(&upstream.secret_sealed)
@@ -202,7 +229,7 @@ macro_rules! impl_upstream_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                let deleted = ::sqlx::query(DELETE)
+                let deleted = ::sqlx::query(DELETE_UPSTREAM)
                     .bind(id)
                     .execute(&mut *tx)
                     .await
@@ -242,15 +269,39 @@ macro_rules! impl_upstream_store {
                 user_sub: &str,
                 upstream_id: &str,
                 subject: &str,
-            ) -> StoreResult<bool> {
-                let done = ::sqlx::query(UNLINK)
+            ) -> StoreResult<Unlinked> {
+                let mut tx = sql::begin_write(&self.pool).await?;
+                ::sqlx::query($lock_user)
+                    .bind(user_sub)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let deleted = ::sqlx::query(UNLINK_KEEPING_A_WAY_IN)
                     .bind(user_sub)
                     .bind(upstream_id)
                     .bind(subject)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
-                    .map_err(db_err)?;
-                Ok(done.rows_affected() == 1)
+                    .map_err(db_err)?
+                    .rows_affected();
+                let outcome = if deleted == 1 {
+                    Unlinked::Done
+                } else {
+                    let linked: i64 = ::sqlx::query_scalar(IS_LINKED)
+                        .bind(user_sub)
+                        .bind(upstream_id)
+                        .bind(subject)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    if linked == 0 {
+                        Unlinked::NotLinked
+                    } else {
+                        Unlinked::LastWayIn
+                    }
+                };
+                sql::commit(tx).await?;
+                Ok(outcome)
             }
 
             async fn identities_of_user(&self, user_sub: &str) -> StoreResult<Vec<IdentityRecord>> {
@@ -283,5 +334,5 @@ macro_rules! impl_upstream_store {
     };
 }
 
-impl_upstream_store!(PgStore, true);
-impl_upstream_store!(SqliteStore, false);
+impl_upstream_store!(PgStore, true, LOCK_USER_PG);
+impl_upstream_store!(SqliteStore, false, LOCK_USER_SQLITE);

@@ -235,7 +235,7 @@ pub async fn issue(
     let id_token = match &outcome.user {
         Some(user) if outcome.scope.contains("openid") => {
             let alg = outcome.client.metadata.id_token_alg();
-            let (amr, idp) = crate::accounts::session::split_amr(&user.amr);
+            let (amr, idp) = crate::accounts::assurance::id_token_claims(&user.amr);
             let claims = IdTokenClaims {
                 iss: config.issuer.clone(),
                 sub: outcome.subject.clone(),

@@ -23,7 +23,7 @@ use crate::crypto::random_token;
 use crate::protocol::OAuthError;
 use crate::protocol::upstream::{LinkExisting, UpstreamSettings};
 use crate::protocol::user::{UserClaims, canonical_username};
-use crate::store::{IdentityRecord, StoreError, UserRecord};
+use crate::store::{IdentityRecord, StoreError, Unlinked, UserRecord};
 
 /// Longest upstream subject kept (OpenID Connect Core §2 allows 255 ASCII characters).
 pub const MAX_SUBJECT_LEN: usize = 255;
@@ -157,6 +157,80 @@ async fn link(
     }
 }
 
+/// What linking an identity to a signed-in user came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    Linked,
+    /// It was linked to this user already.
+    AlreadyYours,
+    /// It is linked to another local user: it stays theirs (an identity is one user).
+    SomeoneElses,
+}
+
+/// Links `identity` of upstream `upstream_id` to the signed-in user `user_sub` (the account
+/// page's "link"): the insert keyed by the identity decides, so a link never moves.
+pub async fn link_to_user(
+    app: &App,
+    upstream_id: &str,
+    identity: &Identity,
+    user_sub: &str,
+) -> Result<LinkOutcome, OAuthError> {
+    let subject = &identity.subject;
+    if subject.is_empty()
+        || subject.len() > MAX_SUBJECT_LEN
+        || subject.chars().any(char::is_control)
+    {
+        return Ok(LinkOutcome::SomeoneElses);
+    }
+    let record = IdentityRecord {
+        upstream_id: upstream_id.to_owned(),
+        subject: subject.to_owned(),
+        user_sub: user_sub.to_owned(),
+        created_at: app.now(),
+    };
+    if app.store.link_identity(&record).await? {
+        audit::record(
+            app,
+            Event::new(Kind::IdentityLinked)
+                .user(user_sub)
+                .detail("upstream", upstream_id.to_owned())
+                .detail("created", false)
+                .detail("by", "user"),
+        )
+        .await;
+        crate::telemetry::upstream_login(upstream_id, "linked");
+        return Ok(LinkOutcome::Linked);
+    }
+    match app.store.identity_user(upstream_id, subject).await? {
+        Some(owner) if owner == user_sub => Ok(LinkOutcome::AlreadyYours),
+        _ => Ok(LinkOutcome::SomeoneElses),
+    }
+}
+
+/// Removes the signed-in user's link of an identity, unless it is their last way to sign in
+/// (`UpstreamStore::unlink_identity` decides, atomically). Audited when done.
+pub async fn unlink(
+    app: &App,
+    user_sub: &str,
+    upstream_id: &str,
+    subject: &str,
+) -> Result<Unlinked, OAuthError> {
+    let outcome = app
+        .store
+        .unlink_identity(user_sub, upstream_id, subject)
+        .await?;
+    if outcome == Unlinked::Done {
+        audit::record(
+            app,
+            Event::new(Kind::IdentityUnlinked)
+                .user(user_sub)
+                .detail("upstream", upstream_id.to_owned()),
+        )
+        .await;
+    }
+    Ok(outcome)
+}
+
 /// The claims mapping used when the operator gives none.
 fn default_mapping() -> BTreeMap<String, String> {
     [
@@ -220,6 +294,8 @@ async fn new_user(
             claims: claims.clone(),
             disabled: false,
             password_reset_required: false,
+            // Set by an operator (`PATCH /admin/users/{sub}`) like any user's.
+            mfa_required: false,
             created_at: now,
             updated_at: now,
         };

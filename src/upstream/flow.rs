@@ -27,9 +27,9 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::accounts::{self, Identity, Resolution};
+use super::accounts::{self, Identity, LinkOutcome, Resolution};
 use super::discovery::{self, Provider};
-use crate::accounts::session;
+use crate::accounts::{assurance, session};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::authorize::flow::Stage;
@@ -61,16 +61,26 @@ type UpstreamIdToken = IdToken<
     CoreJwsSigningAlgorithm,
 >;
 
-/// What travels sealed with the browser between `begin` and `callback`.
+/// What travels sealed with the browser between `begin` (or `begin_link`) and `callback`.
 #[derive(Serialize, Deserialize)]
 struct Trip {
     upstream: String,
     state: String,
     nonce: String,
     verifier: String,
-    /// The sealed interaction, at the stage `Upstream { upstream }`.
-    interaction: String,
+    purpose: Purpose,
     expires_at: i64,
+}
+
+/// What a round trip is for.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+enum Purpose {
+    /// A login for a pending interaction, sealed at the stage `Upstream { upstream }`.
+    Login { interaction: String },
+    /// Linking the identity to the user signed in with session `sid` (the account page); the
+    /// callback acts only in that very session.
+    Link { sid: String },
 }
 
 /// The browser goes to `location`, holding `trip` in the upstream cookie.
@@ -148,7 +158,7 @@ pub async fn begin(
         state: random_token(32),
         nonce: random_token(32),
         verifier: random_token(32),
-        interaction,
+        purpose: Purpose::Login { interaction },
         expires_at: app.now() + TRIP_TTL,
     };
     let location = authorization_url(app, settings, &provider, &trip)
@@ -166,6 +176,44 @@ pub async fn begin(
     Ok(Departure {
         location,
         trip: sealed,
+        secure: app.config.issuer_is_https,
+    })
+}
+
+/// Sends the browser of the signed-in `session` (holding the binding cookie `binding`) to the
+/// upstream `upstream_id`, to link the identity it comes back with to the session's user.
+/// Failures are the account page's to show.
+pub async fn begin_link(
+    app: &App,
+    session: &crate::accounts::session::Session,
+    binding: &str,
+    upstream_id: &str,
+) -> Result<Departure, OAuthError> {
+    let record = app
+        .store
+        .get_upstream(upstream_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("no such upstream identity provider"))?;
+    let provider = discovery::provider(app, &record.settings)
+        .await
+        .map_err(|e| {
+            tracing::warn!(upstream = %upstream_id, error = %e, "upstream discovery failed");
+            unavailable("the identity provider cannot be reached; try again later")
+        })?;
+    let trip = Trip {
+        upstream: upstream_id.to_owned(),
+        state: random_token(32),
+        nonce: random_token(32),
+        verifier: random_token(32),
+        purpose: Purpose::Link {
+            sid: session.sid.clone(),
+        },
+        expires_at: app.now() + TRIP_TTL,
+    };
+    let location = authorization_url(app, &record.settings, &provider, &trip)?;
+    Ok(Departure {
+        location,
+        trip: seal_trip(app, &trip, binding)?,
         secure: app.config.issuer_is_https,
     })
 }
@@ -251,6 +299,8 @@ pub enum Returned {
         decision: Result<Decision, AuthorizeError>,
         session_cookie: Option<String>,
     },
+    /// A link from the account page: linked (or already), or why not.
+    Linked(Result<(), OAuthError>),
 }
 
 /// Handles an upstream's callback.
@@ -264,8 +314,11 @@ pub async fn callback(app: &App, cb: Callback<'_>) -> Returned {
     if trip.upstream != cb.upstream {
         return Returned::Expired;
     }
-    let pending = match crate::authorize::load_pending(app, &trip.interaction, Some(binding)).await
-    {
+    let interaction = match &trip.purpose {
+        Purpose::Login { interaction } => interaction,
+        Purpose::Link { sid } => return link_returned(app, &cb, &trip, sid).await,
+    };
+    let pending = match crate::authorize::load_pending(app, interaction, Some(binding)).await {
         Ok(Some(p)) if p.stage.admits_upstream(cb.upstream) => p,
         Ok(_) => return Returned::Expired,
         Err(e) => {
@@ -283,8 +336,9 @@ pub async fn callback(app: &App, cb: Callback<'_>) -> Returned {
                 Some(&pending.client.client_id),
             )
             .detail("idp", cb.upstream.to_owned());
-            // A local second factor required by policy (issue 14) plugs in here: before the
-            // session starts, the interaction would move to its second-factor stage.
+            // The session starts with `fed` alone (one factor); `continue_after_login` then
+            // asks `flow::next`, as after a password, so a user who owes a local second
+            // factor is sent to it (or to enrol one) in this session before any consent or code.
             let started = session::begin(
                 app,
                 cb.session_cookie,
@@ -348,12 +402,76 @@ fn service_error(e: OAuthError) -> OAuthError {
     unavailable("the sign-in could not be completed; try again later")
 }
 
+/// The callback of a link started on the account page: only in the session that started it,
+/// every check of a login, then the identity is linked to that session's user (never taken
+/// from another user).
+async fn link_returned(app: &App, cb: &Callback<'_>, trip: &Trip, sid: &str) -> Returned {
+    let session = match session::current(app, cb.session_cookie).await {
+        Ok(Some(s)) if s.sid == sid => s,
+        Ok(_) => return Returned::Expired,
+        Err(e) => return Returned::Linked(Err(e)),
+    };
+    let identity = match verified_identity(app, cb, trip).await {
+        Ok((_, identity)) => identity,
+        Err(error) => {
+            crate::telemetry::upstream_login(cb.upstream, "denied");
+            audit::record(
+                app,
+                Event::new(Kind::UpstreamLoginFailed)
+                    .user(&session.user_sub)
+                    .ip(cb.ip)
+                    .detail("upstream", cb.upstream.to_owned())
+                    .detail("reason", error.description.to_string()),
+            )
+            .await;
+            return Returned::Linked(Err(error));
+        }
+    };
+    let linked = accounts::link_to_user(app, cb.upstream, &identity, &session.user_sub).await;
+    Returned::Linked(match linked {
+        Ok(LinkOutcome::Linked | LinkOutcome::AlreadyYours) => Ok(()),
+        Ok(LinkOutcome::SomeoneElses) => Err(denied(
+            "this identity is linked to another account; unlink it there first",
+        )),
+        Err(e) => Err(service_error(e)),
+    })
+}
+
 /// Every check of the callback, then the local user: the user and the `amr` of the session.
 async fn returned(
     app: &App,
     cb: &Callback<'_>,
     trip: &Trip,
 ) -> Result<(crate::store::UserRecord, String), OAuthError> {
+    let (record, identity) = verified_identity(app, cb, trip).await?;
+    let settings = &record.settings;
+    let resolution = accounts::resolve(app, settings, &identity)
+        .await
+        .map_err(service_error)?;
+    let (user, outcome) = match resolution {
+        Resolution::Existing(u) => (u, "login"),
+        Resolution::Linked(u) => (u, "linked"),
+        Resolution::Created(u) => (u, "created"),
+        Resolution::NoAccount => {
+            crate::telemetry::upstream_login(cb.upstream, "refused");
+            return Err(denied("no local account may sign in with this identity"));
+        }
+    };
+    if user.disabled {
+        return Err(denied("this account is disabled"));
+    }
+    crate::telemetry::upstream_login(cb.upstream, outcome);
+    Ok((user, assurance::federated(cb.upstream, &identity.amr)))
+}
+
+/// Every check of the callback, in order: `state`, the upstream still registered and
+/// reachable, RFC 9207 `iss`, an `error` answer, the code's redemption, the ID token (or the
+/// userinfo answer of a plain OAuth 2.0 upstream). The upstream and the identity it vouches for.
+async fn verified_identity(
+    app: &App,
+    cb: &Callback<'_>,
+    trip: &Trip,
+) -> Result<(UpstreamRecord, Identity), OAuthError> {
     let state_ok = cb
         .params
         .get("state")
@@ -388,23 +506,7 @@ async fn returned(
         UpstreamKind::Oidc => oidc_identity(app, &record, provider, &tokens, &trip.nonce).await?,
         UpstreamKind::Oauth2 => oauth2_identity(app, settings, &provider, &tokens).await?,
     };
-    let resolution = accounts::resolve(app, settings, &identity)
-        .await
-        .map_err(service_error)?;
-    let (user, outcome) = match resolution {
-        Resolution::Existing(u) => (u, "login"),
-        Resolution::Linked(u) => (u, "linked"),
-        Resolution::Created(u) => (u, "created"),
-        Resolution::NoAccount => {
-            crate::telemetry::upstream_login(cb.upstream, "refused");
-            return Err(denied("no local account may sign in with this identity"));
-        }
-    };
-    if user.disabled {
-        return Err(denied("this account is disabled"));
-    }
-    crate::telemetry::upstream_login(cb.upstream, outcome);
-    Ok((user, session::federated_amr(cb.upstream, &identity.amr)))
+    Ok((record, identity))
 }
 
 /// RFC 9207 §2.4: an upstream that advertises `iss` in authorization responses must send

@@ -62,6 +62,9 @@ struct AccountPage<'a> {
     factors_csrf: &'a str,
     factors: Vec<FactorLine>,
     has_totp: bool,
+    /// Linked sign-ins (`identities`): the user's, and the upstreams offered to link.
+    identities: Vec<super::identities::IdentityLine>,
+    upstreams: Vec<(String, String)>,
 }
 
 /// A Unix time as the account page shows it: `2026-12-05 20:41 UTC`.
@@ -188,6 +191,10 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             .collect(),
         Err(e) => return error_page(t, &e.into()),
     };
+    let (identities, upstreams) = match super::identities::lines(&app, &session.user_sub).await {
+        Ok(l) => l,
+        Err(e) => return error_page(t, &e.into()),
+    };
     let csrf = csrf_token(&app, PURPOSE, "", "", &session.sid);
     let factors_csrf = super::factors::account_csrf(&app, &session);
     html(
@@ -202,6 +209,8 @@ pub async fn show(State(app): State<App>, jar: CookieJar) -> Response {
             factors_csrf: &factors_csrf,
             factors: factor_lines,
             has_totp,
+            identities,
+            upstreams,
         },
     )
 }

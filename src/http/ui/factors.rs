@@ -211,9 +211,7 @@ pub async fn submit(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
         Ok(EnrolOutcome::Expired) => return expired_page(t),
         Err(e) => return error_page(t, &e),
     };
-    let mut methods = assurance::methods(&place.session.amr);
-    methods.push(Method::Otp);
-    let amr = assurance::amr(&methods);
+    let amr = assurance::with_method(&place.session.amr, Method::Otp);
     let (jar, session) = match begin_session_with(&app, jar, &sub, &amr, None).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
@@ -336,9 +334,7 @@ pub async fn account_otp(
         }
         Err(e) => return error_page(t, &e),
     };
-    let mut methods = assurance::methods(&session.amr);
-    methods.push(method);
-    let amr = assurance::amr(&methods);
+    let amr = assurance::with_method(&session.amr, method);
     match begin_session_with(&app, jar, &session.user_sub, &amr, None).await {
         Ok((jar, _)) => (jar, Redirect::to(paths::ACCOUNT)).into_response(),
         Err(e) => error_page(t, &e),

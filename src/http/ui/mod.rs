@@ -12,6 +12,7 @@ pub mod account;
 pub mod consent;
 pub mod device;
 pub mod factors;
+pub mod identities;
 pub mod login;
 pub mod logout;
 pub mod password;

@@ -149,9 +149,7 @@ pub async fn submit(
             return with_retry_after(response, retry_after);
         }
     };
-    let mut methods = assurance::methods(&session.amr);
-    methods.push(method);
-    let amr = assurance::amr(&methods);
+    let amr = assurance::with_method(&session.amr, method);
     let event =
         login::succeeded(&session.user_sub, ip, Some(&client_id)).detail("amr", amr.clone());
     let (jar, session) =

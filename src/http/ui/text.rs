@@ -91,6 +91,10 @@ pub struct Text {
     pub factor_last_used: &'static str,
     pub factor_never_used: &'static str,
     pub totp_enrol: &'static str,
+    pub identities_title: &'static str,
+    pub identities_none: &'static str,
+    pub identity_unlink: &'static str,
+    pub identity_link: &'static str,
 }
 
 pub const EN: Text = Text {
@@ -182,6 +186,10 @@ pub const EN: Text = Text {
     factor_last_used: "last used",
     factor_never_used: "never used",
     totp_enrol: "Set up an authenticator app",
+    identities_title: "Linked sign-ins",
+    identities_none: "You sign in with no other provider yet.",
+    identity_unlink: "Unlink",
+    identity_link: "Link",
 };
 
 pub const DE: Text = Text {
@@ -273,6 +281,10 @@ pub const DE: Text = Text {
     factor_last_used: "zuletzt verwendet",
     factor_never_used: "nie verwendet",
     totp_enrol: "Authenticator-App einrichten",
+    identities_title: "Verknüpfte Anmeldungen",
+    identities_none: "Sie melden sich noch bei keinem anderen Anbieter an.",
+    identity_unlink: "Verknüpfung lösen",
+    identity_link: "Verknüpfen",
 };
 
 /// The first supported language of a space-separated `ui_locales` list (matching on the

@@ -2,11 +2,12 @@
 //! back. Translates the query and the cookies into `upstream::flow::callback` and renders
 //! what it decided: the consent page, the client's redirect (a code, or `access_denied` /
 //! `temporarily_unavailable`), or the expired page when the round trip is not this
-//! browser's. The upstream cookie is cleared in every case.
+//! browser's; a link started on the account page goes back there. The upstream cookie is
+//! cleared in every case.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use super::{error_page, expired_page, render_decision, text};
@@ -65,5 +66,12 @@ pub async fn callback(
             }
             (jar, render_decision(t, decision)).into_response()
         }
+        // A link from the account page goes back there, or shows why it could not be made.
+        Returned::Linked(Ok(())) => (
+            clear,
+            Redirect::to(crate::protocol::discovery::paths::ACCOUNT),
+        )
+            .into_response(),
+        Returned::Linked(Err(e)) => (clear, error_page(t, &e)).into_response(),
     }
 }

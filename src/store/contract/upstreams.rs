@@ -7,6 +7,7 @@ contract_tests!(
     upstreams_round_trip_and_ids_are_unique,
     an_identity_links_to_exactly_one_user,
     verified_emails_find_only_verified_users,
+    the_last_way_in_is_never_unlinked,
 );
 
 fn upstream(id: &str) -> UpstreamRecord {
@@ -127,15 +128,18 @@ async fn an_identity_links_to_exactly_one_user(store: Arc<dyn Store>) {
         store.identities_of_user(other).await.unwrap(),
         [identity("corp", "u-2", other)]
     );
-    assert!(
-        !store.unlink_identity(other, "corp", "u-1").await.unwrap(),
+    assert_eq!(
+        store.unlink_identity(other, "corp", "u-1").await.unwrap(),
+        Unlinked::NotLinked,
         "only the owner unlinks"
     );
-    assert!(
+    assert_eq!(
         store
             .unlink_identity(owner.as_str(), "corp", "u-1")
             .await
-            .unwrap()
+            .unwrap(),
+        Unlinked::Done,
+        "a user with a password may unlink their only identity"
     );
     assert_eq!(store.identity_user("corp", "u-1").await.unwrap(), None);
     assert!(store.delete_user(other, NOW).await.unwrap());
@@ -178,5 +182,69 @@ async fn verified_emails_find_only_verified_users(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty(),
         "exact match only"
+    );
+}
+
+async fn the_last_way_in_is_never_unlinked(store: Arc<dyn Store>) {
+    store.insert_upstream(&upstream("corp")).await.unwrap();
+    store.insert_upstream(&upstream("other")).await.unwrap();
+    // Created through an upstream: a marker no password matches.
+    let mut passwordless = user("sub-p", "pat");
+    passwordless.password_hash = "!upstream".to_owned();
+    store.insert_user(&passwordless).await.unwrap();
+    for (up, subject) in [("corp", "p-1"), ("other", "p-2")] {
+        assert!(
+            store
+                .link_identity(&identity(up, subject, "sub-p"))
+                .await
+                .unwrap()
+        );
+    }
+    // 50 racers unlink the user's two identities, alternating: exactly one may go.
+    let barrier = Arc::new(tokio::sync::Barrier::new(FAMILY_RACERS));
+    let racers: Vec<_> = (0..FAMILY_RACERS)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let (up, subject) = if i % 2 == 0 {
+                    ("corp", "p-1")
+                } else {
+                    ("other", "p-2")
+                };
+                barrier.wait().await;
+                store.unlink_identity("sub-p", up, subject).await.unwrap()
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for r in racers {
+        if r.await.unwrap() == Unlinked::Done {
+            done += 1;
+        }
+    }
+    assert_eq!(done, 1, "one way in always stays");
+    let left = store.identities_of_user("sub-p").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        store
+            .unlink_identity("sub-p", &left[0].upstream_id, &left[0].subject)
+            .await
+            .unwrap(),
+        Unlinked::LastWayIn
+    );
+    assert_eq!(store.identities_of_user("sub-p").await.unwrap(), left);
+    // With a password, the last identity may go.
+    assert!(
+        store
+            .set_password("sub-p", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .unlink_identity("sub-p", &left[0].upstream_id, &left[0].subject)
+            .await
+            .unwrap(),
+        Unlinked::Done
     );
 }

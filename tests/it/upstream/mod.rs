@@ -1,16 +1,21 @@
 //! Upstream identity providers: the admin API (`admin.rs`), the relying party's checks
 //! against a small upstream built here that can answer wrongly on purpose (`checks.rs`),
-//! the linking rules (`linking.rs`), and node-oidc-provider as a real upstream (`node.rs`).
+//! the linking rules (`linking.rs`), node-oidc-provider as a real upstream (`node.rs`), the
+//! local second factor after an upstream login (`second_factor.rs`), linked sign-ins on the
+//! account page (`account.rs`) and upstreams in `latchkey apply` (`apply.rs`).
 //!
 //! `FakeUpstream` is an OpenID provider over axum on a loopback port: discovery, JWKS,
 //! an authorization endpoint that signs the user in at once (redirecting back with a code),
 //! a token endpoint that checks PKCE and the client secret, and userinfo. `Twist` makes one
 //! answer wrong.
 
+mod account;
 mod admin;
+mod apply;
 mod checks;
 mod linking;
 mod node;
+mod second_factor;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
