@@ -295,7 +295,9 @@ def test_userinfo(flow):
 
 
 def test_refresh_rotates(flow, metadata):
-    """Refresh with the registered client auth: a new refresh token; the old one is refused."""
+    """Refresh with the registered client auth: a new refresh token; a retry of the old one
+    within the reuse grace (LATCHKEY_REFRESH_TOKEN_REUSE_GRACE, 10 s by default) gets the same
+    successor; once the family moved on again, the old one is refused."""
     auth_method, _, _, _, token, _ = flow
     session = token_session(auth_method)
     RecordingSession.sent.clear()
@@ -310,6 +312,10 @@ def test_refresh_rotates(flow, metadata):
     )
     assert info.status_code == 200 and info.json()["sub"] == USER["sub"]
 
+    retried = token_session(auth_method).refresh_token(
+        metadata["token_endpoint"], refresh_token=token["refresh_token"])
+    assert retried["refresh_token"] == renewed["refresh_token"]
+    token_session(auth_method).refresh_token(metadata["token_endpoint"], refresh_token=renewed["refresh_token"])
     with pytest.raises(OAuthError) as err:
         token_session(auth_method).refresh_token(metadata["token_endpoint"], refresh_token=token["refresh_token"])
     assert err.value.error == "invalid_grant"

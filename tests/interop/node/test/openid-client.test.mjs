@@ -105,7 +105,7 @@ test('userinfo: the access token returns the profile and email claims', async ()
   assert.equal(info.email_verified, true);
 });
 
-test('refresh: every use rotates the refresh token; the old one then fails with invalid_grant', async () => {
+test('refresh: every use rotates the refresh token; a retry within the grace gets the same successor; an older one fails with invalid_grant', async () => {
   const old = first.tokens.refresh_token;
   const renewed = await client.refreshTokenGrant(config, old);
   assert.ok(renewed.refresh_token, 'a new refresh token is issued');
@@ -124,10 +124,17 @@ test('refresh: every use rotates the refresh token; the old one then fails with 
   const info = await client.fetchUserInfo(config, renewed.access_token, user.sub);
   assert.equal(info.sub, user.sub);
 
+  // A client that lost the answer and retries at once (LATCHKEY_REFRESH_TOKEN_REUSE_GRACE,
+  // 10 s by default) is given the same successor again, not a revoked family.
+  const retried = await client.refreshTokenGrant(config, old);
+  assert.equal(retried.refresh_token, renewed.refresh_token, 'the same successor');
+  const next = await client.refreshTokenGrant(config, renewed.refresh_token);
+  assert.notEqual(next.refresh_token, renewed.refresh_token);
+  // Two generations behind is reuse, grace or not: it revokes the whole family, the
+  // rotated-in refresh token and its access token too.
   await rejectsWith(client.refreshTokenGrant(config, old), 'invalid_grant');
-  // Reuse revokes the whole family: the rotated-in refresh token and its access token too.
-  await rejectsWith(client.refreshTokenGrant(config, renewed.refresh_token), 'invalid_grant');
-  const intro = await client.tokenIntrospection(config, renewed.access_token);
+  await rejectsWith(client.refreshTokenGrant(config, next.refresh_token), 'invalid_grant');
+  const intro = await client.tokenIntrospection(config, next.access_token);
   assert.equal(intro.active, false, 'the family’s access token is no longer active');
 });
 
