@@ -103,8 +103,9 @@ async function admin(path, body) {
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  assert.equal(answer.status, 201, await answer.text());
-  return answer.json();
+  const text = await answer.text();
+  assert.equal(answer.status, 201, text);
+  return JSON.parse(text);
 }
 
 before(async () => {
