@@ -50,13 +50,16 @@ fi
 # Latchkey's, see bench/ceiling/Cargo.lock) are compiled once.
 say "building Latchkey (release)"
 cargo build --release --quiet
-# The scale run (--scale) compares Latchkey with itself: no ceiling, no node-oidc-provider.
+# The ceiling binary also mints the client keys and assertions of the private_key_jwt
+# scenarios, so every mode builds it.
+say "building the ceiling (bench/ceiling)"
+CARGO_TARGET_DIR="$root/target" cargo build --release --quiet --locked \
+    --manifest-path bench/ceiling/Cargo.toml
+# The scale run (--scale) compares Latchkey with itself: no ceiling server, no
+# node-oidc-provider.
 scale=false
 for arg in "$@"; do [ "$arg" = "--scale" ] && scale=true; done
 if ! $scale; then
-    say "building the ceiling (bench/ceiling)"
-    CARGO_TARGET_DIR="$root/target" cargo build --release --quiet --locked \
-        --manifest-path bench/ceiling/Cargo.toml
 
     # --- node-oidc-provider, exactly as pinned by the lock file.
     node_bin=$(command -v node || true)
