@@ -292,4 +292,32 @@ def render(bench) -> tuple[str, list[str]]:
       "its in-memory adapter); Latchkey and the ceiling use tokio's default of one worker per CPU. "
       "wrk shares the CPUs with the server under test, so absolute numbers are below what a "
       "separate load machine would see; the ratios compare like with like.\n")
+    L += scale_summary()
     return "\n".join(L) + "\n", failures
+
+
+def scale_summary() -> list[str]:
+    """The figures of the last scale run (bench/RESULTS-scale.md, written by `run.sh --scale`):
+    its heading lines, the empty-versus-preloaded table of each backend and its verdict, so
+    that this report shows the scale targets beside the others. Empty when there is none."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "RESULTS-scale.md")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out = ["## Scale: the same scenarios on an empty and a preloaded database\n",
+           "From the last `bash bench/run.sh --scale` (bench/RESULTS-scale.md, which also has the disk "
+           "per row and the plan of every hot statement); that run's own heading:\n"]
+    keep, section = [], None
+    for line in lines:
+        if line.startswith("## "):
+            section = line[3:]
+            if section.startswith("Latchkey") or section == "Verdict":
+                keep += ["", "### " + section]
+            continue
+        if section is None:
+            if line.startswith(("Command:", "Date:", "Machine:", "Load:")):
+                keep.append("- " + line.rstrip())
+        elif section.startswith("Latchkey") or section == "Verdict":
+            keep.append(line)
+    return out + keep + [""]

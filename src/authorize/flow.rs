@@ -274,7 +274,14 @@ mod tests {
         async fn replace_recovery_codes(&self, _: &RecoverySet) -> StoreResult<()> {
             Ok(())
         }
-        async fn accept_totp_step(&self, _: &str, _: &str, _: i64, _: i64) -> StoreResult<bool> {
+        async fn accept_totp_step(
+            &self,
+            _: &str,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: &crate::store::AuditEvent,
+        ) -> StoreResult<bool> {
             Ok(false)
         }
         async fn use_recovery_code(

@@ -29,7 +29,7 @@ pub mod request_object;
 
 pub use pending::{
     LoggedIn, Pending, Proof, answer_consent, consent_to_ask, continue_after_login, enrolled,
-    load_pending, log_in, stage_session,
+    load_pending, log_in, log_in_raising, stage_session,
 };
 
 use url::Url;

@@ -111,13 +111,31 @@ pub async fn log_in(
     session_cookie: Option<&str>,
     proof: Proof<'_>,
 ) -> Result<LoggedIn, OAuthError> {
+    let raised = if proof.method == Method::Pwd {
+        None
+    } else {
+        stage_session(app, pending, Page::SecondFactor, session_cookie)
+            .await?
+            .map(|view| view.session)
+    };
+    log_in_raising(app, pending, session_cookie, proof, raised.as_ref()).await
+}
+
+/// `log_in` for a caller that has read the `SecondFactor` stage's session already
+/// (`stage_session`): `raised`, the session the factor raises, if any.
+pub async fn log_in_raising(
+    app: &App,
+    pending: &Pending,
+    session_cookie: Option<&str>,
+    proof: Proof<'_>,
+    raised: Option<&SessionRecord>,
+) -> Result<LoggedIn, OAuthError> {
     let mut methods = vec![proof.method];
     if proof.method != Method::Pwd
-        && let Some(raised) =
-            stage_session(app, pending, Page::SecondFactor, session_cookie).await?
-        && raised.session.user_sub == proof.user_sub
+        && let Some(raised) = raised
+        && raised.user_sub == proof.user_sub
     {
-        methods.extend(assurance::methods(&raised.session.amr));
+        methods.extend(assurance::methods(&raised.amr));
     }
     let amr = assurance::amr(&methods);
     let event = proof.event.map(|e| e.detail("amr", amr.clone()));

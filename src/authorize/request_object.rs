@@ -7,7 +7,7 @@
 //! signature, an `iss`, `aud` or `client_id` that is not this client and this server, or an
 //! expired object are `invalid_request_object`.
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
 use crate::app::App;
@@ -124,20 +124,7 @@ async fn verify(
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let mut claims = None;
-    for jwk in keys
-        .keys
-        .iter()
-        .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
-    {
-        let Ok(key) = DecodingKey::from_jwk(jwk) else {
-            continue;
-        };
-        if let Ok(data) = jsonwebtoken::decode::<Map<String, Value>>(jwt, &key, &validation) {
-            claims = Some(data.claims);
-            break;
-        }
-    }
+    let claims = keys.decode::<Map<String, Value>>(jwt, header.kid.as_deref(), &validation);
     let claims = claims.ok_or_else(|| invalid("the request object's signature does not verify"))?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let number = |name: &str| claims.get(name).and_then(Value::as_i64);

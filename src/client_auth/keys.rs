@@ -1,14 +1,20 @@
-//! A client's public keys, for `private_key_jwt` (and later signed request objects): the
-//! `jwks` registered inline, or the set published at its `jwks_uri`, fetched under the
-//! outbound rules (`outbound`), cached per node, and fetched again when an assertion names a
-//! key the cached set lacks (the client rotated its keys), at most once per
-//! `REFETCH_AFTER`. The cache is emptied whenever the clients change (`upkeep`), so a new
-//! `jwks_uri` or `jwks` takes effect within the change-poll bound.
+//! A client's public keys, for `private_key_jwt` and signed request objects: the `jwks`
+//! registered inline, or the set published at its `jwks_uri`, fetched under the outbound rules
+//! (`outbound`), and fetched again when an assertion names a key the cached set lacks (the
+//! client rotated its keys), at most once per `REFETCH_AFTER`.
+//!
+//! Both kinds are cached per node as parsed verification keys (`ClientKeys`), so that a
+//! request verifies a signature without parsing JSON or key material first. An inline set is
+//! used from the cache only while the client's registered `jwks` is the very set it was parsed
+//! from; the cache is also emptied whenever the clients change (`upkeep`), so a new `jwks_uri`
+//! takes effect within the change-poll bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, TokenData, Validation};
+use serde::de::DeserializeOwned;
 
 use crate::clients::Client;
 use crate::outbound::{Outbound, OutboundError};
@@ -21,17 +27,67 @@ pub const REFETCH_AFTER: i64 = 30;
 /// Upper bound on cached key sets.
 const CAPACITY: usize = 10_000;
 
-/// Key sets fetched from `jwks_uri`s, by client id.
+/// A client's keys, parsed for verification. Keys of the set that are not usable verification
+/// keys (a symmetric key, a malformed one) are left out.
+pub struct ClientKeys {
+    keys: Vec<(Option<String>, DecodingKey)>,
+}
+
+impl ClientKeys {
+    fn parse(set: &JwkSet) -> Self {
+        let keys = set
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let key = DecodingKey::from_jwk(jwk).ok()?;
+                Some((jwk.common.key_id.clone(), key))
+            })
+            .collect();
+        ClientKeys { keys }
+    }
+
+    fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k.as_deref() == Some(kid))
+    }
+
+    /// The claims of `jwt` when its signature verifies under one of the keys (only the key
+    /// named `kid`, when the JWT names one) and `validation` holds.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        jwt: &str,
+        kid: Option<&str>,
+        validation: &Validation,
+    ) -> Option<T> {
+        self.keys
+            .iter()
+            .filter(|(k, _)| kid.is_none() || k.as_deref() == kid)
+            .find_map(|(_, key)| {
+                jsonwebtoken::decode::<T>(jwt, key, validation)
+                    .ok()
+                    .map(|data: TokenData<T>| data.claims)
+            })
+    }
+}
+
+/// Parsed key sets, by client id.
 #[derive(Default)]
 pub struct ClientKeyCache {
-    entries: RwLock<HashMap<String, Fetched>>,
+    entries: RwLock<HashMap<String, Cached>>,
 }
 
 #[derive(Clone)]
-struct Fetched {
-    uri: String,
-    keys: Arc<JwkSet>,
+struct Cached {
+    source: Source,
+    keys: Arc<ClientKeys>,
     fetched_at: i64,
+}
+
+/// Where a cached set came from: the registered set itself (compared on every use), or the
+/// URI it was fetched from.
+#[derive(Clone)]
+enum Source {
+    Inline(serde_json::Value),
+    Uri(String),
 }
 
 /// Why a client's keys could not be had.
@@ -53,6 +109,22 @@ impl ClientKeyCache {
             .clear();
     }
 
+    fn cached(&self, client_id: &str) -> Option<Cached> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(client_id)
+            .cloned()
+    }
+
+    fn keep(&self, client_id: &str, entry: Cached) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries.insert(client_id.to_owned(), entry);
+    }
+
     /// The keys of `client` at `now`. With `want_kid` a key id the usable set lacks, a
     /// `jwks_uri` set is fetched again (rate-limited by `REFETCH_AFTER`).
     pub async fn keys_for(
@@ -61,28 +133,44 @@ impl ClientKeyCache {
         client: &Client,
         want_kid: Option<&str>,
         now: i64,
-    ) -> Result<Arc<JwkSet>, KeysError> {
+    ) -> Result<Arc<ClientKeys>, KeysError> {
+        let cached = self.cached(&client.client_id);
         if let Some(inline) = &client.metadata.jwks {
+            if let Some(Cached {
+                source: Source::Inline(parsed_from),
+                keys,
+                ..
+            }) = cached
+                && parsed_from == *inline
+            {
+                return Ok(keys);
+            }
             let set: JwkSet =
                 serde_json::from_value(inline.clone()).map_err(|_| KeysError::Invalid)?;
-            return Ok(Arc::new(set));
+            let keys = Arc::new(ClientKeys::parse(&set));
+            let entry = Cached {
+                source: Source::Inline(inline.clone()),
+                keys: keys.clone(),
+                fetched_at: now,
+            };
+            self.keep(&client.client_id, entry);
+            return Ok(keys);
         }
         let Some(uri) = &client.metadata.jwks_uri else {
             return Err(KeysError::None);
         };
-        let cached = self
-            .entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&client.client_id)
-            .filter(|f| &f.uri == uri)
-            .cloned();
-        if let Some(f) = &cached {
-            let fresh = now - f.fetched_at < KEEP_FOR;
-            let lacks_kid = want_kid.is_some_and(|kid| f.keys.find(kid).is_none());
-            let may_refetch = now - f.fetched_at >= REFETCH_AFTER;
+        if let Some(Cached {
+            source: Source::Uri(from),
+            keys,
+            fetched_at,
+        }) = &cached
+            && from == uri
+        {
+            let fresh = now - fetched_at < KEEP_FOR;
+            let lacks_kid = want_kid.is_some_and(|kid| !keys.has_kid(kid));
+            let may_refetch = now - fetched_at >= REFETCH_AFTER;
             if fresh && !(lacks_kid && may_refetch) {
-                return Ok(f.keys.clone());
+                return Ok(keys.clone());
             }
         }
         let body = outbound
@@ -90,19 +178,13 @@ impl ClientKeyCache {
             .await?;
         let set: JwkSet = serde_json::from_slice(&body)
             .map_err(|_| KeysError::Fetch(OutboundError::Invalid("not a JWK Set")))?;
-        let keys = Arc::new(set);
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CAPACITY {
-            entries.clear();
-        }
-        entries.insert(
-            client.client_id.clone(),
-            Fetched {
-                uri: uri.clone(),
-                keys: keys.clone(),
-                fetched_at: now,
-            },
-        );
+        let keys = Arc::new(ClientKeys::parse(&set));
+        let entry = Cached {
+            source: Source::Uri(uri.clone()),
+            keys: keys.clone(),
+            fetched_at: now,
+        };
+        self.keep(&client.client_id, entry);
         Ok(keys)
     }
 }

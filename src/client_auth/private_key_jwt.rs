@@ -11,7 +11,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -165,20 +165,7 @@ impl Method for PrivateKeyJwt {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let candidates = keys
-            .keys
-            .iter()
-            .filter(|k| header.kid.is_none() || k.common.key_id == header.kid);
-        let mut claims = None;
-        for jwk in candidates {
-            let Ok(key) = DecodingKey::from_jwk(jwk) else {
-                continue;
-            };
-            if let Ok(data) = jsonwebtoken::decode::<Claims>(assertion, &key, &validation) {
-                claims = Some(data.claims);
-                break;
-            }
-        }
+        let claims = keys.decode::<Claims>(assertion, header.kid.as_deref(), &validation);
         let Some(claims) = claims else {
             return Ok(false);
         };

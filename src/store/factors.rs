@@ -11,8 +11,9 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
+use super::audit::{AuditEvent, INSERT_EVENT, bind_event};
 use super::postgres::PgStore;
-use super::sql::{self, Bind, SqlRow, db_err};
+use super::sql::{self, Backend, Bind, Dialect, SqlRow, db_err};
 use super::sqlite::SqliteStore;
 
 /// The kinds of second factor. The stored name is `as_str`.
@@ -89,13 +90,15 @@ pub trait FactorStore: Send + Sync {
     /// Records TOTP time step `step` as used for factor `id` of `user_sub`, only if it is
     /// later than the last step accepted; also sets `last_used_at`. False when the step (or
     /// a later one) was used before, or there is no such factor. Of racing calls with one
-    /// step exactly one gets true.
+    /// step exactly one gets true. `event` (the factor's use) is stored with the step, in
+    /// the same statement, only when the step is accepted.
     async fn accept_totp_step(
         &self,
         user_sub: &str,
         id: &str,
         step: i64,
         now: i64,
+        event: &AuditEvent,
     ) -> StoreResult<bool>;
     /// Uses the unused recovery code with `code_hash` of `user_sub`; returns its set's factor
     /// id, or `None` when there is no such unused code. Of racing calls exactly one wins.
@@ -146,8 +149,21 @@ const INSERT_CODE: &str =
     "INSERT INTO recovery_code (user_sub, code_hash, factor_id) VALUES ($1, $2, $3)";
 // The single-use rule of TOTP (RFC 6238 §5.2): a step is accepted only after every step
 // accepted before it, decided by the database.
-const ACCEPT_TOTP_STEP: &str = "UPDATE user_factor SET last_step = $3, last_used_at = $4 \
-     WHERE id = $2 AND user_sub = $1 AND kind = 'totp' AND last_step < $3";
+macro_rules! accept_totp_step {
+    () => {
+        "UPDATE user_factor SET last_step = $3, last_used_at = $4 \
+         WHERE id = $2 AND user_sub = $1 AND kind = 'totp' AND last_step < $3"
+    };
+}
+const ACCEPT_TOTP_STEP: &str = accept_totp_step!();
+/// Postgres: the step and its event in one statement; the event row is inserted only when the
+/// step was accepted, so the rows it inserts (0 or 1) answer the call.
+const ACCEPT_TOTP_STEP_WITH_EVENT_PG: &str = concat!(
+    "WITH accepted AS (",
+    accept_totp_step!(),
+    " RETURNING id) INSERT INTO audit_event (occurred_at, kind, user_sub, client_id, ip, \
+     detail) SELECT $5, $6, $7, $8, $9, $10 FROM accepted"
+);
 const USE_RECOVERY_CODE: &str = "UPDATE recovery_code SET used_at = $3 \
      WHERE user_sub = $1 AND code_hash = $2 AND used_at IS NULL RETURNING factor_id";
 const RECOVERY_CODES_LEFT: &str =
@@ -307,16 +323,36 @@ macro_rules! impl_factor_store {
                 id: &str,
                 step: i64,
                 now: i64,
+                event: &AuditEvent,
             ) -> StoreResult<bool> {
-                let done = ::sqlx::query(ACCEPT_TOTP_STEP)
-                    .bind(user_sub)
-                    .bind(id)
-                    .bind(step)
-                    .bind(now)
-                    .execute(&self.pool)
+                let step_query = |sql| {
+                    ::sqlx::query(sql)
+                        .bind(user_sub)
+                        .bind(id)
+                        .bind(step)
+                        .bind(now)
+                };
+                if let Backend::Postgres = <$db as Dialect>::BACKEND {
+                    let done = bind_event(step_query(ACCEPT_TOTP_STEP_WITH_EVENT_PG), event)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    return Ok(done.rows_affected() == 1);
+                }
+                let mut tx = sql::begin_write(&self.pool).await?;
+                let done = step_query(ACCEPT_TOTP_STEP)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                Ok(done.rows_affected() == 1)
+                let accepted = done.rows_affected() == 1;
+                if accepted {
+                    bind_event(::sqlx::query(INSERT_EVENT), event)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                sql::commit(tx).await?;
+                Ok(accepted)
             }
 
             async fn use_recovery_code(

@@ -186,13 +186,12 @@ const RECORD_SESSION_CLIENT: &str = "INSERT INTO session_client \
 /// this first statement binds) for each client recorded in them, forget those records, delete
 /// the sessions. `$payload` is the dialect's JSON object of `sc.sid` and `sc.user_sub`.
 macro_rules! end_sessions {
-    ($payload:literal, $which:literal, $now:literal) => {
-        [
+    (sqlite, $which:literal, $now:literal) => {
+        &[
             concat!(
                 "INSERT INTO outbox (kind, subject, payload, status, attempts, created_at, \
-                 next_attempt_at, give_up_at) SELECT 'backchannel_logout', sc.client_id, ",
-                $payload,
-                ", 'pending', 0, ",
+                 next_attempt_at, give_up_at) SELECT 'backchannel_logout', sc.client_id, \
+                 json_object('sid', sc.sid, 'sub', sc.user_sub), 'pending', 0, ",
                 $now,
                 ", ",
                 $now,
@@ -211,6 +210,28 @@ macro_rules! end_sessions {
             concat!("DELETE FROM session WHERE ", $which),
         ]
     };
+    // Postgres: one statement, one round trip. A racing end of the same sessions waits for
+    // this one's row locks and then finds the clients' rows gone: each notification is queued
+    // once.
+    (postgres, $which:literal, $now:literal) => {
+        &[concat!(
+            "WITH dropped AS (DELETE FROM session_client WHERE sid IN \
+             (SELECT sid FROM session WHERE ",
+            $which,
+            ") RETURNING client_id, sid, user_sub), \
+             queued AS (INSERT INTO outbox (kind, subject, payload, status, attempts, \
+             created_at, next_attempt_at, give_up_at) SELECT 'backchannel_logout', \
+             d.client_id, json_build_object('sid', d.sid, 'sub', d.user_sub)::text, \
+             'pending', 0, ",
+            $now,
+            ", ",
+            $now,
+            ", ",
+            $now,
+            " + 86400 FROM dropped d) DELETE FROM session WHERE ",
+            $which
+        )]
+    };
 }
 
 /// Which sessions a set of `end_sessions!` statements ends, with the values its `$which`
@@ -228,20 +249,12 @@ pub(super) enum Which<'a> {
 }
 
 impl<'a> Which<'a> {
-    fn statements(self, backend: Backend) -> [&'static str; 3] {
+    fn statements(self, backend: Backend) -> &'static [&'static str] {
         macro_rules! pick {
             ($which:literal, $now:literal) => {
                 match backend {
-                    Backend::Postgres => end_sessions!(
-                        "json_build_object('sid', sc.sid, 'sub', sc.user_sub)::text",
-                        $which,
-                        $now
-                    ),
-                    Backend::Sqlite => end_sessions!(
-                        "json_object('sid', sc.sid, 'sub', sc.user_sub)",
-                        $which,
-                        $now
-                    ),
+                    Backend::Postgres => end_sessions!(postgres, $which, $now),
+                    Backend::Sqlite => end_sessions!(sqlite, $which, $now),
                 }
             };
         }
@@ -328,7 +341,7 @@ macro_rules! impl_session_store {
             ) -> StoreResult<u64> {
                 let statements = which.statements(<$db as Dialect>::BACKEND);
                 let mut ended = 0;
-                for (i, statement) in statements.into_iter().enumerate() {
+                for (i, statement) in statements.iter().enumerate() {
                     let query = which.bind(::sqlx::query(statement));
                     let query = if i == 0 { query.bind(now) } else { query };
                     ended = query

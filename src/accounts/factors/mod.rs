@@ -114,7 +114,7 @@ pub enum OtpOutcome {
 
 /// Checks a one-time code of user `sub`: a TOTP code (each time step accepted once, one step
 /// of drift) or an unused recovery code. The attempt is counted against the account and the
-/// address before any check, atomically, like a password (`throttle::admit`), so racing
+/// address before any check, atomically, like a password (`throttle::count`), so racing
 /// guesses cannot pass the limit; a success takes the account's failures back.
 pub async fn check_otp(
     app: &App,
@@ -131,8 +131,11 @@ pub async fn check_otp(
         keys.push((k, &throttle::LOGIN_IP));
     }
     keys.push((&account_key, &OTP_ACCOUNT));
+    // Counted straight away, without `admit`'s first read: the counting statement itself
+    // refuses a locked key and writes nothing then. (Only a browser with a live session, past
+    // the password, gets here, so the read would rarely find a lock.)
     if let Admission::Refused { retry_after, .. } =
-        throttle::admit(app.store.as_ref(), &keys, now).await?
+        throttle::count(app.store.as_ref(), &keys, now).await?
     {
         crate::telemetry::second_factor("otp", "throttled");
         return Ok(OtpOutcome::Throttled { retry_after });
@@ -142,22 +145,24 @@ pub async fn check_otp(
         .filter(|c| !c.is_whitespace())
         .take(64)
         .collect();
-    let accepted = accept(app, sub, &typed, now).await?;
     let with_client = |e: Event| match client_id {
         Some(c) => e.client(c),
         None => e,
     };
-    match accepted {
-        Some((kind, factor_id)) => {
-            let address = ip_key.as_deref().map(|k| (k, &throttle::LOGIN_IP));
-            throttle::settle_success(app.store.as_ref(), &account_key, address).await?;
-            crate::telemetry::second_factor(kind.as_str(), "used");
-            let event = Event::new(Kind::FactorUsed)
+    let used = |kind: FactorKind, factor_id: &str| {
+        with_client(
+            Event::new(Kind::FactorUsed)
                 .user(sub)
                 .ip(ip)
                 .detail("kind", kind.as_str())
-                .detail("factor_id", factor_id);
-            audit::record(app, with_client(event)).await;
+                .detail("factor_id", factor_id),
+        )
+    };
+    match accept(app, sub, &typed, now, &used).await? {
+        Some(kind) => {
+            let address = ip_key.as_deref().map(|k| (k, &throttle::LOGIN_IP));
+            throttle::settle_success(app.store.as_ref(), &account_key, address).await?;
+            crate::telemetry::second_factor(kind.as_str(), "used");
             Ok(OtpOutcome::Accepted {
                 kind,
                 method: Method::Otp,
@@ -172,13 +177,15 @@ pub async fn check_otp(
     }
 }
 
-/// The factor that accepts `typed` now (and is marked used by it), if any.
+/// The kind of factor that accepts `typed` now (and is marked used by it, its `used` event
+/// stored), if any.
 async fn accept(
     app: &App,
     sub: &str,
     typed: &str,
     now: i64,
-) -> Result<Option<(FactorKind, String)>, OAuthError> {
+    used: &(dyn Fn(FactorKind, &str) -> Event + Sync),
+) -> Result<Option<FactorKind>, OAuthError> {
     if typed.len() == usize::from(totp::DIGITS) {
         for factor in app.store.list_factors(sub).await? {
             if factor.kind != FactorKind::Totp {
@@ -188,13 +195,18 @@ async fn accept(
                 tracing::error!(factor_id = %factor.id, "a TOTP secret does not open");
                 continue;
             };
-            if let Some(step) = totp::matching_step(&secret, typed, now)
-                && app
-                    .store
-                    .accept_totp_step(sub, &factor.id, step, now)
-                    .await?
+            let Some(step) = totp::matching_step(&secret, typed, now) else {
+                continue;
+            };
+            // The step and its event in one write (the hot path of a login with a code).
+            let event = audit::row(app, used(FactorKind::Totp, &factor.id));
+            if app
+                .store
+                .accept_totp_step(sub, &factor.id, step, now, &event)
+                .await?
             {
-                return Ok(Some((FactorKind::Totp, factor.id)));
+                audit::log(&event);
+                return Ok(Some(FactorKind::Totp));
             }
         }
         return Ok(None);
@@ -203,11 +215,11 @@ async fn accept(
         return Ok(None);
     };
     let hash = recovery::hash(&app.hasher, sub, &code);
-    Ok(app
-        .store
-        .use_recovery_code(sub, &hash, now)
-        .await?
-        .map(|id| (FactorKind::RecoveryCodes, id)))
+    let Some(factor_id) = app.store.use_recovery_code(sub, &hash, now).await? else {
+        return Ok(None);
+    };
+    audit::record(app, used(FactorKind::RecoveryCodes, &factor_id)).await;
+    Ok(Some(FactorKind::RecoveryCodes))
 }
 
 /// A TOTP enrolment in progress, as its page shows it. `sealed` goes back with the form.

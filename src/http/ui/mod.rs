@@ -446,7 +446,31 @@ pub async fn log_in(
     proof: crate::authorize::Proof<'_>,
 ) -> Response {
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    match crate::authorize::log_in(app, pending, old, proof).await {
+    let logged_in = crate::authorize::log_in(app, pending, old, proof).await;
+    after_log_in(app, t, jar, logged_in)
+}
+
+/// `log_in` for the second-factor form, which has read the session it raises already.
+pub async fn log_in_raising(
+    app: &App,
+    t: &Text,
+    jar: CookieJar,
+    pending: &Pending,
+    proof: crate::authorize::Proof<'_>,
+    raised: &crate::store::SessionRecord,
+) -> Response {
+    let old = cookies::read(&jar, cookies::session_name(&app.config));
+    let logged_in = crate::authorize::log_in_raising(app, pending, old, proof, Some(raised)).await;
+    after_log_in(app, t, jar, logged_in)
+}
+
+fn after_log_in(
+    app: &App,
+    t: &Text,
+    jar: CookieJar,
+    logged_in: Result<crate::authorize::LoggedIn, OAuthError>,
+) -> Response {
+    match logged_in {
         Ok(done) => (
             jar.add(cookies::session_cookie(&app.config, done.cookie)),
             render_decision(t, done.decision),

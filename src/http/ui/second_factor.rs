@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use super::text::Text;
 use super::{
-    InteractionForm, InteractionPage, csrf_token, error_page, expired_page, html, log_in,
+    InteractionForm, InteractionPage, csrf_token, error_page, expired_page, html, log_in_raising,
     render_decision, with_retry_after,
 };
 use crate::accounts::factors::{self, OtpOutcome};
@@ -220,7 +220,7 @@ pub async fn submit(
         method,
         event: Some(login::succeeded(&session.user_sub, ip, Some(&client_id))),
     };
-    log_in(&app, t, jar, &pending, proof).await
+    log_in_raising(&app, t, jar, &pending, proof, &session).await
 }
 
 /// The CSRF token of the continue button under the recovery codes shown after an enrolment

@@ -71,7 +71,7 @@ async fn factors_round_trip_and_replace(store: Arc<dyn Store>) {
     );
     assert!(
         !store
-            .accept_totp_step("sub-a", "t1", 10, NOW)
+            .accept_totp_step("sub-a", "t1", 10, NOW, &event("factor_used", "sub-a"))
             .await
             .unwrap()
     );
@@ -111,7 +111,7 @@ async fn a_totp_step_is_accepted_once_among_racers(store: Arc<dyn Store>) {
             tokio::spawn(async move {
                 barrier.wait().await;
                 store
-                    .accept_totp_step("sub-a", "t1", 1000, NOW)
+                    .accept_totp_step("sub-a", "t1", 1000, NOW, &event("factor_used", "sub-a"))
                     .await
                     .unwrap()
             })
@@ -125,23 +125,34 @@ async fn a_totp_step_is_accepted_once_among_racers(store: Arc<dyn Store>) {
         wins, 1,
         "exactly one of 50 racing submissions of one code wins"
     );
+    assert_eq!(
+        events_of(&store, "factor_used").await.len(),
+        1,
+        "only the accepted step stores its event"
+    );
     assert!(
         !store
-            .accept_totp_step("sub-a", "t1", 999, NOW)
+            .accept_totp_step("sub-a", "t1", 999, NOW, &event("factor_used", "sub-a"))
             .await
             .unwrap(),
         "an earlier step"
     );
     assert!(
         !store
-            .accept_totp_step("sub-b", "t1", 1001, NOW)
+            .accept_totp_step("sub-b", "t1", 1001, NOW, &event("factor_used", "sub-a"))
             .await
             .unwrap(),
         "another user"
     );
     assert!(
         store
-            .accept_totp_step("sub-a", "t1", 1001, NOW + 30)
+            .accept_totp_step(
+                "sub-a",
+                "t1",
+                1001,
+                NOW + 30,
+                &event("factor_used", "sub-a")
+            )
             .await
             .unwrap()
     );
