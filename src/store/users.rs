@@ -156,12 +156,14 @@ pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     dependents: &[
         DELETE_SESSIONS_OF_USER,
         "DELETE FROM auth_code WHERE user_sub = $1",
-        "DELETE FROM refresh_family WHERE user_sub = $1",
-        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
         super::passkeys::DELETE_PASSKEYS_OF_USER,
         DELETE_RECOVERY_CODES_OF_USER,
         DELETE_FACTORS_OF_USER,
+    ],
+    families: &[
+        "DELETE FROM refresh_family WHERE user_sub = $1",
+        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
     ],
     version: None,
 };
