@@ -144,6 +144,7 @@ pub(super) const CLIENT_DELETION: OwnerDeletion = OwnerDeletion {
         "DELETE FROM refresh_family WHERE client_id = $1",
         "DELETE FROM legacy_refresh_token WHERE client_id = $1",
     ],
+    ends_sessions: false,
     version: Some(CLIENTS_VERSION),
 };
 

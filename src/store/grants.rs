@@ -126,6 +126,9 @@ pub(super) struct OwnerDeletion {
     /// The refresh-token rows (each a statement binding the owner's id as `$1`), deleted
     /// after the grants are revoked: a grant row is always locked before its family's row.
     pub(super) families: &'static [&'static str],
+    /// Whether the owner is a user whose sessions end with it, as every session ends
+    /// (`sessions.rs`, `end_sessions!`): the clients that took part in them are notified.
+    pub(super) ends_sessions: bool,
     /// The `change_version` row to bump, when nodes cache this kind of owner.
     pub(super) version: Option<&'static str>,
 }
@@ -185,6 +188,9 @@ macro_rules! impl_grant_store {
                     .rows_affected();
                 if deleted == 0 {
                     return Ok(false);
+                }
+                if deletion.ends_sessions {
+                    Self::end_sessions_in(tx, super::sessions::Which::User(id), now).await?;
                 }
                 // Locks are taken in the order every other path takes them, so that none
                 // can deadlock with this on Postgres: codes first (consume_code locks a code
