@@ -683,9 +683,14 @@ async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backen
     require(true).await;
     let alice = Browser::new(&app);
     let csrf = account_with_passkey(&alice, &origin, "alice", &mut key).await;
-    let passkey_id = hidden_field(&alice.get("/account").await.body, "passkey_id").unwrap();
-    // The TOTP goes: the passkey is left.
-    let removal = [("csrf_token", csrf.as_str()), ("factor", totp_id.as_str())];
+    let page = alice.get("/account").await.body;
+    let passkey_id = hidden_field(&page, "passkey_id").unwrap();
+    // The TOTP goes (the factor list's form has its own CSRF token): the passkey is left.
+    let form = &page[..page.find(&format!(r#"value="{totp_id}""#)).unwrap()];
+    let marker = r#"name="csrf_token" value=""#;
+    let at = form.rfind(marker).unwrap() + marker.len();
+    let factors_csrf = &form[at..at + form[at..].find('"').unwrap()];
+    let removal = [("csrf_token", factors_csrf), ("factor", totp_id.as_str())];
     let removed = alice.post_form("/account/factors/remove", &removal).await;
     assert_eq!(removed.status, 303, "{}", removed.body);
     // The passkey is the last second factor now: it stays, from the page and from the API.

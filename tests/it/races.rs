@@ -515,7 +515,9 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
 /// rotation, a refusal or the deletion; afterwards the family is dead.
 async fn racing_refresh_reuse_and_user_deletion_never_deadlock(backend: Backend) {
     for layout in LAYOUTS {
-        let d = Deployment::start(backend, layout, false).await;
+        // Without a reuse grace: every racer but one is reuse, and revokes the family.
+        let settings = [("LATCHKEY_REFRESH_TOKEN_REUSE_GRACE", "0")];
+        let d = Deployment::start_with(backend, layout, &settings).await;
         let (client, code, verifier) = code_for(&d, "openid offline_access").await;
         let (status, body, _) = d
             .first
