@@ -405,11 +405,7 @@ macro_rules! impl_factor_store {
                 Ok(())
             }
 
-            async fn delete_factor(
-                &self,
-                user_sub: &str,
-                id: &str,
-            ) -> StoreResult<FactorRemoval> {
+            async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<FactorRemoval> {
                 let mut tx = sql::begin_write(&self.pool).await?;
                 if <$db as Dialect>::BACKEND == Backend::Postgres {
                     ::sqlx::query(LOCK_USER)

@@ -215,7 +215,10 @@ async fn token_endpoint_proof(
 /// Whether a grant with this client and scope gets a refresh token (interface.md: the client
 /// registered `refresh_token` and the scope includes `offline_access`).
 pub fn wants_refresh_token(client: &ClientRecord, scope: &Scope) -> bool {
-    client.metadata.allows_grant(GrantType::RefreshToken.as_str()) && scope.contains("offline_access")
+    client
+        .metadata
+        .allows_grant(GrantType::RefreshToken.as_str())
+        && scope.contains("offline_access")
 }
 
 /// Resolves the access token audience (RFC 8707): the requested resource when the client may

@@ -385,7 +385,10 @@ async fn sessions_that_latchkey_apply_ends_notify_their_clients(backend: Backend
     let third = signed_in_sid(&sign_in(&app, &Browser::new(&app), &client).await);
     let store: &dyn latchkey::store::Store = app.app.store.as_ref();
     store
-        .apply_changes(&[latchkey::store::Change::DeleteUser(sub.clone())], app.app.now())
+        .apply_changes(
+            &[latchkey::store::Change::DeleteUser(sub.clone())],
+            app.app.now(),
+        )
         .await
         .unwrap();
     let got = receiver.wait_for(3).await;

@@ -702,7 +702,11 @@ async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backen
     assert_eq!(refused.status, 400, "{}", refused.body);
     let path = format!("/admin/users/{sub}/factors/{passkey_id}");
     let (status, body) = app.admin(reqwest::Method::DELETE, &path, None).await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
     assert_eq!(factors_of(&app, "alice").await.len(), 1);
     assert_eq!(app.events("kind=factor_removed").await.len(), 1);
     // Once the user need not use one, it can go.

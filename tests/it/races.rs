@@ -551,7 +551,10 @@ async fn racing_refresh_reuse_and_user_deletion_never_deadlock(backend: Backend)
                 let r = http
                     .post(format!("{base}/token"))
                     .basic_auth(id, secret)
-                    .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())])
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.as_str()),
+                    ])
                     .send()
                     .await
                     .unwrap();
@@ -627,7 +630,11 @@ async fn racing_removals_of_the_last_two_second_factors_keep_one(backend: Backen
         let racers = (0..RACERS)
             .map(|i| {
                 let http = d.first.http.clone();
-                let id = if i % 4 < 2 { totp_id.clone() } else { "passkey-1".to_owned() };
+                let id = if i % 4 < 2 {
+                    totp_id.clone()
+                } else {
+                    "passkey-1".to_owned()
+                };
                 let url = format!("{}/admin/users/{sub}/factors/{id}", d.base(i));
                 async move {
                     http.delete(url)

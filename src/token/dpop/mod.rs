@@ -161,8 +161,8 @@ pub fn verify(
     }
     let jwk: Jwk = serde_json::from_value(serde_json::Value::Object(public))
         .map_err(|_| invalid("the DPoP proof's jwk is invalid"))?;
-    let alg = jose_algorithm(alg_name)
-        .ok_or_else(|| invalid("the DPoP proof's alg is not supported"))?;
+    let alg =
+        jose_algorithm(alg_name).ok_or_else(|| invalid("the DPoP proof's alg is not supported"))?;
     let key =
         DecodingKey::from_jwk(&jwk).map_err(|_| invalid("the DPoP proof's jwk is invalid"))?;
     // Verified with `jsonwebtoken`'s JWS primitive rather than `decode`, whose header type
@@ -292,9 +292,7 @@ fn same_endpoint(htu: &str, expected: &str) -> bool {
 /// forbids in them).
 fn normal_uri(uri: &str) -> Option<String> {
     // Only the characters RFC 3986 allows in a URI at all.
-    let allowed = |c: char| {
-        c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
-    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
     if uri.is_empty() || !uri.chars().all(allowed) {
         return None;
     }

@@ -228,7 +228,11 @@ async fn every_admin_write_refuses_a_json_body_that_is_not_an_object(backend: Ba
                         },
                     )
                     .await;
-                assert_eq!(answer.status, 400, "{method} {path} {body}: {}", answer.text);
+                assert_eq!(
+                    answer.status, 400,
+                    "{method} {path} {body}: {}",
+                    answer.text
+                );
                 let error: Value = answer.expect_json();
                 let metadata = path.starts_with("/admin/clients") && !path.ends_with("/secret");
                 let expected = if metadata {

@@ -347,12 +347,16 @@ async fn ed25519_proofs_are_accepted_like_eddsa(backend: Backend) {
     );
     let cc = [("grant_type", "client_credentials")];
     let key = DpopKey::eddsa();
-    let claims = |jti: &str| {
-        json!({"jti": jti, "htm": "POST", "htu": app.url("/token"), "iat": now(&app)})
-    };
+    let claims =
+        |jti: &str| json!({"jti": jti, "htm": "POST", "htu": app.url("/token"), "iat": now(&app)});
     let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.jwk()});
-    let (status, body, _) =
-        token_with(&app, &client, &cc, Some(&key.sign_with(&header, &claims("a")))).await;
+    let (status, body, _) = token_with(
+        &app,
+        &client,
+        &cc,
+        Some(&key.sign_with(&header, &claims("a"))),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "DPoP");
     let jkt = &jwt_part(body["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"];
@@ -364,7 +368,10 @@ async fn ed25519_proofs_are_accepted_like_eddsa(backend: Backend) {
     let header_other = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": other.jwk()});
     for (name, proof) in [
         ("an EC key", ec.sign_with(&header_ec, &claims("b"))),
-        ("another key's signature", key.sign_with(&header_other, &claims("c"))),
+        (
+            "another key's signature",
+            key.sign_with(&header_other, &claims("c")),
+        ),
     ] {
         let (status, body, _) = token_with(&app, &client, &cc, Some(&proof)).await;
         assert_eq!(

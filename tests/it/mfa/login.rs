@@ -401,7 +401,13 @@ async fn a_forced_password_change_continues_the_one_sign_in(backend: Backend) {
     );
     let store = &app.app.store;
     let now = app.app.now();
-    assert!(store.list_sessions_of_user(&sub, now, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_sessions_of_user(&sub, now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let interaction = hidden_field(&form.body, "interaction").unwrap();
     let ticket = hidden_field(&form.body, "csrf_token").unwrap();
     app.clock.advance(1);
