@@ -509,6 +509,9 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
     }
 }
 
+/// One request of a race that mixes kinds of request: its status and JSON answer.
+type Racer = std::pin::Pin<Box<dyn Future<Output = (u16, Value)> + Send>>;
+
 /// A user deleted while fifty racers present one refresh token of theirs: the deletion and
 /// the family's revocation lock the same rows (grant, refresh-token row) and must take them
 /// in one order, or Postgres finds a deadlock and a side is answered 503. Every answer is a
@@ -527,8 +530,7 @@ async fn racing_refresh_reuse_and_user_deletion_never_deadlock(backend: Backend)
         let refresh = body["refresh_token"].as_str().unwrap().to_owned();
         let alice = d.first.app.store.get_user_by_username("alice").await;
         let sub = alice.unwrap().unwrap().sub;
-        let mut racers: Vec<std::pin::Pin<Box<dyn Future<Output = (u16, Value)> + Send>>> =
-            Vec::new();
+        let mut racers: Vec<Racer> = Vec::new();
         for i in 0..RACERS {
             let http = d.first.http.clone();
             let base = d.base(i);
