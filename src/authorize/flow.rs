@@ -298,8 +298,12 @@ mod tests {
         async fn touch_factor(&self, _: &str, _: &str, _: i64) -> StoreResult<()> {
             Ok(())
         }
-        async fn delete_factor(&self, _: &str, _: &str) -> StoreResult<bool> {
-            Ok(false)
+        async fn delete_factor(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> StoreResult<crate::store::FactorRemoval> {
+            Ok(crate::store::FactorRemoval::NotFound)
         }
     }
 

@@ -277,11 +277,10 @@ pub async fn set_password(app: &App, sub: &str, password: &str) -> Result<(), OA
     Ok(())
 }
 
-/// Deletes the user; the store deletes its sessions, codes, refresh tokens and consents and
-/// revokes its grants in the same call. The sessions are ended first, on their own, so that
-/// their clients are notified (back-channel logout).
+/// Deletes the user; the store ends its sessions (their clients notified: back-channel
+/// logout), deletes its codes, refresh tokens and consents and revokes its grants in the same
+/// transaction (`latchkey apply --prune` takes the same path).
 pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
-    app.store.delete_sessions_for_user(sub, app.now()).await?;
     if !app.store.delete_user(sub, app.now()).await? {
         return Err(not_found(sub));
     }

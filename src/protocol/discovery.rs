@@ -7,7 +7,7 @@ use super::client::CLIENT_SIGNING_ALGS;
 
 /// The algorithms DPoP proofs may be signed with (RFC 9449 §5.1): asymmetric only, since the
 /// proof carries its key.
-pub const DPOP_SIGNING_ALGS: [&str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+pub const DPOP_SIGNING_ALGS: [&str; 6] = ["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
 
 /// Paths of the protocol endpoints and pages, relative to the issuer. The router uses the
 /// same constants.

@@ -17,7 +17,7 @@ use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, REVOKE_GRANTS_OF_USER};
 use super::housekeeping::CLIENTS_VERSION;
 use super::postgres::PgStore;
 use super::registrations::DELETE_REGISTRATION;
-use super::sessions::DELETE_SESSIONS_OF_USER;
+use super::sessions::Which;
 use super::sql::{self, db_err};
 use super::sqlite::SqliteStore;
 use super::users::{
@@ -186,18 +186,17 @@ macro_rules! impl_apply_store {
         }
 
         impl $store {
-            /// Ends a user's sessions and, with `revoke`, every token family of theirs.
+            /// Ends a user's sessions (their clients notified) and, with `revoke`, every token
+            /// family of theirs.
             async fn end_user_access(
                 tx: &mut ::sqlx::Transaction<'static, $db>,
                 sub: &str,
                 revoke: bool,
                 now: i64,
             ) -> StoreResult<()> {
-                ::sqlx::query(DELETE_SESSIONS_OF_USER)
-                    .bind(sub)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db_err)?;
+                // As every session ends (`DELETE /admin/users/{sub}/sessions` too): the
+                // clients that took part in them get a back-channel logout, queued here.
+                Self::end_sessions_in(tx, Which::User(sub), now).await?;
                 if revoke {
                     ::sqlx::query(REVOKE_GRANTS_OF_USER)
                         .bind(sub)

@@ -55,7 +55,7 @@ pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
 pub use email_tokens::{EmailPurpose, EmailTokenStore, RedeemedLink};
-pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
+pub use factors::{FactorKind, FactorRecord, FactorRemoval, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Expiring, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};

@@ -9,7 +9,7 @@ use super::StoreResult;
 use super::factors::{DELETE_FACTORS_OF_USER, DELETE_RECOVERY_CODES_OF_USER};
 use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, OwnerDeletion, REVOKE_GRANTS_OF_USER};
 use super::postgres::PgStore;
-use super::sessions::{DELETE_SESSIONS_OF_USER, Which};
+use super::sessions::Which;
 use super::sql::{self, Backend, Bind, Dialect, SqlRow, db_err};
 use super::sqlite::SqliteStore;
 use super::throttle::key_pair;
@@ -154,15 +154,17 @@ pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     delete_owner: "DELETE FROM app_user WHERE sub = $1",
     revoke_grants: "UPDATE auth_grant SET revoked_at = $2 WHERE user_sub = $1 AND revoked_at IS NULL",
     dependents: &[
-        DELETE_SESSIONS_OF_USER,
         "DELETE FROM auth_code WHERE user_sub = $1",
-        "DELETE FROM refresh_family WHERE user_sub = $1",
-        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
         super::passkeys::DELETE_PASSKEYS_OF_USER,
         DELETE_RECOVERY_CODES_OF_USER,
         DELETE_FACTORS_OF_USER,
     ],
+    families: &[
+        "DELETE FROM refresh_family WHERE user_sub = $1",
+        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
+    ],
+    ends_sessions: true,
     version: None,
 };
 

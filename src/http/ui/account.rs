@@ -438,15 +438,15 @@ pub async fn login(
     let password = params.get("password").unwrap_or_default();
     match login::check_credentials(&app, username, password, ip, None).await {
         Ok(LoginOutcome::Success(user)) => {
-            let succeeded = login::succeeded(&user.sub, ip, None);
+            // A new password is owed first: `POST /password` finishes the sign-in.
             if user.password_reset_required {
-                crate::audit::record(&app, succeeded).await;
                 let scope = TicketScope {
                     interaction: "",
                     binding: &binding,
                 };
                 return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
             }
+            let succeeded = login::succeeded(&user.sub, ip, None);
             match begin_session(&app, jar, &from, &user.sub, Some(succeeded)).await {
                 Ok((jar, _)) => (jar, Redirect::to(PATH)).into_response(),
                 Err(e) => error_page(t, &e),

@@ -108,15 +108,16 @@ pub async fn submit(
         }
         Err(e) => return error_page(t, &e),
     };
-    let succeeded = login::succeeded(&user.sub, ip, Some(&pending.client.client_id));
+    // A new password is owed first: the sign-in finishes at `POST /password`, which records
+    // its `login_succeeded` with the session it starts.
     if user.password_reset_required {
-        crate::audit::record(&app, succeeded).await;
         let scope = TicketScope {
             interaction: &pending.interaction_id,
             binding: &pending.binding,
         };
         return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
     }
+    let succeeded = login::succeeded(&user.sub, ip, Some(&pending.client.client_id));
     let proof = Proof {
         user_sub: &user.sub,
         from: &from,
