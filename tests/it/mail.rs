@@ -860,6 +860,7 @@ async fn without_the_setting_there_is_no_sign_up(backend: Backend) {
 }
 
 both_backends!(
+    the_pages_around_mail_can_be_overridden,
     a_reset_ends_every_session_with_back_channel_logout_and_every_family,
     a_sign_up_returns_to_the_client_once_its_address_is_confirmed,
     a_sign_up_link_in_another_browser_only_creates_the_account,
@@ -882,3 +883,67 @@ both_backends!(
     a_new_address_is_verified_by_its_link,
     a_verification_link_expires_after_a_day,
 );
+
+/// An operator's `forgot.html`, `reset.html` and `notice.html` replace the built-in pages, with
+/// the variables those get, and the flow works through them; an override naming a variable
+/// the page does not have stops the start.
+async fn the_pages_around_mail_can_be_overridden(backend: Backend) {
+    let dir =
+        std::env::temp_dir().join(format!("latchkey-mail-templates-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("forgot.html"),
+        r#"{% extends "base.html" %}{% block content %}<h1 id="custom-forgot">{{ e.forgot_title }}</h1>
+<form method="post" action="/password/forgot"><input type="hidden" name="interaction" value="{{ interaction }}">
+<input name="login"><button type="submit">{{ e.forgot_button }}</button></form>{% endblock %}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("notice.html"),
+        r#"{% extends "base.html" %}{% block content %}<h1 id="custom-notice">{{ title }}</h1><p>{{ message }}</p>{% if back %}<a href="{{ back }}">back</a>{% endif %}{% endblock %}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("reset.html"),
+        r#"{% extends "base.html" %}{% block content %}<h1 id="custom-reset">{{ e.reset_title }}</h1>{% if error %}<p id="custom-error">{{ error }}</p>{% endif %}
+<form method="post" action="/password/reset"><input type="hidden" name="token" value="{{ token }}">
+<input name="password" type="password"><input name="password_confirm" type="password"><button type="submit">go</button></form>{% endblock %}"#,
+    )
+    .unwrap();
+    let (app, sink) = spawn_app_with_mail(
+        backend,
+        &[("LATCHKEY_TEMPLATES_DIR", dir.to_str().unwrap())],
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    app.create_user("alice").await;
+    let (status, page) = get(&app, &app.url("/password/forgot")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-forgot\""), "{page}");
+    let (status, page) = forgot(&app, "alice").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-notice\""), "{page}");
+    let link =
+        sink.wait_for(ALICE_MAIL, 1).await[0].link(&format!("{}/password/reset?token=", app.base));
+    let (status, page) = get(&app, &link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-reset\""), "{page}");
+    let (status, page) = set_password(&app.base, &token_of(&link), NEW_PASSWORD, "different").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("id=\"custom-error\""), "{page}");
+    let (status, page) =
+        set_password(&app.base, &token_of(&link), NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-notice\""), "{page}");
+    assert!(password_is(&app, NEW_PASSWORD).await);
+
+    // A variable the page does not have: the server refuses to start, naming the file.
+    let broken =
+        std::env::temp_dir().join(format!("latchkey-mail-templates-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("signup.html"), "{{ no_such_variable }}").unwrap();
+    let result = latchkey::http::ui::overrides::Overrides::load(&broken);
+    std::fs::remove_dir_all(&broken).unwrap();
+    let error = result.err().expect("refused").to_string();
+    assert!(error.contains("signup.html"), "{error}");
+}

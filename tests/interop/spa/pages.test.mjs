@@ -1,7 +1,8 @@
 // Accessibility of every built-in page: Debian's Chromium (playwright-core) walks each page a
 // person can meet (login and its error, the forced password change, the second factor and its
 // error, consent, the account page signed in and out, TOTP enrolment, recovery codes, the
-// device code form and its error, sign-out asked and done, an error page, the form_post page as
+// device code form and its error, the account page's refused password change, sign-out asked
+// and done, an error page, the form_post page as
 // a browser without scripts sees it, and, on the server that sends mail, "Forgot password?"
 // with its error and answer, the reset form with its error, an expired link, sign-up and its
 // error, "check your mail" and the confirmed address), in English and German, and axe-core
@@ -250,6 +251,12 @@ for (const lang of LANGUAGES) {
 
     await page.goto(`${issuer}/account`);
     await check(page, 'account', { shot: true });
+    // A refused password change: the message right after the field it concerns.
+    await page.fill('#current_password', 'not the password');
+    await page.fill('#new-password', 'umbrella quinoa trombone');
+    await submit(page, 'form[action="/account/password"] button');
+    assert.equal(await page.locator('#current_password').getAttribute('aria-describedby'), 'current-password-error');
+    await check(page, 'account-error');
     await page.goto(`${issuer}/account/totp`);
     await check(page, 'totp');
 
@@ -360,8 +367,8 @@ for (const lang of LANGUAGES) {
 }
 
 test('no page had a script error, a CSP violation or a request off this machine', () => {
-  // 27 pages and the broken login page, two languages, two themes.
-  assert.equal(checked.length, 28 * 2 * 2, `pages checked: ${checked}`);
+  // 28 pages and the broken login page, two languages, two themes.
+  assert.equal(checked.length, 29 * 2 * 2, `pages checked: ${checked}`);
   assert.deepEqual(problems, []);
   assert.deepEqual(offHost, []);
 });
