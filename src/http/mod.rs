@@ -158,6 +158,7 @@ pub fn router(app: App) -> Router {
         )
         .route(paths::ACCOUNT_PASSWORD, post(ui::account::password::change))
         .route(paths::ACCOUNT_PROFILE, post(ui::account::profile::save))
+        .route(paths::ACCOUNT_EMAIL, post(ui::account::email::change))
         .route(
             paths::ACCOUNT_SESSIONS_END,
             post(ui::account::sessions::end_one),

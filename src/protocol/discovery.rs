@@ -35,8 +35,9 @@ pub mod paths {
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_CONSENTS: &str = "/account/consents";
     pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
-    /// The account page's own sections: password change, profile, sessions.
+    /// The account page's own sections: password change, email address, profile, sessions.
     pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    pub const ACCOUNT_EMAIL: &str = "/account/email";
     pub const ACCOUNT_PROFILE: &str = "/account/profile";
     pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
     pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";

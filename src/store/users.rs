@@ -64,22 +64,24 @@ pub trait UserStore: Send + Sync {
         new_hash: &str,
         now: i64,
     ) -> StoreResult<bool>;
-    /// The account page's password change, all or nothing in one transaction: sets
-    /// `new_hash` (and clears `password_reset_required`) only if the user is enabled and still
-    /// has `current_hash`, so of racing changes exactly one gets true; then ends every other
-    /// session of the user, keeping the one stored as `keep`, with their back-channel logout
-    /// notifications (`SessionStore::end_other_sessions_of_user`), and revokes every grant
-    /// of the user, so no refresh-token family won with the old password lives on.
+    /// A password change by its user (the account page's form, or a reset link), all or
+    /// nothing in one transaction: sets `new_hash` (and clears `password_reset_required`)
+    /// only if the user is enabled and still has `current_hash`, so of racing changes exactly
+    /// one gets true; then ends the user's sessions with their back-channel logout
+    /// notifications (`SessionStore::end_other_sessions_of_user`), every one of them, or all
+    /// but the one stored as `keep` (the session the account page's change was made in), and
+    /// revokes every grant of the user, so no refresh-token family won with the old password
+    /// lives on.
     async fn change_password(
         &self,
         sub: &str,
         current_hash: &str,
         new_hash: &str,
-        keep: &[u8],
+        keep: Option<&[u8]>,
         now: i64,
     ) -> StoreResult<bool>;
     /// Applies `patch`, a JSON merge patch (RFC 7396) of top-level claims whose values are
-    /// strings or null (null removes the claim), to the stored claims of an enabled user, in
+    /// strings, booleans (`email_verified`) or null (null removes the claim), to the stored claims of an enabled user, in
     /// one statement: claims the patch does not name keep whatever a concurrent writer gave
     /// them. False when there is no such enabled user. The caller validates the result.
     async fn patch_claims(
@@ -134,8 +136,9 @@ pub(super) const UPDATE_USER: &str = "UPDATE app_user \
 const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
-// The account page's change: only while the password is still the one the user just proved
-// ($2), so of racing changes one wins.
+// A change by the user (the account page, a reset link): only while the password is still
+// the one the user just proved or the link was issued under ($2), so of racing changes one
+// wins.
 const CHANGE_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND NOT disabled";
@@ -340,7 +343,7 @@ macro_rules! impl_user_store {
                 sub: &str,
                 current_hash: &str,
                 new_hash: &str,
-                keep: &[u8],
+                keep: Option<&[u8]>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut tx = sql::begin_write(&self.pool).await?;
@@ -356,7 +359,11 @@ macro_rules! impl_user_store {
                 if changed != 1 {
                     return Ok(false);
                 }
-                Self::end_sessions_in(&mut tx, Which::UserExcept(sub, keep), now).await?;
+                let which = match keep {
+                    Some(keep) => Which::UserExcept(sub, keep),
+                    None => Which::User(sub),
+                };
+                Self::end_sessions_in(&mut tx, which, now).await?;
                 ::sqlx::query(REVOKE_GRANTS_OF_USER)
                     .bind(sub)
                     .bind(None::<&str>)

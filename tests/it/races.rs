@@ -4,16 +4,13 @@
 //! exactly the attempts the rule allows; single-use things (codes, refresh tokens, finished
 //! interactions, forced-password-change tickets) are taken by exactly one request.
 
-use std::future::Future;
-use std::sync::Arc;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, TestApp, TestClient, code_form, hidden_field, pkce_pair, query_of,
-    spawn_app_with, spawn_node_with,
+    Backend, Browser, PASSWORD, TestApp, TestClient, code_form, fire, hidden_field, pkce_pair,
+    query_of, spawn_app_with, spawn_node_with,
 };
 
 both_backends!(
@@ -90,30 +87,6 @@ impl Deployment {
             _ => self.first.base.clone(),
         }
     }
-}
-
-/// Runs the futures at once, each on its own task, released together by a barrier.
-async fn fire<T, F>(racers: Vec<F>) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
-{
-    let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
-    let tasks: Vec<_> = racers
-        .into_iter()
-        .map(|racer| {
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                racer.await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        out.push(task.await.unwrap());
-    }
-    out
 }
 
 fn tally(statuses: &[u16], status: u16) -> usize {

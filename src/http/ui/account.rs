@@ -6,10 +6,12 @@
 //!
 //! Every form of the page POSTs with a CSRF token bound to the session (`acting_session`
 //! checks it, and the second factor a user has, before anything happens). The sections'
-//! handlers have a file each (`password`, `profile`, `sessions`); a refused form comes back
-//! as the whole page (`render`) with the message next to its field, a done one as a redirect
-//! to the page with a notice (`?done=…`).
+//! handlers have a file each (`password`, `email`, `profile`, `sessions`); a refused form
+//! comes back as the whole page (`render`) with the message next to the field it concerns,
+//! in the page's language (`text::preferred`), a done one as a redirect to the page with a
+//! notice (`?done=…`).
 
+pub mod email;
 pub mod password;
 pub mod profile;
 pub mod sessions;
@@ -17,7 +19,7 @@ mod wording;
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
@@ -27,7 +29,9 @@ use super::{
     LoginPage, PageForm, ScopeLine, begin_session, client_left, csrf_matches, csrf_token,
     error_page, expired_page, html, with_retry_after,
 };
-use crate::accounts::account::{profile as profile_core, sessions as sessions_core};
+use crate::accounts::account::{
+    email as email_core, profile as profile_core, sessions as sessions_core,
+};
 use crate::accounts::factors::passkey;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
@@ -118,7 +122,21 @@ struct AccountPage<'a> {
     a: &'a AccountText,
     /// What the last form did (`?done=…`), or why it was refused.
     notice: Option<&'a str>,
-    password_error: Option<&'a str>,
+    /// Next to the current password of the password form (wrong, or throttled).
+    current_password_error: Option<&'a str>,
+    /// Next to the new password (refused by the policy).
+    new_password_error: Option<&'a str>,
+    /// The email section is shown (`accounts::account::email::editable`).
+    email_editable: bool,
+    /// The user's address, if any, and whether it is verified.
+    email: Option<String>,
+    email_verified: bool,
+    /// What was typed into the new address field of a refused form.
+    email_value: String,
+    /// Next to the new address (not an address, too many changes).
+    email_error: Option<&'a str>,
+    /// Next to the email form's current password.
+    email_password_error: Option<&'a str>,
     profile: Vec<ProfileLine>,
     profile_refused: bool,
     sessions: Vec<SessionLine>,
@@ -185,7 +203,12 @@ fn login_form(
 #[derive(Default)]
 pub struct Feedback {
     pub notice: Option<&'static str>,
-    pub password_error: Option<&'static str>,
+    pub current_password_error: Option<&'static str>,
+    pub new_password_error: Option<&'static str>,
+    /// The email form as submitted, when it was refused.
+    pub email_value: Option<String>,
+    pub email_error: Option<&'static str>,
+    pub email_password_error: Option<&'static str>,
     /// The profile form as submitted, with its refused values marked.
     pub profile: Option<Vec<profile_core::Field>>,
 }
@@ -196,24 +219,18 @@ fn done_notice(a: &'static AccountText, query: Option<&str>) -> Option<&'static 
     match params.get("done")? {
         "password" => Some(a.password_changed),
         "profile" => Some(a.profile_saved),
+        "email" => Some(a.email_sent),
+        "email-unchanged" => Some(a.email_unchanged),
         "session" => Some(a.session_ended),
         "sessions" => Some(a.sessions_ended),
         _ => None,
     }
 }
 
-pub async fn show(
-    State(app): State<App>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Response {
-    // Outside an authorization request there is no `ui_locales`: the browser's languages.
-    let t = text::for_accept_language(
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+pub async fn show(State(app): State<App>, RawQuery(query): RawQuery, jar: CookieJar) -> Response {
+    // Outside an authorization request there is no `ui_locales`: the language picked with
+    // the switcher, else the browser's.
+    let t = text::preferred();
     let session = match current_session(&app, &jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
@@ -247,7 +264,7 @@ pub async fn acting_session(
     params: &Params,
     jar: &CookieJar,
 ) -> Result<Session, Response> {
-    let t = &text::EN;
+    let t = text::preferred();
     let session = match current_session(app, jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(Redirect::to(PATH).into_response()),
@@ -340,13 +357,21 @@ pub async fn render(
     });
     let csrf = csrf_token(app, PURPOSE, "", "", &session.sid);
     let factors_csrf = super::factors::account_csrf(app, session);
+    let email = overview.claims.email.clone().filter(|e| !e.is_empty());
     html(
         status,
         &AccountPage {
             t,
             a,
             notice: feedback.notice,
-            password_error: feedback.password_error,
+            current_password_error: feedback.current_password_error,
+            new_password_error: feedback.new_password_error,
+            email_editable: email_core::editable(app),
+            email_verified: email.is_some() && overview.claims.email_verified == Some(true),
+            email,
+            email_value: feedback.email_value.unwrap_or_default(),
+            email_error: feedback.email_error,
+            email_password_error: feedback.email_password_error,
             profile: profile_lines(a, fields),
             profile_refused,
             sessions,
@@ -521,7 +546,14 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         t,
         a,
         notice: None,
-        password_error: None,
+        current_password_error: None,
+        new_password_error: None,
+        email_editable: false,
+        email: None,
+        email_verified: false,
+        email_value: String::new(),
+        email_error: None,
+        email_password_error: None,
         profile: Vec::new(),
         profile_refused: false,
         sessions: Vec::new(),
@@ -575,7 +607,14 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         ],
         has_totp: true,
         notice: Some(a.profile_saved),
-        password_error: Some(a.password_wrong),
+        current_password_error: Some(a.password_wrong),
+        new_password_error: Some(a.password_guessable),
+        email_editable: true,
+        email: Some("alice@example.com".to_owned()),
+        email_verified: false,
+        email_value: "alice@example".to_owned(),
+        email_error: Some(a.email_invalid),
+        email_password_error: Some(a.password_wrong),
         profile: vec![ProfileLine {
             name: "name",
             label: a.claim_label(profile_core::EditableClaim::Name),
@@ -600,7 +639,14 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         t,
         a,
         notice: None,
-        password_error: None,
+        current_password_error: None,
+        new_password_error: None,
+        email_editable: true,
+        email: Some("alice@example.com".to_owned()),
+        email_verified: true,
+        email_value: String::new(),
+        email_error: None,
+        email_password_error: None,
         profile: Vec::new(),
         profile_refused: false,
         sessions: Vec::new(),
