@@ -28,7 +28,7 @@ both_backends!(
 );
 
 /// Concurrent requests per race.
-const RACERS: usize = 50;
+pub(crate) const RACERS: usize = 50;
 
 /// How many times to run each race: on one node, then spread over two.
 const LAYOUTS: [Layout; 2] = [Layout::OneNode, Layout::TwoNodes];
@@ -91,7 +91,7 @@ impl Deployment {
 }
 
 /// Runs the futures at once, each on its own task, released together by a barrier.
-async fn fire<T, F>(racers: Vec<F>) -> Vec<T>
+pub(crate) async fn fire<T, F>(racers: Vec<F>) -> Vec<T>
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
