@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::text::Text;
 use super::{
     InteractionForm, InteractionPage, LoginPage, client_left, csrf_token, error_page, expired_page,
-    html, log_in, with_retry_after,
+    html, log_in, render_decision, with_retry_after,
 };
 use crate::accounts::assurance::Method;
 use crate::accounts::login::{self, LoginOutcome};

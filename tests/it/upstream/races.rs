@@ -74,6 +74,13 @@ async fn racing_callbacks_of_a_new_identity_create_one_user(backend: Backend) {
     );
 }
 
+async fn identities(app: &crate::helpers::TestApp, sub: &str) -> usize {
+    let (_, user) = app
+        .admin(Method::GET, &format!("/admin/users/{sub}"), None)
+        .await;
+    user["identities"].as_array().unwrap().len()
+}
+
 async fn racing_unlinks_keep_one_way_in(backend: Backend) {
     let (app, client) = spawn(backend).await;
     let upstream = FakeUpstream::start(Twist::None).await;
@@ -107,14 +114,7 @@ async fn racing_unlinks_keep_one_way_in(backend: Backend) {
     let at_upstream = browser.get(&started.location.unwrap()).await;
     let back = browser.get(&at_upstream.location.unwrap()).await;
     assert_eq!(back.status, 303, "{}", back.body);
-    let identities = |app: &crate::helpers::TestApp| {
-        let path = format!("/admin/users/{sub}");
-        async move {
-            let (_, user) = app.admin(Method::GET, &path, None).await;
-            user["identities"].as_array().unwrap().len()
-        }
-    };
-    assert_eq!(identities(&app).await, 2);
+    assert_eq!(identities(&app, &sub).await, 2);
     // Half the racers unlink one identity, half the other: one unlink may win, never both.
     let racers = (0..RACERS)
         .map(|i| {
@@ -145,6 +145,6 @@ async fn racing_unlinks_keep_one_way_in(backend: Backend) {
     let done = statuses.iter().filter(|s| **s == 303).count();
     let refused = statuses.iter().filter(|s| **s == 400).count();
     assert_eq!((done, refused), (1, RACERS - 1), "{statuses:?}");
-    assert_eq!(identities(&app).await, 1, "one way in is left");
+    assert_eq!(identities(&app, &sub).await, 1, "one way in is left");
     assert_eq!(app.events("kind=identity_unlinked").await.len(), 1);
 }
