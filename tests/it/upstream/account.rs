@@ -97,7 +97,7 @@ async fn a_signed_in_user_links_and_unlinks_an_identity(backend: Backend) {
     );
     let linked = app.events("kind=identity_linked").await;
     assert_eq!(linked.len(), 1);
-    assert_eq!(linked[0]["user_sub"], alice.as_str());
+    assert_eq!(linked[0]["sub"], alice.as_str());
     let (_, page) = account_csrf(&browser).await;
     assert!(page.contains("upstream-user-1"), "the page lists it");
     // Linking it again changes nothing.
@@ -246,7 +246,7 @@ async fn the_last_way_to_sign_in_is_never_unlinked(backend: Backend) {
     let browser = Browser::new(&app);
     let outcome = super::upstream_flow(&browser, &client, "corp", false).await;
     assert!(outcome.query.contains_key("code"), "{:?}", outcome.query);
-    let sub = app.events("kind=identity_linked").await[0]["user_sub"]
+    let sub = app.events("kind=identity_linked").await[0]["sub"]
         .as_str()
         .unwrap()
         .to_owned();

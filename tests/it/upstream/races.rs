@@ -64,7 +64,7 @@ async fn racing_callbacks_of_a_new_identity_create_one_user(backend: Backend) {
     assert_eq!(user_count(&app).await, before + 1, "exactly one user");
     assert_eq!(app.events("kind=identity_linked").await.len(), 1);
     let linked = app.events("kind=identity_linked").await;
-    let sub = linked[0]["user_sub"].as_str().unwrap();
+    let sub = linked[0]["sub"].as_str().unwrap();
     let (_, user) = app
         .admin(Method::GET, &format!("/admin/users/{sub}"), None)
         .await;
@@ -99,7 +99,7 @@ async fn racing_unlinks_keep_one_way_in(backend: Backend) {
     let browser = Browser::new(&app);
     let outcome = super::upstream_flow(&browser, &client, "corp", false).await;
     assert!(outcome.query.contains_key("code"), "{:?}", outcome.query);
-    let sub = app.events("kind=identity_linked").await[0]["user_sub"]
+    let sub = app.events("kind=identity_linked").await[0]["sub"]
         .as_str()
         .unwrap()
         .to_owned();
