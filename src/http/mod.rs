@@ -153,7 +153,10 @@ pub fn router(app: App) -> Router {
         .route(paths::ACCOUNT, get(ui::account::show))
         .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
         .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))
-        .route(paths::ACCOUNT_IDENTITIES_LINK, post(ui::account::identities::link))
+        .route(
+            paths::ACCOUNT_IDENTITIES_LINK,
+            post(ui::account::identities::link),
+        )
         .route(
             paths::ACCOUNT_IDENTITIES_UNLINK,
             post(ui::account::identities::unlink),

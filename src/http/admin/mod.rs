@@ -57,7 +57,11 @@ fn described_routes() -> OpenApiRouter<App> {
         .routes(routes!(users::delete_factor))
         .routes(routes!(users::end_sessions))
         .routes(routes!(upstreams::create, upstreams::list))
-        .routes(routes!(upstreams::show, upstreams::replace, upstreams::delete))
+        .routes(routes!(
+            upstreams::show,
+            upstreams::replace,
+            upstreams::delete
+        ))
         .routes(routes!(keys::list))
         .routes(routes!(keys::rotate))
         .routes(routes!(events::list))

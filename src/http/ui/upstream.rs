@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 
 use super::{error_page, expired_page, render_decision, text};
-use crate::app::App;
 use crate::accounts::session::StartedFrom;
+use crate::app::App;
 use crate::http::cookies;
 use crate::protocol::form::Params;
 use crate::upstream::flow::{self, Callback, Returned};

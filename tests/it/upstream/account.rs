@@ -184,7 +184,12 @@ async fn a_link_needs_the_form_the_session_and_a_free_identity(backend: Backend)
         .await;
     assert_eq!(status, 204);
     let late = browser.get(&at_upstream.location.unwrap()).await;
-    assert_ne!(late.location.as_deref(), Some("/account?done=linked"), "{}", late.body);
+    assert_ne!(
+        late.location.as_deref(),
+        Some("/account?done=linked"),
+        "{}",
+        late.body
+    );
     assert_eq!(identities(&app, &alice).await, json!([]));
     sign_in(&browser, "alice").await;
     // Bob links the identity; alice cannot take it.

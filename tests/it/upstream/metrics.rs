@@ -68,7 +68,10 @@ async fn upstream_logins_are_counted_per_upstream_and_outcome(backend: Backend) 
         let to_upstream = authorize.headers()["location"].to_str().unwrap().to_owned();
         let at_upstream = http.get(&to_upstream).send().await.unwrap();
         assert_eq!(at_upstream.status(), 303);
-        let back = at_upstream.headers()["location"].to_str().unwrap().to_owned();
+        let back = at_upstream.headers()["location"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let answer = http.get(&back).send().await.unwrap();
         let status = answer.status().as_u16();
         assert!(status == 200 || status == 303, "{id}: {status}");

@@ -16,9 +16,7 @@ both_backends!(
 );
 
 async fn user_count(app: &crate::helpers::TestApp) -> usize {
-    let (status, users) = app
-        .admin(Method::GET, "/admin/users?limit=200", None)
-        .await;
+    let (status, users) = app.admin(Method::GET, "/admin/users?limit=200", None).await;
     assert_eq!(status, 200, "{users}");
     users["items"].as_array().unwrap().len()
 }
