@@ -56,6 +56,9 @@ pub mod paths {
     pub const ACCOUNT_FACTORS_REMOVE: &str = "/account/factors/remove";
     /// The pages' language switcher (`http::ui::chrome::switch`).
     pub const LANGUAGE: &str = "/language";
+    /// Linking an upstream identity to the signed-in user, and removing a link.
+    pub const ACCOUNT_IDENTITIES_LINK: &str = "/account/identities/link";
+    pub const ACCOUNT_IDENTITIES_UNLINK: &str = "/account/identities/unlink";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 }

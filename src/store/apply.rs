@@ -1,4 +1,4 @@
-//! Configuration as code (`latchkey apply`): a batch of client and user changes written in
+//! Configuration as code (`latchkey apply`): a batch of client, user and upstream changes written in
 //! one transaction, so that a file is applied whole or not at all. Each change runs the same
 //! statements as the single operations of `clients.rs` and `users.rs` (deleting takes the
 //! dependents with it, disabling ends sessions and token families), and a change whose row is
@@ -20,6 +20,10 @@ use super::registrations::DELETE_REGISTRATION;
 use super::sessions::Which;
 use super::sql::{self, db_err};
 use super::sqlite::SqliteStore;
+use super::upstreams::{
+    DELETE_IDENTITIES_OF_UPSTREAM, DELETE_UPSTREAM, INSERT_UPSTREAM, UPDATE_UPSTREAM,
+    UpstreamRecord,
+};
 use super::users::{
     INSERT_USER, SET_PASSWORD, UPDATE_USER, USER_DELETION, UserRecord, bind_new_user,
     bind_user_update,
@@ -55,6 +59,11 @@ pub enum Change {
         password_hash: String,
     },
     DeleteUser(String),
+    InsertUpstream(UpstreamRecord),
+    /// Settings, sealed secret and `updated_at`.
+    UpdateUpstream(UpstreamRecord),
+    /// The upstream and every identity linked through it.
+    DeleteUpstream(String),
 }
 
 /// What `apply_changes` reports when the batch did not fit the database it met.
@@ -175,6 +184,45 @@ macro_rules! impl_apply_store {
                             if !Self::delete_owner_in(&mut tx, &USER_DELETION, sub, now).await? {
                                 return Err(StoreError::Conflict(STALE_PLAN));
                             }
+                        }
+                        Change::InsertUpstream(upstream) => {
+                            let settings = sql::to_json(&upstream.settings, "upstream settings")?;
+                            ::sqlx::query(INSERT_UPSTREAM)
+                                .bind(&upstream.settings.id)
+                                .bind(settings)
+                                .bind(&upstream.secret_sealed)
+                                .bind(upstream.created_at)
+                                .bind(upstream.updated_at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        Change::UpdateUpstream(upstream) => {
+                            let settings = sql::to_json(&upstream.settings, "upstream settings")?;
+                            let rows = ::sqlx::query(UPDATE_UPSTREAM)
+                                .bind(&upstream.settings.id)
+                                .bind(settings)
+                                .bind(&upstream.secret_sealed)
+                                .bind(upstream.updated_at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                        }
+                        Change::DeleteUpstream(id) => {
+                            ::sqlx::query(DELETE_IDENTITIES_OF_UPSTREAM)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                            let rows = ::sqlx::query(DELETE_UPSTREAM)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
                         }
                     }
                 }

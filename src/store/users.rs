@@ -102,6 +102,10 @@ macro_rules! user_columns {
     };
 }
 
+/// The user columns qualified by the alias `u`, for reads that join or filter on them.
+pub(super) const USER_COLUMNS_U: &str = "u.sub, u.username, u.password_hash, u.claims, \
+     u.disabled, u.created_at, u.updated_at, u.password_reset_required, u.mfa_required";
+
 pub(super) const INSERT_USER: &str = concat!(
     "INSERT INTO app_user (",
     user_columns!(),
@@ -162,6 +166,7 @@ pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
         super::passkeys::DELETE_PASSKEYS_OF_USER,
         DELETE_RECOVERY_CODES_OF_USER,
         DELETE_FACTORS_OF_USER,
+        "DELETE FROM upstream_identity WHERE user_sub = $1",
     ],
     families: &[
         "DELETE FROM refresh_family WHERE user_sub = $1",
@@ -171,7 +176,7 @@ pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     version: None,
 };
 
-fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
+pub(super) fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
     let claims: String = row.col("claims")?;
     Ok(UserRecord {
         sub: row.col("sub")?,

@@ -282,6 +282,7 @@ pub async fn issue(
     let id_token = match &outcome.user {
         Some(user) if outcome.scope.contains("openid") => {
             let alg = outcome.client.metadata.id_token_alg();
+            let (amr, idp) = crate::accounts::assurance::id_token_claims(&user.amr);
             let claims = IdTokenClaims {
                 iss: config.issuer.clone(),
                 sub: outcome.subject.clone(),
@@ -295,12 +296,8 @@ pub async fn issue(
                 sid: user.sid.clone(),
                 // RFC 8176 / OpenID Connect Core §2: the level the session's methods reach.
                 acr: Some(crate::accounts::assurance::acr(&user.amr).to_owned()),
-                amr: user
-                    .amr
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                amr,
+                idp,
             };
             Some(mint::id_token(&keys, alg, &claims)?)
         }

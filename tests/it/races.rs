@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, TestApp, TestClient, code_form, fire, hidden_field, pkce_pair,
+    Backend, Browser, PASSWORD, RACERS, TestApp, TestClient, code_form, fire, hidden_field,
+    pkce_pair,
     query_of, spawn_app_with, spawn_node_with,
 };
 
@@ -25,9 +26,6 @@ both_backends!(
     racing_removals_of_the_last_two_second_factors_keep_one,
     racing_forced_password_changes_take_the_ticket_once,
 );
-
-/// Concurrent requests per race.
-const RACERS: usize = 50;
 
 /// How many times to run each race: on one node, then spread over two.
 const LAYOUTS: [Layout; 2] = [Layout::OneNode, Layout::TwoNodes];

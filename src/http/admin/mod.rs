@@ -1,4 +1,5 @@
-//! The admin API under `/admin`: clients, users and signing keys, as JSON.
+//! The admin API under `/admin`: clients, users, upstream identity providers and signing
+//! keys, as JSON.
 //!
 //! Every handler takes `AdminAuth` first, so no handler runs (and no body is read) before the
 //! bearer token is checked; the fallback takes it too, so an unauthenticated caller cannot
@@ -17,6 +18,7 @@ pub mod events;
 pub mod initial_tokens;
 pub mod keys;
 pub mod openapi;
+pub mod upstreams;
 pub mod users;
 
 use axum::Router;
@@ -54,6 +56,12 @@ fn described_routes() -> OpenApiRouter<App> {
         .routes(routes!(users::provision_totp))
         .routes(routes!(users::delete_factor))
         .routes(routes!(users::end_sessions))
+        .routes(routes!(upstreams::create, upstreams::list))
+        .routes(routes!(
+            upstreams::show,
+            upstreams::replace,
+            upstreams::delete
+        ))
         .routes(routes!(keys::list))
         .routes(routes!(keys::rotate))
         .routes(routes!(events::list))

@@ -12,6 +12,7 @@
 //! notice (`?done=…`).
 
 pub mod email;
+pub mod identities;
 pub mod password;
 pub mod profile;
 pub mod sessions;
@@ -149,6 +150,11 @@ struct AccountPage<'a> {
     factors_csrf: &'a str,
     factors: Vec<FactorLine>,
     has_totp: bool,
+    /// Linked sign-ins (`identities`): the user's, and the upstreams offered to link.
+    identities: Vec<identities::IdentityLine>,
+    upstreams: Vec<super::UpstreamButton>,
+    /// Why an unlink was refused.
+    identity_error: Option<&'a str>,
 }
 
 impl super::Page for AccountPage<'_> {
@@ -193,6 +199,7 @@ fn login_form(
             passkeys: false,
             forgot_password: app.mailer.is_some().then(|| super::email_text::for_text(t)),
             signup: false,
+            upstreams: Vec::new(),
         },
     );
     (jar, page).into_response()
@@ -211,6 +218,8 @@ pub struct Feedback {
     pub email_password_error: Option<&'static str>,
     /// The profile form as submitted, with its refused values marked.
     pub profile: Option<Vec<profile_core::Field>>,
+    /// Why an unlink was refused, shown in the linked sign-ins section.
+    pub identity_error: Option<&'static str>,
 }
 
 /// The notice for `?done=…` after a form of the page did its work.
@@ -223,6 +232,8 @@ fn done_notice(a: &'static AccountText, query: Option<&str>) -> Option<&'static 
         "email-unchanged" => Some(a.email_unchanged),
         "session" => Some(a.session_ended),
         "sessions" => Some(a.sessions_ended),
+        "linked" => Some(a.identity_linked),
+        "unlinked" => Some(a.identity_unlinked),
         _ => None,
     }
 }
@@ -351,6 +362,10 @@ pub async fn render(
         Ok((listed, more)) => (session_lines(t, a, listed), more),
         Err(e) => return error_page(t, &e),
     };
+    let (identities, upstreams) = match identities::lines(app, &session.user_sub).await {
+        Ok(l) => l,
+        Err(e) => return error_page(t, &e.into()),
+    };
     let profile_refused = feedback.profile.is_some();
     let fields = feedback.profile.unwrap_or_else(|| {
         profile_core::fields(&app.config.account_editable_claims, &overview.claims)
@@ -384,6 +399,9 @@ pub async fn render(
             factors_csrf: &factors_csrf,
             factors: factor_lines,
             has_totp,
+            identities,
+            upstreams,
+            identity_error: feedback.identity_error,
         },
     )
 }
@@ -566,6 +584,9 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         factors_csrf: "csrf",
         factors: Vec::new(),
         has_totp: false,
+        identities: Vec::new(),
+        upstreams: Vec::new(),
+        identity_error: None,
     };
     let full = AccountPage {
         apps: vec![AppLine {
@@ -633,6 +654,16 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
             current: true,
         }],
         sessions_more: true,
+        identities: vec![identities::IdentityLine {
+            upstream: "corp".to_owned(),
+            name: "Corp SSO".to_owned(),
+            subject: "248289761001".to_owned(),
+        }],
+        upstreams: vec![super::UpstreamButton {
+            id: "corp".to_owned(),
+            display_name: "Corp SSO".to_owned(),
+        }],
+        identity_error: Some(a.identity_last_way_in),
         ..empty
     };
     let empty = AccountPage {
@@ -659,6 +690,13 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         factors_csrf: "csrf",
         factors: Vec::new(),
         has_totp: false,
+        // Upstreams to link, none linked yet.
+        identities: Vec::new(),
+        upstreams: vec![super::UpstreamButton {
+            id: "corp".to_owned(),
+            display_name: "Corp SSO".to_owned(),
+        }],
+        identity_error: None,
     };
     vec![
         super::overrides::sample(&empty),

@@ -5,7 +5,8 @@
 // and done, an error page, the form_post page as
 // a browser without scripts sees it, and, on the server that sends mail, "Forgot password?"
 // with its error and answer, the reset form with its error, an expired link, sign-up and its
-// error, "check your mail" and the confirmed address), in English and German, and axe-core
+// error, "check your mail" and the confirmed address, the login page with an upstream's button
+// and the account page with its linked sign-ins), in English and German, and axe-core
 // checks each in the light and the dark theme against WCAG 2.0/2.1/2.2 A and AA. Any violation fails the suite, naming the
 // page, language, theme, rule and element.
 //
@@ -362,13 +363,36 @@ for (const lang of LANGUAGES) {
     await check(m, 'email-verified');
     await mailContext.close();
 
+    // Upstream identity providers: the login page's buttons and the account page's linked
+    // sign-ins section. The upstream is never contacted, and is deleted again at once so
+    // that the other suites' login pages stay as they were.
+    const upstream = `pages-${lang}`;
+    await admin('POST', '/upstreams', {
+      id: upstream, display_name: 'Example SSO', kind: 'oidc',
+      issuer: 'https://sso.example.com', client_id: 'latchkey', client_secret: 'never-used',
+    });
+    try {
+      const federated = await open(lang);
+      await federated.page.goto(authorizeUrl());
+      await federated.page.locator(`button[name=upstream][value=${upstream}]`).waitFor();
+      await check(federated.page, 'login-upstreams', { shot: true });
+      // Signed in (grace consented before, so the flow may go on to the app), the account page.
+      await login(federated.page, grace);
+      await federated.page.goto(`${issuer}/account`);
+      await federated.page.locator('#identities').waitFor();
+      await check(federated.page, 'account-upstreams');
+      await federated.context.close();
+    } finally {
+      await admin('DELETE', `/upstreams/${upstream}`);
+    }
+
     assert.deepEqual(violations, [], `axe-core found:\n${violations.join('\n')}`);
   });
 }
 
 test('no page had a script error, a CSP violation or a request off this machine', () => {
-  // 28 pages and the broken login page, two languages, two themes.
-  assert.equal(checked.length, 29 * 2 * 2, `pages checked: ${checked}`);
+  // 30 pages and the broken login page, two languages, two themes.
+  assert.equal(checked.length, 31 * 2 * 2, `pages checked: ${checked}`);
   assert.deepEqual(problems, []);
   assert.deepEqual(offHost, []);
 });

@@ -4,6 +4,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
+/// How many copies of a request a race test fires at once.
+pub const RACERS: usize = 50;
+
 /// Runs the futures at once, each on its own task, released together by a barrier.
 pub async fn fire<T, F>(racers: Vec<F>) -> Vec<T>
 where

@@ -45,6 +45,16 @@ pub struct AccountText {
     pub session_ended: &'static str,
     pub sessions_ended: &'static str,
     pub sessions_more: &'static str,
+    pub identities_title: &'static str,
+    pub identities_none: &'static str,
+    pub identity_subject: &'static str,
+    pub identity_unlink: &'static str,
+    /// Followed by the upstream's display name.
+    pub identity_link: &'static str,
+    pub identity_linked: &'static str,
+    pub identity_unlinked: &'static str,
+    pub identity_not_linked: &'static str,
+    pub identity_last_way_in: &'static str,
     /// Labels of the editable claims, in `EditableClaim::ALL` order.
     pub claims: [&'static str; 14],
     pub invalid_too_long: &'static str,
@@ -98,6 +108,16 @@ pub const EN: AccountText = AccountText {
     sessions_ended: "You were signed out everywhere else.",
     sessions_more: "Only the 50 most recently used sessions are listed; signing out everywhere \
                     else ends all of them.",
+    identities_title: "Linked sign-ins",
+    identities_none: "You sign in with no other provider yet.",
+    identity_subject: "Account at the provider",
+    identity_unlink: "Unlink",
+    identity_link: "Link",
+    identity_linked: "The sign-in was linked to your account.",
+    identity_unlinked: "The sign-in was unlinked from your account.",
+    identity_not_linked: "This account has no such linked sign-in.",
+    identity_last_way_in: "This is your only way to sign in: add a passkey or link another \
+                           sign-in first.",
     claims: [
         "Full name",
         "Given name",
@@ -169,6 +189,16 @@ pub const DE: AccountText = AccountText {
     sessions_ended: "Sie wurden überall sonst abgemeldet.",
     sessions_more: "Nur die 50 zuletzt genutzten Sitzungen werden gezeigt; „Überall sonst \
                     abmelden“ beendet alle.",
+    identities_title: "Verknüpfte Anmeldungen",
+    identities_none: "Sie melden sich noch bei keinem anderen Anbieter an.",
+    identity_subject: "Konto beim Anbieter",
+    identity_unlink: "Verknüpfung lösen",
+    identity_link: "Verknüpfen mit",
+    identity_linked: "Die Anmeldung wurde mit Ihrem Konto verknüpft.",
+    identity_unlinked: "Die Verknüpfung wurde gelöst.",
+    identity_not_linked: "Dieses Konto hat keine solche verknüpfte Anmeldung.",
+    identity_last_way_in: "Das ist Ihre einzige Möglichkeit, sich anzumelden: Fügen Sie zuerst \
+                           einen Passkey hinzu oder verknüpfen Sie eine weitere Anmeldung.",
     claims: [
         "Vollständiger Name",
         "Vorname",
