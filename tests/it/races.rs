@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{
     Backend, Browser, PASSWORD, RACERS, TestApp, TestClient, code_form, fire, hidden_field,
-    pkce_pair,
-    query_of, spawn_app_with, spawn_node_with,
+    pkce_pair, query_of, spawn_app_with, spawn_node_with,
 };
 
 both_backends!(
