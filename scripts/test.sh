@@ -28,6 +28,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "== npm packages of tests/upstream (node-oidc-provider, a real upstream for tests/it)"
+bash tests/upstream/install.sh
 echo "== unit, contract and integration tests"
 cargo test --all-targets -- --test-threads="${LATCHKEY_TEST_THREADS:-4}"
 echo "== fuzz targets (bounded run on the committed seed corpus; fails on any crash)"

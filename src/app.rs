@@ -90,6 +90,9 @@ pub struct AppState {
     /// Sends mail (`mail`); `None` when no SMTP server is configured, which turns off the
     /// features that need mail.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Upstream identity providers: sealers of their secrets and round trips, and the
+    /// cache of their discovery documents.
+    pub upstreams: Arc<crate::upstream::Upstreams>,
 }
 
 impl App {
@@ -139,6 +142,8 @@ impl App {
             )),
             None => None,
         };
+        let upstreams = crate::upstream::Upstreams::new(&master_key)
+            .map_err(|e| StartupError::MasterKey(e.to_string()))?;
         let passwords = PasswordHasher::new(password_hash_concurrency());
         let discovery = Arc::new(discovery::Documents::new(&config.features()));
         let outbound = Outbound::new(&config.registration_trusted_hosts)
@@ -161,6 +166,7 @@ impl App {
             passkeys: passkeys.map(Arc::new),
             pages,
             mailer,
+            upstreams: Arc::new(upstreams),
         })))
     }
 

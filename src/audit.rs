@@ -56,6 +56,12 @@ pub enum Kind {
     LogoutDeliveryFailed,
     /// A token exchange (RFC 8693) issued a token.
     TokenExchanged,
+    UpstreamCreated,
+    UpstreamUpdated,
+    UpstreamDeleted,
+    UpstreamLoginFailed,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl Kind {
@@ -97,6 +103,12 @@ impl Kind {
             Kind::LogoutDelivered => "logout_delivered",
             Kind::LogoutDeliveryFailed => "logout_delivery_failed",
             Kind::TokenExchanged => "token_exchanged",
+            Kind::UpstreamCreated => "upstream_created",
+            Kind::UpstreamUpdated => "upstream_updated",
+            Kind::UpstreamDeleted => "upstream_deleted",
+            Kind::UpstreamLoginFailed => "upstream_login_failed",
+            Kind::IdentityLinked => "identity_linked",
+            Kind::IdentityUnlinked => "identity_unlinked",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, and the operator commands `client`,
-//! `user` and `keys`, which do what the admin API does, straight against the database.
+//! `user`, `keys` and `upstream`, which do what the admin API does, straight against the database.
 //!
 //! The operator commands open the database exactly as the server does (`App::start`, which
 //! applies pending migrations and loads the signing keys), call the same `manage` operations
@@ -60,22 +60,53 @@ pub enum Command {
     /// List or rotate the keys that sign access and ID tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Make clients and users match a TOML file (configuration as code). Prints the plan,
-    /// field by field with secrets masked, then applies it in one transaction.
+    /// Make clients, users and upstreams match a TOML file (configuration as code). Prints the
+    /// plan, field by field with secrets masked, then applies it in one transaction.
     #[command(
         after_help = "Secrets are never written in the file: give client_secret and \
-        password as \"env:NAME\". See config/apply.example.toml and docs/operations.md."
+        password as \"env:NAME\". See config/apply.example.toml, docs/operations.md and \
+        docs/upstreams.md."
     )]
     Apply {
-        /// The TOML file declaring [[client]] and [[user]] entries.
+        /// The TOML file declaring [[client]], [[user]] and [[upstream]] entries.
         file: PathBuf,
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Delete the clients and users the file does not name.
+        /// Delete the clients, users and upstreams the file does not name.
         #[arg(long)]
         prune: bool,
     },
+    /// Register and manage upstream identity providers ("Log in with …").
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Register an upstream from a JSON file ("-" for stdin): the document
+    /// `POST /admin/upstreams` takes. Prints it with its redirect_uri (never the secret).
+    #[command(
+        after_help = "Example (see docs/upstreams.md for Google, Entra ID, GitHub, GitLab, Apple):\n  \
+        latchkey upstream create --json google.json"
+    )]
+    Create {
+        #[arg(long, value_name = "FILE")]
+        json: PathBuf,
+    },
+    /// List upstreams as JSON, 50 at a time.
+    List(ListArgs),
+    /// Print one upstream as JSON.
+    Show { id: String },
+    /// Replace an upstream's settings from a JSON file ("-" for stdin); a left-out
+    /// client_secret keeps the stored one.
+    Replace {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        json: PathBuf,
+    },
+    /// Delete an upstream and every identity linked through it.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +340,7 @@ pub async fn run(cli: Cli, config: Config) -> CliResult {
             dry_run,
             prune,
         } => apply(&open(config).await?, &file, dry_run, prune).await,
+        Command::Upstream(command) => upstream(&open(config).await?, command).await,
     }
 }
 
@@ -336,6 +368,38 @@ async fn apply(app: &App, file: &std::path::Path, dry_run: bool, prune: bool) ->
         );
     }
     Ok(())
+}
+
+/// `latchkey upstream`: the admin API's upstream operations, from the command line.
+async fn upstream(app: &App, command: UpstreamCommand) -> CliResult {
+    use crate::manage::upstreams;
+    use crate::protocol::upstream::parse_upstream;
+    match command {
+        UpstreamCommand::Create { json } => {
+            let request = parse_upstream(&read_input(&json)?)?;
+            let created = upstreams::create(app, request).await?;
+            print_json(&created)?;
+            eprintln!(
+                "latchkey: register redirect_uri {} at the upstream",
+                created.redirect_uri
+            );
+            Ok(())
+        }
+        UpstreamCommand::List(args) => {
+            let page = Page::new(args.after, Some(args.limit))?;
+            print_json(&upstreams::list(app, &page).await?)
+        }
+        UpstreamCommand::Show { id } => print_json(&upstreams::get(app, &id).await?),
+        UpstreamCommand::Replace { id, json } => {
+            let request = parse_upstream(&read_input(&json)?)?;
+            print_json(&upstreams::replace(app, &id, request).await?)
+        }
+        UpstreamCommand::Delete { id } => {
+            upstreams::delete(app, &id).await?;
+            eprintln!("latchkey: upstream {id} deleted");
+            Ok(())
+        }
+    }
 }
 
 /// Opens the database as the server would (migrating it, loading or creating the keys).

@@ -253,6 +253,9 @@ pub struct Config {
     /// `LATCHKEY_ACCOUNT_EDITABLE_CLAIMS`: the standard claims users may edit on the account
     /// page, in the order it shows them (none by default).
     pub account_editable_claims: Vec<EditableClaim>,
+    /// `email` in `LATCHKEY_ACCOUNT_EDITABLE_CLAIMS`: users may set their email address on the
+    /// account page, confirmed by a mailed link (`accounts::account::email`; needs mail).
+    pub account_email_editable: bool,
     /// `LATCHKEY_SMTP_URL` and `LATCHKEY_EMAIL_FROM`: where mail goes out, and from whom.
     /// `None` turns off everything that needs mail (password reset, verification, sign-up).
     pub mail: Option<MailSettings>,
@@ -708,7 +711,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let (key_rotation_interval, key_publish_ahead) =
         validate_key_schedule(raw.key_rotation_interval, raw.key_publish_ahead)?;
-    let account_editable_claims =
+    let (account_editable_claims, account_email_editable) =
         validate_editable_claims(raw.account_editable_claims.as_deref().unwrap_or(""))?;
 
     let mail = validate_mail(raw.smtp_url.as_deref(), raw.email_from.as_deref())?;
@@ -719,6 +722,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(ConfigError::new(
             "signup",
             "needs mail: set LATCHKEY_SMTP_URL and LATCHKEY_EMAIL_FROM",
+        ));
+    }
+    if account_email_editable && mail.is_none() {
+        // A changed address is confirmed by the link mailed to it.
+        return Err(ConfigError::new(
+            "account_editable_claims",
+            "`email` needs mail: set LATCHKEY_SMTP_URL and LATCHKEY_EMAIL_FROM",
         ));
     }
     if require_verified_email && mail.is_none() {
@@ -733,6 +743,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         brand,
         templates_dir,
         account_editable_claims,
+        account_email_editable,
         mail,
         require_verified_email,
         signup,
@@ -785,17 +796,23 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
-/// A comma-separated list of editable claims, each named once.
-fn validate_editable_claims(raw: &str) -> Result<Vec<EditableClaim>, ConfigError> {
+/// A comma-separated list of editable claims, each named once; and whether `email` is among
+/// them (the address has a section of its own, `accounts::account::email`).
+fn validate_editable_claims(raw: &str) -> Result<(Vec<EditableClaim>, bool), ConfigError> {
     let mut claims = Vec::new();
+    let mut email = false;
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "email" {
+            email = true;
+            continue;
+        }
         let claim = EditableClaim::parse(name)
             .map_err(|reason| ConfigError::new("account_editable_claims", reason))?;
         if !claims.contains(&claim) {
             claims.push(claim);
         }
     }
-    Ok(claims)
+    Ok((claims, email))
 }
 
 /// Default rotation interval: 90 days.

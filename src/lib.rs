@@ -32,3 +32,4 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 pub mod upkeep;
+pub mod upstream;

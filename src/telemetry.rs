@@ -11,6 +11,14 @@ pub fn login_failed() {
     metrics::counter!("latchkey_login_failures_total").increment(1);
 }
 
+/// An upstream login ended with `outcome` (`login`, `created`, `linked`, `denied`,
+/// `unavailable`, `refused`) for the upstream `upstream` (an id the operator chose, so the
+/// label set stays as small as the list of upstreams).
+pub fn upstream_login(upstream: &str, outcome: &'static str) {
+    metrics::counter!("latchkey_upstream_logins_total", "upstream" => upstream.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
 /// A code or refresh token was presented twice and its family revoked.
 pub fn reuse_detected(kind: &'static str) {
     metrics::counter!("latchkey_reuse_detections_total", "kind" => kind).increment(1);

@@ -3,9 +3,10 @@
 //! with that client, so the application has to ask again.
 //!
 //! The page's other sections have a file each: the password change (`password`), the
-//! profile claims the operator lets users edit (`profile`), and the sessions where the user
-//! is signed in (`sessions`).
+//! profile claims the operator lets users edit (`profile`), the email address (`email`), and
+//! the sessions where the user is signed in (`sessions`).
 
+pub mod email;
 pub mod password;
 pub mod profile;
 pub mod sessions;

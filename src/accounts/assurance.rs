@@ -1,7 +1,13 @@
 //! Assurance: what a session's authentication methods are worth, in one place. The methods a
 //! login used become the session's `amr` (RFC 8176), the `amr` decides the `acr` level put in
 //! tokens, and the policies (the user's `mfa_required`, the client's `require_mfa`, the
-//! request's `acr_values`) decide the level a flow owes. Passkeys plug in as `Method::Hwk`.
+//! request's `acr_values`) decide the level a flow owes. Passkeys plug in as `Method::Hwk`, a
+//! login at an upstream identity provider as `Method::Fed`.
+//!
+//! A federated session's stored `amr` also carries what only the ID token needs: the upstream's
+//! id (`idp:ID`) and the `amr` values the upstream reported (`up:VALUE`). Those never count
+//! towards the level here: Latchkey did not see those factors, so a local policy that asks for
+//! two factors asks for a local one after `fed` (`with_method` keeps them across a step-up).
 
 use crate::protocol::authorization::AuthorizationRequest;
 use crate::protocol::client::ClientMetadata;
@@ -10,6 +16,8 @@ use crate::store::FactorKind;
 /// An authentication method (RFC 8176 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Method {
+    /// A login at an upstream identity provider (federation): one factor, as a password.
+    Fed,
     /// A password.
     Pwd,
     /// A one-time password: a TOTP code or a recovery code.
@@ -21,6 +29,7 @@ pub enum Method {
 impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
+            Method::Fed => "fed",
             Method::Pwd => "pwd",
             Method::Otp => "otp",
             Method::Hwk => "hwk",
@@ -29,6 +38,7 @@ impl Method {
 
     fn parse(s: &str) -> Option<Self> {
         match s {
+            "fed" => Some(Method::Fed),
             "pwd" => Some(Method::Pwd),
             "otp" => Some(Method::Otp),
             "hwk" => Some(Method::Hwk),
@@ -88,6 +98,73 @@ pub fn amr(methods: &[Method]) -> String {
         parts.push("mfa");
     }
     parts.join(" ")
+}
+
+/// The stored value naming the upstream of a federated login: `idp:ID`.
+const IDP_PREFIX: &str = "idp:";
+/// The stored values an upstream reported in its own `amr`: `up:VALUE`.
+const UPSTREAM_PREFIX: &str = "up:";
+
+/// The stored `amr` of a login at upstream `upstream` that reported `upstream_amr`: `fed`, the
+/// upstream id, and the upstream's values (RFC 8176 tokens only: up to 8, each 1 to 32 of
+/// `A-Za-z0-9_-`, anything else dropped).
+pub fn federated(upstream: &str, upstream_amr: &[String]) -> String {
+    let mut values = vec![
+        Method::Fed.as_str().to_owned(),
+        format!("{IDP_PREFIX}{upstream}"),
+    ];
+    let mut reported: Vec<&str> = Vec::new();
+    for value in upstream_amr {
+        let token = !value.is_empty()
+            && value.len() <= 32
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if token && !reported.contains(&value.as_str()) && reported.len() < 8 {
+            reported.push(value);
+        }
+    }
+    values.extend(reported.iter().map(|v| format!("{UPSTREAM_PREFIX}{v}")));
+    values.join(" ")
+}
+
+/// The stored `amr` of a session that adds `method` (a second factor, a step-up) to the one
+/// whose `amr` is `stored`: the local methods as `amr` writes them, then whatever `stored`
+/// carried of a federated login (`idp:`, `up:`), unchanged.
+pub fn with_method(stored: &str, method: Method) -> String {
+    let mut used = methods(stored);
+    used.push(method);
+    let mut out = amr(&used);
+    for value in stored.split(' ') {
+        if value.starts_with(IDP_PREFIX) || value.starts_with(UPSTREAM_PREFIX) {
+            out.push(' ');
+            out.push_str(value);
+        }
+    }
+    out
+}
+
+/// A stored `amr` as the ID token carries it: the `amr` values (the local ones, then those the
+/// upstream reported that are not among them), and the `idp` of a federated login.
+pub fn id_token_claims(stored: &str) -> (Vec<String>, Option<String>) {
+    let mut amr: Vec<String> = Vec::new();
+    let mut reported = Vec::new();
+    let mut idp = None;
+    for value in stored.split(' ').filter(|s| !s.is_empty()) {
+        if let Some(id) = value.strip_prefix(IDP_PREFIX) {
+            idp = Some(id.to_owned());
+        } else if let Some(v) = value.strip_prefix(UPSTREAM_PREFIX) {
+            reported.push(v.to_owned());
+        } else {
+            amr.push(value.to_owned());
+        }
+    }
+    for value in reported {
+        if !amr.contains(&value) {
+            amr.push(value);
+        }
+    }
+    (amr, idp)
 }
 
 /// The level an `amr` string reaches.
@@ -190,5 +267,41 @@ mod tests {
         assert!(meets("pwd otp mfa", Level::Mfa));
         assert!(!meets("pwd", Level::Mfa));
         assert!(!meets("pwd otp mfa", Level::Phr));
+    }
+
+    #[test]
+    fn a_federated_login_is_one_factor_whatever_the_upstream_reports() {
+        let reported = ["pwd", "mfa", "otp", "bad value", "fed", "x:y", "otp"].map(String::from);
+        let stored = federated("corp", &reported);
+        assert_eq!(stored, "fed idp:corp up:pwd up:mfa up:otp up:fed");
+        assert_eq!(
+            acr(&stored),
+            "pwd",
+            "the upstream's factors are not Latchkey's"
+        );
+        assert!(!meets(&stored, Level::Mfa));
+        let (amr, idp) = id_token_claims(&stored);
+        assert_eq!(amr, ["fed", "pwd", "mfa", "otp"]);
+        assert_eq!(idp.as_deref(), Some("corp"));
+    }
+
+    #[test]
+    fn a_local_factor_after_fed_reaches_mfa_and_keeps_the_upstream() {
+        let stored = with_method(&federated("corp", &["pwd".into()]), Method::Otp);
+        assert_eq!(stored, "fed otp mfa idp:corp up:pwd");
+        assert_eq!(acr(&stored), "mfa");
+        let (amr, idp) = id_token_claims(&stored);
+        assert_eq!(amr, ["fed", "otp", "mfa", "pwd"]);
+        assert_eq!(idp.as_deref(), Some("corp"));
+        let passkey = with_method(&federated("corp", &[]), Method::Hwk);
+        assert_eq!(passkey, "fed hwk mfa idp:corp");
+        assert_eq!(acr(&passkey), "phr");
+    }
+
+    #[test]
+    fn a_local_login_has_no_idp() {
+        assert_eq!(with_method("pwd", Method::Otp), "pwd otp mfa");
+        assert_eq!(id_token_claims("pwd"), (vec!["pwd".to_owned()], None));
+        assert_eq!(id_token_claims(""), (vec![], None));
     }
 }

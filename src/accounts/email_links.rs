@@ -14,7 +14,9 @@
 //! in a task of their own, so neither the answer nor its timing depends on them.
 //!
 //! A reset ends every session of the user (their clients hear of it through back-channel
-//! logout) and every refresh-token family, and does not sign anyone in: the next sign-in
+//! logout) and every refresh-token family, in the one transaction that also sets the
+//! password (`UserStore::change_password`, as for the account page's change), and does not
+//! sign anyone in: the next sign-in
 //! goes through the login page and asks for a second factor when the user has one.
 
 use std::net::IpAddr;
@@ -121,8 +123,13 @@ pub async fn request_password_reset(
     Ok(ResetRequest::Accepted)
 }
 
+/// Accounts sharing one address that a reset by address looks at.
+const SHARED_ADDRESS_LIMIT: u32 = 8;
+
 /// The account `login` names: by username, else by email address when exactly one account
-/// has it. Both lookups always run.
+/// has it, or, when several have it, exactly one has it verified (anyone may type someone
+/// else's address into their own account, unverified, and must not take the owner's reset
+/// by address away). Both lookups always run.
 async fn find_account(app: &App, login: &str) -> Result<Option<UserRecord>, OAuthError> {
     let login = login.trim();
     let by_name = app
@@ -130,7 +137,9 @@ async fn find_account(app: &App, login: &str) -> Result<Option<UserRecord>, OAut
         .get_user_by_username(&normalize_username(login))
         .await?;
     let by_email = if login.contains('@') {
-        app.store.find_users_by_email(login, 2).await?
+        app.store
+            .find_users_by_email(login, SHARED_ADDRESS_LIMIT)
+            .await?
     } else {
         Vec::new()
     };
@@ -138,8 +147,22 @@ async fn find_account(app: &App, login: &str) -> Result<Option<UserRecord>, OAut
         return Ok(by_name);
     }
     match by_email.as_slice() {
+        [] => Ok(None),
         [sub] => Ok(app.store.get_user(sub).await?),
-        _ => Ok(None),
+        several => {
+            let mut verified = Vec::new();
+            for sub in several {
+                if let Some(user) = app.store.get_user(sub).await?
+                    && is_verified(&user)
+                {
+                    verified.push(user);
+                }
+            }
+            Ok(match verified.len() {
+                1 => verified.pop(),
+                _ => None,
+            })
+        }
     }
 }
 
@@ -285,20 +308,18 @@ pub async fn reset_password(
     else {
         return Ok(ResetOutcome::Expired);
     };
-    // …and the password replaced only if it is still the one the link was bound to.
+    // …and the password replaced only if it is still the one the link was bound to, in the
+    // transaction every change by the user takes: whoever held a session (their clients
+    // hear of it through back-channel logout) or a token family won with the old password
+    // loses it.
     if link.user_sub != user.sub
         || !app
             .store
-            .swap_password(&user.sub, &user.password_hash, &hash, now)
+            .change_password(&user.sub, &user.password_hash, &hash, None, now)
             .await?
     {
         return Ok(ResetOutcome::Expired);
     }
-    // Whoever held a session or a token family won with the old password loses it.
-    app.store.delete_sessions_for_user(&user.sub, now).await?;
-    app.store
-        .revoke_grants_for_user(&user.sub, None, now)
-        .await?;
     audit::record(
         app,
         Event::new(Kind::PasswordChanged)

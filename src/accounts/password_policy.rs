@@ -10,8 +10,9 @@
 //! and 1) is refused: every entry of the common-password list is, and so is `alice2024`
 //! for the user alice.
 //!
-//! Used where a person chooses their own password (the reset link, sign-up); operators
-//! setting one through the admin API or CLI get the length check only.
+//! Used where a person chooses their own password (the reset link, sign-up, the account
+//! page's password change); operators setting one through the admin API or CLI get the
+//! length check only.
 
 use super::password::check_new_password;
 

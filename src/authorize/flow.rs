@@ -27,7 +27,10 @@
 //! The stage is sealed into the interaction (`interaction::seal`), so it travels with the
 //! browser and any node reads it; the final write (`InteractionStore::finish_consent`) checks
 //! the consent stage's session again, so a browser that skips a page gets nothing the page
-//! would have guarded. Second factors and upstream providers add stages here.
+//! would have guarded. A login at an upstream provider is the stage `Upstream`: the login
+//! page sends the browser there (`upstream::flow::begin`) and only that upstream's callback
+//! (`Page::UpstreamReturn`) moves the interaction on, as a login. Second factors add stages
+//! here.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +62,9 @@ pub enum Stage {
     /// yet: only the "check your mail" page (in that session) moves the interaction on, once
     /// the user has used the link in the mail.
     VerifyEmail { sid: String },
+    /// The user went to log in at the upstream `upstream`: only its callback moves the
+    /// interaction on (or a login on the login page, which skips nothing).
+    Upstream { upstream: String },
 }
 
 /// The pages that act on a pending interaction.
@@ -76,6 +82,8 @@ pub enum Page {
     Consent,
     /// "Check your mail": waits until the user's address is verified.
     VerifyEmail,
+    /// An upstream's callback (`/upstream/{id}/callback`).
+    UpstreamReturn,
 }
 
 impl Stage {
@@ -91,7 +99,15 @@ impl Stage {
             Page::Resume => matches!(self, Stage::Resume { .. }),
             Page::Consent => matches!(self, Stage::Consent { .. }),
             Page::VerifyEmail => matches!(self, Stage::VerifyEmail { .. }),
+            Page::UpstreamReturn => matches!(self, Stage::Upstream { .. }),
         }
+    }
+
+    /// Whether the callback of upstream `id` may act: only at the upstream stage that
+    /// `upstream::flow::begin` sealed for that very upstream.
+    pub fn admits_upstream(&self, id: &str) -> bool {
+        self.admits(Page::UpstreamReturn)
+            && matches!(self, Stage::Upstream { upstream } if upstream == id)
     }
 
     /// The session a consent-stage interaction is bound to; `None` at any other stage.
@@ -113,7 +129,7 @@ impl Stage {
             | Stage::Resume { sid }
             | Stage::Consent { sid }
             | Stage::VerifyEmail { sid } => Some(sid),
-            Stage::Login => None,
+            Stage::Login | Stage::Upstream { .. } => None,
         }
     }
 }
@@ -298,8 +314,12 @@ mod tests {
         async fn touch_factor(&self, _: &str, _: &str, _: i64) -> StoreResult<()> {
             Ok(())
         }
-        async fn delete_factor(&self, _: &str, _: &str) -> StoreResult<bool> {
-            Ok(false)
+        async fn delete_factor(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> StoreResult<crate::store::FactorRemoval> {
+            Ok(crate::store::FactorRemoval::NotFound)
         }
     }
 
@@ -595,5 +615,19 @@ mod tests {
         assert!(!enrol.admits(Page::SecondFactor));
         assert!(!enrol.admits(Page::Consent));
         assert!(!enrol.admits(Page::Resume));
+        assert!(!login.admits(Page::UpstreamReturn));
+        assert!(!consent.admits(Page::UpstreamReturn));
+        assert!(!login.admits_upstream("corp"));
+        let upstream = Stage::Upstream {
+            upstream: "corp".into(),
+        };
+        assert!(upstream.admits_upstream("corp"));
+        assert!(!upstream.admits_upstream("other"), "only its own callback");
+        assert!(
+            !upstream.admits(Page::Consent),
+            "no consent before the upstream returns"
+        );
+        assert!(upstream.admits(Page::Login));
+        assert_eq!(upstream.consent_session(), None);
     }
 }

@@ -74,6 +74,8 @@ pub enum Decision {
     VerifyEmail { interaction_id: String },
     /// A device's authorization was answered (RFC 8628): tell the person to return to it.
     DeviceAnswered { approved: bool },
+    /// The user logs in at an upstream identity provider (`upstream::flow::begin`).
+    Upstream(crate::upstream::flow::Departure),
 }
 
 /// An authorization response: parameters for the client's redirect URI, delivered as the
@@ -175,13 +177,29 @@ pub async fn authorize(
         ))
     };
     let request = request::validate(app, &target, params).map_err(redirect_error)?;
-    decide(app, &target.client, request, session, browser_binding)
+    let decision = decide(app, &target.client, request, session, browser_binding)
         .await
         // A failure of our own is shown here; protocol answers go back to the client.
         .map_err(|e| match e.code {
             ErrorCode::ServerError => AuthorizeError::Page(e),
             _ => redirect_error(e),
-        })
+        })?;
+    // `upstream={id}`: when a login is owed, it happens at that upstream, without the
+    // login page.
+    match (decision, params.get("upstream")) {
+        (Decision::Login { interaction_id }, Some(upstream)) => {
+            let Some(pending) = load_pending(app, &interaction_id, Some(browser_binding)).await?
+            else {
+                return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                    "the sign-in request could not be continued",
+                )));
+            };
+            crate::upstream::flow::begin(app, &pending, upstream)
+                .await
+                .map(Decision::Upstream)
+        }
+        (decision, _) => Ok(decision),
+    }
 }
 
 async fn decide(

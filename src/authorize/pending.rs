@@ -130,14 +130,15 @@ pub async fn log_in_raising(
     proof: Proof<'_>,
     raised: Option<&SessionRecord>,
 ) -> Result<LoggedIn, OAuthError> {
-    let mut methods = vec![proof.method];
+    let mut amr = assurance::amr(&[proof.method]);
     if proof.method != Method::Pwd
         && let Some(raised) = raised
         && raised.user_sub == proof.user_sub
     {
-        methods.extend(assurance::methods(&raised.amr));
+        // `with_method` keeps what a federated session carries (`idp:`, `up:`), so a
+        // second factor after an upstream login still names the upstream in the ID token.
+        amr = assurance::with_method(&raised.amr, proof.method);
     }
-    let amr = assurance::amr(&methods);
     let event = proof.event.map(|e| e.detail("amr", amr.clone()));
     let (cookie, session) =
         session::begin(app, session_cookie, proof.from, proof.user_sub, &amr, event).await?;
@@ -188,7 +189,9 @@ pub async fn continue_after_login(
 /// The page an interaction sealed at `stage` goes to.
 pub(crate) fn decision_at(stage: &Stage, interaction_id: String) -> Decision {
     match stage {
-        Stage::Login => Decision::Login { interaction_id },
+        // An interaction away at an upstream that is sent to a page goes back to the login
+        // page, which admits every stage.
+        Stage::Login | Stage::Upstream { .. } => Decision::Login { interaction_id },
         Stage::SecondFactor { .. } => Decision::SecondFactor { interaction_id },
         Stage::Enrol { .. } => Decision::Enrol { interaction_id },
         Stage::Resume { .. } | Stage::Consent { .. } => Decision::Consent { interaction_id },

@@ -403,12 +403,22 @@ fn editable_claims_are_named_standard_claims_none_by_default() {
             EditableClaim::Locale
         ]
     );
+    assert!(!c.account_email_editable);
+    // `email` has a section of its own, confirmed by mail: without mail it is refused.
     for refused in ["email", "name,email_verified", "address", "colour"] {
         check_error(
             &[("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", refused)],
             "LATCHKEY_ACCOUNT_EDITABLE_CLAIMS",
         );
     }
+    let with_mail = load(&[
+        ("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", "name,email"),
+        ("LATCHKEY_SMTP_URL", "smtp://mail.example.com"),
+        ("LATCHKEY_EMAIL_FROM", "login@example.com"),
+    ])
+    .unwrap();
+    assert!(with_mail.account_email_editable);
+    assert_eq!(with_mail.account_editable_claims, [EditableClaim::Name]);
 }
 
 #[test]

@@ -49,6 +49,34 @@ pub fn binding_cookie(config: &Config, value: String) -> Cookie<'static> {
     )
 }
 
+/// The upstream round trip's cookie (`upstream::flow`): what the callback must check,
+/// sealed. `SameSite=Lax` so that it comes back with the upstream's top-level redirect.
+pub fn upstream_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-latchkey_upstream"
+    } else {
+        "latchkey_upstream"
+    }
+}
+
+/// The upstream cookie holding `value` (`secure` when the issuer is https).
+pub fn upstream_cookie(secure: bool, value: String) -> Cookie<'static> {
+    let mut cookie = Cookie::new(upstream_name(secure), value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(secure);
+    cookie.set_max_age(time_duration(crate::upstream::flow::TRIP_TTL));
+    cookie
+}
+
+/// The upstream cookie, expired: sent with the callback's answer.
+pub fn upstream_cookie_removal(secure: bool) -> Cookie<'static> {
+    let mut cookie = upstream_cookie(secure, String::new());
+    cookie.set_max_age(time_duration(0));
+    cookie
+}
+
 /// A cookie value, when present and of sane length.
 pub fn read<'a>(jar: &'a CookieJar, name: &str) -> Option<&'a str> {
     jar.get(name)

@@ -149,15 +149,25 @@ pub fn router(app: App) -> Router {
             paths::DEVICE,
             get(ui::device::show).post(ui::device::submit),
         )
+        .route("/upstream/{id}/callback", get(ui::upstream::callback))
         .route(paths::ACCOUNT, get(ui::account::show))
         .route(paths::ACCOUNT_LOGIN, post(ui::account::login))
         .route(paths::ACCOUNT_CONSENTS, post(ui::account::withdraw))
+        .route(
+            paths::ACCOUNT_IDENTITIES_LINK,
+            post(ui::account::identities::link),
+        )
+        .route(
+            paths::ACCOUNT_IDENTITIES_UNLINK,
+            post(ui::account::identities::unlink),
+        )
         .route(
             paths::ACCOUNT_PASSKEYS_REMOVE,
             post(ui::account::remove_passkey),
         )
         .route(paths::ACCOUNT_PASSWORD, post(ui::account::password::change))
         .route(paths::ACCOUNT_PROFILE, post(ui::account::profile::save))
+        .route(paths::ACCOUNT_EMAIL, post(ui::account::email::change))
         .route(
             paths::ACCOUNT_SESSIONS_END,
             post(ui::account::sessions::end_one),

@@ -435,20 +435,10 @@ async fn account_login(
         let refused = PasskeyError::Refused("this passkey belongs to another account");
         return (jar, from_core(refused)).into_response();
     }
-    let mut methods = assurance::methods(&session.amr);
-    methods.push(Method::Hwk);
+    let amr = assurance::with_method(&session.amr, Method::Hwk);
     let event = crate::accounts::login::succeeded(&user.sub, ip, None).detail("method", "passkey");
     let old = cookies::read(&jar, cookies::session_name(&app.config));
-    match session::begin(
-        app,
-        old,
-        from,
-        &user.sub,
-        &assurance::amr(&methods),
-        Some(event),
-    )
-    .await
-    {
+    match session::begin(app, old, from, &user.sub, &amr, Some(event)).await {
         Ok((cookie_value, _)) => {
             let jar = jar.add(cookies::session_cookie(&app.config, cookie_value));
             let body = json!({ "redirect": paths::ACCOUNT });
@@ -489,6 +479,10 @@ fn continue_with(decision: Result<Decision, AuthorizeError>) -> Response {
         Ok(Decision::VerifyEmail { interaction_id }) => {
             json!({ "redirect": format!("{}?interaction={interaction_id}", paths::EMAIL_PENDING) })
         }
+        // A passkey sign-in is a login of its own; it never departs to an upstream, but the
+        // browser would follow the upstream's URL (the round-trip cookie is not set here, so
+        // the callback would answer with the expired page).
+        Ok(Decision::Upstream(departure)) => json!({ "redirect": departure.location }),
         Ok(Decision::DeviceAnswered { .. }) => {
             return bad_request("a device request is answered on the consent page");
         }

@@ -13,6 +13,7 @@ pub mod clients;
 pub mod events;
 pub mod keys;
 pub mod registration;
+pub mod upstreams;
 pub mod users;
 
 use crate::protocol::OAuthError;

@@ -13,7 +13,8 @@ use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
 use crate::protocol::admin::{
-    ListResponse, TotpProvisioned, UserCreate, UserPatch, UserResponse, merge_claims,
+    IdentityResponse, ListResponse, TotpProvisioned, UserCreate, UserPatch, UserResponse,
+    merge_claims,
 };
 use crate::protocol::user::canonical_username;
 use crate::protocol::{ErrorCode, OAuthError};
@@ -39,6 +40,7 @@ fn answer(record: UserRecord) -> UserResponse {
         factors: None,
         created_at: record.created_at,
         updated_at: record.updated_at,
+        identities: None,
     }
 }
 
@@ -119,17 +121,28 @@ pub async fn list(app: &App, page: &Page) -> Result<ListResponse<UserResponse>, 
     })
 }
 
-/// A user with their second factors (never a secret of one).
+/// A user with their second factors (never a secret of one) and the upstream identities
+/// linked to it.
 pub async fn get(app: &App, sub: &str) -> Result<UserResponse, OAuthError> {
-    match app.store.get_user(sub).await? {
-        Some(record) => {
-            let factors = factors::list(app, sub).await?;
-            let mut user = answer(record);
-            user.factors = Some(factors);
-            Ok(user)
-        }
-        None => Err(not_found(sub)),
-    }
+    let Some(record) = app.store.get_user(sub).await? else {
+        return Err(not_found(sub));
+    };
+    let factors = factors::list(app, sub).await?;
+    let identities = app
+        .store
+        .identities_of_user(sub)
+        .await?
+        .into_iter()
+        .map(|i| IdentityResponse {
+            upstream: i.upstream_id,
+            subject: i.subject,
+        })
+        .collect();
+    Ok(UserResponse {
+        factors: Some(factors),
+        identities: Some(identities),
+        ..answer(record)
+    })
 }
 
 /// Removes factor `id` of user `sub` (audited as the operator's).
@@ -277,11 +290,10 @@ pub async fn set_password(app: &App, sub: &str, password: &str) -> Result<(), OA
     Ok(())
 }
 
-/// Deletes the user; the store deletes its sessions, codes, refresh tokens and consents and
-/// revokes its grants in the same call. The sessions are ended first, on their own, so that
-/// their clients are notified (back-channel logout).
+/// Deletes the user; the store ends its sessions (their clients notified: back-channel
+/// logout), deletes its codes, refresh tokens and consents and revokes its grants in the same
+/// transaction (`latchkey apply --prune` takes the same path).
 pub async fn delete(app: &App, sub: &str) -> Result<(), OAuthError> {
-    app.store.delete_sessions_for_user(sub, app.now()).await?;
     if !app.store.delete_user(sub, app.now()).await? {
         return Err(not_found(sub));
     }

@@ -74,6 +74,9 @@ pub struct IdTokenClaims {
     pub acr: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub amr: Vec<String>,
+    /// The upstream identity provider the user logged in at (its id), when they did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idp: Option<String>,
 }
 
 /// Serializes `claims` and signs them under `header_b64` (a pre-encoded JOSE header).

@@ -100,6 +100,7 @@ fn forged_and_foreign_tokens_are_refused() {
             sid: "s".into(),
             acr: None,
             amr: vec![],
+            idp: None,
         },
     )
     .unwrap();

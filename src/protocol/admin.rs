@@ -137,6 +137,16 @@ pub struct UserResponse {
     pub factors: Option<Vec<FactorResponse>>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The upstream identities linked to the user (answered by `GET /admin/users/{sub}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<IdentityResponse>>,
+}
+
+/// An upstream identity linked to a user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IdentityResponse {
+    pub upstream: String,
+    pub subject: String,
 }
 
 /// One second factor of a user, as the admin API lists it: what it is, never its secret.

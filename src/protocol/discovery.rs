@@ -7,7 +7,7 @@ use super::client::CLIENT_SIGNING_ALGS;
 
 /// The algorithms DPoP proofs may be signed with (RFC 9449 §5.1): asymmetric only, since the
 /// proof carries its key.
-pub const DPOP_SIGNING_ALGS: [&str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+pub const DPOP_SIGNING_ALGS: [&str; 6] = ["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
 
 /// Paths of the protocol endpoints and pages, relative to the issuer. The router uses the
 /// same constants.
@@ -35,8 +35,9 @@ pub mod paths {
     pub const ACCOUNT_LOGIN: &str = "/account/login";
     pub const ACCOUNT_CONSENTS: &str = "/account/consents";
     pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
-    /// The account page's own sections: password change, profile, sessions.
+    /// The account page's own sections: password change, email address, profile, sessions.
     pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    pub const ACCOUNT_EMAIL: &str = "/account/email";
     pub const ACCOUNT_PROFILE: &str = "/account/profile";
     pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
     pub const ACCOUNT_SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
@@ -55,6 +56,9 @@ pub mod paths {
     pub const ACCOUNT_FACTORS_REMOVE: &str = "/account/factors/remove";
     /// The pages' language switcher (`http::ui::chrome::switch`).
     pub const LANGUAGE: &str = "/language";
+    /// Linking an upstream identity to the signed-in user, and removing a link.
+    pub const ACCOUNT_IDENTITIES_LINK: &str = "/account/identities/link";
+    pub const ACCOUNT_IDENTITIES_UNLINK: &str = "/account/identities/unlink";
     pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
     pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 }

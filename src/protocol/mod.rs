@@ -11,6 +11,7 @@ pub mod error;
 pub mod form;
 pub mod scope;
 pub mod token;
+pub mod upstream;
 pub mod uri;
 pub mod user;
 

@@ -1,4 +1,4 @@
-//! Configuration as code (`latchkey apply`): a batch of client and user changes written in
+//! Configuration as code (`latchkey apply`): a batch of client, user and upstream changes written in
 //! one transaction, so that a file is applied whole or not at all. Each change runs the same
 //! statements as the single operations of `clients.rs` and `users.rs` (deleting takes the
 //! dependents with it, disabling ends sessions and token families), and a change whose row is
@@ -17,9 +17,13 @@ use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, REVOKE_GRANTS_OF_USER};
 use super::housekeeping::CLIENTS_VERSION;
 use super::postgres::PgStore;
 use super::registrations::DELETE_REGISTRATION;
-use super::sessions::DELETE_SESSIONS_OF_USER;
+use super::sessions::Which;
 use super::sql::{self, db_err};
 use super::sqlite::SqliteStore;
+use super::upstreams::{
+    DELETE_IDENTITIES_OF_UPSTREAM, DELETE_UPSTREAM, INSERT_UPSTREAM, UPDATE_UPSTREAM,
+    UpstreamRecord,
+};
 use super::users::{
     INSERT_USER, SET_PASSWORD, UPDATE_USER, USER_DELETION, UserRecord, bind_new_user,
     bind_user_update,
@@ -55,6 +59,11 @@ pub enum Change {
         password_hash: String,
     },
     DeleteUser(String),
+    InsertUpstream(UpstreamRecord),
+    /// Settings, sealed secret and `updated_at`.
+    UpdateUpstream(UpstreamRecord),
+    /// The upstream and every identity linked through it.
+    DeleteUpstream(String),
 }
 
 /// What `apply_changes` reports when the batch did not fit the database it met.
@@ -176,6 +185,45 @@ macro_rules! impl_apply_store {
                                 return Err(StoreError::Conflict(STALE_PLAN));
                             }
                         }
+                        Change::InsertUpstream(upstream) => {
+                            let settings = sql::to_json(&upstream.settings, "upstream settings")?;
+                            ::sqlx::query(INSERT_UPSTREAM)
+                                .bind(&upstream.settings.id)
+                                .bind(settings)
+                                .bind(&upstream.secret_sealed)
+                                .bind(upstream.created_at)
+                                .bind(upstream.updated_at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                        }
+                        Change::UpdateUpstream(upstream) => {
+                            let settings = sql::to_json(&upstream.settings, "upstream settings")?;
+                            let rows = ::sqlx::query(UPDATE_UPSTREAM)
+                                .bind(&upstream.settings.id)
+                                .bind(settings)
+                                .bind(&upstream.secret_sealed)
+                                .bind(upstream.updated_at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                        }
+                        Change::DeleteUpstream(id) => {
+                            ::sqlx::query(DELETE_IDENTITIES_OF_UPSTREAM)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                            let rows = ::sqlx::query(DELETE_UPSTREAM)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?
+                                .rows_affected();
+                            stale(rows)?;
+                        }
                     }
                 }
                 if clients_changed {
@@ -186,18 +234,17 @@ macro_rules! impl_apply_store {
         }
 
         impl $store {
-            /// Ends a user's sessions and, with `revoke`, every token family of theirs.
+            /// Ends a user's sessions (their clients notified) and, with `revoke`, every token
+            /// family of theirs.
             async fn end_user_access(
                 tx: &mut ::sqlx::Transaction<'static, $db>,
                 sub: &str,
                 revoke: bool,
                 now: i64,
             ) -> StoreResult<()> {
-                ::sqlx::query(DELETE_SESSIONS_OF_USER)
-                    .bind(sub)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db_err)?;
+                // As every session ends (`DELETE /admin/users/{sub}/sessions` too): the
+                // clients that took part in them get a back-channel logout, queued here.
+                Self::end_sessions_in(tx, Which::User(sub), now).await?;
                 if revoke {
                     ::sqlx::query(REVOKE_GRANTS_OF_USER)
                         .bind(sub)

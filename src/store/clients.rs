@@ -138,10 +138,13 @@ pub(super) const CLIENT_DELETION: OwnerDeletion = OwnerDeletion {
     revoke_grants: "UPDATE auth_grant SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
     dependents: &[
         "DELETE FROM auth_code WHERE client_id = $1",
-        "DELETE FROM refresh_family WHERE client_id = $1",
-        "DELETE FROM legacy_refresh_token WHERE client_id = $1",
         "DELETE FROM consent WHERE client_id = $1",
     ],
+    families: &[
+        "DELETE FROM refresh_family WHERE client_id = $1",
+        "DELETE FROM legacy_refresh_token WHERE client_id = $1",
+    ],
+    ends_sessions: false,
     version: Some(CLIENTS_VERSION),
 };
 

@@ -8,7 +8,9 @@
 //! on any number of nodes exactly one gets the row.
 //!
 //! Also here, because only mail needs them: finding users by their email claim, and the
-//! compare-and-swap updates of a user's password and claims that a redeemed link makes.
+//! compare-and-swap update of a user's claims that a redeemed verification link makes. A
+//! redeemed reset link changes the password through the one path every change by its user
+//! takes (`UserStore::change_password`).
 //!
 //! Contract: `contract/email_tokens.rs`.
 
@@ -78,15 +80,6 @@ pub trait EmailTokenStore: Send + Sync {
     async fn drop_email_token(&self, user_sub: &str, purpose: EmailPurpose) -> StoreResult<()>;
     /// The subs of at most `limit` users whose email claim is `email`, in any case.
     async fn find_users_by_email(&self, email: &str, limit: u32) -> StoreResult<Vec<String>>;
-    /// Sets a user's password hash (clearing `password_reset_required`) only while it is
-    /// still `current_hash` and the user is enabled; false otherwise.
-    async fn swap_password(
-        &self,
-        sub: &str,
-        current_hash: &str,
-        new_hash: &str,
-        now: i64,
-    ) -> StoreResult<bool>;
     /// Replaces a user's claims only while the user is unchanged since `read_at` (their
     /// `updated_at`) and their email claim is still `email`; false otherwise.
     async fn swap_claims(
@@ -105,19 +98,21 @@ const ISSUE: &str = "INSERT INTO email_token \
      ON CONFLICT (user_sub, purpose) DO UPDATE SET token_hash = excluded.token_hash, \
      bound_to = excluded.bound_to, created_at = excluded.created_at, \
      expires_at = excluded.expires_at";
-const PEEK: &str = "SELECT user_sub, bound_to FROM email_token \
-     WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3";
-const REDEEM: &str = "DELETE FROM email_token \
-     WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 RETURNING user_sub, bound_to";
+// A live link: its hash, its purpose, not expired. Peeking reads it, redeeming deletes it
+// in the same statement that reads it (so of racing redemptions exactly one gets the row).
+macro_rules! live_link {
+    () => {
+        "FROM email_token WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3"
+    };
+}
+const PEEK: &str = concat!("SELECT user_sub, bound_to ", live_link!());
+const REDEEM: &str = concat!("DELETE ", live_link!(), " RETURNING user_sub, bound_to");
 const DROP: &str = "DELETE FROM email_token WHERE user_sub = $1 AND purpose = $2";
 // The expression matches the index of migration 0090 in each dialect.
 const FIND_BY_EMAIL_PG: &str = "SELECT sub FROM app_user \
      WHERE lower(claims::jsonb ->> 'email') = lower($1) ORDER BY sub LIMIT $2";
 const FIND_BY_EMAIL_SQLITE: &str = "SELECT sub FROM app_user \
      WHERE lower(json_extract(claims, '$.email')) = lower($1) ORDER BY sub LIMIT $2";
-const SWAP_PASSWORD: &str = "UPDATE app_user \
-     SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
-     WHERE sub = $1 AND password_hash = $2 AND NOT disabled";
 const SWAP_CLAIMS_PG: &str = "UPDATE app_user SET claims = $4, updated_at = $5 \
      WHERE sub = $1 AND updated_at = $2 AND claims::jsonb ->> 'email' = $3";
 const SWAP_CLAIMS_SQLITE: &str = "UPDATE app_user SET claims = $4, updated_at = $5 \
@@ -132,6 +127,28 @@ fn link_from_row(row: &impl SqlRow) -> StoreResult<RedeemedLink> {
 
 macro_rules! impl_email_token_store {
     ($store:ty, $find_by_email:expr, $swap_claims:expr) => {
+        impl $store {
+            /// The live link `token_hash` of `purpose`, read (`PEEK`) or used up (`REDEEM`).
+            async fn live_link(
+                &self,
+                statement: &'static str,
+                token_hash: &[u8],
+                purpose: EmailPurpose,
+                now: i64,
+            ) -> StoreResult<Option<RedeemedLink>> {
+                ::sqlx::query(statement)
+                    .bind(token_hash)
+                    .bind(purpose.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .as_ref()
+                    .map(link_from_row)
+                    .transpose()
+            }
+        }
+
         #[async_trait]
         impl EmailTokenStore for $store {
             async fn issue_email_token(
@@ -162,16 +179,7 @@ macro_rules! impl_email_token_store {
                 purpose: EmailPurpose,
                 now: i64,
             ) -> StoreResult<Option<RedeemedLink>> {
-                ::sqlx::query(PEEK)
-                    .bind(token_hash)
-                    .bind(purpose.as_str())
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?
-                    .as_ref()
-                    .map(link_from_row)
-                    .transpose()
+                self.live_link(PEEK, token_hash, purpose, now).await
             }
 
             async fn redeem_email_token(
@@ -180,16 +188,7 @@ macro_rules! impl_email_token_store {
                 purpose: EmailPurpose,
                 now: i64,
             ) -> StoreResult<Option<RedeemedLink>> {
-                ::sqlx::query(REDEEM)
-                    .bind(token_hash)
-                    .bind(purpose.as_str())
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_err)?
-                    .as_ref()
-                    .map(link_from_row)
-                    .transpose()
+                self.live_link(REDEEM, token_hash, purpose, now).await
             }
 
             async fn drop_email_token(
@@ -220,24 +219,6 @@ macro_rules! impl_email_token_store {
                     .iter()
                     .map(|row| row.col("sub"))
                     .collect()
-            }
-
-            async fn swap_password(
-                &self,
-                sub: &str,
-                current_hash: &str,
-                new_hash: &str,
-                now: i64,
-            ) -> StoreResult<bool> {
-                let done = ::sqlx::query(SWAP_PASSWORD)
-                    .bind(sub)
-                    .bind(current_hash)
-                    .bind(new_hash)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_err)?;
-                Ok(done.rows_affected() == 1)
             }
 
             async fn swap_claims(

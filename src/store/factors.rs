@@ -59,6 +59,16 @@ pub struct FactorRecord {
     pub last_used_at: Option<i64>,
 }
 
+/// What `FactorStore::delete_factor` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorRemoval {
+    Removed,
+    /// The user has no such factor.
+    NotFound,
+    /// Refused, nothing changed: it is the last second factor of a user who must use one.
+    LastSecondFactor,
+}
+
 /// A new recovery-code set: its factor row (kind `RecoveryCodes`) and the keyed hashes of its
 /// codes.
 #[derive(Debug, Clone)]
@@ -112,8 +122,11 @@ pub trait FactorStore: Send + Sync {
     async fn recovery_codes_left(&self, user_sub: &str) -> StoreResult<u64>;
     /// Sets `last_used_at` of a factor (a passkey's or a recovery set's use).
     async fn touch_factor(&self, user_sub: &str, id: &str, now: i64) -> StoreResult<()>;
-    /// Removes factor `id` of `user_sub` (with its recovery codes); false when there is none.
-    async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<bool>;
+    /// Removes factor `id` of `user_sub` (with its recovery codes), unless it is the last
+    /// second factor (TOTP or passkey) of a user who must use one. Decided and done under the
+    /// user's row lock (on SQLite the write lock), so of racing removals of a user's last two
+    /// second factors, on any number of nodes, at most one succeeds.
+    async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<FactorRemoval>;
 }
 
 macro_rules! factor_columns {
@@ -170,7 +183,38 @@ const RECOVERY_CODES_LEFT: &str =
     "SELECT COUNT(*) AS n FROM recovery_code WHERE user_sub = $1 AND used_at IS NULL";
 const TOUCH_FACTOR: &str =
     "UPDATE user_factor SET last_used_at = $3 WHERE id = $2 AND user_sub = $1";
-const DELETE_FACTOR: &str = "DELETE FROM user_factor WHERE id = $2 AND user_sub = $1";
+/// Whether factor `$2` of user `$1`, of kind `$kind`, may go: it is not a second factor
+/// (TOTP or passkey), or its user need not use one, or keeps another. Read under the user's
+/// row lock (`LOCK_USER`), so what it counts cannot change before the delete commits.
+macro_rules! removable {
+    ($kind:literal) => {
+        concat!(
+            "(",
+            $kind,
+            " NOT IN ('totp', 'passkey') \
+             OR NOT EXISTS (SELECT 1 FROM app_user u WHERE u.sub = $1 AND u.mfa_required) \
+             OR EXISTS (SELECT 1 FROM user_factor o \
+             WHERE o.user_sub = $1 AND o.kind = 'totp' AND o.id <> $2) \
+             OR EXISTS (SELECT 1 FROM passkey o WHERE o.user_sub = $1 AND o.passkey_id <> $2))"
+        )
+    };
+}
+/// Postgres: serialises the removals of one user's factors (and changes of their
+/// `mfa_required`, which update the row), so that each decides on what the last committed.
+/// SQLite's write transaction does this by itself.
+const LOCK_USER: &str = "SELECT 1 AS locked FROM app_user WHERE sub = $1 FOR NO KEY UPDATE";
+const DELETE_FACTOR: &str = concat!(
+    "DELETE FROM user_factor WHERE id = $2 AND user_sub = $1 AND ",
+    removable!("kind")
+);
+/// A passkey is a factor too (its own table; the ids never collide).
+const DELETE_PASSKEY_FACTOR: &str = concat!(
+    "DELETE FROM passkey WHERE passkey_id = $2 AND user_sub = $1 AND ",
+    removable!("'passkey'")
+);
+/// Whether a removal that deleted nothing found no factor or refused one.
+const FACTOR_EXISTS: &str = "SELECT 1 AS found FROM user_factor WHERE user_sub = $1 AND id = $2 \
+     UNION ALL SELECT 1 AS found FROM passkey WHERE user_sub = $1 AND passkey_id = $2";
 const DELETE_CODES_OF_FACTOR: &str =
     "DELETE FROM recovery_code WHERE factor_id = $2 AND user_sub = $1";
 /// What deleting a user removes here (`users.rs`, `USER_DELETION`).
@@ -397,29 +441,46 @@ macro_rules! impl_factor_store {
                 Ok(())
             }
 
-            async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<bool> {
+            async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<FactorRemoval> {
                 let mut tx = sql::begin_write(&self.pool).await?;
+                if <$db as Dialect>::BACKEND == Backend::Postgres {
+                    ::sqlx::query(LOCK_USER)
+                        .bind(user_sub)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                let mut removed = 0;
+                for statement in [DELETE_FACTOR, DELETE_PASSKEY_FACTOR] {
+                    removed += ::sqlx::query(statement)
+                        .bind(user_sub)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                }
+                if removed == 0 {
+                    let found = ::sqlx::query(FACTOR_EXISTS)
+                        .bind(user_sub)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    return Ok(if found.is_some() {
+                        FactorRemoval::LastSecondFactor
+                    } else {
+                        FactorRemoval::NotFound
+                    });
+                }
                 ::sqlx::query(DELETE_CODES_OF_FACTOR)
                     .bind(user_sub)
                     .bind(id)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
-                let done = ::sqlx::query(DELETE_FACTOR)
-                    .bind(user_sub)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                // A passkey is a factor too (its own table; the ids never collide).
-                let passkey = ::sqlx::query(super::passkeys::DELETE_PASSKEY)
-                    .bind(user_sub)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
                 sql::commit(tx).await?;
-                Ok(done.rows_affected() + passkey.rows_affected() == 1)
+                Ok(FactorRemoval::Removed)
             }
         }
     };

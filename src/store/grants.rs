@@ -121,7 +121,14 @@ pub(super) struct OwnerDeletion {
     pub(super) delete_owner: &'static str,
     /// Binds the owner's id as `$1` and `now` as `$2`.
     pub(super) revoke_grants: &'static str,
+    /// Dependent rows deleted before the grants are revoked (codes among them).
     pub(super) dependents: &'static [&'static str],
+    /// The refresh-token rows (each a statement binding the owner's id as `$1`), deleted
+    /// after the grants are revoked: a grant row is always locked before its family's row.
+    pub(super) families: &'static [&'static str],
+    /// Whether the owner is a user whose sessions end with it, as every session ends
+    /// (`sessions.rs`, `end_sessions!`): the clients that took part in them are notified.
+    pub(super) ends_sessions: bool,
     /// The `change_version` row to bump, when nodes cache this kind of owner.
     pub(super) version: Option<&'static str>,
 }
@@ -182,10 +189,15 @@ macro_rules! impl_grant_store {
                 if deleted == 0 {
                     return Ok(false);
                 }
-                // Codes and tokens go before the grants are revoked. consume_code locks a
-                // code and then its grant, so taking the locks in the same order cannot
-                // deadlock with it on Postgres; and a token that a racing rotation inserts
-                // after the delete's snapshot is still dead, because its grant is revoked last.
+                if deletion.ends_sessions {
+                    Self::end_sessions_in(tx, super::sessions::Which::User(id), now).await?;
+                }
+                // Locks are taken in the order every other path takes them, so that none
+                // can deadlock with this on Postgres: codes first (consume_code locks a code
+                // and then its grant), then the grants, then their refresh-token rows (a
+                // rotation or a revocation locks the grant and then the family). A family
+                // row that a racing redemption inserts after the delete's snapshot is dead
+                // all the same: its grant is revoked, and presenting it is reuse.
                 for statement in deletion.dependents.iter().copied() {
                     ::sqlx::query(statement)
                         .bind(id)
@@ -199,6 +211,13 @@ macro_rules! impl_grant_store {
                     .execute(&mut **tx)
                     .await
                     .map_err(db_err)?;
+                for statement in deletion.families.iter().copied() {
+                    ::sqlx::query(statement)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
                 if let Some(version) = deletion.version {
                     Self::bump_version(tx, version).await?;
                 }

@@ -6,8 +6,9 @@
 //! `pushed` (RFC 9126 pushed requests), `replay` (identifiers used once), `devices` (RFC 8628
 //! device authorization), `factors` (second factors), `passkeys` (WebAuthn credentials),
 //! `registrations` (RFC 7591 dynamic registration), `outbox` (work any node carries out later:
-//! back-channel logout deliveries, mail), `email_tokens` (links sent by mail). What they share (the two dialects, error mapping, JSON and
-//! row helpers, SQL fragments) is in
+//! back-channel logout deliveries, mail), `email_tokens` (links sent by mail), `upstreams`
+//! (upstream identity providers and the identities linked to users). What they share (the two
+//! dialects, error mapping, JSON and row helpers, SQL fragments) is in
 //! `sql`; `contract/` holds the tests every backend must pass, one file per concern.
 //!
 //! Security rules are part of the contract, and each backend enforces them atomically in the
@@ -43,6 +44,7 @@ pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod throttle;
+mod upstreams;
 mod users;
 
 #[cfg(test)]
@@ -55,7 +57,7 @@ pub use codes::{AuthCodeRecord, AuthCodeStore, CodeRedemption};
 pub use consents::{ConsentRecord, ConsentStore};
 pub use devices::{DeviceAnswer, DeviceAnswered, DeviceApproval, DeviceRecord, DeviceStore, Poll};
 pub use email_tokens::{EmailPurpose, EmailTokenStore, RedeemedLink};
-pub use factors::{FactorKind, FactorRecord, FactorStore, RecoverySet};
+pub use factors::{FactorKind, FactorRecord, FactorRemoval, FactorStore, RecoverySet};
 pub use grants::{GrantRecord, GrantStore};
 pub use housekeeping::{ChangeVersions, Expiring, Housekeeping, PoolStats};
 pub use interactions::{ConsentFinish, ConsentOutcome, InteractionFinish, InteractionStore};
@@ -72,6 +74,7 @@ pub use replay::ReplayStore;
 pub use revocations::RevocationStore;
 pub use sessions::{LOGOUT_KIND, LOGOUT_RETRY_FOR, SessionRecord, SessionStore, SessionView};
 pub use throttle::{AttemptCount, AttemptKey, ThrottleRule, ThrottleStore};
+pub use upstreams::{IdentityRecord, Unlinked, UpstreamRecord, UpstreamStore};
 pub use users::{UserRecord, UserStore};
 
 /// A storage failure. `Unavailable` means the database could not be reached in time (the
@@ -135,6 +138,7 @@ pub trait Store:
     + PasskeyStore
     + OutboxStore
     + EmailTokenStore
+    + UpstreamStore
     + AuditStore
     + ApplyStore
     + Housekeeping
@@ -161,6 +165,7 @@ impl<T> Store for T where
         + PasskeyStore
         + OutboxStore
         + EmailTokenStore
+        + UpstreamStore
         + AuditStore
         + ApplyStore
         + Housekeeping

@@ -123,9 +123,9 @@ const LIST_PASSKEYS: &str = concat!(
     passkey_columns!(),
     " FROM passkey WHERE user_sub = $1 ORDER BY created_at, passkey_id"
 );
-/// Also used by `factors.rs`: a passkey is removed as a factor too.
-pub(super) const DELETE_PASSKEY: &str =
-    "DELETE FROM passkey WHERE user_sub = $1 AND passkey_id = $2";
+/// Unguarded: the account page and the admin API remove a passkey as a factor
+/// (`factors.rs`, `delete_factor`), which keeps a user's last required second factor.
+const DELETE_PASSKEY: &str = "DELETE FROM passkey WHERE user_sub = $1 AND passkey_id = $2";
 /// WebAuthn §7.2 step 21: the new counter must be above the stored one unless both are 0.
 const RECORD_USE: &str = "UPDATE passkey SET sign_count = $2, credential = $3, last_used_at = $4 \
      WHERE credential_id = $1 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))";

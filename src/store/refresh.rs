@@ -204,10 +204,11 @@ const LEGACY_REFRESH_TOKEN: &str = "SELECT grant_id, \
 /// and its hash is `$8`, the successor derived from the presented token) and that rotation
 /// happened at most `$11` seconds ago: then it passes the same checks and is `retried`.
 /// `$within` is the
-/// dialect's test that every token of `$6` is one of the space-separated `rf.scope`. The one
-/// definition of reuse both dialects use.
+/// dialect's test that every token of `$6` is one of the space-separated `rf.scope`, and
+/// `$grant` the relation the family's grant row is read from (`g`: `grant_id`,
+/// `revoked_at`). The one definition of reuse both dialects use.
 macro_rules! refresh_verdict {
-    ($within:literal) => {
+    ($within:literal, $grant:literal) => {
         concat!(
             "SELECT rf.grant_id, rf.generation, rf.token_hash, rf.client_id, rf.user_sub, \
              rf.scope, rf.sid, rf.auth_time, rf.amr, rf.resource, rf.created_at, \
@@ -226,8 +227,9 @@ macro_rules! refresh_verdict {
             active_user!("rf"),
             " THEN 'user_inactive' WHEN rf.generation <> $2 THEN 'retried' \
              ELSE 'rotate' END AS verdict \
-             FROM refresh_family rf LEFT JOIN auth_grant g ON g.grant_id = rf.grant_id \
-             WHERE rf.grant_id = $1"
+             FROM refresh_family rf LEFT JOIN ",
+            $grant,
+            " g ON g.grant_id = rf.grant_id WHERE rf.grant_id = $1"
         )
     };
 }
@@ -252,7 +254,8 @@ macro_rules! rotate_family {
 /// `json_each` lists the requested scope tokens.
 const REFRESH_VERDICT: &str = refresh_verdict!(
     "NOT EXISTS (SELECT 1 FROM json_each($6) r \
-     WHERE instr(' ' || rf.scope || ' ', ' ' || r.value || ' ') = 0)"
+     WHERE instr(' ' || rf.scope || ' ', ' ' || r.value || ' ') = 0)",
+    "auth_grant"
 );
 /// SQLite: rotates the family whose verdict was read under the same write lock. It is bound
 /// with the same eleven arguments as the Postgres statement; SQLite leaves `$5` to `$7`, `$10` and `$11`
@@ -266,11 +269,21 @@ const ROTATE_SQLITE: &str = rotate_family!("");
 /// that found it rotated; with one it is `lost_race`, which changes nothing, and the caller
 /// asks again (the statement's snapshot cannot see the winner's row; the next one can, and
 /// finds the token `retried` or `reused`).
+///
+/// Lock order: the grant row first (`locked_grant`, read by `found` before `rotated` touches
+/// the family row), then the family row, the order every other path takes them in
+/// (`revoke_families!`, `revoke_family`, `consume_code`, owner deletion). Without it a racer
+/// whose `rotated` update waited for the winner keeps the family row locked although its
+/// re-check failed (Postgres keeps the lock of a row an `UPDATE` waited for), and then waits
+/// for the grant row held by a racer already revoking the family, which waits for that
+/// family row: a deadlock (40P01), answered 503 instead of `invalid_grant`.
 const ROTATE_POSTGRES: &str = concat!(
-    "WITH found AS (",
+    "WITH locked_grant AS MATERIALIZED (SELECT grant_id, revoked_at FROM auth_grant \
+     WHERE grant_id = $1 FOR NO KEY UPDATE), found AS (",
     refresh_verdict!(
         "NOT EXISTS (SELECT 1 FROM json_array_elements_text($6::json) AS r(token) \
-         WHERE strpos(' ' || rf.scope || ' ', ' ' || r.token || ' ') = 0)"
+         WHERE strpos(' ' || rf.scope || ' ', ' ' || r.token || ' ') = 0)",
+        "locked_grant"
     ),
     "), rotated AS (",
     rotate_family!(" AND EXISTS (SELECT 1 FROM found WHERE verdict = 'rotate') RETURNING grant_id"),

@@ -160,7 +160,6 @@ const GET_SESSION: &str = concat!(
     session_columns!(),
     " FROM session WHERE session_hash = $1 AND expires_at > $2"
 );
-pub(super) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM session WHERE user_sub = $1";
 const LIST_SESSIONS_OF_USER: &str = concat!(
     "SELECT ",
     session_columns!(),

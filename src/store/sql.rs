@@ -151,6 +151,12 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ),
     ("consent_pkey", "consent.user_sub", "consent"),
     ("signing_key_pkey", "signing_key.kid", "kid"),
+    ("upstream_pkey", "upstream.upstream_id", "upstream_id"),
+    (
+        "upstream_identity_pkey",
+        "upstream_identity.upstream_id",
+        "upstream_identity",
+    ),
     (
         "passkey_credential_id_key",
         "passkey.credential_id",

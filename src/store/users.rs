@@ -9,7 +9,7 @@ use super::StoreResult;
 use super::factors::{DELETE_FACTORS_OF_USER, DELETE_RECOVERY_CODES_OF_USER};
 use super::grants::{DELETE_REFRESH_TOKENS_OF_USER, OwnerDeletion, REVOKE_GRANTS_OF_USER};
 use super::postgres::PgStore;
-use super::sessions::{DELETE_SESSIONS_OF_USER, Which};
+use super::sessions::Which;
 use super::sql::{self, Backend, Bind, Dialect, SqlRow, db_err};
 use super::sqlite::SqliteStore;
 use super::throttle::key_pair;
@@ -64,22 +64,24 @@ pub trait UserStore: Send + Sync {
         new_hash: &str,
         now: i64,
     ) -> StoreResult<bool>;
-    /// The account page's password change, all or nothing in one transaction: sets
-    /// `new_hash` (and clears `password_reset_required`) only if the user is enabled and still
-    /// has `current_hash`, so of racing changes exactly one gets true; then ends every other
-    /// session of the user, keeping the one stored as `keep`, with their back-channel logout
-    /// notifications (`SessionStore::end_other_sessions_of_user`), and revokes every grant
-    /// of the user, so no refresh-token family won with the old password lives on.
+    /// A password change by its user (the account page's form, or a reset link), all or
+    /// nothing in one transaction: sets `new_hash` (and clears `password_reset_required`)
+    /// only if the user is enabled and still has `current_hash`, so of racing changes exactly
+    /// one gets true; then ends the user's sessions with their back-channel logout
+    /// notifications (`SessionStore::end_other_sessions_of_user`), every one of them, or all
+    /// but the one stored as `keep` (the session the account page's change was made in), and
+    /// revokes every grant of the user, so no refresh-token family won with the old password
+    /// lives on.
     async fn change_password(
         &self,
         sub: &str,
         current_hash: &str,
         new_hash: &str,
-        keep: &[u8],
+        keep: Option<&[u8]>,
         now: i64,
     ) -> StoreResult<bool>;
     /// Applies `patch`, a JSON merge patch (RFC 7396) of top-level claims whose values are
-    /// strings or null (null removes the claim), to the stored claims of an enabled user, in
+    /// strings, booleans (`email_verified`) or null (null removes the claim), to the stored claims of an enabled user, in
     /// one statement: claims the patch does not name keep whatever a concurrent writer gave
     /// them. False when there is no such enabled user. The caller validates the result.
     async fn patch_claims(
@@ -99,6 +101,10 @@ macro_rules! user_columns {
          password_reset_required, mfa_required"
     };
 }
+
+/// The user columns qualified by the alias `u`, for reads that join or filter on them.
+pub(super) const USER_COLUMNS_U: &str = "u.sub, u.username, u.password_hash, u.claims, \
+     u.disabled, u.created_at, u.updated_at, u.password_reset_required, u.mfa_required";
 
 pub(super) const INSERT_USER: &str = concat!(
     "INSERT INTO app_user (",
@@ -134,8 +140,9 @@ pub(super) const UPDATE_USER: &str = "UPDATE app_user \
 const REPLACE_REQUIRED_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND password_reset_required AND NOT disabled";
-// The account page's change: only while the password is still the one the user just proved
-// ($2), so of racing changes one wins.
+// A change by the user (the account page, a reset link): only while the password is still
+// the one the user just proved or the link was issued under ($2), so of racing changes one
+// wins.
 const CHANGE_PASSWORD: &str = "UPDATE app_user \
      SET password_hash = $3, updated_at = $4, password_reset_required = FALSE \
      WHERE sub = $1 AND password_hash = $2 AND NOT disabled";
@@ -154,19 +161,22 @@ pub(super) const USER_DELETION: OwnerDeletion = OwnerDeletion {
     delete_owner: "DELETE FROM app_user WHERE sub = $1",
     revoke_grants: "UPDATE auth_grant SET revoked_at = $2 WHERE user_sub = $1 AND revoked_at IS NULL",
     dependents: &[
-        DELETE_SESSIONS_OF_USER,
         "DELETE FROM auth_code WHERE user_sub = $1",
-        "DELETE FROM refresh_family WHERE user_sub = $1",
-        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
         "DELETE FROM consent WHERE user_sub = $1",
         super::passkeys::DELETE_PASSKEYS_OF_USER,
         DELETE_RECOVERY_CODES_OF_USER,
         DELETE_FACTORS_OF_USER,
+        "DELETE FROM upstream_identity WHERE user_sub = $1",
     ],
+    families: &[
+        "DELETE FROM refresh_family WHERE user_sub = $1",
+        "DELETE FROM legacy_refresh_token WHERE user_sub = $1",
+    ],
+    ends_sessions: true,
     version: None,
 };
 
-fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
+pub(super) fn user_from_row(row: &impl SqlRow) -> StoreResult<UserRecord> {
     let claims: String = row.col("claims")?;
     Ok(UserRecord {
         sub: row.col("sub")?,
@@ -338,7 +348,7 @@ macro_rules! impl_user_store {
                 sub: &str,
                 current_hash: &str,
                 new_hash: &str,
-                keep: &[u8],
+                keep: Option<&[u8]>,
                 now: i64,
             ) -> StoreResult<bool> {
                 let mut tx = sql::begin_write(&self.pool).await?;
@@ -354,7 +364,11 @@ macro_rules! impl_user_store {
                 if changed != 1 {
                     return Ok(false);
                 }
-                Self::end_sessions_in(&mut tx, Which::UserExcept(sub, keep), now).await?;
+                let which = match keep {
+                    Some(keep) => Which::UserExcept(sub, keep),
+                    None => Which::User(sub),
+                };
+                Self::end_sessions_in(&mut tx, which, now).await?;
                 ::sqlx::query(REVOKE_GRANTS_OF_USER)
                     .bind(sub)
                     .bind(None::<&str>)

@@ -35,34 +35,80 @@ pub enum GrantType {
     TokenExchange,
 }
 
+/// What the token endpoint does differently for each grant, stated by every grant in one
+/// place (`GrantType::traits`, one exhaustive match), so that a new grant cannot be added
+/// without deciding each of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantTraits {
+    /// The `grant_type` value.
+    pub name: &'static str,
+    /// Whether the grant consumes or rotates stored state (a code, a refresh token, a device
+    /// code, a throttle count, an exchange's audit record), so that its request runs to
+    /// completion even if the client hangs up (`http::to_completion`). One that writes
+    /// nothing a dropped request could leave half-done runs inline.
+    pub writes: bool,
+    /// The `issued_token_type` of its response (RFC 8693 §2.2.1), when it has one.
+    pub issued_token_type: Option<&'static str>,
+}
+
 impl GrantType {
-    /// Unknown values, and `password` when it is disabled server-wide, are
-    /// `unsupported_grant_type`.
-    pub fn parse(value: Option<&str>, password_enabled: bool) -> Result<GrantType, OAuthError> {
-        match value {
-            None => Err(OAuthError::invalid_request("grant_type is required")),
-            Some("authorization_code") => Ok(GrantType::AuthorizationCode),
-            Some("refresh_token") => Ok(GrantType::RefreshToken),
-            Some("client_credentials") => Ok(GrantType::ClientCredentials),
-            Some("password") if password_enabled => Ok(GrantType::Password),
-            Some(crate::authorize::device::DEVICE_GRANT) => Ok(GrantType::DeviceCode),
-            Some(grants::token_exchange::GRANT) => Ok(GrantType::TokenExchange),
-            Some(_) => Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "this grant_type is not supported",
-            )),
+    /// Every grant, for lookups by name.
+    pub const ALL: [GrantType; 6] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+        GrantType::Password,
+        GrantType::DeviceCode,
+        GrantType::TokenExchange,
+    ];
+
+    /// Everything grant-specific the endpoint decides outside the grant's own `validate`.
+    pub const fn traits(self) -> GrantTraits {
+        let (name, writes, issued_token_type) = match self {
+            GrantType::AuthorizationCode => ("authorization_code", true, None),
+            GrantType::RefreshToken => ("refresh_token", true, None),
+            // Writes at most an assertion's or proof's `jti`, spent either way.
+            GrantType::ClientCredentials => ("client_credentials", false, None),
+            GrantType::Password => ("password", true, None),
+            GrantType::DeviceCode => (crate::authorize::device::DEVICE_GRANT, true, None),
+            GrantType::TokenExchange => (
+                grants::token_exchange::GRANT,
+                true,
+                Some(grants::token_exchange::ACCESS_TOKEN_TYPE),
+            ),
+        };
+        GrantTraits {
+            name,
+            writes,
+            issued_token_type,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::ClientCredentials => "client_credentials",
-            GrantType::Password => "password",
-            GrantType::DeviceCode => crate::authorize::device::DEVICE_GRANT,
-            GrantType::TokenExchange => grants::token_exchange::GRANT,
+    /// The grant named `value`, whether or not it is enabled.
+    pub fn from_name(value: &str) -> Option<GrantType> {
+        GrantType::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+
+    /// Unknown values, and `password` when it is disabled server-wide, are
+    /// `unsupported_grant_type`.
+    pub fn parse(value: Option<&str>, password_enabled: bool) -> Result<GrantType, OAuthError> {
+        let Some(value) = value else {
+            return Err(OAuthError::invalid_request("grant_type is required"));
+        };
+        match GrantType::from_name(value) {
+            Some(GrantType::Password) if !password_enabled => None,
+            found => found,
         }
+        .ok_or_else(|| {
+            OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this grant_type is not supported",
+            )
+        })
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.traits().name
     }
 }
 
@@ -136,9 +182,7 @@ pub async fn token_request(
         GrantType::TokenExchange => grants::token_exchange::validate(app, client, params).await?,
     };
     let mut response = issue(app, outcome, jkt).await?;
-    if grant_type == GrantType::TokenExchange {
-        response.issued_token_type = Some(grants::token_exchange::ACCESS_TOKEN_TYPE);
-    }
+    response.issued_token_type = grant_type.traits().issued_token_type;
     crate::telemetry::token_issued(grant_type.as_str());
     Ok(response)
 }
@@ -171,7 +215,10 @@ async fn token_endpoint_proof(
 /// Whether a grant with this client and scope gets a refresh token (interface.md: the client
 /// registered `refresh_token` and the scope includes `offline_access`).
 pub fn wants_refresh_token(client: &ClientRecord, scope: &Scope) -> bool {
-    client.metadata.allows_grant("refresh_token") && scope.contains("offline_access")
+    client
+        .metadata
+        .allows_grant(GrantType::RefreshToken.as_str())
+        && scope.contains("offline_access")
 }
 
 /// Resolves the access token audience (RFC 8707): the requested resource when the client may
@@ -235,6 +282,7 @@ pub async fn issue(
     let id_token = match &outcome.user {
         Some(user) if outcome.scope.contains("openid") => {
             let alg = outcome.client.metadata.id_token_alg();
+            let (amr, idp) = crate::accounts::assurance::id_token_claims(&user.amr);
             let claims = IdTokenClaims {
                 iss: config.issuer.clone(),
                 sub: outcome.subject.clone(),
@@ -248,12 +296,8 @@ pub async fn issue(
                 sid: user.sid.clone(),
                 // RFC 8176 / OpenID Connect Core §2: the level the session's methods reach.
                 acr: Some(crate::accounts::assurance::acr(&user.amr).to_owned()),
-                amr: user
-                    .amr
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                amr,
+                idp,
             };
             Some(mint::id_token(&keys, alg, &claims)?)
         }

@@ -23,6 +23,9 @@ for dir in node spa; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
 
+# node-oidc-provider for tests/it (scripts/test.sh installs it as well).
+bash ../upstream/install.sh
+
 venv=python/.venv
 stamp="$venv/.requirements.installed"
 if [ ! -x "$venv/bin/python" ]; then

@@ -2,15 +2,16 @@
 # Interop suites: real relying-party libraries (openid-client for Node, authlib for Python,
 # oidc-client-ts in Chromium) against a Latchkey server on a fresh Postgres database.
 #
-#   bash tests/interop/run.sh              # all six default suites (mail by name only)
+#   bash tests/interop/run.sh              # all seven suites
 #   bash tests/interop/run.sh node spa     # only some of them (node, python, spa, backchannel, passkey, pages, mail)
 #
 # The passkey suite (Chromium with a WebAuthn virtual authenticator) needs an issuer whose
 # host is a domain name, so it gets a second server over the same database with the issuer
 # http://localhost:PORT; its screenshots are also written to docs/screenshots/. The mail suite
-# (password reset and sign-up in Chromium) gets a third server that sends its mail to a real
-# SMTP server (tests/mail/smtp_sink.py, aiosmtpd) and allows sign-up; its screenshots go
-# there too.
+# (password reset, sign-up and email verification in Chromium, back to the SPA) and the pages
+# around mail in the pages suite get a third server that sends its mail to a real SMTP server
+# (tests/mail/smtp_sink.py, aiosmtpd), allows sign-up and requires a verified address; their
+# screenshots go there too.
 #
 # Expects target/release/latchkey (scripts/test.sh builds it) and the dependencies that
 # tests/interop/install.sh installs. Needs Postgres (LATCHKEY_TEST_POSTGRES_URL, default
@@ -27,10 +28,7 @@ admin_url="${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/post
 
 suites=("$@")
 # backchannel runs before passkey: once Ada has a passkey, her password alone no longer signs in.
-# The mail suite (reset and sign-up in Chromium) is not in the default run yet: its first run
-# failed in the harness (a response body read twice; the sign-up's return to the app refused).
-# Run it by name: bash tests/interop/run.sh mail
-[ ${#suites[@]} -gt 0 ] || suites=(node python spa backchannel passkey pages)
+[ ${#suites[@]} -gt 0 ] || suites=(node python spa backchannel passkey pages mail)
 
 # Loopback traffic never goes through a proxy, whatever the environment says.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
@@ -221,10 +219,12 @@ start_passkey_server() {
     die "the passkey suite's latchkey did not get ready"
 }
 
-# A third server over the same database for the mail suite: mail goes to a real SMTP server
-# on a loopback port (aiosmtpd; each message a JSON file in $workdir/mail), and sign-up is on.
+# A third server over the same database for the mail suite and the pages around mail: mail
+# goes to a real SMTP server on a loopback port (aiosmtpd; each message a JSON file in
+# $workdir/mail), sign-up is on, and a login waits for a verified address. Started once.
 mail_issuer=""
 start_mail_server() {
+    [ -z "$mail_issuer" ] || return 0
     local port smtp_port python=/usr/bin/python3
     "$python" -c 'import aiosmtpd' 2>/dev/null || python=python3
     mkdir -p "$workdir/mail"
@@ -251,6 +251,7 @@ start_mail_server() {
         LATCHKEY_SMTP_URL="smtp://127.0.0.1:$smtp_port" \
         LATCHKEY_EMAIL_FROM="Latchkey <login@latchkey.test>" \
         LATCHKEY_SIGNUP=true \
+        LATCHKEY_REQUIRE_VERIFIED_EMAIL=true \
         LATCHKEY_LOG="${LATCHKEY_LOG:-info}" NO_COLOR=1 \
         exec "$bin" serve
     ) >"$artifacts/server-mail.log" 2>&1 &
@@ -304,9 +305,11 @@ for suite in "${suites[@]}"; do
             export INTEROP_PASSKEY_ISSUER="$passkey_issuer" INTEROP_SCREENSHOTS="$root/docs/screenshots"
             run_suite passkey "$here/spa" 180 node --test --test-concurrency=1 --test-reporter=tap passkey.test.mjs ;;
         pages)
-            # axe-core over every built-in page, both languages, light and dark; screenshots
-            # to docs/screenshots/ too.
+            # axe-core over every built-in page, both languages, light and dark (the pages
+            # around mail on the mail server); screenshots to docs/screenshots/ too.
+            start_mail_server
             run_suite pages "$here/spa" 300 env INTEROP_SCREENSHOTS="$root/docs/screenshots" \
+                INTEROP_MAIL_ISSUER="$mail_issuer" INTEROP_MAIL_DIR="$workdir/mail" \
                 node --test --test-concurrency=1 --test-reporter=tap pages.test.mjs ;;
         mail)
             start_mail_server

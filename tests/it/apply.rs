@@ -355,7 +355,8 @@ async fn every_field_the_admin_api_answers_can_be_declared_in_a_file(backend: Ba
         entry(
             "user",
             user,
-            &["sub", "created_at", "updated_at", "factors"],
+            // Linked upstream identities are the user's own doing, not configuration.
+            &["sub", "created_at", "updated_at", "factors", "identities"],
         )
     };
     let path = write(&cli, &format!("{client_entry}\n{}", user_entry(&user)));

@@ -18,6 +18,7 @@ use crate::helpers::{
 both_backends!(
     a_logout_reaches_each_client_of_the_session_once_despite_failures,
     every_way_a_session_ends_notifies_its_clients,
+    sessions_that_latchkey_apply_ends_notify_their_clients,
     a_node_killed_mid_delivery_leaves_it_to_another,
     a_killed_node_process_leaves_its_claim_to_another_node_after_the_lease,
     logout_metadata_is_checked_and_advertised,
@@ -323,6 +324,77 @@ async fn every_way_a_session_ends_notifies_its_clients(backend: Backend) {
         "one notification per ended session: {got:?}"
     );
     assert!(got.iter().all(|(_, s)| *s == 200));
+}
+
+/// `latchkey apply` ends a user's sessions when the file sets a new password or disables
+/// them, and a pruned user's go with them: the same path as `DELETE
+/// /admin/users/{sub}/sessions`, so the clients that took part hear of each.
+async fn sessions_that_latchkey_apply_ends_notify_their_clients(backend: Backend) {
+    let app = server(backend).await;
+    // Someone stays enabled whatever the files say about alice.
+    app.create_user("bob").await;
+    let receiver = Receiver::start(&[]).await;
+    let client = client_with(&app, &receiver, "RP").await;
+    let mut cli = crate::helpers::Latchkey::new(&app.database_url);
+    cli.env
+        .push(("ALICE_PASSWORD".into(), "a password from the file".into()));
+    let apply = |text: &str| {
+        let path = cli.dir.join("apply.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = cli.run(&["apply", &path.display().to_string()], None);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let signed_in_sid = |id: &str| jwt_part(id, 1)["sid"].as_str().unwrap().to_owned();
+
+    // A new password from the file.
+    let id = sign_in(&app, &Browser::new(&app), &client).await;
+    let first = signed_in_sid(&id);
+    let sub = jwt_part(&id, 1)["sub"].as_str().unwrap().to_owned();
+    apply("[[user]]\nusername = \"alice\"\npassword = \"env:ALICE_PASSWORD\"\n");
+    let got = receiver.wait_for(1).await;
+    let sid_of = |token: &str| jwt_part(token, 1)["sid"].as_str().unwrap().to_owned();
+    assert_eq!(sid_of(&got[0].0), first, "{got:?}");
+
+    // Disabled by the file.
+    let (status, _) = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/users/{sub}"),
+            Some(&json!({"password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let second = signed_in_sid(&sign_in(&app, &Browser::new(&app), &client).await);
+    apply("[[user]]\nusername = \"alice\"\ndisabled = true\n");
+    let got = receiver.wait_for(2).await;
+    assert_eq!(sid_of(&got[1].0), second, "{got:?}");
+
+    // Deleted by a pruning file: the store's deletion is the one `DELETE /admin/users/{sub}`
+    // uses, and it ends the sessions the same way.
+    app.admin(
+        Method::PATCH,
+        &format!("/admin/users/{sub}"),
+        Some(&json!({"disabled": false})),
+    )
+    .await;
+    let third = signed_in_sid(&sign_in(&app, &Browser::new(&app), &client).await);
+    let store: &dyn latchkey::store::Store = app.app.store.as_ref();
+    store
+        .apply_changes(
+            &[latchkey::store::Change::DeleteUser(sub.clone())],
+            app.app.now(),
+        )
+        .await
+        .unwrap();
+    let got = receiver.wait_for(3).await;
+    assert_eq!(sid_of(&got[2].0), third, "{got:?}");
+    assert!(got.iter().all(|(_, s)| *s == 200), "{got:?}");
+    assert_eq!(deliveries(&app, &client).await.len(), 3);
 }
 
 async fn a_node_killed_mid_delivery_leaves_it_to_another(backend: Backend) {

@@ -144,6 +144,91 @@ async fn a_reset_link_arrives_works_once_and_ends_every_session_and_family(backe
     );
 }
 
+/// A reset takes the one path every password change by its user takes
+/// (`UserStore::change_password`): every session of the user ends, each client that was in
+/// one hears of it through back-channel logout, and every refresh-token family ends.
+async fn a_reset_ends_every_session_with_back_channel_logout_and_every_family(backend: Backend) {
+    let (app, sink) = spawn_app_with_mail(
+        backend,
+        &[("LATCHKEY_REGISTRATION_TRUSTED_HOSTS", "127.0.0.1")],
+    )
+    .await;
+    app.create_user("alice").await;
+    // Nothing listens there: the notifications stay queued, which is what is looked at.
+    let client = TestClient::from_registration(
+        &app.create_client(json!({
+            "client_name": "RP",
+            "redirect_uris": ["https://app.example.test/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid offline_access",
+            "backchannel_logout_uri": "http://127.0.0.1:9/logout",
+            "backchannel_logout_session_required": true,
+        }))
+        .await,
+    );
+    let sign_in = || async {
+        let browser = Browser::new(&app);
+        let query = browser
+            .code_flow(&client, "openid offline_access", None, &[])
+            .await;
+        let (status, tokens, _) = app
+            .token(&client, &code_form(&client, &query["code"], None))
+            .await;
+        assert_eq!(status, 200, "{tokens}");
+        let sid = jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (sid, tokens["refresh_token"].as_str().unwrap().to_owned())
+    };
+    let (sid_one, refresh_one) = sign_in().await;
+    let (sid_two, refresh_two) = sign_in().await;
+
+    let link = reset_link(&app, &sink, 1).await;
+    let (status, done) =
+        set_password(&app.base, &token_of(&link), NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, 200, "{done}");
+
+    let (status, body) = app
+        .admin(
+            Method::GET,
+            &format!("/admin/clients/{}/logout-deliveries", client.client_id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut notified: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sid"].as_str().unwrap())
+        .collect();
+    notified.sort_unstable();
+    let mut expected = vec![sid_one.as_str(), sid_two.as_str()];
+    expected.sort_unstable();
+    assert_eq!(notified, expected, "both of alice's sessions");
+    let sub = app
+        .app
+        .store
+        .get_user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .sub;
+    assert!(
+        app.app
+            .store
+            .list_sessions_of_user(&sub, app.app.now(), 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for family in [refresh_one, refresh_two] {
+        let (status, _) = refresh(&app, &client, &family, None).await;
+        assert_eq!(status, 400);
+    }
+}
+
 async fn a_reset_link_dies_when_it_expires(backend: Backend) {
     let (app, sink) = spawn_app_with_mail(backend, &[]).await;
     app.create_user("alice").await;
@@ -775,6 +860,8 @@ async fn without_the_setting_there_is_no_sign_up(backend: Backend) {
 }
 
 both_backends!(
+    the_pages_around_mail_can_be_overridden,
+    a_reset_ends_every_session_with_back_channel_logout_and_every_family,
     a_sign_up_returns_to_the_client_once_its_address_is_confirmed,
     a_sign_up_link_in_another_browser_only_creates_the_account,
     sign_up_does_not_tell_which_addresses_have_accounts,
@@ -796,3 +883,67 @@ both_backends!(
     a_new_address_is_verified_by_its_link,
     a_verification_link_expires_after_a_day,
 );
+
+/// An operator's `forgot.html`, `reset.html` and `notice.html` replace the built-in pages, with
+/// the variables those get, and the flow works through them; an override naming a variable
+/// the page does not have stops the start.
+async fn the_pages_around_mail_can_be_overridden(backend: Backend) {
+    let dir =
+        std::env::temp_dir().join(format!("latchkey-mail-templates-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("forgot.html"),
+        r#"{% extends "base.html" %}{% block content %}<h1 id="custom-forgot">{{ e.forgot_title }}</h1>
+<form method="post" action="/password/forgot"><input type="hidden" name="interaction" value="{{ interaction }}">
+<input name="login"><button type="submit">{{ e.forgot_button }}</button></form>{% endblock %}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("notice.html"),
+        r#"{% extends "base.html" %}{% block content %}<h1 id="custom-notice">{{ title }}</h1><p>{{ message }}</p>{% if back %}<a href="{{ back }}">back</a>{% endif %}{% endblock %}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("reset.html"),
+        r#"{% extends "base.html" %}{% block content %}<h1 id="custom-reset">{{ e.reset_title }}</h1>{% if error %}<p id="custom-error">{{ error }}</p>{% endif %}
+<form method="post" action="/password/reset"><input type="hidden" name="token" value="{{ token }}">
+<input name="password" type="password"><input name="password_confirm" type="password"><button type="submit">go</button></form>{% endblock %}"#,
+    )
+    .unwrap();
+    let (app, sink) = spawn_app_with_mail(
+        backend,
+        &[("LATCHKEY_TEMPLATES_DIR", dir.to_str().unwrap())],
+    )
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    app.create_user("alice").await;
+    let (status, page) = get(&app, &app.url("/password/forgot")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-forgot\""), "{page}");
+    let (status, page) = forgot(&app, "alice").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-notice\""), "{page}");
+    let link =
+        sink.wait_for(ALICE_MAIL, 1).await[0].link(&format!("{}/password/reset?token=", app.base));
+    let (status, page) = get(&app, &link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-reset\""), "{page}");
+    let (status, page) = set_password(&app.base, &token_of(&link), NEW_PASSWORD, "different").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("id=\"custom-error\""), "{page}");
+    let (status, page) =
+        set_password(&app.base, &token_of(&link), NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"custom-notice\""), "{page}");
+    assert!(password_is(&app, NEW_PASSWORD).await);
+
+    // A variable the page does not have: the server refuses to start, naming the file.
+    let broken =
+        std::env::temp_dir().join(format!("latchkey-mail-templates-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("signup.html"), "{{ no_such_variable }}").unwrap();
+    let result = latchkey::http::ui::overrides::Overrides::load(&broken);
+    std::fs::remove_dir_all(&broken).unwrap();
+    let error = result.err().expect("refused").to_string();
+    assert!(error.contains("signup.html"), "{error}");
+}

@@ -54,3 +54,4 @@ mod throttling;
 mod tls;
 mod token;
 mod token_exchange;
+mod upstream;

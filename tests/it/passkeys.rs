@@ -23,6 +23,7 @@ both_backends!(
     another_browsers_interaction_cannot_be_used,
     of_fifty_racing_answers_exactly_one_signs_in,
     a_removed_passkey_no_longer_signs_in,
+    the_last_second_factor_of_a_user_who_must_use_one_stays,
     an_issuer_on_an_address_has_no_passkeys,
     a_passkey_is_the_second_factor_a_flow_owes_and_reaches_phr,
     another_users_passkey_at_the_second_factor_step_is_a_new_login,
@@ -651,6 +652,68 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
     let (browser, interaction, csrf) = at_login(&app, &client).await;
     let (status, body) = sign_in_with(&browser, &origin, &interaction, &csrf, &mut key).await;
     assert_eq!(status, 403, "{body}");
+}
+
+/// A user who must use a second factor keeps the last one, whether they remove it from the
+/// account page (400) or an operator does (409, until `mfa_required` is lifted); another
+/// factor left behind lets the removal through.
+async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backend) {
+    let (app, _, origin) = passkey_app(backend).await;
+    let mut key = SoftAuthenticator::new(&origin);
+    register(&app, &origin, "alice", "Laptop", &mut key).await;
+    let sub = sub_of(&app, "alice").await;
+    let (status, totp) = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/users/{sub}/totp"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{totp}");
+    let totp_id = totp["id"].as_str().unwrap().to_owned();
+    let require = |on: bool| {
+        let app = &app;
+        let path = format!("/admin/users/{sub}");
+        async move {
+            let body = json!({ "mfa_required": on });
+            let (status, answer) = app.admin(reqwest::Method::PATCH, &path, Some(&body)).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    require(true).await;
+    let alice = Browser::new(&app);
+    let csrf = account_with_passkey(&alice, &origin, "alice", &mut key).await;
+    let page = alice.get("/account").await.body;
+    let passkey_id = hidden_field(&page, "passkey_id").unwrap();
+    // The TOTP goes (the factor list's form has its own CSRF token): the passkey is left.
+    let form = &page[..page.find(&format!(r#"value="{totp_id}""#)).unwrap()];
+    let marker = r#"name="csrf_token" value=""#;
+    let at = form.rfind(marker).unwrap() + marker.len();
+    let factors_csrf = &form[at..at + form[at..].find('"').unwrap()];
+    let removal = [("csrf_token", factors_csrf), ("factor", totp_id.as_str())];
+    let removed = alice.post_form("/account/factors/remove", &removal).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    // The passkey is the last second factor now: it stays, from the page and from the API.
+    let removal = [
+        ("csrf_token", csrf.as_str()),
+        ("passkey_id", passkey_id.as_str()),
+    ];
+    let refused = alice.post_form("/account/passkeys/remove", &removal).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let path = format!("/admin/users/{sub}/factors/{passkey_id}");
+    let (status, body) = app.admin(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    assert_eq!(factors_of(&app, "alice").await.len(), 1);
+    assert_eq!(app.events("kind=factor_removed").await.len(), 1);
+    // Once the user need not use one, it can go.
+    require(false).await;
+    let removed = alice.post_form("/account/passkeys/remove", &removal).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(factors_of(&app, "alice").await.is_empty());
 }
 
 async fn an_issuer_on_an_address_has_no_passkeys(backend: Backend) {

@@ -4,16 +4,13 @@
 //! exactly the attempts the rule allows; single-use things (codes, refresh tokens, finished
 //! interactions, forced-password-change tickets) are taken by exactly one request.
 
-use std::future::Future;
-use std::sync::Arc;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, Browser, PASSWORD, TestApp, TestClient, code_form, hidden_field, pkce_pair, query_of,
-    spawn_app_with, spawn_node_with,
+    Backend, Browser, PASSWORD, RACERS, TestApp, TestClient, code_form, fire, hidden_field,
+    pkce_pair, query_of, spawn_app_with, spawn_node_with,
 };
 
 both_backends!(
@@ -24,11 +21,10 @@ both_backends!(
     racing_consent_answers_issue_exactly_one_code,
     racing_code_redemptions_issue_exactly_one_token,
     racing_refresh_rotations_rotate_exactly_once,
+    racing_refresh_reuse_and_user_deletion_never_deadlock,
+    racing_removals_of_the_last_two_second_factors_keep_one,
     racing_forced_password_changes_take_the_ticket_once,
 );
-
-/// Concurrent requests per race.
-const RACERS: usize = 50;
 
 /// How many times to run each race: on one node, then spread over two.
 const LAYOUTS: [Layout; 2] = [Layout::OneNode, Layout::TwoNodes];
@@ -88,30 +84,6 @@ impl Deployment {
             _ => self.first.base.clone(),
         }
     }
-}
-
-/// Runs the futures at once, each on its own task, released together by a barrier.
-async fn fire<T, F>(racers: Vec<F>) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
-{
-    let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
-    let tasks: Vec<_> = racers
-        .into_iter()
-        .map(|racer| {
-            let barrier = barrier.clone();
-            tokio::spawn(async move {
-                barrier.wait().await;
-                racer.await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        out.push(task.await.unwrap());
-    }
-    out
 }
 
 fn tally(statuses: &[u16], status: u16) -> usize {
@@ -466,6 +438,14 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
             .await;
         if grace == "0" {
             assert_eq!(rotated.len(), 1, "{layout:?}: {answers:?}");
+            // Every loser is refused as reuse: never a 5xx (a Postgres deadlock between a
+            // racer revoking the family and one that waited for the winner's rotation was
+            // answered 503), never load shedding (a refusal mints nothing).
+            let refused = answers
+                .iter()
+                .filter(|(s, b)| *s == 400 && b["error"] == "invalid_grant")
+                .count();
+            assert_eq!(refused, RACERS - 1, "{layout:?}: {answers:?}");
             assert_eq!(
                 status, 400,
                 "{layout:?}: the family was revoked by the reuse"
@@ -496,6 +476,166 @@ async fn racing_refresh_rotations_rotate_exactly_once(backend: Backend) {
             );
             assert_eq!(status, 200, "{layout:?} grace: the family lives on");
         }
+    }
+}
+
+/// One request of a race that mixes kinds of request: its status and JSON answer.
+type Racer = std::pin::Pin<Box<dyn Future<Output = (u16, Value)> + Send>>;
+
+/// A user deleted while fifty racers present one refresh token of theirs: the deletion and
+/// the family's revocation lock the same rows (grant, refresh-token row) and must take them
+/// in one order, or Postgres finds a deadlock and a side is answered 503. Every answer is a
+/// rotation, a refusal or the deletion; afterwards the family is dead.
+async fn racing_refresh_reuse_and_user_deletion_never_deadlock(backend: Backend) {
+    for layout in LAYOUTS {
+        // Without a reuse grace: every racer but one is reuse, and revokes the family.
+        let settings = [("LATCHKEY_REFRESH_TOKEN_REUSE_GRACE", "0")];
+        let d = Deployment::start_with(backend, layout, &settings).await;
+        let (client, code, verifier) = code_for(&d, "openid offline_access").await;
+        let (status, body, _) = d
+            .first
+            .token(&client, &code_form(&client, &code, Some(&verifier)))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+        let alice = d.first.app.store.get_user_by_username("alice").await;
+        let sub = alice.unwrap().unwrap().sub;
+        let mut racers: Vec<Racer> = Vec::new();
+        for i in 0..RACERS {
+            let http = d.first.http.clone();
+            let base = d.base(i);
+            if i == RACERS / 2 {
+                let url = format!("{base}/admin/users/{sub}");
+                racers.push(Box::pin(async move {
+                    let r = http
+                        .delete(url)
+                        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                        .send()
+                        .await
+                        .unwrap();
+                    (r.status().as_u16(), json!("deletion"))
+                }));
+                continue;
+            }
+            let (id, secret) = (client.client_id.clone(), client.secret.clone());
+            let refresh = refresh.clone();
+            racers.push(Box::pin(async move {
+                let r = http
+                    .post(format!("{base}/token"))
+                    .basic_auth(id, secret)
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }));
+        }
+        let answers = fire(racers).await;
+        assert!(
+            answers.iter().all(|(s, b)| *s == 204 && b == "deletion"
+                || *s == 200
+                || *s == 400 && b["error"] == "invalid_grant"),
+            "{layout:?}: {answers:?}"
+        );
+        assert!(
+            answers.iter().filter(|(s, _)| *s == 200).count() <= 1,
+            "{layout:?}: {answers:?}"
+        );
+        for (status, body) in answers.iter().filter(|(s, _)| *s == 200) {
+            let newest = body["refresh_token"].as_str().unwrap();
+            let (status_after, _, _) = d
+                .first
+                .token(
+                    &client,
+                    &[("grant_type", "refresh_token"), ("refresh_token", newest)],
+                )
+                .await;
+            assert_eq!(status_after, 400, "{layout:?}: {status} then a live family");
+        }
+    }
+}
+
+/// A user who must use a second factor has two (a TOTP and a passkey); fifty operators'
+/// removals of them at once, half of each, on one node or two: one succeeds, and the other
+/// factor stays (409), however the removals interleave.
+async fn racing_removals_of_the_last_two_second_factors_keep_one(backend: Backend) {
+    use latchkey::store::{PasskeyRecord, Store};
+    for layout in LAYOUTS {
+        let d = Deployment::start(backend, layout, false).await;
+        let alice = d.first.create_user("alice").await;
+        let sub = alice["sub"].as_str().unwrap().to_owned();
+        let (status, body) = d
+            .first
+            .admin(
+                Method::PATCH,
+                &format!("/admin/users/{sub}"),
+                Some(&json!({"mfa_required": true})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, totp) = d
+            .first
+            .admin(Method::POST, &format!("/admin/users/{sub}/totp"), None)
+            .await;
+        assert_eq!(status, 201, "{totp}");
+        let totp_id = totp["id"].as_str().unwrap().to_owned();
+        // The store does not read the credential; the ceremony is tested in passkeys.rs.
+        let store: &dyn Store = d.first.app.store.as_ref();
+        let registered = store
+            .insert_passkey(&PasskeyRecord {
+                passkey_id: "passkey-1".into(),
+                credential_id: vec![1, 2, 3],
+                user_sub: sub.clone(),
+                name: "Laptop".into(),
+                credential: "{}".into(),
+                sign_count: 0,
+                created_at: d.first.app.now(),
+                last_used_at: None,
+            })
+            .await
+            .unwrap();
+        assert!(registered);
+        let racers = (0..RACERS)
+            .map(|i| {
+                let http = d.first.http.clone();
+                let id = if i % 4 < 2 {
+                    totp_id.clone()
+                } else {
+                    "passkey-1".to_owned()
+                };
+                let url = format!("{}/admin/users/{sub}/factors/{id}", d.base(i));
+                async move {
+                    http.delete(url)
+                        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+            })
+            .collect();
+        let statuses = fire(racers).await;
+        assert_eq!(tally(&statuses, 204), 1, "{layout:?}: {statuses:?}");
+        assert_eq!(
+            tally(&statuses, 404) + tally(&statuses, 409),
+            RACERS - 1,
+            "{layout:?}: {statuses:?}"
+        );
+        assert!(tally(&statuses, 409) > 0, "{layout:?}: {statuses:?}");
+        let (_, user) = d
+            .first
+            .admin(Method::GET, &format!("/admin/users/{sub}"), None)
+            .await;
+        assert_eq!(
+            user["factors"].as_array().unwrap().len(),
+            1,
+            "{layout:?}: one second factor stays: {user}"
+        );
     }
 }
 

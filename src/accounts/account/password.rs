@@ -3,7 +3,8 @@
 //! The current password is checked exactly like a login (`login::check_credentials`): counted
 //! against the account and the address before it is hashed, with the same limits, so this
 //! form is no way around the login throttle and no password oracle. The new password is
-//! checked against the policy (`password::check_new_password`) before the current one, so a
+//! checked against the policy for passwords people choose (`password_policy`: length, and
+//! not one attackers try first, as for a reset or a sign-up) before the current one, so a
 //! refusal for the new one tells nothing about the current one and costs no guess.
 //!
 //! The change itself is one transaction (`UserStore::change_password`): the new hash is set
@@ -15,7 +16,8 @@
 use std::net::IpAddr;
 
 use super::super::login::{self, LoginOutcome};
-use super::super::password::{HashError, check_new_password};
+use super::super::password::{HashError, MIN_PASSWORD_LEN};
+use super::super::password_policy::{self, Weakness};
 use super::super::session::Session;
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
@@ -42,8 +44,13 @@ pub enum Change {
 /// Why a new password was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Against the password policy (`check_new_password`: too short or too long).
-    Policy,
+    /// Shorter than `MIN_PASSWORD_LEN` characters.
+    TooShort,
+    /// Longer than `MAX_PASSWORD_LEN` bytes.
+    TooLong,
+    /// One of the passwords attackers try first, or one made from the user's own name or
+    /// address (`password_policy`).
+    Guessable,
     /// The same as the current password.
     SameAsCurrent,
 }
@@ -60,8 +67,17 @@ pub async fn change(
         Some(u) if !u.disabled => u,
         _ => return Ok(Change::SignedOut),
     };
-    if check_new_password(new).is_err() {
-        return Ok(Change::Refused(Refusal::Policy));
+    let context = [
+        user.username.as_str(),
+        user.claims.email.as_deref().unwrap_or_default(),
+    ];
+    match password_policy::check(new, &context) {
+        Ok(()) => {}
+        Err(Weakness::Length(_)) if new.chars().count() < MIN_PASSWORD_LEN => {
+            return Ok(Change::Refused(Refusal::TooShort));
+        }
+        Err(Weakness::Length(_)) => return Ok(Change::Refused(Refusal::TooLong)),
+        Err(Weakness::Guessable) => return Ok(Change::Refused(Refusal::Guessable)),
     }
     let proved = match login::check_credentials(app, &user.username, current, ip, None).await? {
         LoginOutcome::Success(proved) if proved.sub == user.sub => proved,
@@ -85,7 +101,7 @@ pub async fn change(
             &user.sub,
             &proved.password_hash,
             &hash,
-            &session.session_hash,
+            Some(&session.session_hash),
             app.now(),
         )
         .await?

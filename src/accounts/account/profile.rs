@@ -1,8 +1,8 @@
 //! The account page's profile: the standard claims (OpenID Connect Core §5.1) that the
 //! operator lets users edit themselves (`LATCHKEY_ACCOUNT_EDITABLE_CLAIMS`).
 //!
-//! Only string claims a person can state about themselves are editable: not `email` (changed
-//! through verification), not the `_verified` flags (proof, not statement), not `address`
+//! Only string claims a person can state about themselves are editable here: not `email`
+//! (its own section, `email`, confirmed by a mailed link), not the `_verified` flags (proof, not statement), not `address`
 //! (a structure). Each value is checked for its claim's shape (`EditableClaim::check`), and
 //! the result is checked like an admin API patch (`protocol::admin::merge_claims`); the write
 //! is one merge of the changed claims into the stored ones (`UserStore::patch_claims`), so a
@@ -108,7 +108,9 @@ impl EditableClaim {
             return Ok(claim);
         }
         Err(match name {
-            "email" => "`email` is not editable here: a changed address must be verified".into(),
+            "email" => "`email` has a section of its own on the account page (with mail on), \
+                        not a profile field"
+                .into(),
             "email_verified" | "phone_number_verified" => {
                 format!("`{name}` records a proof, not something a user states")
             }

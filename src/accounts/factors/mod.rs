@@ -24,9 +24,9 @@ use super::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
-use crate::protocol::OAuthError;
 use crate::protocol::admin::{FactorResponse, TotpProvisioned};
-use crate::store::{FactorKind, FactorRecord, RecoverySet, StoreResult};
+use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::{FactorKind, FactorRecord, FactorRemoval, RecoverySet, StoreResult};
 
 /// A failure of our own (sealing, building the URI or QR code): logged, never sent.
 #[derive(Debug, thiserror::Error)]
@@ -432,40 +432,37 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// Removes factor `id` of `sub`; false when there is none. `by` says who, for the audit log
-/// (`user` or `admin`).
+/// (`user` or `admin`). The last second factor of a user who must use one stays (they would
+/// be locked out of every client that needs it): the store decides that atomically, so two
+/// racing removals of the last two cannot both succeed. A user is told so (400); an operator
+/// gets 409 and can lift `mfa_required` first.
 pub async fn remove(app: &App, sub: &str, id: &str, by: &'static str) -> Result<bool, OAuthError> {
-    let removed = app.store.delete_factor(sub, id).await?;
-    if removed {
-        audit::record(
-            app,
-            Event::new(Kind::FactorRemoved)
-                .user(sub)
-                .detail("factor_id", id.to_owned())
-                .detail("by", by),
-        )
-        .await;
+    match app.store.delete_factor(sub, id).await? {
+        FactorRemoval::Removed => {
+            audit::record(
+                app,
+                Event::new(Kind::FactorRemoved)
+                    .user(sub)
+                    .detail("factor_id", id.to_owned())
+                    .detail("by", by),
+            )
+            .await;
+            Ok(true)
+        }
+        FactorRemoval::NotFound => Ok(false),
+        FactorRemoval::LastSecondFactor if by == "user" => Err(OAuthError::invalid_request(
+            "this is your last second factor, and your account must use one",
+        )),
+        FactorRemoval::LastSecondFactor => Err(OAuthError::new(
+            ErrorCode::Conflict,
+            "this is the user's last second factor and mfa_required is set; \
+             clear mfa_required first",
+        )),
     }
-    Ok(removed)
 }
 
-/// The user's own removal of factor `id`, from the account page: the last second factor of a
-/// user who must use one is refused (they would be locked out of every client that needs it).
+/// The user's own removal of factor `id`, from the account page (`remove`).
 pub async fn remove_own(app: &App, sub: &str, id: &str) -> Result<bool, OAuthError> {
-    let factors = app.store.list_factors(sub).await?;
-    let Some(target) = factors.iter().find(|f| f.id == id) else {
-        return Ok(false);
-    };
-    let second = |k: FactorKind| matches!(k, FactorKind::Totp | FactorKind::Passkey);
-    let others = factors
-        .iter()
-        .filter(|f| f.id != id && second(f.kind))
-        .count();
-    let required = app.store.mfa_standing(sub).await?.is_some_and(|(r, _)| r);
-    if required && second(target.kind) && others == 0 {
-        return Err(OAuthError::invalid_request(
-            "this is your last second factor, and your account must use one",
-        ));
-    }
     remove(app, sub, id, "user").await
 }
 

@@ -1,4 +1,5 @@
-//! The admin API under `/admin`: clients, users and signing keys, as JSON.
+//! The admin API under `/admin`: clients, users, upstream identity providers and signing
+//! keys, as JSON.
 //!
 //! Every handler takes `AdminAuth` first, so no handler runs (and no body is read) before the
 //! bearer token is checked; the fallback takes it too, so an unauthenticated caller cannot
@@ -17,6 +18,7 @@ pub mod events;
 pub mod initial_tokens;
 pub mod keys;
 pub mod openapi;
+pub mod upstreams;
 pub mod users;
 
 use axum::Router;
@@ -54,6 +56,12 @@ fn described_routes() -> OpenApiRouter<App> {
         .routes(routes!(users::provision_totp))
         .routes(routes!(users::delete_factor))
         .routes(routes!(users::end_sessions))
+        .routes(routes!(upstreams::create, upstreams::list))
+        .routes(routes!(
+            upstreams::show,
+            upstreams::replace,
+            upstreams::delete
+        ))
         .routes(routes!(keys::list))
         .routes(routes!(keys::rotate))
         .routes(routes!(events::list))
@@ -157,19 +165,32 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// The body of a JSON request, or `code` (the error each resource uses for bad input) when
-/// it is not declared as JSON.
+/// it is not declared as JSON or is JSON but not an object. Every admin write takes an
+/// object; an array, string, number, `true` or `null` is refused here, once for every route,
+/// before a handler's parser could read a struct from an array's positions. An empty body is
+/// left to the handler (some take none). What is not JSON at all is for the handler's parser
+/// to refuse, with its own message.
 pub(crate) fn json_body<'a>(
     headers: &HeaderMap,
     body: &'a Bytes,
     code: ErrorCode,
 ) -> Result<&'a [u8], AdminError> {
-    if is_json(headers) {
-        Ok(body)
-    } else {
-        Err(AdminError(OAuthError::new(
+    if !is_json(headers) {
+        return Err(AdminError(OAuthError::new(
             code,
             "the body must be JSON, sent with Content-Type: application/json",
-        )))
+        )));
+    }
+    // JSON's insignificant whitespace (RFC 8259 §2), then an object's first character.
+    match body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        None | Some(b'{') => Ok(body),
+        Some(_) => Err(AdminError(OAuthError::new(
+            code,
+            "the body must be a JSON object",
+        ))),
     }
 }
 

@@ -28,7 +28,7 @@ const ADMIN_TOKEN: &str = "admin_token";
 #[openapi(
     info(
         title = "Latchkey admin API",
-        description = "Clients, users, signing keys and the audit log of a Latchkey server. \
+        description = "Clients, users, upstream identity providers, signing keys and the audit log of a Latchkey server. \
             Every operation needs `Authorization: Bearer <LATCHKEY_ADMIN_TOKEN>`. Errors are \
             JSON `{\"error\", \"error_description\"}`.",
     ),
@@ -36,6 +36,7 @@ const ADMIN_TOKEN: &str = "admin_token";
     tags(
         (name = "clients", description = "OAuth clients (RFC 7591 metadata) and their secrets"),
         (name = "users", description = "User accounts and their second factors"),
+        (name = "upstreams", description = "Upstream identity providers (\"Log in with …\")"),
         (name = "keys", description = "Signing keys: states, rotation"),
         (name = "events", description = "The audit log"),
         (name = "registration", description = "Dynamic client registration (RFC 7591)"),
@@ -119,8 +120,11 @@ fn finish(doc: &mut oa::OpenApi) {
     // JSON Schema checks each part of an `allOf` on its own, so the claims' own
     // `additionalProperties: false` (from `deny_unknown_fields`) would refuse every user,
     // whose `sub` and `username` are not claims. Unknown names are still refused by the server.
-    if let Some(RefOr::T(Schema::Object(claims))) = components.schemas.get_mut("UserClaims") {
-        claims.additional_properties = None;
+    // The same for `UpstreamSettings`, flattened into the upstream's request and answer.
+    for flattened in ["UserClaims", "UpstreamSettings"] {
+        if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(flattened) {
+            schema.additional_properties = None;
+        }
     }
     doc.security = Some(vec![SecurityRequirement::new(
         ADMIN_TOKEN,

@@ -209,12 +209,18 @@ pub async fn delete_factor(
     )
 )]
 /// `POST /admin/users/{sub}/totp` → 201 `{"id", "secret", "otpauth_uri"}`, shown this once.
+/// It takes no body; one that is sent must be a JSON object like every admin write's.
 pub async fn provision_totp(
     _: AdminAuth,
     State(app): State<App>,
     sub: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, AdminError> {
     let sub = path_id(sub)?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        json_body(&headers, &body, ErrorCode::InvalidRequest)?;
+    }
     let provisioned = users::provision_totp(&app, &sub).await?;
     Ok(created(
         &format!("/admin/users/{sub}/factors/{}", provisioned.id),

@@ -56,7 +56,8 @@ async fn handle(app: App, jar: CookieJar, params: Result<Params, OAuthError>) ->
             | Decision::Consent { .. }
             | Decision::SecondFactor { .. }
             | Decision::Enrol { .. }
-            | Decision::VerifyEmail { .. })
+            | Decision::VerifyEmail { .. }
+            | Decision::Upstream(_))
     ) && existing_binding.is_none();
     let response = render_decision(t, decision);
     if needs_cookie {

@@ -12,12 +12,18 @@ use crate::protocol::error::TokenEndpointError;
 use crate::token;
 
 pub async fn post(State(app): State<App>, request: ClientRequest) -> Response {
-    // Every grant but client_credentials consumes or rotates something (a code, a refresh
-    // token, a device code), so it runs to completion even if the client hangs up, like every
-    // other writing route (`http::run_to_completion`). client_credentials writes nothing a
-    // dropped request could leave half-done (at most an assertion's or proof's `jti`, spent
-    // either way), and its own task would cost it a tenth of its CPU: it runs inline.
-    if request.params.get("grant_type") == Some("client_credentials") {
+    // A grant that consumes or rotates something (a code, a refresh token, a device code)
+    // runs to completion even if the client hangs up, like every other writing route
+    // (`http::run_to_completion`); so does an unknown one, refused without writing anyway.
+    // One that writes nothing a dropped request could leave half-done
+    // (`GrantTraits::writes`: client_credentials) runs inline: its own task would cost it a
+    // tenth of its CPU.
+    let inline = request
+        .params
+        .get("grant_type")
+        .and_then(token::GrantType::from_name)
+        .is_some_and(|grant| !grant.traits().writes);
+    if inline {
         answer(app, request).await
     } else {
         crate::http::to_completion(answer(app, request)).await

@@ -6,10 +6,13 @@
 //!
 //! Every form of the page POSTs with a CSRF token bound to the session (`acting_session`
 //! checks it, and the second factor a user has, before anything happens). The sections'
-//! handlers have a file each (`password`, `profile`, `sessions`); a refused form comes back
-//! as the whole page (`render`) with the message next to its field, a done one as a redirect
-//! to the page with a notice (`?done=…`).
+//! handlers have a file each (`password`, `email`, `profile`, `sessions`); a refused form
+//! comes back as the whole page (`render`) with the message next to the field it concerns,
+//! in the page's language (`text::preferred`), a done one as a redirect to the page with a
+//! notice (`?done=…`).
 
+pub mod email;
+pub mod identities;
 pub mod password;
 pub mod profile;
 pub mod sessions;
@@ -17,7 +20,7 @@ mod wording;
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 
@@ -27,7 +30,9 @@ use super::{
     LoginPage, PageForm, ScopeLine, begin_session, client_left, csrf_matches, csrf_token,
     error_page, expired_page, html, with_retry_after,
 };
-use crate::accounts::account::{profile as profile_core, sessions as sessions_core};
+use crate::accounts::account::{
+    email as email_core, profile as profile_core, sessions as sessions_core,
+};
 use crate::accounts::factors::passkey;
 use crate::accounts::login::{self, LoginOutcome};
 use crate::accounts::password_change::TicketScope;
@@ -118,7 +123,21 @@ struct AccountPage<'a> {
     a: &'a AccountText,
     /// What the last form did (`?done=…`), or why it was refused.
     notice: Option<&'a str>,
-    password_error: Option<&'a str>,
+    /// Next to the current password of the password form (wrong, or throttled).
+    current_password_error: Option<&'a str>,
+    /// Next to the new password (refused by the policy).
+    new_password_error: Option<&'a str>,
+    /// The email section is shown (`accounts::account::email::editable`).
+    email_editable: bool,
+    /// The user's address, if any, and whether it is verified.
+    email: Option<String>,
+    email_verified: bool,
+    /// What was typed into the new address field of a refused form.
+    email_value: String,
+    /// Next to the new address (not an address, too many changes).
+    email_error: Option<&'a str>,
+    /// Next to the email form's current password.
+    email_password_error: Option<&'a str>,
     profile: Vec<ProfileLine>,
     profile_refused: bool,
     sessions: Vec<SessionLine>,
@@ -131,6 +150,11 @@ struct AccountPage<'a> {
     factors_csrf: &'a str,
     factors: Vec<FactorLine>,
     has_totp: bool,
+    /// Linked sign-ins (`identities`): the user's, and the upstreams offered to link.
+    identities: Vec<identities::IdentityLine>,
+    upstreams: Vec<super::UpstreamButton>,
+    /// Why an unlink was refused.
+    identity_error: Option<&'a str>,
 }
 
 impl super::Page for AccountPage<'_> {
@@ -175,6 +199,7 @@ fn login_form(
             passkeys: false,
             forgot_password: app.mailer.is_some().then(|| super::email_text::for_text(t)),
             signup: false,
+            upstreams: Vec::new(),
         },
     );
     (jar, page).into_response()
@@ -185,9 +210,16 @@ fn login_form(
 #[derive(Default)]
 pub struct Feedback {
     pub notice: Option<&'static str>,
-    pub password_error: Option<&'static str>,
+    pub current_password_error: Option<&'static str>,
+    pub new_password_error: Option<&'static str>,
+    /// The email form as submitted, when it was refused.
+    pub email_value: Option<String>,
+    pub email_error: Option<&'static str>,
+    pub email_password_error: Option<&'static str>,
     /// The profile form as submitted, with its refused values marked.
     pub profile: Option<Vec<profile_core::Field>>,
+    /// Why an unlink was refused, shown in the linked sign-ins section.
+    pub identity_error: Option<&'static str>,
 }
 
 /// The notice for `?done=…` after a form of the page did its work.
@@ -196,24 +228,20 @@ fn done_notice(a: &'static AccountText, query: Option<&str>) -> Option<&'static 
     match params.get("done")? {
         "password" => Some(a.password_changed),
         "profile" => Some(a.profile_saved),
+        "email" => Some(a.email_sent),
+        "email-unchanged" => Some(a.email_unchanged),
         "session" => Some(a.session_ended),
         "sessions" => Some(a.sessions_ended),
+        "linked" => Some(a.identity_linked),
+        "unlinked" => Some(a.identity_unlinked),
         _ => None,
     }
 }
 
-pub async fn show(
-    State(app): State<App>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Response {
-    // Outside an authorization request there is no `ui_locales`: the browser's languages.
-    let t = text::for_accept_language(
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+pub async fn show(State(app): State<App>, RawQuery(query): RawQuery, jar: CookieJar) -> Response {
+    // Outside an authorization request there is no `ui_locales`: the language picked with
+    // the switcher, else the browser's.
+    let t = text::preferred();
     let session = match current_session(&app, &jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return login_form(&app, jar, t, "", None, StatusCode::OK),
@@ -247,7 +275,7 @@ pub async fn acting_session(
     params: &Params,
     jar: &CookieJar,
 ) -> Result<Session, Response> {
-    let t = &text::EN;
+    let t = text::preferred();
     let session = match current_session(app, jar).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(Redirect::to(PATH).into_response()),
@@ -334,19 +362,31 @@ pub async fn render(
         Ok((listed, more)) => (session_lines(t, a, listed), more),
         Err(e) => return error_page(t, &e),
     };
+    let (identities, upstreams) = match identities::lines(app, &session.user_sub).await {
+        Ok(l) => l,
+        Err(e) => return error_page(t, &e.into()),
+    };
     let profile_refused = feedback.profile.is_some();
     let fields = feedback.profile.unwrap_or_else(|| {
         profile_core::fields(&app.config.account_editable_claims, &overview.claims)
     });
     let csrf = csrf_token(app, PURPOSE, "", "", &session.sid);
     let factors_csrf = super::factors::account_csrf(app, session);
+    let email = overview.claims.email.clone().filter(|e| !e.is_empty());
     html(
         status,
         &AccountPage {
             t,
             a,
             notice: feedback.notice,
-            password_error: feedback.password_error,
+            current_password_error: feedback.current_password_error,
+            new_password_error: feedback.new_password_error,
+            email_editable: email_core::editable(app),
+            email_verified: email.is_some() && overview.claims.email_verified == Some(true),
+            email,
+            email_value: feedback.email_value.unwrap_or_default(),
+            email_error: feedback.email_error,
+            email_password_error: feedback.email_password_error,
             profile: profile_lines(a, fields),
             profile_refused,
             sessions,
@@ -359,6 +399,9 @@ pub async fn render(
             factors_csrf: &factors_csrf,
             factors: factor_lines,
             has_totp,
+            identities,
+            upstreams,
+            identity_error: feedback.identity_error,
         },
     )
 }
@@ -438,15 +481,15 @@ pub async fn login(
     let password = params.get("password").unwrap_or_default();
     match login::check_credentials(&app, username, password, ip, None).await {
         Ok(LoginOutcome::Success(user)) => {
-            let succeeded = login::succeeded(&user.sub, ip, None);
+            // A new password is owed first: `POST /password` finishes the sign-in.
             if user.password_reset_required {
-                crate::audit::record(&app, succeeded).await;
                 let scope = TicketScope {
                     interaction: "",
                     binding: &binding,
                 };
                 return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
             }
+            let succeeded = login::succeeded(&user.sub, ip, None);
             match begin_session(&app, jar, &from, &user.sub, Some(succeeded)).await {
                 Ok((jar, _)) => (jar, Redirect::to(PATH)).into_response(),
                 Err(e) => error_page(t, &e),
@@ -521,7 +564,14 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         t,
         a,
         notice: None,
-        password_error: None,
+        current_password_error: None,
+        new_password_error: None,
+        email_editable: false,
+        email: None,
+        email_verified: false,
+        email_value: String::new(),
+        email_error: None,
+        email_password_error: None,
         profile: Vec::new(),
         profile_refused: false,
         sessions: Vec::new(),
@@ -534,6 +584,9 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         factors_csrf: "csrf",
         factors: Vec::new(),
         has_totp: false,
+        identities: Vec::new(),
+        upstreams: Vec::new(),
+        identity_error: None,
     };
     let full = AccountPage {
         apps: vec![AppLine {
@@ -575,7 +628,14 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         ],
         has_totp: true,
         notice: Some(a.profile_saved),
-        password_error: Some(a.password_wrong),
+        current_password_error: Some(a.password_wrong),
+        new_password_error: Some(a.password_guessable),
+        email_editable: true,
+        email: Some("alice@example.com".to_owned()),
+        email_verified: false,
+        email_value: "alice@example".to_owned(),
+        email_error: Some(a.email_invalid),
+        email_password_error: Some(a.password_wrong),
         profile: vec![ProfileLine {
             name: "name",
             label: a.claim_label(profile_core::EditableClaim::Name),
@@ -594,13 +654,30 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
             current: true,
         }],
         sessions_more: true,
+        identities: vec![identities::IdentityLine {
+            upstream: "corp".to_owned(),
+            name: "Corp SSO".to_owned(),
+            subject: "248289761001".to_owned(),
+        }],
+        upstreams: vec![super::UpstreamButton {
+            id: "corp".to_owned(),
+            display_name: "Corp SSO".to_owned(),
+        }],
+        identity_error: Some(a.identity_last_way_in),
         ..empty
     };
     let empty = AccountPage {
         t,
         a,
         notice: None,
-        password_error: None,
+        current_password_error: None,
+        new_password_error: None,
+        email_editable: true,
+        email: Some("alice@example.com".to_owned()),
+        email_verified: true,
+        email_value: String::new(),
+        email_error: None,
+        email_password_error: None,
         profile: Vec::new(),
         profile_refused: false,
         sessions: Vec::new(),
@@ -613,6 +690,13 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         factors_csrf: "csrf",
         factors: Vec::new(),
         has_totp: false,
+        // Upstreams to link, none linked yet.
+        identities: Vec::new(),
+        upstreams: vec![super::UpstreamButton {
+            id: "corp".to_owned(),
+            display_name: "Corp SSO".to_owned(),
+        }],
+        identity_error: None,
     };
     vec![
         super::overrides::sample(&empty),

@@ -424,7 +424,7 @@ fn accept_language(headers: &HeaderMap) -> Option<&'static Text> {
 }
 
 /// Pages answered to a POST that a GET of another path shows again.
-const POST_RETURNS: [(&str, &str); 9] = [
+const POST_RETURNS: [(&str, &str); 12] = [
     (paths::LOGIN, paths::LOGIN),
     (paths::CONSENT, paths::CONSENT),
     (paths::LOGIN_OTP, paths::LOGIN_OTP),
@@ -434,6 +434,9 @@ const POST_RETURNS: [(&str, &str); 9] = [
     (paths::DEVICE, paths::DEVICE),
     (paths::ACCOUNT_LOGIN, paths::ACCOUNT),
     (paths::ACCOUNT_OTP, paths::ACCOUNT),
+    (paths::ACCOUNT_PASSWORD, paths::ACCOUNT),
+    (paths::ACCOUNT_EMAIL, paths::ACCOUNT),
+    (paths::ACCOUNT_PROFILE, paths::ACCOUNT),
 ];
 
 /// Where the language switcher of the page answering `request` returns to: the same URL for

@@ -41,7 +41,6 @@ struct ForgotPage<'a> {
     error: Option<&'a str>,
 }
 
-// Not in `overrides::TEMPLATES` yet: these pages cannot be replaced by an override.
 impl super::Page for ForgotPage<'_> {
     const TEMPLATE: &'static str = "forgot.html";
 }
@@ -55,7 +54,6 @@ struct ResetPage<'a> {
     error: Option<&'a str>,
 }
 
-// Not in `overrides::TEMPLATES` yet: these pages cannot be replaced by an override.
 impl super::Page for ResetPage<'_> {
     const TEMPLATE: &'static str = "reset.html";
 }
@@ -73,7 +71,6 @@ struct NoticePage<'a> {
     back: Option<String>,
 }
 
-// Not in `overrides::TEMPLATES` yet: these pages cannot be replaced by an override.
 impl super::Page for NoticePage<'_> {
     const TEMPLATE: &'static str = "notice.html";
 }
@@ -373,7 +370,6 @@ struct PendingPage<'a> {
     error: Option<&'a str>,
 }
 
-// Not in `overrides::TEMPLATES` yet: these pages cannot be replaced by an override.
 impl super::Page for PendingPage<'_> {
     const TEMPLATE: &'static str = "email_pending.html";
 }
@@ -497,4 +493,62 @@ pub async fn pending_resend(State(app): State<App>, form: InteractionForm) -> Re
         ),
         Err(err) => error_page(t, &err),
     }
+}
+
+/// Samples of the pages around mailed links, for checking template overrides: each with and
+/// without its optional parts.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let e = email_text::for_text(t);
+    let mut all = Vec::new();
+    for (interaction, error) in [("", None), ("interaction", Some(e.throttled))] {
+        all.push(super::overrides::sample(&ForgotPage {
+            t,
+            e,
+            interaction,
+            error,
+        }));
+    }
+    for error in [None, Some(e.password_mismatch)] {
+        all.push(super::overrides::sample(&ResetPage {
+            t,
+            e,
+            token: "token",
+            error,
+        }));
+    }
+    for (alert, back) in [
+        (false, None),
+        (
+            true,
+            Some(format!("{}?interaction=interaction", paths::LOGIN)),
+        ),
+    ] {
+        all.push(super::overrides::sample(&NoticePage {
+            t,
+            e,
+            title: e.link_expired_title,
+            message: e.link_expired,
+            alert,
+            back,
+        }));
+    }
+    for (address, notice, error) in [
+        (None, None, None),
+        (
+            Some(email_links::masked("alice@example.com")),
+            Some(e.pending_resent),
+            Some(e.throttled),
+        ),
+    ] {
+        all.push(super::overrides::sample(&PendingPage {
+            t,
+            e,
+            interaction: "interaction",
+            csrf_token: "csrf",
+            address,
+            notice,
+            error,
+        }));
+    }
+    all
 }

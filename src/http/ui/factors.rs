@@ -224,9 +224,7 @@ pub async fn submit(
         Ok(EnrolOutcome::Expired) => return expired_page(t),
         Err(e) => return error_page(t, &e),
     };
-    let mut methods = assurance::methods(&place.session.amr);
-    methods.push(Method::Otp);
-    let amr = assurance::amr(&methods);
+    let amr = assurance::with_method(&place.session.amr, Method::Otp);
     let (jar, session) = match begin_session_with(&app, jar, &from, &sub, &amr, None).await {
         Ok(v) => v,
         Err(e) => return error_page(t, &e),
@@ -356,9 +354,7 @@ pub async fn account_otp(
         }
         Err(e) => return error_page(t, &e),
     };
-    let mut methods = assurance::methods(&session.amr);
-    methods.push(method);
-    let amr = assurance::amr(&methods);
+    let amr = assurance::with_method(&session.amr, method);
     match begin_session_with(&app, jar, &from, &session.user_sub, &amr, None).await {
         Ok((jar, _)) => (jar, Redirect::to(paths::ACCOUNT)).into_response(),
         Err(e) => error_page(t, &e),

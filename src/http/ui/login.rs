@@ -9,7 +9,7 @@ use axum::response::Response;
 use super::text::Text;
 use super::{
     InteractionForm, InteractionPage, LoginPage, client_left, csrf_token, error_page, expired_page,
-    html, log_in, with_retry_after,
+    html, log_in, render_decision, with_retry_after,
 };
 use crate::accounts::assurance::Method;
 use crate::accounts::login::{self, LoginOutcome};
@@ -24,7 +24,16 @@ use crate::http::client_ip::ClientIp;
 /// The CSRF purpose of the login form and the login page's passkey script.
 pub const PURPOSE: &str = "login";
 
-fn render_form(
+/// The login page's upstream buttons (`ui::upstream_buttons`). A database failure leaves
+/// them out rather than failing the password form.
+async fn upstream_buttons(app: &App) -> Vec<super::UpstreamButton> {
+    super::upstream_buttons(app).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "upstreams could not be listed for the login page");
+        Vec::new()
+    })
+}
+
+async fn render_form(
     app: &App,
     t: &Text,
     pending: &Pending,
@@ -46,6 +55,7 @@ fn render_form(
             passkeys: app.passkeys.is_some(),
             forgot_password: app.mailer.is_some().then(|| super::email_text::for_text(t)),
             signup: app.config.signup,
+            upstreams: upstream_buttons(app).await,
         },
     )
 }
@@ -53,7 +63,7 @@ fn render_form(
 pub async fn show(State(app): State<App>, page: InteractionPage) -> Response {
     let InteractionPage { pending, t, .. } = page;
     let hint = pending.request.login_hint.as_deref().unwrap_or_default();
-    render_form(&app, t, &pending, hint, None, StatusCode::OK)
+    render_form(&app, t, &pending, hint, None, StatusCode::OK).await
 }
 
 pub async fn submit(
@@ -72,6 +82,11 @@ pub async fn submit(
         pending,
         ..
     } = form;
+    // A button `name="upstream"`: the login happens at that upstream.
+    if let Some(upstream) = params.get("upstream") {
+        let departure = crate::upstream::flow::begin(&app, &pending, upstream).await;
+        return render_decision(t, departure.map(crate::authorize::Decision::Upstream));
+    }
     let username = params.get("username").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
     let outcome = login::check_credentials(
@@ -92,7 +107,8 @@ pub async fn submit(
                 username,
                 Some(t.login_failed),
                 StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
         Ok(LoginOutcome::ClientLeft) => return client_left(),
         Ok(LoginOutcome::Throttled { retry_after }) => {
@@ -103,20 +119,22 @@ pub async fn submit(
                 username,
                 Some(t.throttled),
                 StatusCode::TOO_MANY_REQUESTS,
-            );
+            )
+            .await;
             return with_retry_after(response, retry_after);
         }
         Err(e) => return error_page(t, &e),
     };
-    let succeeded = login::succeeded(&user.sub, ip, Some(&pending.client.client_id));
+    // A new password is owed first: the sign-in finishes at `POST /password`, which records
+    // its `login_succeeded` with the session it starts.
     if user.password_reset_required {
-        crate::audit::record(&app, succeeded).await;
         let scope = TicketScope {
             interaction: &pending.interaction_id,
             binding: &pending.binding,
         };
         return super::password::render(&app, t, &scope, &user, None, StatusCode::OK);
     }
+    let succeeded = login::succeeded(&user.sub, ip, Some(&pending.client.client_id));
     let proof = Proof {
         user_sub: &user.sub,
         from: &from,

@@ -22,6 +22,7 @@ pub mod password;
 pub mod second_factor;
 pub mod signup;
 pub mod text;
+pub mod upstream;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -42,6 +43,7 @@ use crate::protocol::authorization::ResponseMode;
 use crate::protocol::discovery::paths;
 use crate::protocol::form::Params;
 use crate::protocol::{ErrorCode, OAuthError};
+use crate::store::StoreError;
 use text::Text;
 
 /// A page: an askama template whose variables are also what a template override
@@ -72,6 +74,30 @@ pub struct LoginPage<'a> {
     pub forgot_password: Option<&'static email_text::EmailText>,
     /// Offer "Create an account" (`LATCHKEY_SIGNUP`, an authorization request's login).
     pub signup: bool,
+    /// One button per upstream identity provider (an authorization request's login).
+    pub upstreams: Vec<UpstreamButton>,
+}
+
+/// An upstream identity provider as a button on the login page and a link form on the
+/// account page.
+#[derive(Serialize)]
+pub struct UpstreamButton {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// Every registered upstream as a button, by id (a page shows at most 50).
+pub async fn upstream_buttons(app: &App) -> Result<Vec<UpstreamButton>, StoreError> {
+    Ok(app
+        .store
+        .list_upstreams(None, 50)
+        .await?
+        .into_iter()
+        .map(|r| UpstreamButton {
+            id: r.settings.id,
+            display_name: r.settings.display_name,
+        })
+        .collect())
 }
 
 impl Page for LoginPage<'_> {
@@ -310,6 +336,11 @@ pub fn render_decision(t: &Text, result: Result<Decision, AuthorizeError>) -> Re
         Ok(Decision::DeviceAnswered { approved }) => {
             html(StatusCode::OK, &DeviceDonePage { t, approved })
         }
+        Ok(Decision::Upstream(departure)) => {
+            let jar =
+                CookieJar::new().add(cookies::upstream_cookie(departure.secure, departure.trip));
+            (jar, Redirect::to(&departure.location)).into_response()
+        }
         Err(AuthorizeError::Page(err)) => error_page(t, &err),
     }
 }
@@ -364,6 +395,15 @@ pub(crate) fn samples(t: &'static Text) -> Vec<overrides::Sample> {
                 // so that both shapes of the page are checked.
                 forgot_password: passkeys.then(|| email_text::for_text(t)),
                 signup: passkeys,
+                // And the upstream buttons.
+                upstreams: if passkeys {
+                    vec![UpstreamButton {
+                        id: "corp".to_owned(),
+                        display_name: "Corp SSO".to_owned(),
+                    }]
+                } else {
+                    Vec::new()
+                },
             }));
         }
     }

@@ -21,7 +21,7 @@ use super::text::{self, Text};
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// The templates Latchkey renders, which an override may replace.
-pub const TEMPLATES: [&str; 13] = [
+pub const TEMPLATES: [&str; 18] = [
     "base.html",
     "login.html",
     "consent.html",
@@ -35,6 +35,11 @@ pub const TEMPLATES: [&str; 13] = [
     "otp.html",
     "totp.html",
     "recovery_codes.html",
+    "forgot.html",
+    "reset.html",
+    "notice.html",
+    "email_pending.html",
+    "signup.html",
 ];
 
 /// The built-in frame, so that an override can `{% extends "base.html" %}` without replacing
@@ -236,10 +241,12 @@ pub fn all_samples(t: &'static Text) -> Vec<Sample> {
     all.extend(super::samples(t));
     all.extend(super::account::samples(t));
     all.extend(super::device::samples(t));
+    all.extend(super::email_links::samples(t));
     all.extend(super::factors::samples(t));
     all.extend(super::logout::samples(t));
     all.extend(super::password::samples(t));
     all.extend(super::second_factor::samples(t));
+    all.extend(super::signup::samples(t));
     all
 }
 

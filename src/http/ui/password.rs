@@ -1,7 +1,8 @@
 //! The forced password change (`accounts::password_change`): when an administrator set
 //! `password_reset_required`, a correct login leads to this form instead of into a session.
-//! `POST /password` sets the new password, then signs the user in and resumes what they were
-//! doing: the authorization request, or the account page.
+//! `POST /password` sets the new password, then finishes the sign-in the login step began (one
+//! sign-in, one session, one `login_succeeded` event) and resumes what the user was doing: the
+//! authorization request, or the account page.
 
 use askama::Template;
 use axum::extract::State;
@@ -9,13 +10,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::text::{self, Text};
-use super::{
-    PageForm, begin_session, client_left, error_page, expired_page, html, render_decision,
-};
+use super::{PageForm, begin_session, client_left, error_page, expired_page, html, log_in};
+use crate::accounts::assurance::Method;
+use crate::accounts::login;
 use crate::accounts::password_change::{self, Outcome, Problem, Submission, TicketScope, User};
 use crate::accounts::session::StartedFrom;
 use crate::app::App;
-use crate::authorize::{self, flow::Page};
+use crate::authorize::{self, Proof, flow::Page};
 use crate::http::client_ip::ClientIp;
 use crate::http::cookies;
 
@@ -111,20 +112,30 @@ pub async fn submit(
         }
         Err(e) => return error_page(t, &e),
     };
-    let (jar, session) = match begin_session(&app, jar, &from, &user.sub, None).await {
-        Ok(v) => v,
-        Err(e) => return error_page(t, &e),
-    };
+    // The sign-in the login step began goes on from here exactly as a login without the
+    // change would: its `login_succeeded` event (recorded now, once, with the session it
+    // starts), the browser's session replaced, and in a flow the same `authorize::log_in`
+    // every login page ends in (the amr, the second-factor or consent stage that follows).
+    let client_id = pending.as_ref().map(|p| p.client.client_id.as_str());
+    let succeeded = login::succeeded(&user.sub, ip, client_id);
     match pending {
         Some(p) => {
-            let decision = authorize::continue_after_login(&app, &p, &session).await;
-            (jar, render_decision(t, decision)).into_response()
+            let proof = Proof {
+                user_sub: &user.sub,
+                from: &from,
+                method: Method::Pwd,
+                event: Some(succeeded),
+            };
+            log_in(&app, t, jar, &p, proof).await
         }
-        None => (
-            jar,
-            Redirect::to(crate::protocol::discovery::paths::ACCOUNT),
-        )
-            .into_response(),
+        None => match begin_session(&app, jar, &from, &user.sub, Some(succeeded)).await {
+            Ok((jar, _)) => (
+                jar,
+                Redirect::to(crate::protocol::discovery::paths::ACCOUNT),
+            )
+                .into_response(),
+            Err(e) => error_page(t, &e),
+        },
     }
 }
 

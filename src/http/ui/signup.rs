@@ -34,7 +34,6 @@ struct SignupPage<'a> {
     error: Option<&'a str>,
 }
 
-// Not in `overrides::TEMPLATES` yet: these pages cannot be replaced by an override.
 impl super::Page for SignupPage<'_> {
     const TEMPLATE: &'static str = "signup.html";
 }
@@ -135,4 +134,27 @@ pub async fn submit(
         Ok(Outcome::ClientLeft) => client_left(),
         Err(err) => error_page(t, &err),
     }
+}
+
+/// Samples of the sign-up page for checking template overrides: empty, and refused with what
+/// was typed.
+pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
+    let e = email_text::for_text(t);
+    [
+        ("", "", None),
+        ("alice", "alice@example.com", Some(e.signup_taken)),
+    ]
+    .into_iter()
+    .map(|(username, email, error)| {
+        super::overrides::sample(&SignupPage {
+            t,
+            e,
+            interaction: "interaction",
+            csrf_token: "csrf",
+            username,
+            email,
+            error,
+        })
+    })
+    .collect()
 }

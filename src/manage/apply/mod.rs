@@ -1,7 +1,7 @@
 //! Configuration as code: `latchkey apply FILE [--dry-run] [--prune]`.
 //!
-//! A TOML file declares clients (`[[client]]`, named by `client_id`) and users (`[[user]]`,
-//! named by `username`). Applying it compares each with the database and makes a `Plan`:
+//! A TOML file declares clients (`[[client]]`, named by `client_id`), users (`[[user]]`,
+//! named by `username`) and upstream identity providers (`[[upstream]]`, named by `id`). Applying it compares each with the database and makes a `Plan`:
 //! what to create, update (field by field) or, with `--prune`, delete. Secrets are never
 //! written in the file (`client_secret` and `password` only as `env:NAME`, read from the
 //! environment) and never shown in the plan. The plan is written in one transaction
@@ -16,9 +16,10 @@
 //! `user delete`.
 //!
 //! Server-side policies that live in the database would go here too; today every policy is
-//! configuration (`LATCHKEY_*`), and upstream identity providers do not exist yet.
+//! configuration (`LATCHKEY_*`).
 
 mod clients;
+mod upstreams;
 mod users;
 
 use std::fmt;
@@ -45,6 +46,8 @@ pub struct ApplyFile {
     pub client: Vec<Map<String, Value>>,
     #[serde(default)]
     pub user: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub upstream: Vec<Map<String, Value>>,
 }
 
 impl ApplyFile {
@@ -98,7 +101,7 @@ pub struct FieldChange {
     pub to: Option<String>,
 }
 
-/// One client or user the plan touches.
+/// One client, user or upstream the plan touches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanItem {
     pub action: Action,
@@ -201,10 +204,11 @@ pub async fn apply(
     options: ApplyOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Applied, ApplyError> {
-    if options.prune && file.client.is_empty() && file.user.is_empty() {
+    if options.prune && file.client.is_empty() && file.user.is_empty() && file.upstream.is_empty() {
         return Err(ApplyError(
-            "--prune with a file that declares no client and no user would delete everything; \
-             refused (delete them one by one with `client delete` and `user delete`)"
+            "--prune with a file that declares no client, no user and no upstream would delete \
+             everything; refused (delete them one by one with `client delete`, `user delete` \
+             and `upstream delete`)"
                 .into(),
         ));
     }
@@ -212,6 +216,7 @@ pub async fn apply(
     let mut plan = Plan::default();
     clients::plan(app, file, options.prune, env, now, &mut plan).await?;
     users::plan(app, file, options.prune, env, now, &mut plan).await?;
+    upstreams::plan(app, file, options.prune, env, now, &mut plan).await?;
     if options.dry_run || plan.is_empty() {
         return Ok(Applied {
             plan,
@@ -220,6 +225,9 @@ pub async fn apply(
     }
     app.store.apply_changes(&plan.changes, now).await?;
     super::clients::forget_cached(app);
+    for item in plan.items.iter().filter(|i| i.kind == "upstream") {
+        app.upstreams.forget(&item.name);
+    }
     for item in &plan.items {
         audit::record(app, audit_event(item)).await;
     }
@@ -234,15 +242,18 @@ fn audit_event(item: &PlanItem) -> Event {
         ("client", Action::Create) => Kind::ClientCreated,
         ("client", Action::Update) => Kind::ClientUpdated,
         ("client", Action::Delete) => Kind::ClientDeleted,
+        ("upstream", Action::Create) => Kind::UpstreamCreated,
+        ("upstream", Action::Update) => Kind::UpstreamUpdated,
+        ("upstream", Action::Delete) => Kind::UpstreamDeleted,
         (_, Action::Create) => Kind::UserCreated,
         (_, Action::Update) => Kind::UserUpdated,
         (_, Action::Delete) => Kind::UserDeleted,
     };
     let event = Event::new(kind).detail("source", "apply");
-    if item.kind == "client" {
-        event.client(&item.name)
-    } else {
-        event.detail("username", item.name.as_str())
+    match item.kind {
+        "client" => event.client(&item.name),
+        "upstream" => event.detail("upstream", item.name.as_str()),
+        _ => event.detail("username", item.name.as_str()),
     }
 }
 

@@ -7,7 +7,7 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 #[test]
-fn the_file_holds_clients_and_users_and_nothing_else() {
+fn the_file_holds_clients_users_and_upstreams_and_nothing_else() {
     let file = ApplyFile::parse(
         r#"
         [[client]]
@@ -23,7 +23,9 @@ fn the_file_holds_clients_and_users_and_nothing_else() {
     assert_eq!(file.client.len(), 1);
     assert_eq!(file.client[0]["client_id"], json!("billing"));
     assert_eq!(file.user[0]["email_verified"], json!(true));
-    assert!(ApplyFile::parse("[[upstream]]\nname = \"x\"").is_err());
+    // Upstreams are declarable since issue 17; any other table is refused.
+    assert!(ApplyFile::parse("[[upstream]]\nid = \"x\"").is_ok());
+    assert!(ApplyFile::parse("[[group]]\nname = \"x\"").is_err());
     assert!(ApplyFile::parse("[[client]\n").is_err());
 }
 

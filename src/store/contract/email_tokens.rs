@@ -10,7 +10,7 @@ contract_tests!(
     racing_issues_leave_one_link_per_user_and_purpose,
     racing_redemptions_have_one_winner_and_expired_links_none,
     users_are_found_by_address_in_any_case,
-    password_and_claims_swaps_hold_only_while_unchanged,
+    claims_swaps_hold_only_while_unchanged,
 );
 
 async fn racing_issues_leave_one_link_per_user_and_purpose(store: Arc<dyn Store>) {
@@ -179,24 +179,10 @@ async fn users_are_found_by_address_in_any_case(store: Arc<dyn Store>) {
     );
 }
 
-async fn password_and_claims_swaps_hold_only_while_unchanged(store: Arc<dyn Store>) {
+async fn claims_swaps_hold_only_while_unchanged(store: Arc<dyn Store>) {
     let mut record = user("sub-1", "ann");
     record.claims.email = Some("ann@example.test".into());
     store.insert_user(&record).await.unwrap();
-    let current = record.password_hash.clone();
-    let racers = futures_util::future::join_all((0..RACERS).map(|i| {
-        let store = store.clone();
-        let current = current.clone();
-        async move {
-            store
-                .swap_password("sub-1", &current, &format!("new-{i}"), NOW + 1)
-                .await
-                .unwrap()
-        }
-    }))
-    .await;
-    assert_eq!(racers.iter().filter(|w| **w).count(), 1);
-
     let read = store.get_user("sub-1").await.unwrap().unwrap();
     let mut claims = read.claims.clone();
     claims.email_verified = Some(true);
@@ -240,15 +226,4 @@ async fn password_and_claims_swaps_hold_only_while_unchanged(store: Arc<dyn Stor
     );
     let after = store.get_user("sub-1").await.unwrap().unwrap();
     assert_eq!(after.claims.email_verified, Some(true));
-
-    let mut disabled = user("sub-2", "ben");
-    disabled.disabled = true;
-    store.insert_user(&disabled).await.unwrap();
-    assert!(
-        !store
-            .swap_password("sub-2", &disabled.password_hash, "x", NOW)
-            .await
-            .unwrap(),
-        "never for a disabled user"
-    );
 }

@@ -85,12 +85,19 @@ async fn factors_round_trip_and_replace(store: Arc<dyn Store>) {
     let passkey = store.list_factors("sub-a").await.unwrap().pop().unwrap();
     assert_eq!(passkey.last_used_at, Some(NOW + 20));
 
-    assert!(
-        !store.delete_factor("sub-b", "r2").await.unwrap(),
+    assert_eq!(
+        store.delete_factor("sub-b", "r2").await.unwrap(),
+        FactorRemoval::NotFound,
         "another user's"
     );
-    assert!(store.delete_factor("sub-a", "r2").await.unwrap());
-    assert!(!store.delete_factor("sub-a", "r2").await.unwrap());
+    assert_eq!(
+        store.delete_factor("sub-a", "r2").await.unwrap(),
+        FactorRemoval::Removed
+    );
+    assert_eq!(
+        store.delete_factor("sub-a", "r2").await.unwrap(),
+        FactorRemoval::NotFound
+    );
     assert_eq!(
         store.recovery_codes_left("sub-a").await.unwrap(),
         0,

@@ -64,6 +64,7 @@ mod replay;
 mod revocations;
 mod sessions;
 mod throttle;
+mod upstreams;
 mod users;
 
 /// A stand-in for a SecretHasher output: distinct per tag, and binary like the real thing.

@@ -6,6 +6,7 @@ contract_tests!(
     users_round_trip_and_usernames_are_unique,
     deleting_a_user_removes_its_dependents,
     a_password_change_ends_the_other_sessions_and_every_family,
+    a_password_change_by_reset_link_ends_every_session_and_family,
     racing_password_changes_from_one_password_succeed_once,
     a_claims_patch_touches_only_the_claims_it_names,
 );
@@ -261,7 +262,7 @@ async fn a_password_change_ends_the_other_sessions_and_every_family(store: Arc<d
                 "sub-pw",
                 "$argon2id$stale",
                 "$argon2id$new",
-                &hash("pw1"),
+                Some(&hash("pw1")),
                 NOW
             )
             .await
@@ -278,7 +279,7 @@ async fn a_password_change_ends_the_other_sessions_and_every_family(store: Arc<d
 
     assert!(
         store
-            .change_password("sub-pw", &old, "$argon2id$new", &hash("pw1"), NOW + 5)
+            .change_password("sub-pw", &old, "$argon2id$new", Some(&hash("pw1")), NOW + 5)
             .await
             .unwrap()
     );
@@ -315,7 +316,7 @@ async fn a_password_change_ends_the_other_sessions_and_every_family(store: Arc<d
     // The old password no longer matches; a disabled user cannot change theirs.
     assert!(
         !store
-            .change_password("sub-pw", &old, "$argon2id$again", &hash("pw1"), NOW)
+            .change_password("sub-pw", &old, "$argon2id$again", Some(&hash("pw1")), NOW)
             .await
             .unwrap()
     );
@@ -324,7 +325,42 @@ async fn a_password_change_ends_the_other_sessions_and_every_family(store: Arc<d
     store.update_user(&disabled).await.unwrap();
     assert!(
         !store
-            .change_password("sub-qw", &old, "$argon2id$new", &hash("qw1"), NOW)
+            .change_password("sub-qw", &old, "$argon2id$new", Some(&hash("qw1")), NOW)
+            .await
+            .unwrap()
+    );
+}
+
+/// A reset link's change keeps no session (`keep` is `None`): every session of the user ends,
+/// each client hears of it, and every family ends.
+async fn a_password_change_by_reset_link_ends_every_session_and_family(store: Arc<dyn Store>) {
+    user_with_sessions_and_families(&store, "sub-pw", &["pw1", "pw2"], &["c1"]).await;
+    user_with_sessions_and_families(&store, "sub-qw", &["qw1"], &["c1"]).await;
+    let old = user("sub-pw", "x").password_hash;
+    assert!(
+        store
+            .change_password("sub-pw", &old, "$argon2id$new", None, NOW + 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_session(&hash("pw1"), NOW).await.unwrap(), None);
+    assert_eq!(store.get_session(&hash("pw2"), NOW).await.unwrap(), None);
+    let queued = store.list_outbox(LOGOUT_KIND, "rp-pw", 10).await.unwrap();
+    assert_eq!(queued.len(), 2);
+    assert!(!family_lives(&store, "sub-pw", "c1").await);
+    // Another user keeps everything.
+    assert!(
+        store
+            .get_session(&hash("qw1"), NOW)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(family_lives(&store, "sub-qw", "c1").await);
+    // The link's password is gone: the same change again does nothing.
+    assert!(
+        !store
+            .change_password("sub-pw", &old, "$argon2id$again", None, NOW + 6)
             .await
             .unwrap()
     );
@@ -341,7 +377,7 @@ async fn racing_password_changes_from_one_password_succeed_once(store: Arc<dyn S
                     "sub-race",
                     &old,
                     &format!("$argon2id$new-{i}"),
-                    &hash("r1"),
+                    Some(&hash("r1")),
                     NOW,
                 )
                 .await

@@ -19,7 +19,7 @@ pub mod nonce;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -153,28 +153,37 @@ pub fn verify(
         return Err(invalid("the DPoP proof's jwk must be a public key"));
     }
     key_fits_alg(raw_jwk, alg_name)?;
-    let header =
-        jsonwebtoken::decode_header(proof).map_err(|_| invalid("the DPoP proof is not a JWT"))?;
-    let jwk: Jwk = header
-        .jwk
-        .ok_or_else(|| invalid("the DPoP proof's header has no jwk"))?;
-    let alg: Algorithm = alg_name
-        .parse()
-        .map_err(|_| invalid("the DPoP proof's alg is not supported"))?;
-    if header.alg != alg {
-        return Err(invalid("the DPoP proof's alg is not supported"));
+    // The JWK's own optional `alg`, `use` and `key_ops` say nothing the proof's `alg` does
+    // not, and `jsonwebtoken` knows no fully specified names (RFC 9864) there: left out.
+    let mut public = raw_jwk.clone();
+    for member in ["alg", "use", "key_ops"] {
+        public.remove(member);
     }
+    let jwk: Jwk = serde_json::from_value(serde_json::Value::Object(public))
+        .map_err(|_| invalid("the DPoP proof's jwk is invalid"))?;
+    let alg =
+        jose_algorithm(alg_name).ok_or_else(|| invalid("the DPoP proof's alg is not supported"))?;
     let key =
         DecodingKey::from_jwk(&jwk).map_err(|_| invalid("the DPoP proof's jwk is invalid"))?;
-    let mut validation = Validation::new(alg);
-    // Time is checked below against `iat` and the server's clock; a proof has no audience.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(proof, &key, &validation)
-        .map_err(|_| invalid("the DPoP proof's signature or claims are invalid"))?
-        .claims;
+    // Verified with `jsonwebtoken`'s JWS primitive rather than `decode`, whose header type
+    // cannot hold `Ed25519`: the signature over the first two parts, then the claims.
+    let mut parts = proof.split('.');
+    let (Some(header_part), Some(claims_part), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid("the DPoP proof is not a JWT"));
+    };
+    let message = &proof[..header_part.len() + 1 + claims_part.len()];
+    let signed = jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg)
+        .map_err(|_| invalid("the DPoP proof's signature or claims are invalid"))?;
+    if !signed {
+        return Err(invalid("the DPoP proof's signature or claims are invalid"));
+    }
+    let claims: Claims = URL_SAFE_NO_PAD
+        .decode(claims_part)
+        .ok()
+        .and_then(|c| serde_json::from_slice(&c).ok())
+        .ok_or_else(|| invalid("the DPoP proof's signature or claims are invalid"))?;
     if claims.htm != expected.method {
         return Err(invalid("the DPoP proof's htm is not this request's method"));
     }
@@ -225,6 +234,16 @@ pub fn verify(
     })
 }
 
+/// The `jsonwebtoken` algorithm that verifies a proof signed with `alg`, one of `ALGS`.
+/// `Ed25519` is RFC 9864's fully specified name of what `EdDSA` means with an Ed25519 key
+/// (the only key `key_fits_alg` lets either name have).
+fn jose_algorithm(alg: &str) -> Option<Algorithm> {
+    match alg {
+        "Ed25519" => Some(Algorithm::EdDSA),
+        other => other.parse().ok(),
+    }
+}
+
 /// The JWK is of the type and curve `alg` signs with, with every member the thumbprint
 /// covers present and base64url (so that the thumbprint is computed over what was verified).
 fn key_fits_alg(
@@ -240,7 +259,7 @@ fn key_fits_alg(
     let (kty, crv, members): (&str, Option<&str>, &[&str]) = match alg {
         "ES256" => ("EC", Some("P-256"), &["x", "y"]),
         "ES384" => ("EC", Some("P-384"), &["x", "y"]),
-        "EdDSA" => ("OKP", Some("Ed25519"), &["x"]),
+        "EdDSA" | "Ed25519" => ("OKP", Some("Ed25519"), &["x"]),
         _ => ("RSA", None, &["n", "e"]),
     };
     let fits = text("kty") == Some(kty)
@@ -254,21 +273,126 @@ fn key_fits_alg(
     }
 }
 
-/// `htu` names the endpoint at `expected` (RFC 9449 §4.3 item 9): the same URL after the
-/// normalisation of RFC 3986 §6.2.2 and §6.2.3 that URL parsing does, query and fragment
-/// ignored.
+/// `htu` names the endpoint at `expected` (RFC 9449 §4.3 item 9): the two URIs, without
+/// query and fragment, are the same after syntax-based normalisation (RFC 3986 §6.2.2: case
+/// of scheme and host, percent-encodings of unreserved characters decoded and the others'
+/// hex digits upper-cased, dot segments removed) and the scheme-based normalisation of
+/// §6.2.3 for `http` and `https` (an empty or default port dropped, an empty path `/`).
+/// Nothing else is equivalent: no lenient parsing (a WHATWG parser would accept `https:host`,
+/// backslashes, stray tabs, or numeric IPv4 shorthands as the same URL).
 fn same_endpoint(htu: &str, expected: &str) -> bool {
-    let normal = |s: &str| {
-        url::Url::parse(s).ok().map(|mut u| {
-            u.set_query(None);
-            u.set_fragment(None);
-            u
-        })
-    };
-    match (normal(htu), normal(expected)) {
+    match (normal_uri(htu), normal_uri(expected)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
+}
+
+/// The RFC 3986 §6.2.2 / §6.2.3 normal form of an absolute `http` or `https` URI, query and
+/// fragment dropped; `None` when it is not one (or carries userinfo, which RFC 9110 §4.2.4
+/// forbids in them).
+fn normal_uri(uri: &str) -> Option<String> {
+    // Only the characters RFC 3986 allows in a URI at all.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+    if uri.is_empty() || !uri.chars().all(allowed) {
+        return None;
+    }
+    let uri = uri.split('#').next()?;
+    let uri = uri.split('?').next()?;
+    let (scheme, rest) = uri.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = match authority.rfind(':') {
+        // An IPv6 literal's colons are inside its brackets.
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], &authority[i + 1..]),
+        _ => (authority, ""),
+    };
+    // An empty port is no port (§6.2.3); leading zeros do not make another one.
+    let port: Option<u16> = match port {
+        "" => None,
+        digits if digits.chars().all(|c| c.is_ascii_digit()) => {
+            match digits.trim_start_matches('0') {
+                "" => Some(0),
+                significant => Some(significant.parse().ok()?),
+            }
+        }
+        _ => return None,
+    }
+    .filter(|p| *p != default_port);
+    let host = normal_percent(host)?.to_ascii_lowercase();
+    if host.is_empty() {
+        return None;
+    }
+    let path = remove_dot_segments(&normal_percent(path)?);
+    let path = if path.is_empty() { "/" } else { &path };
+    Some(match port {
+        Some(port) => format!("{scheme}://{host}:{port}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    })
+}
+
+/// RFC 3986 §6.2.2.1 and §6.2.2.2: a percent-encoded unreserved character is decoded, any
+/// other percent-encoding gets upper-case hex digits; `None` for a malformed one.
+fn normal_percent(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let hex: String = chars.by_ref().take(2).collect();
+        let byte = (hex.len() == 2 && hex.chars().all(|h| h.is_ascii_hexdigit()))
+            .then(|| u8::from_str_radix(&hex, 16).ok())
+            .flatten()?;
+        let decoded = char::from(byte);
+        if decoded.is_ascii_alphanumeric() || "-._~".contains(decoded) {
+            out.push(decoded);
+        } else {
+            out.push('%');
+            out.push_str(&hex.to_ascii_uppercase());
+        }
+    }
+    Some(out)
+}
+
+/// RFC 3986 §5.2.4: `.` and `..` segments of an absolute path resolved.
+fn remove_dot_segments(path: &str) -> String {
+    let mut output: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    output.pop();
+                }
+                // A trailing dot segment leaves the path ending in a slash.
+                if last {
+                    output.push("");
+                }
+            }
+            other => output.push(other),
+        }
+    }
+    if output.is_empty() {
+        return String::new();
+    }
+    output.iter().fold(String::new(), |mut acc, s| {
+        acc.push('/');
+        acc.push_str(s);
+        acc
+    })
 }
 
 #[cfg(test)]

@@ -240,6 +240,53 @@ fn htm_and_htu_must_name_this_request() {
             json!("http://id.example.com/token"),
         ),
         ("not a URL", json!("POST"), json!("/token")),
+        // Equivalent only to a lenient (WHATWG) parser, not under RFC 3986.
+        (
+            "no slashes",
+            json!("POST"),
+            json!("https:id.example.com/token"),
+        ),
+        (
+            "backslashes",
+            json!("POST"),
+            json!("https:\\\\id.example.com\\token"),
+        ),
+        (
+            "a tab",
+            json!("POST"),
+            json!("https://id.example.com/to\tken"),
+        ),
+        (
+            "userinfo",
+            json!("POST"),
+            json!("https://me@id.example.com/token"),
+        ),
+        (
+            "another port",
+            json!("POST"),
+            json!("https://id.example.com:8443/token"),
+        ),
+        (
+            "a trailing slash",
+            json!("POST"),
+            json!("https://id.example.com/token/"),
+        ),
+        (
+            "path case",
+            json!("POST"),
+            json!("https://id.example.com/TOKEN"),
+        ),
+        // A percent-encoded reserved character is not the character.
+        (
+            "encoded slash",
+            json!("POST"),
+            json!("https://id.example.com%2Ftoken"),
+        ),
+        (
+            "malformed escape",
+            json!("POST"),
+            json!("https://id.example.com/t%6ken"),
+        ),
     ];
     for (name, htm, htu) in refused {
         let proof = key.proof(|c| {
@@ -257,6 +304,13 @@ fn htm_and_htu_must_name_this_request() {
         "https://id.example.com/token?x=1",
         "https://id.example.com/token#frag",
         "HTTPS://ID.example.com:443/token",
+        "https://id.example.com:/token",
+        "https://id.example.com:0443/token",
+        "https://id.example.com/%74oken",
+        "https://id.example.com/%74%6F%6b%65%6e",
+        "https://%69d.example.com/token",
+        "https://id.example.com/api/../token",
+        "https://id.example.com/./token",
     ] {
         let proof = key.proof(|c| c["htu"] = json!(htu));
         assert!(check(&proof, &expected()).is_ok(), "{htu}");
@@ -338,4 +392,90 @@ fn replay_keys_differ_by_key_and_jti_and_have_a_fixed_length() {
     assert_ne!(a, replay_key("jkt-b", "jti"));
     assert_ne!(a, replay_key("jkt-a", "jti2"));
     assert_eq!(a.len(), replay_key("jkt-a", &"x".repeat(256)).len());
+}
+
+#[test]
+fn htu_normal_forms_follow_rfc_3986() {
+    for (a, b, same) in [
+        ("http://example.com", "http://example.com/", true),
+        ("http://example.com:80/a", "http://example.com/a", true),
+        ("https://example.com:80/a", "https://example.com/a", false),
+        ("https://[::1]:443/a", "https://[::1]/a", true),
+        ("https://[::1]:8443/a", "https://[::1]/a", false),
+        (
+            "https://example.com/a%2fb",
+            "https://example.com/a%2Fb",
+            true,
+        ),
+        (
+            "https://example.com/a%2Fb",
+            "https://example.com/a/b",
+            false,
+        ),
+        (
+            "https://example.com/%7Euser",
+            "https://example.com/~user",
+            true,
+        ),
+        (
+            "https://example.com/a/b/../../c",
+            "https://example.com/c",
+            true,
+        ),
+        ("https://example.com/a/.", "https://example.com/a/", true),
+        (
+            "https://example.com:99999/",
+            "https://example.com:99999/",
+            false,
+        ),
+        ("ftp://example.com/", "ftp://example.com/", false),
+        ("https://é.example/", "https://é.example/", false),
+    ] {
+        assert_eq!(same_endpoint(a, b), same, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn ed25519_is_the_fully_specified_name_of_eddsa_with_an_ed25519_key() {
+    let key = TestKey::eddsa();
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.jwk()});
+    let proof = key.sign_raw(&header, &claims());
+    let verified = verify(&proof, &expected(), &nonces(), NOW).unwrap();
+    assert_eq!(verified.jkt, key.thumbprint());
+    // The key may name its algorithm the same way.
+    let mut jwk = key.jwk();
+    jwk["alg"] = json!("Ed25519");
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": jwk});
+    assert!(
+        verify(
+            &key.sign_raw(&header, &claims()),
+            &expected(),
+            &nonces(),
+            NOW
+        )
+        .is_ok()
+    );
+    // Not with another kind of key, and not with a bad signature.
+    let ec = TestKey::es256();
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ec.jwk()});
+    assert!(
+        verify(
+            &ec.sign_raw(&header, &claims()),
+            &expected(),
+            &nonces(),
+            NOW
+        )
+        .is_err()
+    );
+    let other = TestKey::eddsa();
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": other.jwk()});
+    assert!(
+        verify(
+            &key.sign_raw(&header, &claims()),
+            &expected(),
+            &nonces(),
+            NOW
+        )
+        .is_err()
+    );
 }

@@ -1,9 +1,13 @@
 // Accessibility of every built-in page: Debian's Chromium (playwright-core) walks each page a
 // person can meet (login and its error, the forced password change, the second factor and its
 // error, consent, the account page signed in and out, TOTP enrolment, recovery codes, the
-// device code form and its error, sign-out asked and done, an error page, the form_post page as
-// a browser without scripts sees it), in English and German, and axe-core checks each in the light and the
-// dark theme against WCAG 2.0/2.1/2.2 A and AA. Any violation fails the suite, naming the
+// device code form and its error, the account page's refused password change, sign-out asked
+// and done, an error page, the form_post page as
+// a browser without scripts sees it, and, on the server that sends mail, "Forgot password?"
+// with its error and answer, the reset form with its error, an expired link, sign-up and its
+// error, "check your mail" and the confirmed address, the login page with an upstream's button
+// and the account page with its linked sign-ins), in English and German, and axe-core
+// checks each in the light and the dark theme against WCAG 2.0/2.1/2.2 A and AA. Any violation fails the suite, naming the
 // page, language, theme, rule and element.
 //
 // axe-core is evaluated through the DevTools protocol, not injected as a script tag, so the
@@ -16,7 +20,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -27,6 +31,9 @@ const env = (name) => {
   return value;
 };
 const issuer = env('INTEROP_ISSUER');
+// The server with mail and sign-up on (run.sh starts it for this suite and the mail suite).
+const mailIssuer = env('INTEROP_MAIL_ISSUER');
+const mailDir = env('INTEROP_MAIL_DIR');
 const adminToken = env('INTEROP_ADMIN_TOKEN');
 const clientId = env('INTEROP_SPA_CLIENT_ID');
 const spa = `http://127.0.0.1:${Number(env('INTEROP_SPA_PORT'))}`;
@@ -45,8 +52,8 @@ const problems = [];
 const offHost = [];
 const checked = [];
 
-async function admin(method, path, body) {
-  const response = await fetch(`${issuer}/admin${path}`, {
+async function admin(method, path, body, base = issuer) {
+  const response = await fetch(`${base}/admin${path}`, {
     method,
     headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
     body: body && JSON.stringify(body),
@@ -56,12 +63,12 @@ async function admin(method, path, body) {
   return text ? JSON.parse(text) : null;
 }
 
-async function createUser(username, extra = {}) {
+async function createUser(username, extra = {}, base = issuer) {
   const password = `pages ${randomBytes(9).toString('base64url')}`;
   const user = await admin('POST', '/users', {
     username, password, email: `${username}@example.test`, email_verified: true,
     name: username, ...extra,
-  });
+  }, base);
   return { username, password, sub: user.sub };
 }
 
@@ -78,7 +85,25 @@ function totp(secret, at = Date.now()) {
   return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
 
-function authorizeUrl(extra = {}) {
+/** Waits for the first mail to `to` that the SMTP sink received, and returns the link to
+ * `path` in it. */
+async function mailedLink(to, path) {
+  const deadline = Date.now() + TIMEOUT;
+  while (Date.now() < deadline) {
+    for (const name of await readdir(mailDir)) {
+      if (!name.endsWith('.json')) continue;
+      const mail = JSON.parse(await readFile(join(mailDir, name), 'utf8'));
+      if (!mail.to.includes(to)) continue;
+      const match = mail.text.match(new RegExp(`${mailIssuer}${path}\\?token=[A-Za-z0-9_-]+`));
+      assert.ok(match, `a ${path} link in: ${mail.text}`);
+      return match[0];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`no mail to ${to}`);
+}
+
+function authorizeUrl(extra = {}, base = issuer) {
   const verifier = randomBytes(32).toString('base64url');
   const query = new URLSearchParams({
     response_type: 'code', client_id: clientId, redirect_uri: `${spa}/callback.html`,
@@ -87,7 +112,7 @@ function authorizeUrl(extra = {}) {
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     ...extra,
   });
-  return `${issuer}/authorize?${query}`;
+  return `${base}/authorize?${query}`;
 }
 
 /** A fresh browser context whose language cookie is `lang` (as the switcher sets it). */
@@ -95,12 +120,19 @@ async function open(lang, { formPostScript = true } = {}) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   context.setDefaultTimeout(TIMEOUT);
   await context.addCookies([{ name: 'latchkey_lang', value: lang, url: issuer }]);
-  await context.route('**/*', (route) => {
+  await context.route('**/*', async (route) => {
     const url = new URL(route.request().url());
     // The form_post page as a browser without scripts shows it: its script never arrives
     // (axe-core itself needs JavaScript, so the page's script is held back instead).
     if (!formPostScript && url.pathname === '/static/form_post.js') {
       return route.fulfill({ status: 200, contentType: 'text/javascript', body: '' });
+    }
+    // "Check your mail" reloads itself every 10 s (a meta refresh, no script); the copy that
+    // is checked holds still, so that a reload cannot cut the audit short.
+    if (url.pathname === '/email/pending' && route.request().method() === 'GET') {
+      const response = await route.fetch();
+      const body = (await response.text()).replace(/<meta http-equiv="refresh"[^>]*>/, '');
+      return route.fulfill({ response, body });
     }
     if (url.hostname === '127.0.0.1' && url.origin !== spa) return route.continue();
     // The app's redirect URI is never served here: the walk stops before it.
@@ -220,6 +252,12 @@ for (const lang of LANGUAGES) {
 
     await page.goto(`${issuer}/account`);
     await check(page, 'account', { shot: true });
+    // A refused password change: the message right after the field it concerns.
+    await page.fill('#current_password', 'not the password');
+    await page.fill('#new-password', 'umbrella quinoa trombone');
+    await submit(page, 'form[action="/account/password"] button');
+    assert.equal(await page.locator('#current_password').getAttribute('aria-describedby'), 'current-password-error');
+    await check(page, 'account-error');
     await page.goto(`${issuer}/account/totp`);
     await check(page, 'totp');
 
@@ -279,13 +317,82 @@ for (const lang of LANGUAGES) {
     await check(noScript.page, 'form-post');
     await noScript.context.close();
 
+    // The pages around mail, on the server that sends it.
+    const { context: mailContext, page: m } = await open(lang);
+    await m.goto(`${mailIssuer}/password/forgot`);
+    await check(m, 'forgot', { shot: true });
+    await m.fill('#login', '   ');
+    await submit(m);
+    await check(m, 'forgot-error');
+    const ida = await createUser(`ida-${lang}`);
+    await m.goto(`${mailIssuer}/password/forgot`);
+    await m.fill('#login', ida.username);
+    await submit(m);
+    await check(m, 'forgot-sent');
+    await m.goto(await mailedLink(`ida-${lang}@example.test`, '/password/reset'));
+    await check(m, 'reset', { shot: true });
+    await m.fill('#password', 'a new password 1');
+    await m.fill('#password_confirm', 'a new password 2');
+    await submit(m);
+    assert.equal(await m.locator('#password').getAttribute('aria-describedby'), 'password-error');
+    await check(m, 'reset-error');
+    await m.goto(`${mailIssuer}/password/reset?token=no-such-link`);
+    await check(m, 'link-expired');
+
+    await m.goto(authorizeUrl({}, mailIssuer));
+    await m.waitForURL((url) => url.pathname === '/login');
+    await Promise.all([m.waitForEvent('load'), m.locator('a[href^="/signup"]').click()]);
+    await check(m, 'signup', { shot: true });
+    await m.fill('#username', grace.username);
+    await m.fill('#email', `someone-${lang}@example.test`);
+    await m.fill('#password', 'frequency hopping torpedo');
+    await submit(m);
+    await check(m, 'signup-error');
+
+    // A user whose address is not verified: created on the mail server, which mails the link.
+    const joan = await createUser(`joan-${lang}`, { email_verified: false }, mailIssuer);
+    const verify = await mailedLink(`joan-${lang}@example.test`, '/email/verify');
+    await m.goto(authorizeUrl({}, mailIssuer));
+    await login(m, joan);
+    await m.waitForURL((url) => url.pathname === '/email/pending');
+    // Loaded again as a navigation of its own, so that the route above holds it still (a
+    // page reached through a redirect is not routed).
+    await m.goto(m.url());
+    await check(m, 'email-pending', { shot: true });
+    await m.goto(verify);
+    await check(m, 'email-verified');
+    await mailContext.close();
+
+    // Upstream identity providers: the login page's buttons and the account page's linked
+    // sign-ins section. The upstream is never contacted, and is deleted again at once so
+    // that the other suites' login pages stay as they were.
+    const upstream = `pages-${lang}`;
+    await admin('POST', '/upstreams', {
+      id: upstream, display_name: 'Example SSO', kind: 'oidc',
+      issuer: 'https://sso.example.com', client_id: 'latchkey', client_secret: 'never-used',
+    });
+    try {
+      const federated = await open(lang);
+      await federated.page.goto(authorizeUrl());
+      await federated.page.locator(`button[name=upstream][value=${upstream}]`).waitFor();
+      await check(federated.page, 'login-upstreams', { shot: true });
+      // Signed in (grace consented before, so the flow may go on to the app), the account page.
+      await login(federated.page, grace);
+      await federated.page.goto(`${issuer}/account`);
+      await federated.page.locator('#identities').waitFor();
+      await check(federated.page, 'account-upstreams');
+      await federated.context.close();
+    } finally {
+      await admin('DELETE', `/upstreams/${upstream}`);
+    }
+
     assert.deepEqual(violations, [], `axe-core found:\n${violations.join('\n')}`);
   });
 }
 
 test('no page had a script error, a CSP violation or a request off this machine', () => {
-  // 17 pages and the broken login page, two languages, two themes.
-  assert.equal(checked.length, 18 * 2 * 2, `pages checked: ${checked}`);
+  // 30 pages and the broken login page, two languages, two themes.
+  assert.equal(checked.length, 31 * 2 * 2, `pages checked: ${checked}`);
   assert.deepEqual(problems, []);
   assert.deepEqual(offHost, []);
 });

@@ -5,6 +5,7 @@
 //!
 //! This file holds what the test files share, never tests.
 
+mod email;
 mod password;
 mod profile;
 mod sessions;

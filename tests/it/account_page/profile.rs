@@ -12,6 +12,7 @@ use crate::helpers::{Backend, Browser, TestApp, settings, spawn_app, spawn_app_w
 both_backends!(
     users_edit_the_claims_the_operator_allows,
     a_refused_value_saves_nothing_and_shows_why,
+    a_refused_value_is_explained_in_german_next_to_its_field,
     claims_the_operator_did_not_allow_cannot_be_posted,
 );
 
@@ -221,4 +222,40 @@ async fn claims_the_operator_did_not_allow_cannot_be_posted(backend: Backend) {
         .await;
     assert_eq!(refused.status, 400);
     assert_eq!(user(&app).await, before);
+}
+
+async fn a_refused_value_is_explained_in_german_next_to_its_field(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        settings(&[("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", EDITABLE)]),
+    )
+    .await;
+    app.create_user("alice").await;
+    let browser = Browser::new(&app);
+    let page = sign_in(&browser, "alice").await;
+    assert_eq!(
+        browser
+            .get("/language?lang=de&return=/account")
+            .await
+            .status,
+        303
+    );
+    let refused = browser
+        .post_form(
+            "/account/profile",
+            &[("csrf_token", &csrf(&page)), ("website", "ftp://x")],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let body = &refused.body;
+    assert!(
+        body.contains("Einige Angaben konnten nicht gespeichert werden."),
+        "{body}"
+    );
+    let field = body.find("id=\"claim-website\"").unwrap();
+    let error = body
+        .find("id=\"claim-website-error\">Bitte eine Webadresse eingeben")
+        .unwrap();
+    assert!(field < error, "{body}");
+    assert!(!body.contains("Enter a web address"));
 }

@@ -6,7 +6,9 @@ use reqwest::Method;
 
 use super::{csrf, sign_in, signed_in};
 use crate::both_backends;
-use crate::helpers::{Backend, Browser, PASSWORD, TestApp, hidden_field, settings, spawn_app_with};
+use crate::helpers::{
+    Backend, Browser, MailSink, PASSWORD, TestApp, hidden_field, spawn_app_with_mail,
+};
 
 both_backends!(
     account_forms_without_a_session_do_nothing,
@@ -15,7 +17,7 @@ both_backends!(
 );
 
 /// The account page's POSTs, each with the fields it acts on (and `csrf_token` added).
-const FORMS: [(&str, &[(&str, &str)]); 4] = [
+const FORMS: [(&str, &[(&str, &str)]); 5] = [
     (
         "/account/password",
         &[
@@ -24,18 +26,27 @@ const FORMS: [(&str, &[(&str, &str)]); 4] = [
         ],
     ),
     ("/account/profile", &[("name", "Mallory")]),
+    (
+        "/account/email",
+        &[
+            ("email", "mallory@example.test"),
+            ("current_password", PASSWORD),
+        ],
+    ),
     ("/account/sessions/end", &[("sid", "")]),
     ("/account/sessions/end-others", &[]),
 ];
 
-async fn server(backend: Backend) -> TestApp {
-    let app = spawn_app_with(
+/// A server with every form of the page on (the email section needs mail); the sink must
+/// live as long as the server.
+async fn server(backend: Backend) -> (TestApp, MailSink) {
+    let (app, sink) = spawn_app_with_mail(
         backend,
-        settings(&[("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", "name")]),
+        &[("LATCHKEY_ACCOUNT_EDITABLE_CLAIMS", "name,email")],
     )
     .await;
     app.create_user("alice").await;
-    app
+    (app, sink)
 }
 
 /// Posts every form with `token`, naming the session `sid` where a form names one.
@@ -52,11 +63,12 @@ async fn post_all(browser: &Browser<'_>, token: &str, sid: &str) -> Vec<(u16, Op
     answers
 }
 
-/// What the forms guard is as it was: the password, the name, the other session.
+/// What the forms guard is as it was: the password, the name, the address, the other session.
 async fn nothing_changed(app: &TestApp, other: &Browser<'_>) {
     let (_, users) = app.admin(Method::GET, "/admin/users", None).await;
     let user = &users["items"][0];
     assert_eq!(user["name"], "alice Example");
+    assert_eq!(user["email"], "alice@example.test");
     let stored = app
         .app
         .store
@@ -77,7 +89,7 @@ async fn nothing_changed(app: &TestApp, other: &Browser<'_>) {
 }
 
 async fn account_forms_without_a_session_do_nothing(backend: Backend) {
-    let app = server(backend).await;
+    let (app, _sink) = server(backend).await;
     let other = Browser::new(&app);
     let page = sign_in(&other, "alice").await;
     let sid = hidden_field(&page.body, "sid").unwrap();
@@ -91,7 +103,7 @@ async fn account_forms_without_a_session_do_nothing(backend: Backend) {
 }
 
 async fn a_form_works_only_in_the_session_it_was_made_for(backend: Backend) {
-    let app = server(backend).await;
+    let (app, _sink) = server(backend).await;
     let other = Browser::new(&app);
     let other_page = sign_in(&other, "alice").await;
     let other_sid = hidden_field(&other_page.body, "sid").unwrap();
@@ -107,7 +119,7 @@ async fn a_form_works_only_in_the_session_it_was_made_for(backend: Backend) {
 }
 
 async fn a_session_without_the_users_second_factor_gets_nothing_the_page_guards(backend: Backend) {
-    let app = server(backend).await;
+    let (app, _sink) = server(backend).await;
     let other = Browser::new(&app);
     let other_page = sign_in(&other, "alice").await;
     let other_sid = hidden_field(&other_page.body, "sid").unwrap();

@@ -11,7 +11,10 @@ use serde_json::Value;
 use crate::both_backends;
 use crate::helpers::{ADMIN_TOKEN, AdminBody, Backend, spawn_app};
 
-both_backends!(the_openapi_document_is_behind_the_token_and_describes_every_admin_route,);
+both_backends!(
+    the_openapi_document_is_behind_the_token_and_describes_every_admin_route,
+    every_admin_write_refuses_a_json_body_that_is_not_an_object,
+);
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -166,4 +169,81 @@ async fn the_openapi_document_is_behind_the_token_and_describes_every_admin_rout
             }
         }
     }
+}
+
+/// Every admin write (each documented POST, PUT and PATCH, found in the document so that a
+/// new route is walked too) takes a JSON object: an array (even one whose items would fill a
+/// struct's fields in order), a string, a number, a boolean or `null` is a 400 with the
+/// resource's error (`invalid_client_metadata` for client metadata, RFC 7591 §3.2.2;
+/// `invalid_request` everywhere else), and nothing is written.
+async fn every_admin_write_refuses_a_json_body_that_is_not_an_object(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.create_user("alice").await;
+    let sub = user["sub"].as_str().unwrap().to_owned();
+    let client = app
+        .create_client(serde_json::json!({
+            "client_name": "Machine",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await;
+    let client_id = client["client_id"].as_str().unwrap().to_owned();
+    let (_, doc) = app.admin(Method::GET, "/admin/openapi.json", None).await;
+    let state = async || {
+        let (_, users) = app.admin(Method::GET, "/admin/users", None).await;
+        let (_, clients) = app.admin(Method::GET, "/admin/clients", None).await;
+        let (_, keys) = app.admin(Method::GET, "/admin/keys", None).await;
+        (users, clients, keys)
+    };
+    let before = state().await;
+    let mut walked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let url = path
+            .replace("{client_id}", &client_id)
+            .replace("{sub}", &sub);
+        let url = concrete(&url);
+        for method in ["post", "put", "patch"] {
+            if item[method].is_null() {
+                continue;
+            }
+            walked += 1;
+            for body in [
+                "[]",
+                "[3600, 5]",
+                r#"["alice", "a password long enough"]"#,
+                r#" [{"client_name": "x"}]"#,
+                r#""text""#,
+                "42",
+                "true",
+                "null",
+            ] {
+                let answer = app
+                    .admin_request(
+                        Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                        &url,
+                        Some(ADMIN_TOKEN),
+                        AdminBody::Raw {
+                            content_type: Some("application/json"),
+                            text: body,
+                        },
+                    )
+                    .await;
+                assert_eq!(
+                    answer.status, 400,
+                    "{method} {path} {body}: {}",
+                    answer.text
+                );
+                let error: Value = answer.expect_json();
+                let metadata = path.starts_with("/admin/clients") && !path.ends_with("/secret");
+                let expected = if metadata {
+                    "invalid_client_metadata"
+                } else {
+                    "invalid_request"
+                };
+                assert_eq!(error["error"], expected, "{method} {path} {body}: {error}");
+            }
+        }
+    }
+    assert!(walked >= 7, "the admin writes could not be read: {walked}");
+    assert_eq!(state().await, before, "a refused write changed nothing");
 }

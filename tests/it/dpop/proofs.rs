@@ -17,6 +17,8 @@ both_backends!(
     a_proof_binds_the_access_token_and_userinfo_demands_the_key,
     a_public_clients_refresh_token_is_bound_to_the_key,
     each_proof_check_is_enforced_at_the_token_endpoint,
+    htu_is_the_endpoint_after_rfc_3986_normalisation_only,
+    ed25519_proofs_are_accepted_like_eddsa,
     dpop_bound_access_tokens_makes_proofs_mandatory,
     a_proof_is_accepted_once_across_two_nodes,
     nonces_are_required_when_configured_and_valid_on_every_node,
@@ -267,6 +269,117 @@ async fn each_proof_check_is_enforced_at_the_token_endpoint(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
+}
+
+/// RFC 9449 §4.3 item 9: `htu` is the request's URI without query and fragment after the
+/// syntax-based normalisation of RFC 3986 §6.2.2 (and the default port of §6.2.3). What a
+/// lenient (WHATWG) parser alone would call the same URL is refused, and so is another path.
+async fn htu_is_the_endpoint_after_rfc_3986_normalisation_only(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let client = machine_client(
+        &app.create_client(json!({
+            "client_name": "Machine",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await,
+    );
+    let cc = [("grant_type", "client_credentials")];
+    let key = DpopKey::es256();
+    let base = app.base.clone();
+    let authority = base.strip_prefix("http://").unwrap().to_owned();
+    let (host, port) = authority.rsplit_once(':').unwrap();
+    let proof = |htu: &str| key.proof("POST", htu, now(&app), json!({}));
+    let accepted = [
+        format!("HTTP://{}:{port}/token", host.to_uppercase()),
+        format!("{base}/%74oken"),
+        format!("{base}/%74%6f%6B%65%6E"),
+        format!("{base}/api/../token"),
+        format!("{base}/./token"),
+        format!("{base}/token?x=1#fragment"),
+        format!("http://{host}:0{port}/token"),
+    ];
+    for htu in &accepted {
+        let (status, body, _) = token_with(&app, &client, &cc, Some(&proof(htu))).await;
+        assert_eq!(status, 200, "{htu}: {body}");
+    }
+    let refused = [
+        format!("{base}/userinfo"),
+        format!("{base}/token/"),
+        format!("{base}/TOKEN"),
+        format!("{base}%2Ftoken"),
+        format!("{base}/t%6ken"),
+        format!("https://{authority}/token"),
+        format!("http://{host}:1{port}/token"),
+        format!("http://{host}/token"),
+        format!("http:{authority}/token"),
+        format!("http:\\\\{authority}\\token"),
+        format!("http://{authority}/to\tken"),
+        format!("http://me@{authority}/token"),
+        format!("http://127.1:{port}/token"),
+        format!("http://0x7f.0.0.1:{port}/token"),
+    ];
+    for htu in &refused {
+        let (status, body, _) = token_with(&app, &client, &cc, Some(&proof(htu))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{htu}: {body}"
+        );
+    }
+}
+
+/// RFC 9864: `Ed25519` is the fully specified name of EdDSA with an Ed25519 key; a proof
+/// under either name binds the token to that key, and discovery says so.
+async fn ed25519_proofs_are_accepted_like_eddsa(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let doc = app.discovery().await;
+    let algs = doc["dpop_signing_alg_values_supported"].as_array().unwrap();
+    assert!(algs.contains(&json!("Ed25519")), "{doc}");
+    assert!(algs.contains(&json!("EdDSA")), "{doc}");
+    let client = machine_client(
+        &app.create_client(json!({
+            "client_name": "Machine",
+            "grant_types": ["client_credentials"],
+            "scope": "api.read",
+        }))
+        .await,
+    );
+    let cc = [("grant_type", "client_credentials")];
+    let key = DpopKey::eddsa();
+    let claims =
+        |jti: &str| json!({"jti": jti, "htm": "POST", "htu": app.url("/token"), "iat": now(&app)});
+    let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.jwk()});
+    let (status, body, _) = token_with(
+        &app,
+        &client,
+        &cc,
+        Some(&key.sign_with(&header, &claims("a"))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "DPoP");
+    let jkt = &jwt_part(body["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"];
+    assert_eq!(jkt, &json!(key.thumbprint()));
+    // Refused: the name with another kind of key, and a signature by another key.
+    let ec = DpopKey::es256();
+    let header_ec = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": ec.jwk()});
+    let other = DpopKey::eddsa();
+    let header_other = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": other.jwk()});
+    for (name, proof) in [
+        ("an EC key", ec.sign_with(&header_ec, &claims("b"))),
+        (
+            "another key's signature",
+            key.sign_with(&header_other, &claims("c")),
+        ),
+    ] {
+        let (status, body, _) = token_with(&app, &client, &cc, Some(&proof)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{name}: {body}"
+        );
+    }
 }
 
 async fn dpop_bound_access_tokens_makes_proofs_mandatory(backend: Backend) {

@@ -17,6 +17,7 @@ mod keys;
 mod mail;
 mod parse;
 mod process;
+mod races;
 mod tokens;
 
 pub use admin::*;
@@ -28,4 +29,5 @@ pub use keys::*;
 pub use mail::*;
 pub use parse::*;
 pub use process::*;
+pub use races::*;
 pub use tokens::*;

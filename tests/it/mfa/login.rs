@@ -21,6 +21,7 @@ both_backends!(
     the_account_page_says_when_a_factor_was_last_used_in_words,
     on_two_nodes_racing_wrong_codes_get_exactly_the_free_attempts,
     on_two_nodes_fifty_racing_uses_of_one_code_are_accepted_once,
+    a_forced_password_change_continues_the_one_sign_in,
 );
 
 async fn setup(backend: Backend) -> (TestApp, TestClient, String) {
@@ -368,4 +369,89 @@ async fn on_two_nodes_fifty_racing_uses_of_one_code_are_accepted_once(backend: B
         steps.iter().map(|s| s.status).collect::<Vec<_>>()
     );
     assert_eq!(app.events("kind=factor_used").await.len(), 1);
+}
+
+/// A user with a TOTP whom an operator told to choose a new password: the password, the new
+/// password and the code are one sign-in, as if the change had not been asked for. One
+/// session holds it; the ID token's `amr` says password and code, its `auth_time` is the
+/// sign-in's and its `sid` that session's; the password's `login_succeeded` is recorded with
+/// the session it starts, once the new password is set (not before).
+async fn a_forced_password_change_continues_the_one_sign_in(backend: Backend) {
+    let (app, client, secret) = setup(backend).await;
+    let sub = sub_of(&app, "alice").await;
+    let (status, _) = app
+        .admin(
+            reqwest::Method::PATCH,
+            &format!("/admin/users/{sub}"),
+            Some(&serde_json::json!({"password_reset_required": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let browser = Browser::new(&app);
+    let step = browser
+        .authorize_with(&client, "openid", &[("state", "s-1"), ("nonce", "n-1")])
+        .await;
+    let form = browser
+        .login(&step.location.unwrap(), "alice", crate::helpers::PASSWORD)
+        .await;
+    assert_eq!(form.status, 200, "the password form: {}", form.body);
+    assert!(
+        app.events("kind=login_succeeded").await.is_empty(),
+        "not signed in before the new password is set"
+    );
+    let store = &app.app.store;
+    let now = app.app.now();
+    assert!(
+        store
+            .list_sessions_of_user(&sub, now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let interaction = hidden_field(&form.body, "interaction").unwrap();
+    let ticket = hidden_field(&form.body, "csrf_token").unwrap();
+    app.clock.advance(1);
+    let changed = browser
+        .post_form(
+            "/password",
+            &[
+                ("interaction", interaction.as_str()),
+                ("sub", sub.as_str()),
+                ("csrf_token", ticket.as_str()),
+                ("new_password", "a brand new password"),
+                ("confirm_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    let otp_page = changed.location.unwrap();
+    let signed_in_at = app.app.now();
+    let accepted = submit_otp(&browser, &otp_page, &code_now(&app, &secret)).await;
+    let query = finish(&browser, &client, accepted).await;
+    let (id, access) = id_claims(&app, &client, &query).await;
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(id["acr"], "mfa");
+    assert_eq!(access["acr"], "mfa");
+    let sessions = store
+        .list_sessions_of_user(&sub, app.app.now(), 10)
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1, "one sign-in, one session: {sessions:?}");
+    assert_eq!(id["sid"], sessions[0].sid.as_str());
+    assert_eq!(id["auth_time"], sessions[0].auth_time);
+    assert_eq!(sessions[0].auth_time, signed_in_at);
+    // Newest first: the code raised the sign-in that the password (and its change) began,
+    // exactly the two events of a login without the change.
+    let logins = app.events("kind=login_succeeded").await;
+    let amrs: Vec<&str> = logins
+        .iter()
+        .map(|e| e["detail"]["amr"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(amrs, ["pwd otp mfa", "pwd"], "{logins:?}");
+    assert!(
+        logins
+            .iter()
+            .all(|e| e["client_id"] == client.client_id.as_str()),
+        "{logins:?}"
+    );
 }

@@ -63,7 +63,7 @@ fn only_self_stated_string_claims_are_editable() {
         assert_eq!(EditableClaim::parse(claim.name()), Ok(claim));
     }
     for (name, fragment) in [
-        ("email", "verified"),
+        ("email", "section of its own"),
         ("email_verified", "proof"),
         ("phone_number_verified", "proof"),
         ("address", "structure"),

@@ -77,3 +77,38 @@ fn the_flattened_user_claims_do_not_refuse_the_users_other_members() {
     let address = &doc["components"]["schemas"]["Address"];
     assert_eq!(address["additionalProperties"], false, "{address}");
 }
+
+#[test]
+fn the_upstream_operations_are_described_and_no_answer_has_the_secret() {
+    let doc = document();
+    let paths = &doc["paths"];
+    for (path, methods) in [
+        ("/admin/upstreams", &["get", "post"][..]),
+        ("/admin/upstreams/{id}", &["get", "put", "delete"][..]),
+    ] {
+        for method in methods {
+            assert!(paths[path][method].is_object(), "{method} {path}");
+            assert_eq!(
+                paths[path][method]["tags"][0], "upstreams",
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        paths["/admin/upstreams"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/UpstreamWrite"
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["UpstreamWrite"]
+            .to_string()
+            .contains("client_secret")
+    );
+    for answer in ["UpstreamResponse", "UpstreamSettings"] {
+        assert!(
+            !schemas[answer].is_null() && !schemas[answer].to_string().contains("client_secret"),
+            "{answer}: {}",
+            schemas[answer]
+        );
+    }
+}

@@ -14,7 +14,7 @@ use crate::http::ui::{PageForm, client_left, error_page, with_retry_after};
 use crate::protocol::discovery::paths;
 
 pub async fn change(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let a = wording::for_lang(t.lang);
     let PageForm { params, jar } = form;
     let session = match acting_session(&app, &params, &jar).await {
@@ -23,13 +23,27 @@ pub async fn change(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
     };
     let current = params.get("current_password").unwrap_or_default();
     let new = params.get("password").unwrap_or_default();
-    let (problem, status) = match password::change(&app, &session, current, new, ip).await {
+    // Each refusal is shown next to the field it concerns: the current password's, or the
+    // new one's.
+    let (feedback, status) = match password::change(&app, &session, current, new, ip).await {
         Ok(Change::Changed) => return done("password"),
-        Ok(Change::WrongCurrent) => (a.password_wrong, StatusCode::UNAUTHORIZED),
-        Ok(Change::Refused(refusal)) => (a.refusal(refusal), StatusCode::BAD_REQUEST),
+        Ok(Change::WrongCurrent) => (
+            Feedback {
+                current_password_error: Some(a.password_wrong),
+                ..Feedback::default()
+            },
+            StatusCode::UNAUTHORIZED,
+        ),
+        Ok(Change::Refused(refusal)) => (
+            Feedback {
+                new_password_error: Some(a.refusal(refusal)),
+                ..Feedback::default()
+            },
+            StatusCode::BAD_REQUEST,
+        ),
         Ok(Change::Throttled { retry_after }) => {
             let feedback = Feedback {
-                password_error: Some(t.throttled),
+                current_password_error: Some(t.throttled),
                 ..Feedback::default()
             };
             let page = render(
@@ -45,10 +59,6 @@ pub async fn change(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
         Ok(Change::ClientLeft) => return client_left(),
         Ok(Change::SignedOut) => return Redirect::to(paths::ACCOUNT).into_response(),
         Err(e) => return error_page(t, &e),
-    };
-    let feedback = Feedback {
-        password_error: Some(problem),
-        ..Feedback::default()
     };
     render(&app, t, jar, &session, feedback, status).await
 }

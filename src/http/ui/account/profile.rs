@@ -14,7 +14,7 @@ use crate::http::ui::{PageForm, error_page};
 use crate::protocol::discovery::paths;
 
 pub async fn save(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let a = wording::for_lang(t.lang);
     let PageForm { params, jar } = form;
     let session = match acting_session(&app, &params, &jar).await {

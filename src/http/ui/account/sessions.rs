@@ -15,7 +15,7 @@ use crate::protocol::OAuthError;
 /// Ends one session of the user. Another user's session and no session at all get the same
 /// answer as one that ended: the page, which no longer lists it (it never did).
 pub async fn end_one(State(app): State<App>, ClientIp(ip): ClientIp, form: PageForm) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match acting_session(&app, &params, &jar).await {
         Ok(s) => s,
@@ -35,7 +35,7 @@ pub async fn end_others(
     ClientIp(ip): ClientIp,
     form: PageForm,
 ) -> Response {
-    let t = &text::EN;
+    let t = text::preferred();
     let PageForm { params, jar } = form;
     let session = match acting_session(&app, &params, &jar).await {
         Ok(s) => s,

@@ -1,6 +1,7 @@
-//! The words of the account page's own sections (password, profile, sessions), per language;
-//! the page's other words are the shared `text::Text`. Kept apart so that the account page's
-//! vocabulary (a label for every editable claim) does not crowd the pages of a login.
+//! The words of the account page's own sections (password, email, profile, sessions), per
+//! language; the page's other words are the shared `text::Text`. Kept apart so that the
+//! account page's vocabulary (a label for every editable claim) does not crowd the pages of a
+//! login.
 
 use crate::accounts::account::password::Refusal;
 use crate::accounts::account::profile::{EditableClaim, Invalid};
@@ -19,8 +20,20 @@ pub struct AccountText {
     pub password_change: &'static str,
     pub password_changed: &'static str,
     pub password_wrong: &'static str,
-    pub password_policy: &'static str,
+    pub password_too_short: &'static str,
+    pub password_too_long: &'static str,
+    pub password_guessable: &'static str,
     pub password_same: &'static str,
+    pub email_title: &'static str,
+    pub email_none: &'static str,
+    pub email_verified: &'static str,
+    pub email_unverified: &'static str,
+    pub email_new: &'static str,
+    pub email_hint: &'static str,
+    pub email_change: &'static str,
+    pub email_sent: &'static str,
+    pub email_unchanged: &'static str,
+    pub email_invalid: &'static str,
     pub sessions_title: &'static str,
     pub session_this: &'static str,
     pub session_unknown_device: &'static str,
@@ -32,6 +45,16 @@ pub struct AccountText {
     pub session_ended: &'static str,
     pub sessions_ended: &'static str,
     pub sessions_more: &'static str,
+    pub identities_title: &'static str,
+    pub identities_none: &'static str,
+    pub identity_subject: &'static str,
+    pub identity_unlink: &'static str,
+    /// Followed by the upstream's display name.
+    pub identity_link: &'static str,
+    pub identity_linked: &'static str,
+    pub identity_unlinked: &'static str,
+    pub identity_not_linked: &'static str,
+    pub identity_last_way_in: &'static str,
     /// Labels of the editable claims, in `EditableClaim::ALL` order.
     pub claims: [&'static str; 14],
     pub invalid_too_long: &'static str,
@@ -52,12 +75,27 @@ pub const EN: AccountText = AccountText {
     password_title: "Change password",
     current_password: "Current password",
     new_password: "New password",
-    password_hint: "At least 8 characters. Changing it signs you out everywhere else.",
+    password_hint: "At least 8 characters, and not a password people often use. Changing it \
+                    signs you out everywhere else.",
     password_change: "Change password",
     password_changed: "Your password was changed. You were signed out everywhere else.",
     password_wrong: "The current password is incorrect.",
-    password_policy: "The new password must be at least 8 characters long.",
+    password_too_short: "The new password must be at least 8 characters long.",
+    password_too_long: "The new password must be at most 1024 bytes long.",
+    password_guessable: "This password is too easy to guess: it is one that many people use, \
+                         or made from your name or address. Please choose another.",
     password_same: "The new password must differ from the current one.",
+    email_title: "Email address",
+    email_none: "You have no email address yet.",
+    email_verified: "verified",
+    email_unverified: "not verified yet",
+    email_new: "New email address",
+    email_hint: "We send a link to the new address; it counts as verified once you follow \
+                 the link. Enter your current address again to get its link once more.",
+    email_change: "Change email address",
+    email_sent: "A link is on its way to the address. Follow it to verify the address.",
+    email_unchanged: "This is already your verified address.",
+    email_invalid: "Enter an email address such as name@example.com.",
     sessions_title: "Where you are signed in",
     session_this: "This device",
     session_unknown_device: "Unknown device",
@@ -70,6 +108,16 @@ pub const EN: AccountText = AccountText {
     sessions_ended: "You were signed out everywhere else.",
     sessions_more: "Only the 50 most recently used sessions are listed; signing out everywhere \
                     else ends all of them.",
+    identities_title: "Linked sign-ins",
+    identities_none: "You sign in with no other provider yet.",
+    identity_subject: "Account at the provider",
+    identity_unlink: "Unlink",
+    identity_link: "Link",
+    identity_linked: "The sign-in was linked to your account.",
+    identity_unlinked: "The sign-in was unlinked from your account.",
+    identity_not_linked: "This account has no such linked sign-in.",
+    identity_last_way_in: "This is your only way to sign in: add a passkey or link another \
+                           sign-in first.",
     claims: [
         "Full name",
         "Given name",
@@ -105,12 +153,30 @@ pub const DE: AccountText = AccountText {
     password_title: "Passwort ändern",
     current_password: "Aktuelles Passwort",
     new_password: "Neues Passwort",
-    password_hint: "Mindestens 8 Zeichen. Eine Änderung meldet Sie überall sonst ab.",
+    password_hint: "Mindestens 8 Zeichen, und kein Passwort, das viele verwenden. Eine Änderung \
+                    meldet Sie überall sonst ab.",
     password_change: "Passwort ändern",
     password_changed: "Ihr Passwort wurde geändert. Sie wurden überall sonst abgemeldet.",
     password_wrong: "Das aktuelle Passwort ist falsch.",
-    password_policy: "Das neue Passwort muss mindestens 8 Zeichen lang sein.",
+    password_too_short: "Das neue Passwort muss mindestens 8 Zeichen lang sein.",
+    password_too_long: "Das neue Passwort darf höchstens 1024 Byte lang sein.",
+    password_guessable: "Dieses Passwort ist zu leicht zu erraten: Viele verwenden es, oder es \
+                         ist aus Ihrem Namen oder Ihrer Adresse gebildet. Bitte wählen Sie ein \
+                         anderes.",
     password_same: "Das neue Passwort muss sich vom aktuellen unterscheiden.",
+    email_title: "E-Mail-Adresse",
+    email_none: "Sie haben noch keine E-Mail-Adresse.",
+    email_verified: "bestätigt",
+    email_unverified: "noch nicht bestätigt",
+    email_new: "Neue E-Mail-Adresse",
+    email_hint: "Wir senden einen Link an die neue Adresse; sie gilt als bestätigt, sobald Sie \
+                 ihm folgen. Geben Sie Ihre aktuelle Adresse erneut ein, um ihren Link noch \
+                 einmal zu erhalten.",
+    email_change: "E-Mail-Adresse ändern",
+    email_sent: "Ein Link ist unterwegs an die Adresse. Folgen Sie ihm, um die Adresse zu \
+                 bestätigen.",
+    email_unchanged: "Das ist bereits Ihre bestätigte Adresse.",
+    email_invalid: "Bitte eine E-Mail-Adresse wie name@example.com eingeben.",
     sessions_title: "Wo Sie angemeldet sind",
     session_this: "Dieses Gerät",
     session_unknown_device: "Unbekanntes Gerät",
@@ -123,6 +189,16 @@ pub const DE: AccountText = AccountText {
     sessions_ended: "Sie wurden überall sonst abgemeldet.",
     sessions_more: "Nur die 50 zuletzt genutzten Sitzungen werden gezeigt; „Überall sonst \
                     abmelden“ beendet alle.",
+    identities_title: "Verknüpfte Anmeldungen",
+    identities_none: "Sie melden sich noch bei keinem anderen Anbieter an.",
+    identity_subject: "Konto beim Anbieter",
+    identity_unlink: "Verknüpfung lösen",
+    identity_link: "Verknüpfen mit",
+    identity_linked: "Die Anmeldung wurde mit Ihrem Konto verknüpft.",
+    identity_unlinked: "Die Verknüpfung wurde gelöst.",
+    identity_not_linked: "Dieses Konto hat keine solche verknüpfte Anmeldung.",
+    identity_last_way_in: "Das ist Ihre einzige Möglichkeit, sich anzumelden: Fügen Sie zuerst \
+                           einen Passkey hinzu oder verknüpfen Sie eine weitere Anmeldung.",
     claims: [
         "Vollständiger Name",
         "Vorname",
@@ -180,7 +256,9 @@ impl AccountText {
 
     pub fn refusal(&self, refusal: Refusal) -> &'static str {
         match refusal {
-            Refusal::Policy => self.password_policy,
+            Refusal::TooShort => self.password_too_short,
+            Refusal::TooLong => self.password_too_long,
+            Refusal::Guessable => self.password_guessable,
             Refusal::SameAsCurrent => self.password_same,
         }
     }
