@@ -122,11 +122,16 @@ pub trait FactorStore: Send + Sync {
     async fn recovery_codes_left(&self, user_sub: &str) -> StoreResult<u64>;
     /// Sets `last_used_at` of a factor (a passkey's or a recovery set's use).
     async fn touch_factor(&self, user_sub: &str, id: &str, now: i64) -> StoreResult<()>;
-    /// Removes factor `id` of `user_sub` (with its recovery codes), unless it is the last
-    /// second factor (TOTP or passkey) of a user who must use one. Decided and done under the
-    /// user's row lock (on SQLite the write lock), so of racing removals of a user's last two
-    /// second factors, on any number of nodes, at most one succeeds.
-    async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<FactorRemoval>;
+    /// Removes factor `id` of `user_sub` (with its recovery codes), unless `keep_last_required`
+    /// and it is the last second factor (TOTP or passkey) of a user who must use one. Decided
+    /// and done under the user's row lock (on SQLite the write lock), so of racing removals of
+    /// a user's last two second factors, on any number of nodes, at most one succeeds.
+    async fn delete_factor(
+        &self,
+        user_sub: &str,
+        id: &str,
+        keep_last_required: bool,
+    ) -> StoreResult<FactorRemoval>;
 }
 
 macro_rules! factor_columns {
@@ -183,13 +188,14 @@ const RECOVERY_CODES_LEFT: &str =
     "SELECT COUNT(*) AS n FROM recovery_code WHERE user_sub = $1 AND used_at IS NULL";
 const TOUCH_FACTOR: &str =
     "UPDATE user_factor SET last_used_at = $3 WHERE id = $2 AND user_sub = $1";
-/// Whether factor `$2` of user `$1`, of kind `$kind`, may go: it is not a second factor
-/// (TOTP or passkey), or its user need not use one, or keeps another. Read under the user's
-/// row lock (`LOCK_USER`), so what it counts cannot change before the delete commits.
+/// Whether factor `$2` of user `$1`, of kind `$kind`, may go: the rule is off (`$3` false:
+/// an operator's removal), or it is not a second factor (TOTP or passkey), or its user need
+/// not use one, or keeps another. Read under the user's row lock (`LOCK_USER`), so what it
+/// counts cannot change before the delete commits.
 macro_rules! removable {
     ($kind:literal) => {
         concat!(
-            "(",
+            "(NOT $3 OR ",
             $kind,
             " NOT IN ('totp', 'passkey') \
              OR NOT EXISTS (SELECT 1 FROM app_user u WHERE u.sub = $1 AND u.mfa_required) \
@@ -441,7 +447,12 @@ macro_rules! impl_factor_store {
                 Ok(())
             }
 
-            async fn delete_factor(&self, user_sub: &str, id: &str) -> StoreResult<FactorRemoval> {
+            async fn delete_factor(
+                &self,
+                user_sub: &str,
+                id: &str,
+                keep_last_required: bool,
+            ) -> StoreResult<FactorRemoval> {
                 let mut tx = sql::begin_write(&self.pool).await?;
                 if <$db as Dialect>::BACKEND == Backend::Postgres {
                     ::sqlx::query(LOCK_USER)
@@ -455,6 +466,7 @@ macro_rules! impl_factor_store {
                     removed += ::sqlx::query(statement)
                         .bind(user_sub)
                         .bind(id)
+                        .bind(keep_last_required)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?

@@ -654,9 +654,9 @@ async fn a_removed_passkey_no_longer_signs_in(backend: Backend) {
     assert_eq!(status, 403, "{body}");
 }
 
-/// A user who must use a second factor keeps the last one, whether they remove it from the
-/// account page (400) or an operator does (409, until `mfa_required` is lifted); another
-/// factor left behind lets the removal through.
+/// A user who must use a second factor cannot remove their last one from the account page
+/// (400) while another factor left behind lets the removal through; an operator can remove it
+/// (the user is then led through enrolment at the next sign-in).
 async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backend) {
     let (app, _, origin) = passkey_app(backend).await;
     let mut key = SoftAuthenticator::new(&origin);
@@ -693,26 +693,34 @@ async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backen
     let removal = [("csrf_token", factors_csrf), ("factor", totp_id.as_str())];
     let removed = alice.post_form("/account/factors/remove", &removal).await;
     assert_eq!(removed.status, 303, "{}", removed.body);
-    // The passkey is the last second factor now: it stays, from the page and from the API.
+    // The passkey is the last second factor now: the user cannot remove it.
     let removal = [
         ("csrf_token", csrf.as_str()),
         ("passkey_id", passkey_id.as_str()),
     ];
     let refused = alice.post_form("/account/passkeys/remove", &removal).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
-    let path = format!("/admin/users/{sub}/factors/{passkey_id}");
-    let (status, body) = app.admin(reqwest::Method::DELETE, &path, None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (409, Some("conflict")),
-        "{body}"
-    );
     assert_eq!(factors_of(&app, "alice").await.len(), 1);
     assert_eq!(app.events("kind=factor_removed").await.len(), 1);
     // Once the user need not use one, it can go.
     require(false).await;
     let removed = alice.post_form("/account/passkeys/remove", &removal).await;
     assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(factors_of(&app, "alice").await.is_empty());
+    // An operator removes a required user's last factor (a lost authenticator): 204.
+    let (status, totp) = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/users/{sub}/totp"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{totp}");
+    require(true).await;
+    let last = totp["id"].as_str().unwrap();
+    let path = format!("/admin/users/{sub}/factors/{last}");
+    let (status, body) = app.admin(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, 204, "{body}");
     assert!(factors_of(&app, "alice").await.is_empty());
 }
 

@@ -432,12 +432,14 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// Removes factor `id` of `sub`; false when there is none. `by` says who, for the audit log
-/// (`user` or `admin`). The last second factor of a user who must use one stays (they would
-/// be locked out of every client that needs it): the store decides that atomically, so two
-/// racing removals of the last two cannot both succeed. A user is told so (400); an operator
-/// gets 409 and can lift `mfa_required` first.
+/// (`user` or `admin`). A user cannot remove their last second factor while they must use
+/// one (the store decides that atomically, so two racing removals of the last two cannot both
+/// succeed; the answer is 400). An operator can (`DELETE /admin/users/{sub}/factors/{id}`
+/// removes one, as interface.md says): a user who must use a second factor and has none
+/// is led through enrolment at their next sign-in, which is how an operator replaces a lost
+/// or compromised authenticator.
 pub async fn remove(app: &App, sub: &str, id: &str, by: &'static str) -> Result<bool, OAuthError> {
-    match app.store.delete_factor(sub, id).await? {
+    match app.store.delete_factor(sub, id, by == "user").await? {
         FactorRemoval::Removed => {
             audit::record(
                 app,
@@ -450,13 +452,8 @@ pub async fn remove(app: &App, sub: &str, id: &str, by: &'static str) -> Result<
             Ok(true)
         }
         FactorRemoval::NotFound => Ok(false),
-        FactorRemoval::LastSecondFactor if by == "user" => Err(OAuthError::invalid_request(
+        FactorRemoval::LastSecondFactor => Err(OAuthError::invalid_request(
             "this is your last second factor, and your account must use one",
-        )),
-        FactorRemoval::LastSecondFactor => Err(OAuthError::new(
-            ErrorCode::Conflict,
-            "this is the user's last second factor and mfa_required is set; \
-             clear mfa_required first",
         )),
     }
 }

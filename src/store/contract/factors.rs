@@ -86,16 +86,16 @@ async fn factors_round_trip_and_replace(store: Arc<dyn Store>) {
     assert_eq!(passkey.last_used_at, Some(NOW + 20));
 
     assert_eq!(
-        store.delete_factor("sub-b", "r2").await.unwrap(),
+        store.delete_factor("sub-b", "r2", true).await.unwrap(),
         FactorRemoval::NotFound,
         "another user's"
     );
     assert_eq!(
-        store.delete_factor("sub-a", "r2").await.unwrap(),
+        store.delete_factor("sub-a", "r2", true).await.unwrap(),
         FactorRemoval::Removed
     );
     assert_eq!(
-        store.delete_factor("sub-a", "r2").await.unwrap(),
+        store.delete_factor("sub-a", "r2", true).await.unwrap(),
         FactorRemoval::NotFound
     );
     assert_eq!(
