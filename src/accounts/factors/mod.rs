@@ -25,7 +25,7 @@ use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
 use crate::protocol::admin::{FactorResponse, TotpProvisioned};
-use crate::protocol::{ErrorCode, OAuthError};
+use crate::protocol::OAuthError;
 use crate::store::{FactorKind, FactorRecord, FactorRemoval, RecoverySet, StoreResult};
 
 /// A failure of our own (sealing, building the URI or QR code): logged, never sent.
