@@ -318,6 +318,7 @@ mod tests {
             &self,
             _: &str,
             _: &str,
+            _: bool,
         ) -> StoreResult<crate::store::FactorRemoval> {
             Ok(crate::store::FactorRemoval::NotFound)
         }

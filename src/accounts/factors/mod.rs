@@ -24,8 +24,8 @@ use super::throttle::{self, Admission};
 use crate::app::App;
 use crate::audit::{self, Event, Kind};
 use crate::crypto::random_token;
-use crate::protocol::admin::{FactorResponse, TotpProvisioned};
 use crate::protocol::OAuthError;
+use crate::protocol::admin::{FactorResponse, TotpProvisioned};
 use crate::store::{FactorKind, FactorRecord, FactorRemoval, RecoverySet, StoreResult};
 
 /// A failure of our own (sealing, building the URI or QR code): logged, never sent.
