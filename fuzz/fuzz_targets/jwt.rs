@@ -103,6 +103,7 @@ fn id_claims() -> IdTokenClaims {
         sid: "c2lkLTEyMw".into(),
         acr: None,
         amr: vec!["pwd".into()],
+        idp: None,
     }
 }
 
