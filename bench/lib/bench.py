@@ -506,9 +506,10 @@ class Bench:
         """Fresh TOTP users for one run of login_totp, with their codes for every time step the
         run can see, one user a line: `USERNAME STEP:CODE STEP:CODE ...`. A code is accepted once
         per user and step, and the harness uses the current and the next step only (see
-        loginflow.lua), so a user logs in at most twice in a step window: enough users for ~80
-        logins/s are provisioned."""
-        n = max(64, int(40 * self.args.duration))
+        loginflow.lua), so a user logs in at most twice in a step window: enough users for
+        ~160 logins/s in a 2 s smoke run (which cannot wait for the next step; a fast machine
+        ran ~65 in CI) and ~100 in a 10 s run are provisioned."""
+        n = max(160, int(50 * self.args.duration))
         users = lf.provision_totp_users(t.base, ADMIN_TOKEN, f"{os.getpid()}-{run}", n)
         first = int(time.time()) // 30 - 1
         last = (int(time.time()) + int(self.args.duration) + 120) // 30 + 1

@@ -64,16 +64,19 @@ local function load_totp(path)
 end
 
 -- login_totp: the next user with a code still acceptable now (its next unused step is the
--- current step or the one after); reserves that step's code for the user's second-factor page.
--- The previous step is never picked: a login posted just before a step boundary reaches the
--- second-factor page after it, when the server's window no longer holds that step.
+-- current step or the one after) and no login of theirs still on its way to the second-factor
+-- page; reserves that step's code for the user's second-factor page. The previous step is
+-- never picked: a login posted just before a step boundary reaches the second-factor page
+-- after it, when the server's window no longer holds that step. A user is never in two logins
+-- at once: the page names only the user, so a second pending code would replace the first,
+-- and the server takes a user's codes only in step order.
 local function totp_user()
   local now = math.floor(os.time() / 30)
   for _ = 1, #totp do
     logins = logins + 1
     local u = totp[(logins % #totp) + 1]
     local step = math.max(u.next, now)
-    if step <= now + 1 and u.codes[step] then
+    if owed[u.name] == nil and step <= now + 1 and u.codes[step] then
       u.next = step + 1
       owed[u.name] = u.codes[step]
       return u.name
