@@ -1,9 +1,13 @@
 //! Who may use the admin API: the bearer token, checked for the HTTP layer (`http::admin`).
 //!
-//! A sent token is a guess: it is counted per client address before it is compared, in the
-//! statement that checks the lock, so that racing guesses cannot slip past the limit. An
-//! address that sent too many wrong tokens waits, even with the right one: else the lock would
-//! not stop guessing (a right guess would still get through). Requests without a token, or
+//! A wrong token is a guess: it is counted per client address in the statement that checks
+//! the lock again, so that racing guesses cannot slip past the limit (each gets exactly the
+//! answer its place in the count says). An address that sent too many wrong tokens waits, even
+//! with the right one: else the lock would not stop guessing (a right guess would still get
+//! through). The right token writes nothing: it reads the address's lock and is compared, so
+//! that operators' scripts cost no write (and no dead row) per request. A right guess can only
+//! overtake the lock while the wrong guesses that reach it are still in flight; with a token of
+//! at least 16 characters that is no help to a guesser. Requests without a token, or
 //! while the admin API is off, cannot find the token, so they lock nobody out; they are only
 //! counted per address, so that a flood of them leaves a few aggregated audit events rather
 //! than a row each.
@@ -58,8 +62,17 @@ pub async fn authenticate(
         return Err(denied());
     };
     let key = ip.map(throttle::admin_ip_key);
+    if let Some(k) = &key
+        && let Some(until) = store.latest_lock(&[k.as_str()], now).await?
+        && let Admission::Refused { retry_after, .. } = throttle::refused(until, now, Vec::new())
+    {
+        return Err(OAuthError::slow_down(retry_after));
+    }
+    if token_matches(expected, presented) {
+        return Ok(());
+    }
     let admission = match &key {
-        Some(k) => throttle::admit(store, &[(k, &throttle::ADMIN_IP)], now).await?,
+        Some(k) => throttle::count(store, &[(k, &throttle::ADMIN_IP)], now).await?,
         None => Admission::Admitted {
             counts: vec![1],
             locks: vec![0],
@@ -67,14 +80,6 @@ pub async fn authenticate(
     };
     if let Admission::Refused { retry_after, .. } = admission {
         return Err(OAuthError::slow_down(retry_after));
-    }
-    if token_matches(expected, presented) {
-        if let Some(k) = &key {
-            store
-                .settle_success(None, Some((k, &throttle::ADMIN_IP)))
-                .await?;
-        }
-        return Ok(());
     }
     let refusals = admission.count(0);
     if throttle::worth_recording(refusals) || admission.locked_out(0, &throttle::ADMIN_IP) {
