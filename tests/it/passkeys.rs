@@ -13,6 +13,7 @@ use crate::helpers::{
     Backend, Browser, PASSWORD, SoftAuthenticator, TestApp, TestClient, code_form, hidden_field,
     jwt_part, query_of, spawn_app, spawn_app_with, spawn_node_with,
 };
+use crate::mfa::provisioned_totp;
 
 both_backends!(
     a_registered_passkey_signs_in_with_hwk_and_mfa,
@@ -662,14 +663,7 @@ async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backen
     let mut key = SoftAuthenticator::new(&origin);
     register(&app, &origin, "alice", "Laptop", &mut key).await;
     let sub = sub_of(&app, "alice").await;
-    let (status, totp) = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/admin/users/{sub}/totp"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{totp}");
+    let totp = provisioned_totp(&app, &sub).await;
     let totp_id = totp["id"].as_str().unwrap().to_owned();
     let require = |on: bool| {
         let app = &app;
@@ -708,14 +702,7 @@ async fn the_last_second_factor_of_a_user_who_must_use_one_stays(backend: Backen
     assert_eq!(removed.status, 303, "{}", removed.body);
     assert!(factors_of(&app, "alice").await.is_empty());
     // An operator removes a required user's last factor (a lost authenticator): 204.
-    let (status, totp) = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/admin/users/{sub}/totp"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{totp}");
+    let totp = provisioned_totp(&app, &sub).await;
     require(true).await;
     let last = totp["id"].as_str().unwrap();
     let path = format!("/admin/users/{sub}/factors/{last}");
@@ -1038,14 +1025,7 @@ async fn a_user_with_only_passkeys_is_not_asked_for_an_app_code(backend: Backend
 
     // With a TOTP as well, the code field asks for the app's code and the passkey is offered.
     let sub = sub_of(&app, "alice").await;
-    let (status, _) = app
-        .admin(
-            reqwest::Method::POST,
-            &format!("/admin/users/{sub}/totp"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201);
+    provisioned_totp(&app, &sub).await;
     let browser = Browser::new(&app);
     let location = browser.authorize_location(&client, "openid").await;
     let second = browser

@@ -60,11 +60,20 @@ pub async fn sub_of(app: &TestApp, username: &str) -> String {
 
 /// Provisions a TOTP for `sub` through the admin API; returns its base32 secret.
 pub async fn provision_totp(app: &TestApp, sub: &str) -> String {
+    provisioned_totp(app, sub).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Provisions a TOTP for `sub` through the admin API; returns the whole answer (`id`,
+/// `secret`, ...).
+pub async fn provisioned_totp(app: &TestApp, sub: &str) -> Value {
     let (status, body) = app
         .admin(Method::POST, &format!("/admin/users/{sub}/totp"), None)
         .await;
     assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().unwrap().to_owned()
+    body
 }
 
 /// Sets `mfa_required` of `sub`.
