@@ -710,7 +710,7 @@ class Bench:
                 self.run_soak(pg)
         finally:
             self.procs.stop_all()
-            for db in self.dbs:
+            for db in ([] if a.keep_work else self.dbs):
                 try:
                     psql(f'drop database if exists "{db}"')
                 except subprocess.SubprocessError:
@@ -749,7 +749,7 @@ def main() -> int:
     p.add_argument("--only", default="", help="comma-separated scenarios to run (default all)")
     p.add_argument("--skip-node", action="store_true")
     p.add_argument("--out", help="where to write the report")
-    p.add_argument("--keep-work", action="store_true", help="keep the work directory (logs)")
+    p.add_argument("--keep-work", action="store_true", help="keep the work directory (logs) and the Postgres databases, for inspection")
     p.add_argument("--latchkey-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the Latchkey servers (repeatable), for A/B experiments")
     p.add_argument("--id-token-alg", help="the bench client's id_token_signed_response_alg "

@@ -118,7 +118,7 @@ const GET_CLIENT: &str = concat!(
 const LIST_CLIENTS: &str = concat!(
     "SELECT ",
     client_columns!(),
-    " FROM client WHERE client_id > $1 ORDER BY client_id LIMIT $2"
+    " FROM client WHERE client_id > $1 ORDER BY client_id"
 );
 pub(super) const UPDATE_CLIENT_METADATA: &str =
     "UPDATE client SET metadata = $2, updated_at = $3 WHERE client_id = $1";
@@ -220,9 +220,8 @@ macro_rules! impl_client_store {
                 after: Option<&str>,
                 limit: u32,
             ) -> StoreResult<Vec<ClientRecord>> {
-                ::sqlx::query(LIST_CLIENTS)
+                ::sqlx::query(&super::sql::paged(LIST_CLIENTS, limit))
                     .bind(after.unwrap_or(""))
-                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err)?

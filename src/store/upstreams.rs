@@ -195,12 +195,13 @@ macro_rules! impl_upstream_store {
                 after: Option<&str>,
                 limit: u32,
             ) -> StoreResult<Vec<UpstreamRecord>> {
-                ::sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM upstream WHERE upstream_id > $1 \
-                     ORDER BY upstream_id LIMIT $2"
+                ::sqlx::query(&super::sql::paged(
+                    &format!(
+                        "SELECT {COLUMNS} FROM upstream WHERE upstream_id > $1 ORDER BY upstream_id"
+                    ),
+                    limit,
                 ))
                 .bind(after.unwrap_or(""))
-                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_err)?

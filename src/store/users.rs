@@ -129,7 +129,7 @@ const GET_USER_FOR_LOGIN: &str = "SELECT t.locked_until, \
 const LIST_USERS: &str = concat!(
     "SELECT ",
     user_columns!(),
-    " FROM app_user WHERE sub > $1 ORDER BY sub LIMIT $2"
+    " FROM app_user WHERE sub > $1 ORDER BY sub"
 );
 pub(super) const UPDATE_USER: &str = "UPDATE app_user \
      SET username = $2, claims = $3, disabled = $4, updated_at = $5, \
@@ -289,9 +289,8 @@ macro_rules! impl_user_store {
                 after: Option<&str>,
                 limit: u32,
             ) -> StoreResult<Vec<UserRecord>> {
-                ::sqlx::query(LIST_USERS)
+                ::sqlx::query(&sql::paged(LIST_USERS, limit))
                     .bind(after.unwrap_or(""))
-                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err)?
