@@ -115,18 +115,6 @@ const RECORD_EVENT: &str = "INSERT INTO audit_event \
 const POLLED: &str = "UPDATE device_authorization SET last_polled_at = $2, \
      interval_secs = $3, status = $4 WHERE device_code_hash = $1";
 
-/// `$lock` as in `housekeeping::purge_statements!`: Postgres purgers take disjoint batches.
-macro_rules! purge_devices {
-    ($lock:literal) => {
-        concat!(
-            "DELETE FROM device_authorization WHERE device_code_hash IN \
-             (SELECT device_code_hash FROM device_authorization WHERE expires_at <= $1 LIMIT $2",
-            $lock,
-            ")"
-        )
-    };
-}
-
 /// The rules of a poll, given the row's state: what to answer, and what to write back.
 fn decide_poll(
     status: &str,
@@ -170,7 +158,7 @@ enum PollKind {
 }
 
 macro_rules! impl_device_store {
-    ($store:ty, $begin:literal, $row_lock:literal, $purge_lock:literal) => {
+    ($store:ty, $begin:literal, $row_lock:literal, $dialect:ident) => {
         #[async_trait]
         impl DeviceStore for $store {
             async fn insert_device(&self, record: &DeviceRecord) -> StoreResult<()> {
@@ -334,7 +322,12 @@ macro_rules! impl_device_store {
             }
 
             async fn purge_devices(&self, now: i64, batch: u32) -> StoreResult<u64> {
-                let done = ::sqlx::query(purge_devices!($purge_lock))
+                let done = ::sqlx::query(super::sql::purge_batch!(
+                    $dialect,
+                    "device_authorization",
+                    "device_code_hash",
+                    "expires_at <= $1"
+                ))
                     .bind(now)
                     .bind(i64::from(batch))
                     .execute(&self.pool)
@@ -368,10 +361,5 @@ where
     })
 }
 
-impl_device_store!(
-    super::postgres::PgStore,
-    "BEGIN",
-    " FOR UPDATE",
-    " FOR UPDATE SKIP LOCKED"
-);
-impl_device_store!(super::sqlite::SqliteStore, "BEGIN IMMEDIATE", "", "");
+impl_device_store!(super::postgres::PgStore, "BEGIN", " FOR UPDATE", postgres);
+impl_device_store!(super::sqlite::SqliteStore, "BEGIN IMMEDIATE", "", sqlite);

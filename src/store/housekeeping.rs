@@ -56,40 +56,14 @@ const BUMP_VERSION: &str = "UPDATE change_version SET version = version + 1 WHER
 const CHANGE_VERSIONS: &str = "SELECT name, version FROM change_version";
 
 /// The statements of one expiring kind: `table`'s rows (primary key `key`) for which `cond`
-/// holds at `$1` are expired. The purges delete at most `$2` of them: on Postgres `FOR UPDATE
-/// SKIP LOCKED`, so that nodes purging at once take disjoint batches and never wait on each
-/// other's row locks (no deadlock, no row counted twice); SQLite has one writer at a time.
-/// The backlog counts them, up to `$2`.
+/// holds at `$1` are expired. The purges (Postgres's, SQLite's) delete at most `$2` of them
+/// (`sql::purge_batch!`); the backlog counts them, up to `$2`.
 macro_rules! expiring {
     ($table:literal, $key:literal, $cond:literal) => {
         (
             $table,
-            concat!(
-                "DELETE FROM ",
-                $table,
-                " WHERE ",
-                $key,
-                " IN (SELECT ",
-                $key,
-                " FROM ",
-                $table,
-                " WHERE ",
-                $cond,
-                " LIMIT $2 FOR UPDATE SKIP LOCKED)"
-            ),
-            concat!(
-                "DELETE FROM ",
-                $table,
-                " WHERE ",
-                $key,
-                " IN (SELECT ",
-                $key,
-                " FROM ",
-                $table,
-                " WHERE ",
-                $cond,
-                " LIMIT $2)"
-            ),
+            super::sql::purge_batch!(postgres, $table, $key, $cond),
+            super::sql::purge_batch!(sqlite, $table, $key, $cond),
             concat!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM ",
                 $table,
@@ -177,8 +151,8 @@ impl Expiring {
             // key is (sid, client_id): a batch names sessions, and only their expired rows go.
             Expiring::SessionClients => (
                 "session_client",
-                "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
-                 FROM session_client WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                "DELETE FROM session_client WHERE expires_at <= $1 AND sid = ANY(ARRAY(SELECT \
+                 sid FROM session_client WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
                 "DELETE FROM session_client WHERE expires_at <= $1 AND sid IN (SELECT sid \
                  FROM session_client WHERE expires_at <= $1 LIMIT $2)",
                 "SELECT COUNT(*) FROM (SELECT 1 FROM session_client WHERE expires_at <= $1 \

@@ -126,17 +126,6 @@ const LIST: &str = concat!(
     " FROM outbox WHERE kind = $1 AND subject = $2 ORDER BY outbox_id DESC LIMIT $3"
 );
 
-macro_rules! purge_outbox {
-    ($lock:literal) => {
-        concat!(
-            "DELETE FROM outbox WHERE outbox_id IN (SELECT outbox_id FROM outbox \
-             WHERE status <> 'pending' AND finished_at <= $1 LIMIT $2",
-            $lock,
-            ")"
-        )
-    };
-}
-
 fn item_from_row(row: &impl SqlRow) -> StoreResult<OutboxItem> {
     Ok(OutboxItem {
         outbox_id: row.col("outbox_id")?,
@@ -154,7 +143,7 @@ fn item_from_row(row: &impl SqlRow) -> StoreResult<OutboxItem> {
 }
 
 macro_rules! impl_outbox_store {
-    ($store:ty, $lock:literal) => {
+    ($store:ty, $lock:literal, $dialect:ident) => {
         #[async_trait]
         impl OutboxStore for $store {
             async fn enqueue(
@@ -253,17 +242,22 @@ macro_rules! impl_outbox_store {
             }
 
             async fn purge_outbox(&self, before: i64, batch: u32) -> StoreResult<u64> {
-                let done = ::sqlx::query(purge_outbox!($lock))
-                    .bind(before)
-                    .bind(i64::from(batch))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_err)?;
+                let done = ::sqlx::query(super::sql::purge_batch!(
+                    $dialect,
+                    "outbox",
+                    "outbox_id",
+                    "status <> 'pending' AND finished_at <= $1"
+                ))
+                .bind(before)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
                 Ok(done.rows_affected())
             }
         }
     };
 }
 
-impl_outbox_store!(PgStore, " FOR UPDATE SKIP LOCKED");
-impl_outbox_store!(SqliteStore, "");
+impl_outbox_store!(PgStore, " FOR UPDATE SKIP LOCKED", postgres);
+impl_outbox_store!(SqliteStore, "", sqlite);

@@ -35,20 +35,8 @@ const INSERT: &str = "INSERT INTO pushed_request (request_hash, client_id, param
 const TAKE: &str = "DELETE FROM pushed_request WHERE request_hash = $1 AND expires_at > $2 \
      RETURNING client_id, params, expires_at";
 
-/// `$lock` as in `housekeeping::purge_statements!`: Postgres purgers take disjoint batches.
-macro_rules! purge_pushed {
-    ($lock:literal) => {
-        concat!(
-            "DELETE FROM pushed_request WHERE request_hash IN (SELECT request_hash \
-             FROM pushed_request WHERE expires_at <= $1 LIMIT $2",
-            $lock,
-            ")"
-        )
-    };
-}
-
 macro_rules! impl_pushed_store {
-    ($store:ty, $lock:literal) => {
+    ($store:ty, $dialect:ident) => {
         #[async_trait]
         impl PushedRequestStore for $store {
             async fn insert_pushed(
@@ -90,17 +78,22 @@ macro_rules! impl_pushed_store {
             }
 
             async fn purge_pushed(&self, now: i64, batch: u32) -> StoreResult<u64> {
-                let done = ::sqlx::query(purge_pushed!($lock))
-                    .bind(now)
-                    .bind(i64::from(batch))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(super::sql::db_err)?;
+                let done = ::sqlx::query(super::sql::purge_batch!(
+                    $dialect,
+                    "pushed_request",
+                    "request_hash",
+                    "expires_at <= $1"
+                ))
+                .bind(now)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await
+                .map_err(super::sql::db_err)?;
                 Ok(done.rows_affected())
             }
         }
     };
 }
 
-impl_pushed_store!(super::postgres::PgStore, " FOR UPDATE SKIP LOCKED");
-impl_pushed_store!(super::sqlite::SqliteStore, "");
+impl_pushed_store!(super::postgres::PgStore, postgres);
+impl_pushed_store!(super::sqlite::SqliteStore, sqlite);

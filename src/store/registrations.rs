@@ -46,19 +46,8 @@ const SET_REGISTRATION: &str = "INSERT INTO client_registration (client_id, toke
 const GET_REGISTRATION: &str = "SELECT token_hash FROM client_registration WHERE client_id = $1";
 pub(super) const DELETE_REGISTRATION: &str = "DELETE FROM client_registration WHERE client_id = $1";
 
-macro_rules! purge_initial {
-    ($lock:literal) => {
-        concat!(
-            "DELETE FROM initial_access_token WHERE token_hash IN (SELECT token_hash \
-             FROM initial_access_token WHERE expires_at <= $1 OR uses_left <= 0 LIMIT $2",
-            $lock,
-            ")"
-        )
-    };
-}
-
 macro_rules! impl_registration_store {
-    ($store:ty, $lock:literal) => {
+    ($store:ty, $dialect:ident) => {
         #[async_trait]
         impl RegistrationStore for $store {
             async fn insert_initial_token(
@@ -123,17 +112,22 @@ macro_rules! impl_registration_store {
             }
 
             async fn purge_initial_tokens(&self, now: i64, batch: u32) -> StoreResult<u64> {
-                let done = ::sqlx::query(purge_initial!($lock))
-                    .bind(now)
-                    .bind(i64::from(batch))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(super::sql::db_err)?;
+                let done = ::sqlx::query(super::sql::purge_batch!(
+                    $dialect,
+                    "initial_access_token",
+                    "token_hash",
+                    "expires_at <= $1 OR uses_left <= 0"
+                ))
+                .bind(now)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await
+                .map_err(super::sql::db_err)?;
                 Ok(done.rows_affected())
             }
         }
     };
 }
 
-impl_registration_store!(super::postgres::PgStore, " FOR UPDATE SKIP LOCKED");
-impl_registration_store!(super::sqlite::SqliteStore, "");
+impl_registration_store!(super::postgres::PgStore, postgres);
+impl_registration_store!(super::sqlite::SqliteStore, sqlite);

@@ -62,20 +62,8 @@ const USE_EACH_PG: &str = concat!(
      WHERE used_once.expires_at <= $3 RETURNING use_key"
 );
 
-/// `$lock` as in `housekeeping::purge_statements!`: Postgres purgers take disjoint batches.
-macro_rules! purge_used {
-    ($lock:literal) => {
-        concat!(
-            "DELETE FROM used_once WHERE use_key IN (SELECT use_key FROM used_once \
-             WHERE expires_at <= $1 LIMIT $2",
-            $lock,
-            ")"
-        )
-    };
-}
-
 macro_rules! impl_replay_store {
-    ($store:ty, $use_once:expr, $use_each:ident, $lock:literal) => {
+    ($store:ty, $use_once:expr, $use_each:ident, $dialect:ident) => {
         #[async_trait]
         impl ReplayStore for $store {
             async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> StoreResult<bool> {
@@ -94,29 +82,29 @@ macro_rules! impl_replay_store {
             }
 
             async fn purge_used(&self, now: i64, batch: u32) -> StoreResult<u64> {
-                let done = ::sqlx::query(purge_used!($lock))
-                    .bind(now)
-                    .bind(i64::from(batch))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(super::sql::db_err)?;
+                let done = ::sqlx::query(super::sql::purge_batch!(
+                    $dialect,
+                    "used_once",
+                    "use_key",
+                    "expires_at <= $1"
+                ))
+                .bind(now)
+                .bind(i64::from(batch))
+                .execute(&self.pool)
+                .await
+                .map_err(super::sql::db_err)?;
                 Ok(done.rows_affected())
             }
         }
     };
 }
 
-impl_replay_store!(
-    super::postgres::PgStore,
-    USE_ONCE_PG,
-    use_each_pg,
-    " FOR UPDATE SKIP LOCKED"
-);
+impl_replay_store!(super::postgres::PgStore, USE_ONCE_PG, use_each_pg, postgres);
 impl_replay_store!(
     super::sqlite::SqliteStore,
     USE_ONCE_SQLITE,
     use_each_sqlite,
-    ""
+    sqlite
 );
 
 impl super::postgres::PgStore {

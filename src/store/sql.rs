@@ -322,6 +322,47 @@ macro_rules! relaxed_commit {
 }
 pub(crate) use relaxed_commit;
 
+/// Housekeeping's purge of `$table` (primary key `$key`): deletes at most `$2` rows for which
+/// `$cond` holds. On Postgres the batch is chosen `FOR UPDATE SKIP LOCKED`, so that nodes
+/// purging at once take disjoint batches and never wait on each other's row locks (no
+/// deadlock, no row counted twice), and its rows are then deleted by primary key
+/// (`= ANY(ARRAY(…))`): written `IN (…)`, with a batch size the generic plan cannot see, the
+/// planner expected a tenth of the table and joined the batch to it by sequential scan
+/// (bench/RESULTS-scale.md). SQLite has one writer at a time.
+macro_rules! purge_batch {
+    (postgres, $table:literal, $key:literal, $cond:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $key,
+            " = ANY(ARRAY(SELECT ",
+            $key,
+            " FROM ",
+            $table,
+            " WHERE ",
+            $cond,
+            " LIMIT $2 FOR UPDATE SKIP LOCKED))"
+        )
+    };
+    (sqlite, $table:literal, $key:literal, $cond:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE ",
+            $key,
+            " IN (SELECT ",
+            $key,
+            " FROM ",
+            $table,
+            " WHERE ",
+            $cond,
+            " LIMIT $2)"
+        )
+    };
+}
+pub(crate) use purge_batch;
+
 /// `$table`'s user exists and is not disabled.
 macro_rules! active_user {
     ($table:literal) => {
