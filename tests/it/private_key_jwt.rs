@@ -20,6 +20,7 @@ both_backends!(
     keys_published_at_a_jwks_uri_are_fetched_and_refetched_for_a_new_kid,
     key_registrations_are_checked,
     a_client_authenticates_only_by_its_registered_method,
+    a_client_id_beside_the_assertion_must_be_its_subject,
 );
 
 /// Claims of a good assertion by `client_id` for `app`'s token endpoint.
@@ -129,6 +130,36 @@ async fn a_signed_assertion_authenticates_at_every_endpoint(backend: Backend) {
             .unwrap()
             .contains(&json!("ES256"))
     );
+}
+
+/// Two clients registered with one key: an assertion of the first, sent with the second's
+/// `client_id`, verifies under the second's keys but names another subject, and is refused;
+/// sent with its own `client_id`, or none, it passes.
+async fn a_client_id_beside_the_assertion_must_be_its_subject(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let key = ClientKey::new("shared");
+    let first = register(&app, json!({"jwks": {"keys": [key.jwk()]}})).await;
+    let second = register(&app, json!({"jwks": {"keys": [key.jwk()]}})).await;
+    let with_id = |client_id: &str, jti: &str| {
+        let form = [
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", client_id.to_owned()),
+            ("client_assertion_type", TYPE.to_owned()),
+            ("client_assertion", key.sign(&claims(&app, &first, jti))),
+        ];
+        let app = &app;
+        async move {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(app, "/token", &form).await
+        }
+    };
+    let (status, body) = with_id(&second, "m1").await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client");
+    let (status, body) = with_id(&first, "m2").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = client_credentials(&app, &key.sign(&claims(&app, &first, "m3"))).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 async fn every_rule_of_the_assertion_is_checked(backend: Backend) {
