@@ -259,10 +259,14 @@ async fn failed(
     let admission = match throttle::admit(app.store.as_ref(), &keys, now).await {
         Ok(admission) => admission,
         Err(e) => {
-            // Throttling state unavailable: still refuse, and say nothing more.
+            // The failure could not be counted: answering `invalid_client` would let the
+            // attempts of a busy database go uncounted, so the rule's limit would be reached
+            // later than it says. The client is refused either way; the answer says the
+            // server could not decide (503 `temporarily_unavailable` when the database is
+            // out of reach), which is also true.
             tracing::warn!(error = %e, "could not update client authentication throttling");
             return ClientAuthError {
-                error: OAuthError::invalid_client("client authentication failed"),
+                error: e.into(),
                 basic_attempted,
             };
         }

@@ -117,6 +117,15 @@ async fn a_demoted_primary_answers_503_and_the_node_recovers_on_the_new_one() {
             &answer,
         );
     }
+    // A wrong secret must be counted against the throttle before it is refused; a failure
+    // that cannot be counted is not answered as if it had been (`invalid_client` would let
+    // guesses through uncounted while the database cannot write).
+    let wrong = Client {
+        id: client.id.clone(),
+        secret: "not-the-secret".to_owned(),
+    };
+    let answer = token(&cluster, &wrong, &[("grant_type", "client_credentials")]).await;
+    assert_unavailable("a wrong secret while failures cannot be counted", &answer);
     // What needs no write still works: client_credentials (cached client) and the pages'
     // neighbours.
     let (status, _, body) = token(&cluster, &client, &[("grant_type", "client_credentials")]).await;
