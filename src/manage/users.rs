@@ -150,7 +150,7 @@ pub async fn delete_factor(app: &App, sub: &str, id: &str) -> Result<(), OAuthEr
     if app.store.get_user(sub).await?.is_none() {
         return Err(not_found(sub));
     }
-    if !factors::remove(app, sub, id, "admin").await? {
+    if !factors::remove(app, sub, id, factors::RemovedBy::Admin).await? {
         return Err(OAuthError::new(
             ErrorCode::NotFound,
             format!("user `{sub}` has no factor `{id}`"),

@@ -67,6 +67,9 @@ pub enum FactorRemoval {
     NotFound,
     /// Refused, nothing changed: it is the last second factor of a user who must use one.
     LastSecondFactor,
+    /// Refused, nothing changed: the user's last passkey, and they have no password and no
+    /// linked upstream to sign in with instead.
+    LastWayIn,
 }
 
 /// A new recovery-code set: its factor row (kind `RecoveryCodes`) and the keyed hashes of its
@@ -122,15 +125,17 @@ pub trait FactorStore: Send + Sync {
     async fn recovery_codes_left(&self, user_sub: &str) -> StoreResult<u64>;
     /// Sets `last_used_at` of a factor (a passkey's or a recovery set's use).
     async fn touch_factor(&self, user_sub: &str, id: &str, now: i64) -> StoreResult<()>;
-    /// Removes factor `id` of `user_sub` (with its recovery codes), unless `keep_last_required`
-    /// and it is the last second factor (TOTP or passkey) of a user who must use one. Decided
-    /// and done under the user's row lock (on SQLite the write lock), so of racing removals of
+    /// Removes factor `id` of `user_sub` (with its recovery codes). The user's own removal
+    /// (`own_removal`; an operator's is not bound) is refused when it is the last second
+    /// factor (TOTP or passkey) of a user who must use one, or their last passkey while they
+    /// have no other way in (no password, no linked upstream). Decided and done under the
+    /// user's row lock (on SQLite the write lock), so of racing removals of
     /// a user's last two second factors, on any number of nodes, at most one succeeds.
     async fn delete_factor(
         &self,
         user_sub: &str,
         id: &str,
-        keep_last_required: bool,
+        own_removal: bool,
     ) -> StoreResult<FactorRemoval>;
 }
 
@@ -213,11 +218,25 @@ const DELETE_FACTOR: &str = concat!(
     "DELETE FROM user_factor WHERE id = $2 AND user_sub = $1 AND ",
     removable!("kind")
 );
-/// A passkey is a factor too (its own table; the ids never collide).
+/// A passkey is a factor too (its own table; the ids never collide). It can also be a way
+/// in: a user without a password (created through an upstream: a marker no password
+/// matches, see `upstreams.rs`) who has unlinked their upstream signs in with passkeys only.
+/// The user's own removal (`$3`) keeps one way in, as unlinking an upstream does: a password,
+/// another passkey or a linked upstream.
 const DELETE_PASSKEY_FACTOR: &str = concat!(
     "DELETE FROM passkey WHERE passkey_id = $2 AND user_sub = $1 AND ",
-    removable!("'passkey'")
+    removable!("'passkey'"),
+    " AND (NOT $3 \
+     OR EXISTS (SELECT 1 FROM app_user u WHERE u.sub = $1 AND u.password_hash LIKE '$%') \
+     OR EXISTS (SELECT 1 FROM passkey o WHERE o.user_sub = $1 AND o.passkey_id <> $2) \
+     OR EXISTS (SELECT 1 FROM upstream_identity i WHERE i.user_sub = $1))"
 );
+/// Whether a refused passkey removal was refused for the way in (else for the second factor).
+const PASSKEY_IS_LAST_WAY_IN: &str = "SELECT 1 AS last FROM passkey p \
+     WHERE p.user_sub = $1 AND p.passkey_id = $2 \
+     AND NOT EXISTS (SELECT 1 FROM app_user u WHERE u.sub = $1 AND u.password_hash LIKE '$%') \
+     AND NOT EXISTS (SELECT 1 FROM passkey o WHERE o.user_sub = $1 AND o.passkey_id <> $2) \
+     AND NOT EXISTS (SELECT 1 FROM upstream_identity i WHERE i.user_sub = $1)";
 /// Whether a removal that deleted nothing found no factor or refused one.
 const FACTOR_EXISTS: &str = "SELECT 1 AS found FROM user_factor WHERE user_sub = $1 AND id = $2 \
      UNION ALL SELECT 1 AS found FROM passkey WHERE user_sub = $1 AND passkey_id = $2";
@@ -451,7 +470,7 @@ macro_rules! impl_factor_store {
                 &self,
                 user_sub: &str,
                 id: &str,
-                keep_last_required: bool,
+                own_removal: bool,
             ) -> StoreResult<FactorRemoval> {
                 let mut tx = sql::begin_write(&self.pool).await?;
                 if <$db as Dialect>::BACKEND == Backend::Postgres {
@@ -466,7 +485,7 @@ macro_rules! impl_factor_store {
                     removed += ::sqlx::query(statement)
                         .bind(user_sub)
                         .bind(id)
-                        .bind(keep_last_required)
+                        .bind(own_removal)
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?
@@ -479,10 +498,19 @@ macro_rules! impl_factor_store {
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    return Ok(if found.is_some() {
-                        FactorRemoval::LastSecondFactor
+                    if found.is_none() {
+                        return Ok(FactorRemoval::NotFound);
+                    }
+                    let last_way_in = ::sqlx::query(PASSKEY_IS_LAST_WAY_IN)
+                        .bind(user_sub)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    return Ok(if last_way_in.is_some() {
+                        FactorRemoval::LastWayIn
                     } else {
-                        FactorRemoval::NotFound
+                        FactorRemoval::LastSecondFactor
                     });
                 }
                 ::sqlx::query(DELETE_CODES_OF_FACTOR)

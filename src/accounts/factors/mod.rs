@@ -431,22 +431,43 @@ pub async fn regenerate_recovery_codes(
     Ok(codes)
 }
 
-/// Removes factor `id` of `sub`; false when there is none. `by` says who, for the audit log
-/// (`user` or `admin`). A user cannot remove their last second factor while they must use
-/// one (the store decides that atomically, so two racing removals of the last two cannot both
-/// succeed; the answer is 400). An operator can (`DELETE /admin/users/{sub}/factors/{id}`
+/// Who removes a factor: the rule on the last required factor binds the user only, and the
+/// audit log says which it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovedBy {
+    User,
+    Admin,
+}
+
+impl RemovedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            RemovedBy::User => "user",
+            RemovedBy::Admin => "admin",
+        }
+    }
+}
+
+/// Removes factor `id` of `sub`; false when there is none. A user cannot remove their last
+/// second factor while they must use one, nor their last passkey while it is their only way
+/// in (no password, no linked upstream): the store decides that atomically, so two racing
+/// removals of the last two cannot both succeed; the answer is 400. An operator can (`DELETE /admin/users/{sub}/factors/{id}`
 /// removes one, as interface.md says): a user who must use a second factor and has none
 /// is led through enrolment at their next sign-in, which is how an operator replaces a lost
 /// or compromised authenticator.
-pub async fn remove(app: &App, sub: &str, id: &str, by: &'static str) -> Result<bool, OAuthError> {
-    match app.store.delete_factor(sub, id, by == "user").await? {
+pub async fn remove(app: &App, sub: &str, id: &str, by: RemovedBy) -> Result<bool, OAuthError> {
+    match app
+        .store
+        .delete_factor(sub, id, by == RemovedBy::User)
+        .await?
+    {
         FactorRemoval::Removed => {
             audit::record(
                 app,
                 Event::new(Kind::FactorRemoved)
                     .user(sub)
                     .detail("factor_id", id.to_owned())
-                    .detail("by", by),
+                    .detail("by", by.as_str()),
             )
             .await;
             Ok(true)
@@ -455,12 +476,16 @@ pub async fn remove(app: &App, sub: &str, id: &str, by: &'static str) -> Result<
         FactorRemoval::LastSecondFactor => Err(OAuthError::invalid_request(
             "this is your last second factor, and your account must use one",
         )),
+        FactorRemoval::LastWayIn => Err(OAuthError::invalid_request(
+            "this passkey is your only way to sign in: add another passkey, or link a sign-in \
+             provider, before removing it",
+        )),
     }
 }
 
 /// The user's own removal of factor `id`, from the account page (`remove`).
 pub async fn remove_own(app: &App, sub: &str, id: &str) -> Result<bool, OAuthError> {
-    remove(app, sub, id, "user").await
+    remove(app, sub, id, RemovedBy::User).await
 }
 
 /// An operator's TOTP for `sub` (for scripts and test accounts): stored at once, replacing any

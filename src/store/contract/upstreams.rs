@@ -8,6 +8,7 @@ contract_tests!(
     an_identity_links_to_exactly_one_user,
     verified_emails_find_only_verified_users,
     the_last_way_in_is_never_unlinked,
+    a_passwordless_users_last_passkey_stays,
 );
 
 fn upstream(id: &str) -> UpstreamRecord {
@@ -246,5 +247,94 @@ async fn the_last_way_in_is_never_unlinked(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         Unlinked::Done
+    );
+}
+
+/// The passkey side of the way-in rule: a user without a password or a linked upstream keeps
+/// their last passkey against their own removals (racing ones included); an operator's
+/// removal is not bound, and a link or a password frees it.
+async fn a_passwordless_users_last_passkey_stays(store: Arc<dyn Store>) {
+    store.insert_upstream(&upstream("corp")).await.unwrap();
+    let mut passwordless = user("sub-k", "kim");
+    passwordless.password_hash = "!upstream".to_owned();
+    store.insert_user(&passwordless).await.unwrap();
+    let passkey = |id: &str| PasskeyRecord {
+        passkey_id: id.to_owned(),
+        credential_id: id.as_bytes().to_vec(),
+        user_sub: "sub-k".to_owned(),
+        name: format!("key {id}"),
+        credential: format!(r#"{{"cred":"{id}"}}"#),
+        sign_count: 0,
+        created_at: NOW,
+        last_used_at: None,
+    };
+    for id in ["pk-1", "pk-2"] {
+        assert!(store.insert_passkey(&passkey(id)).await.unwrap());
+    }
+    // 50 racers remove the user's two passkeys, alternating: exactly one may go.
+    let barrier = Arc::new(tokio::sync::Barrier::new(FAMILY_RACERS));
+    let racers: Vec<_> = (0..FAMILY_RACERS)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let id = if i % 2 == 0 { "pk-1" } else { "pk-2" };
+                barrier.wait().await;
+                store.delete_factor("sub-k", id, true).await.unwrap()
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for r in racers {
+        outcomes.push(r.await.unwrap());
+    }
+    let removed = outcomes
+        .iter()
+        .filter(|o| **o == FactorRemoval::Removed)
+        .count();
+    assert_eq!(removed, 1, "one way in always stays: {outcomes:?}");
+    let left = store.list_passkeys("sub-k").await.unwrap();
+    assert_eq!(left.len(), 1);
+    let last = left[0].passkey_id.clone();
+    assert_eq!(
+        store.delete_factor("sub-k", &last, true).await.unwrap(),
+        FactorRemoval::LastWayIn
+    );
+    // A linked upstream is a way in: the passkey may go, and comes back for the next check.
+    assert!(
+        store
+            .link_identity(&identity("corp", "k-1", "sub-k"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.delete_factor("sub-k", &last, true).await.unwrap(),
+        FactorRemoval::Removed
+    );
+    assert!(store.insert_passkey(&passkey("pk-3")).await.unwrap());
+    assert_eq!(
+        store.unlink_identity("sub-k", "corp", "k-1").await.unwrap(),
+        Unlinked::Done,
+        "the passkey is a way in"
+    );
+    assert_eq!(
+        store.delete_factor("sub-k", "pk-3", true).await.unwrap(),
+        FactorRemoval::LastWayIn
+    );
+    // An operator's removal is not bound (they replace a lost or stolen authenticator).
+    assert_eq!(
+        store.delete_factor("sub-k", "pk-3", false).await.unwrap(),
+        FactorRemoval::Removed
+    );
+    // With a password, the last passkey may go.
+    assert!(store.insert_passkey(&passkey("pk-4")).await.unwrap());
+    assert!(
+        store
+            .set_password("sub-k", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", NOW)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.delete_factor("sub-k", "pk-4", true).await.unwrap(),
+        FactorRemoval::Removed
     );
 }
