@@ -33,6 +33,9 @@ pub struct Overview {
     /// The user's claims, for the profile section.
     pub claims: UserClaims,
     pub granted: Vec<Granted>,
+    /// False for a user created through an upstream who never set a password: the page
+    /// offers no form that asks for the current one.
+    pub has_password: bool,
 }
 
 /// The account page for `session`: `None` when its user is gone or disabled (the page then
@@ -56,6 +59,7 @@ pub async fn overview(app: &App, session: &Session) -> Result<Option<Overview>, 
         });
     }
     Ok(Some(Overview {
+        has_password: user.has_password(),
         username: user.username,
         claims: user.claims,
         granted,

@@ -15,7 +15,8 @@ use super::sqlite::SqliteStore;
 use super::throttle::key_pair;
 use crate::protocol::user::UserClaims;
 
-/// A user who logs in on the login page. `password_hash` is an argon2id PHC string.
+/// A user who logs in on the login page. `password_hash` is an argon2id PHC string, or, for
+/// a user created through an upstream, a marker no password matches (`has_password`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
     pub sub: String,
@@ -29,6 +30,16 @@ pub struct UserRecord {
     pub mfa_required: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl UserRecord {
+    /// Whether the user has a password at all: a PHC string starts with `$`; the marker of
+    /// users created through an upstream (`upstream::accounts`) does not, and no password
+    /// verifies against it. The SQL of the way-in rules reads it the same way
+    /// (`password_hash LIKE '$%'`).
+    pub fn has_password(&self) -> bool {
+        self.password_hash.starts_with('$')
+    }
 }
 
 #[async_trait]

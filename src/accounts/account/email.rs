@@ -58,6 +58,9 @@ pub enum EmailChange {
     ClientLeft,
     /// The session's user is gone or disabled.
     SignedOut,
+    /// The user has no password to prove (created through an upstream); nothing was counted
+    /// against the throttle.
+    NoPassword,
 }
 
 /// Whether the account page lets users set their address.
@@ -79,6 +82,9 @@ pub async fn change(
         Some(u) if !u.disabled => u,
         _ => return Ok(EmailChange::SignedOut),
     };
+    if !user.has_password() {
+        return Ok(EmailChange::NoPassword);
+    }
     let new = new.trim();
     if !valid_address(new) {
         return Ok(EmailChange::Invalid);

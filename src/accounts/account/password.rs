@@ -39,6 +39,9 @@ pub enum Change {
     ClientLeft,
     /// The session's user is gone or disabled.
     SignedOut,
+    /// The user has no password to change (created through an upstream); nothing was
+    /// counted against the throttle. A password is set through the reset mail.
+    NoPassword,
 }
 
 /// Why a new password was refused.
@@ -67,6 +70,9 @@ pub async fn change(
         Some(u) if !u.disabled => u,
         _ => return Ok(Change::SignedOut),
     };
+    if !user.has_password() {
+        return Ok(Change::NoPassword);
+    }
     let context = [
         user.username.as_str(),
         user.claims.email.as_deref().unwrap_or_default(),

@@ -138,6 +138,10 @@ struct AccountPage<'a> {
     email_error: Option<&'a str>,
     /// Next to the email form's current password.
     email_password_error: Option<&'a str>,
+    /// False for a user created through an upstream who never set one: no form asks for it.
+    has_password: bool,
+    /// The reset mail can set a first password (mail is on, and the user has an address).
+    password_by_mail: bool,
     profile: Vec<ProfileLine>,
     profile_refused: bool,
     sessions: Vec<SessionLine>,
@@ -373,6 +377,7 @@ pub async fn render(
     let csrf = csrf_token(app, PURPOSE, "", "", &session.sid);
     let factors_csrf = super::factors::account_csrf(app, session);
     let email = overview.claims.email.clone().filter(|e| !e.is_empty());
+    let password_by_mail = app.mailer.is_some() && email.is_some();
     html(
         status,
         &AccountPage {
@@ -387,6 +392,8 @@ pub async fn render(
             email_value: feedback.email_value.unwrap_or_default(),
             email_error: feedback.email_error,
             email_password_error: feedback.email_password_error,
+            has_password: overview.has_password,
+            password_by_mail,
             profile: profile_lines(a, fields),
             profile_refused,
             sessions,
@@ -572,6 +579,8 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         email_value: String::new(),
         email_error: None,
         email_password_error: None,
+        has_password: true,
+        password_by_mail: false,
         profile: Vec::new(),
         profile_refused: false,
         sessions: Vec::new(),
@@ -636,6 +645,8 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         email_value: "alice@example".to_owned(),
         email_error: Some(a.email_invalid),
         email_password_error: Some(a.password_wrong),
+        has_password: true,
+        password_by_mail: false,
         profile: vec![ProfileLine {
             name: "name",
             label: a.claim_label(profile_core::EditableClaim::Name),
@@ -678,6 +689,8 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         email_value: String::new(),
         email_error: None,
         email_password_error: None,
+        has_password: true,
+        password_by_mail: false,
         profile: Vec::new(),
         profile_refused: false,
         sessions: Vec::new(),
@@ -698,8 +711,22 @@ pub(crate) fn samples(t: &'static Text) -> Vec<super::overrides::Sample> {
         }],
         identity_error: None,
     };
-    vec![
+    let mut all = vec![
         super::overrides::sample(&empty),
         super::overrides::sample(&full),
-    ]
+    ];
+    // Created through an upstream: no password, so no form asks for one.
+    let passwordless = AccountPage {
+        has_password: false,
+        password_by_mail: true,
+        identities: vec![identities::IdentityLine {
+            upstream: "corp".to_owned(),
+            name: "Corp SSO".to_owned(),
+            subject: "248289761001".to_owned(),
+        }],
+        upstreams: Vec::new(),
+        ..empty
+    };
+    all.push(super::overrides::sample(&passwordless));
+    all
 }

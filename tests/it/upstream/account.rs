@@ -1,7 +1,8 @@
 //! Linked sign-ins on the account page: a signed-in user links an upstream identity (a
 //! CSRF-protected form, a round trip sealed for this browser and finished only in this
 //! session) and unlinks it; an identity of another user is never taken; the last way to sign
-//! in is never unlinked.
+//! in is never unlinked; a user the upstream created, who has no password, is offered no
+//! form that asks for one.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -14,6 +15,7 @@ both_backends!(
     a_signed_in_user_links_and_unlinks_an_identity,
     a_link_needs_the_form_the_session_and_a_free_identity,
     the_last_way_to_sign_in_is_never_unlinked,
+    a_user_without_a_password_is_not_asked_for_one,
 );
 
 async fn create_local(app: &TestApp, username: &str) -> String {
@@ -296,4 +298,56 @@ async fn the_last_way_to_sign_in_is_never_unlinked(backend: Backend) {
         identities(&app, &sub).await,
         json!([{"upstream": "other", "subject": "other-7"}])
     );
+}
+
+async fn a_user_without_a_password_is_not_asked_for_one(backend: Backend) {
+    let (app, client) = spawn(backend).await;
+    let upstream = FakeUpstream::start(Twist::None).await;
+    upstream
+        .register(&app, "corp", json!({"create_users": true}))
+        .await;
+    let browser = Browser::new(&app);
+    let outcome = super::upstream_flow(&browser, &client, "corp", false).await;
+    assert!(outcome.query.contains_key("code"), "{:?}", outcome.query);
+    let page = browser.get("/account").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.body.contains(r#"action="/account/password""#),
+        "no password form for a user without one: {}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Your account has no password"),
+        "{}",
+        page.body
+    );
+    // The form posted anyway (an old page, a script) is refused without counting a guess.
+    let csrf = hidden_field(
+        page.body
+            .split(r#"action="/account/sessions/end""#)
+            .nth(1)
+            .expect("a session form"),
+        "csrf_token",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let refused = browser
+            .post_form(
+                "/account/password",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("current_password", "anything at all"),
+                    ("password", "a brand new passphrase 42"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(
+            refused.body.contains("Your account has no password"),
+            "{}",
+            refused.body
+        );
+    }
+    assert!(app.events("kind=login_failed").await.is_empty());
+    assert!(app.events("kind=password_changed").await.is_empty());
 }

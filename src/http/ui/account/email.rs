@@ -52,6 +52,11 @@ pub async fn change(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
                 StatusCode::TOO_MANY_REQUESTS,
                 Some(retry_after),
             ),
+            Ok(EmailChange::NoPassword) => (
+                refused(None, Some(a.email_needs_password)),
+                StatusCode::BAD_REQUEST,
+                None,
+            ),
             Ok(EmailChange::ClientLeft) => return client_left(),
             Ok(EmailChange::SignedOut) => return Redirect::to(paths::ACCOUNT).into_response(),
             Err(e) => return error_page(t, &e),

@@ -56,6 +56,13 @@ pub async fn change(State(app): State<App>, ClientIp(ip): ClientIp, form: PageFo
             );
             return with_retry_after(page.await, retry_after);
         }
+        Ok(Change::NoPassword) => (
+            Feedback {
+                notice: Some(a.password_none),
+                ..Feedback::default()
+            },
+            StatusCode::BAD_REQUEST,
+        ),
         Ok(Change::ClientLeft) => return client_left(),
         Ok(Change::SignedOut) => return Redirect::to(paths::ACCOUNT).into_response(),
         Err(e) => return error_page(t, &e),

@@ -24,6 +24,14 @@ pub struct AccountText {
     pub password_too_long: &'static str,
     pub password_guessable: &'static str,
     pub password_same: &'static str,
+    /// In place of the change form, for a user without a password (created through an
+    /// upstream).
+    pub password_none: &'static str,
+    /// Followed by a link to the reset form, when mail is on.
+    pub password_set_by_mail: &'static str,
+    pub password_set_link: &'static str,
+    /// In place of the email form's password field, for a user without a password.
+    pub email_needs_password: &'static str,
     pub email_title: &'static str,
     pub email_none: &'static str,
     pub email_verified: &'static str,
@@ -85,6 +93,12 @@ pub const EN: AccountText = AccountText {
     password_guessable: "This password is too easy to guess: it is one that many people use, \
                          or made from your name or address. Please choose another.",
     password_same: "The new password must differ from the current one.",
+    password_none: "Your account has no password: you sign in through a linked provider or \
+                    with a passkey.",
+    password_set_by_mail: "To set a password as well, ask for a link by email:",
+    password_set_link: "Set a password",
+    email_needs_password: "Changing your address here needs your password, and your account \
+                           has none.",
     email_title: "Email address",
     email_none: "You have no email address yet.",
     email_verified: "verified",
@@ -164,6 +178,13 @@ pub const DE: AccountText = AccountText {
                          ist aus Ihrem Namen oder Ihrer Adresse gebildet. Bitte wählen Sie ein \
                          anderes.",
     password_same: "Das neue Passwort muss sich vom aktuellen unterscheiden.",
+    password_none: "Ihr Konto hat kein Passwort: Sie melden sich über einen verknüpften \
+                    Anbieter oder mit einem Passkey an.",
+    password_set_by_mail: "Um zusätzlich ein Passwort festzulegen, fordern Sie einen Link per \
+                           E-Mail an:",
+    password_set_link: "Passwort festlegen",
+    email_needs_password: "Um Ihre Adresse hier zu ändern, ist Ihr Passwort nötig, und Ihr \
+                           Konto hat keines.",
     email_title: "E-Mail-Adresse",
     email_none: "Sie haben noch keine E-Mail-Adresse.",
     email_verified: "bestätigt",
