@@ -208,6 +208,7 @@ async fn send_reset_link(app: &App, login: &str, lang: &str) -> Result<(), OAuth
             app.config.issuer,
             paths::PASSWORD_RESET
         ),
+        detail: String::new(),
     };
     mail::queue(app, &user.sub, &mail, now + RESET_TTL).await?;
     audit::record(
@@ -366,8 +367,41 @@ pub async fn send_verification(
             .clone()
             .unwrap_or_else(|| lang.to_owned()),
         link: format!("{}{}?token={token}", app.config.issuer, paths::EMAIL_VERIFY),
+        detail: String::new(),
     };
     Ok(mail::queue(app, &user.sub, &mail, now + VERIFY_TTL).await?)
+}
+
+/// Tells the user's previous address that the account's address is now `new` (a user who
+/// did not make the change learns of it where they still read mail). Only a verified
+/// previous address is told: an unverified one may never have been the user's. The mail holds
+/// no token, only the account page's address.
+pub async fn notify_address_changed(
+    app: &App,
+    before: &UserRecord,
+    new: &str,
+    lang: &str,
+) -> Result<bool, OAuthError> {
+    let Some(to) = before.claims.email.clone().filter(|e| !e.is_empty()) else {
+        return Ok(false);
+    };
+    if !is_verified(before) || app.mailer.is_none() {
+        return Ok(false);
+    }
+    let mail = QueuedMail {
+        kind: MailKind::EmailChanged,
+        to,
+        username: before.username.clone(),
+        lang: before
+            .claims
+            .locale
+            .clone()
+            .unwrap_or_else(|| lang.to_owned()),
+        link: format!("{}{}", app.config.issuer, paths::ACCOUNT),
+        detail: new.to_owned(),
+    };
+    // Delivered for as long as a verification link would be.
+    Ok(mail::queue(app, &before.sub, &mail, app.now() + VERIFY_TTL).await?)
 }
 
 /// What asking for the verification mail again came to.

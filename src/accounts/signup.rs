@@ -169,6 +169,7 @@ pub async fn sign_up(
         username: username.clone(),
         lang: form.lang.to_owned(),
         link: format!("{}{}?token={token}", app.config.issuer, paths::EMAIL_VERIFY),
+        detail: String::new(),
     };
     mail::queue(app, &format!("signup:{username}"), &mail, now + SIGNUP_TTL).await?;
     Ok(Outcome::Pending)

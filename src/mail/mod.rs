@@ -58,6 +58,9 @@ pub enum MailKind {
     EmailVerification,
     /// Confirm the address of a new account (sign-up).
     Signup,
+    /// To the previous (verified) address: the account's address was changed to `detail`.
+    /// The link is the account page; the mail holds no token.
+    EmailChanged,
 }
 
 /// One message as it waits in the outbox (sealed).
@@ -72,6 +75,10 @@ pub struct QueuedMail {
     pub lang: String,
     /// The link the message carries.
     pub link: String,
+    /// What else the message names (`EmailChanged`: the new address); empty for the others,
+    /// and for items queued before it existed.
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// Sends mail over SMTP; one per node, built from `Config::mail`.
@@ -164,6 +171,7 @@ impl Mailer {
             m,
             username: &mail.username,
             link: &mail.link,
+            detail: &mail.detail,
             site: &self.site,
         };
         let (subject, plain, html) = match mail.kind {
@@ -181,6 +189,11 @@ impl Mailer {
                 m.signup_subject,
                 SignupText { b: &page }.render(),
                 SignupHtml { b: &page }.render(),
+            ),
+            MailKind::EmailChanged => (
+                m.changed_subject,
+                EmailChangedText { b: &page }.render(),
+                EmailChangedHtml { b: &page }.render(),
             ),
         };
         let (plain, html) = match (plain, html) {
@@ -205,6 +218,7 @@ struct Body<'a> {
     m: &'static MailText,
     username: &'a str,
     link: &'a str,
+    detail: &'a str,
     site: &'a str,
 }
 
@@ -236,6 +250,16 @@ struct SignupText<'a> {
 #[derive(Template)]
 #[template(path = "mail/signup.html")]
 struct SignupHtml<'a> {
+    b: &'a Body<'a>,
+}
+#[derive(Template)]
+#[template(path = "mail/email_changed.txt")]
+struct EmailChangedText<'a> {
+    b: &'a Body<'a>,
+}
+#[derive(Template)]
+#[template(path = "mail/email_changed.html")]
+struct EmailChangedHtml<'a> {
     b: &'a Body<'a>,
 }
 
@@ -370,5 +394,73 @@ fn describe(e: &lettre::transport::smtp::Error) -> Sent {
         Sent::Transient("TLS with the SMTP server failed".into())
     } else {
         Sent::Transient("the SMTP server could not be reached".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SmtpUrl;
+
+    fn mailer() -> Mailer {
+        let settings = MailSettings {
+            smtp: SmtpUrl {
+                host: "127.0.0.1".to_owned(),
+                port: 2525,
+                implicit_tls: false,
+                credentials: None,
+            },
+            from: "Latchkey <no-reply@example.test>".to_owned(),
+        };
+        Mailer::new(&settings, "https://id.example.test", &[7; 32]).unwrap()
+    }
+
+    fn mail(kind: MailKind, lang: &str, detail: &str) -> QueuedMail {
+        QueuedMail {
+            kind,
+            to: "alice@example.test".to_owned(),
+            username: "alice".to_owned(),
+            lang: lang.to_owned(),
+            link: "https://id.example.test/somewhere?x=1".to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    #[test]
+    fn every_kind_is_composed_in_every_language() {
+        let mailer = mailer();
+        for kind in [
+            MailKind::PasswordReset,
+            MailKind::EmailVerification,
+            MailKind::Signup,
+            MailKind::EmailChanged,
+        ] {
+            for (lang, greeting) in [("en", "Hello alice"), ("de", "Hallo alice")] {
+                let message = mailer
+                    .compose(&mail(kind, lang, "new@example.test"))
+                    .unwrap();
+                let raw = String::from_utf8(message.formatted()).unwrap();
+                assert!(raw.contains(greeting), "{kind:?} {lang}: {raw}");
+                assert!(raw.contains("id.example.test/somewhere"), "{kind:?}");
+                assert_eq!(
+                    raw.contains("new@example.test"),
+                    kind == MailKind::EmailChanged,
+                    "only the change notice names the new address: {kind:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_item_queued_before_detail_existed_still_opens() {
+        let mailer = mailer();
+        let old = serde_json::json!({
+            "kind": "password_reset", "to": "alice@example.test", "username": "alice",
+            "lang": "en", "link": "https://id.example.test/x",
+        });
+        let sealed = mailer.seal_json(MAIL_KIND, &old).unwrap();
+        let opened = mailer.open(&sealed).expect("opens");
+        assert_eq!(opened.detail, "");
+        assert_eq!(opened.kind, MailKind::PasswordReset);
     }
 }

@@ -19,6 +19,12 @@ pub struct MailText {
     pub signup_button: &'static str,
     pub signup_valid: &'static str,
     pub signup_ignore: &'static str,
+    pub changed_subject: &'static str,
+    /// Followed by the new address.
+    pub changed_intro: &'static str,
+    pub changed_if_you: &'static str,
+    pub changed_if_not: &'static str,
+    pub changed_button: &'static str,
     pub sent_by: &'static str,
 }
 
@@ -40,6 +46,11 @@ pub static EN: MailText = MailText {
     signup_button: "Finish signing up",
     signup_valid: "The link works once, for 24 hours; until then there is no account.",
     signup_ignore: "If you did not sign up, ignore this mail: no account will be created.",
+    changed_subject: "Your email address was changed",
+    changed_intro: "The email address of your account was changed from this address to:",
+    changed_if_you: "If you made this change, there is nothing more to do.",
+    changed_if_not: "If you did not, someone else may be using your account: sign in, choose a new password, set your address back, and tell the people who run this service.",
+    changed_button: "Open my account",
     sent_by: "Sent by the sign-in service of",
 };
 
@@ -61,6 +72,11 @@ pub static DE: MailText = MailText {
     signup_button: "Registrierung abschließen",
     signup_valid: "Der Link funktioniert einmal, 24 Stunden lang; bis dahin gibt es kein Konto.",
     signup_ignore: "Wenn Sie sich nicht registriert haben, ignorieren Sie diese Mail: Es wird kein Konto angelegt.",
+    changed_subject: "Ihre E-Mail-Adresse wurde geändert",
+    changed_intro: "Die E-Mail-Adresse Ihres Kontos wurde von dieser Adresse geändert in:",
+    changed_if_you: "Wenn Sie das waren, ist nichts weiter zu tun.",
+    changed_if_not: "Wenn nicht, verwendet vielleicht jemand anderes Ihr Konto: Melden Sie sich an, wählen Sie ein neues Passwort, stellen Sie Ihre Adresse wieder her und informieren Sie die Betreiber dieses Dienstes.",
+    changed_button: "Mein Konto öffnen",
     sent_by: "Gesendet vom Anmeldedienst von",
 };
 

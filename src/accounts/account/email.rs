@@ -14,7 +14,8 @@
 //! (`email_links::send_verification`, which replaces any earlier link). Following the link
 //! sets `email_verified` again (`email_links::verify_email`), only while the address is
 //! still the one it was sent to. Submitting the current, unverified address again sends its
-//! link again.
+//! link again. The previous address, when it was verified, is told of the change
+//! (`email_links::notify_address_changed`).
 
 use std::net::IpAddr;
 
@@ -129,6 +130,7 @@ pub async fn change(
                 .detail("claims", vec![Value::String("email".to_owned())]),
         )
         .await;
+        email_links::notify_address_changed(app, &user, new, lang).await?;
         crate::store::UserRecord { claims, ..user }
     };
     email_links::send_verification(app, &user, lang).await?;

@@ -87,10 +87,21 @@ async fn a_changed_address_is_unverified_until_its_link_is_followed_once(backend
 
     sink.wait_for(NEW, 1).await;
     let link = verify_link(&app, &sink, NEW, 1);
+    // The previous (verified) address is told, with the new address and the account page,
+    // and no link that verifies anything.
+    let told = sink.wait_for("alice@example.test", 1).await;
+    assert_eq!(told.len(), 1, "{told:?}");
     assert!(
-        sink.received("alice@example.test").is_empty(),
-        "the old address gets no link for the new one"
+        told[0].subject.contains("Your email address was changed"),
+        "{told:?}"
     );
+    assert!(told[0].text.contains(NEW), "{}", told[0].text);
+    assert!(
+        told[0].text.contains(&format!("{}/account", app.base)),
+        "{}",
+        told[0].text
+    );
+    assert!(!told[0].text.contains("token="), "{}", told[0].text);
     assert_eq!(get_status(&app, &link).await, 200);
     assert_eq!(user(&app, &sub).await["email_verified"], json!(true));
     // A reused link fails and changes nothing.
